@@ -1,0 +1,132 @@
+//! Checkpoints as safetensors with PyTorch's names (`fc1.weight` [128, 784], ...), so
+//! `model.load_state_dict(safetensors.torch.load_file(path))` works, and atomic file writes.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::model::{Layout, Params};
+
+/// Writes `bytes` to `path` atomically: into `path.tmp` first, flushed to disk, then renamed
+/// over `path`, so a crash leaves either the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// The temporary name [`write_atomic`] writes to before renaming.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Serializes parameters (and optional string metadata) as safetensors bytes.
+pub fn to_bytes(params: &Params, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
+    let tensors = params.layout.tensors();
+    let bytes: Vec<&[u8]> = tensors
+        .iter()
+        .map(|t| bytemuck::cast_slice(&params.data[t.range()]))
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            TensorView::new(Dtype::F32, t.dims().to_vec(), b).map(|v| (t.name.to_string(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let meta: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    Ok(safetensors::serialize(
+        views,
+        if meta.is_empty() { None } else { Some(meta) },
+    )?)
+}
+
+/// Saves parameters to a safetensors file, atomically.
+pub fn save(path: &Path, params: &Params, metadata: &[(&str, String)]) -> Result<()> {
+    write_atomic(path, &to_bytes(params, metadata)?)
+}
+
+/// Reads parameters from safetensors bytes, checking names, dtype and that the four shapes
+/// form one MLP. `inputs`/`classes`, when given, must match the data it will run on.
+pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+    let get = |name: &str, rank: usize| -> Result<(Vec<usize>, Vec<f32>)> {
+        let t = st
+            .tensor(name)
+            .map_err(|_| anyhow!("missing tensor `{name}`"))?;
+        if t.dtype() != Dtype::F32 {
+            bail!("tensor `{name}` has dtype {:?}, expected F32", t.dtype());
+        }
+        if t.shape().len() != rank {
+            bail!(
+                "tensor `{name}` has shape {:?}, expected rank {rank}",
+                t.shape()
+            );
+        }
+        let data = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((t.shape().to_vec(), data))
+    };
+    let (s_w1, w1) = get("fc1.weight", 2)?;
+    let (s_b1, b1) = get("fc1.bias", 1)?;
+    let (s_w2, w2) = get("fc2.weight", 2)?;
+    let (s_b2, b2) = get("fc2.bias", 1)?;
+    let layout = Layout {
+        inputs: s_w1[1],
+        hidden: s_w1[0],
+        classes: s_w2[0],
+    };
+    let want = Layout {
+        inputs,
+        classes,
+        ..layout
+    };
+    if layout.hidden == 0
+        || s_b1[0] != layout.hidden
+        || s_w2[1] != layout.hidden
+        || s_b2[0] != layout.classes
+    {
+        bail!(
+            "tensor shapes do not form a two-layer MLP: fc1.weight {s_w1:?}, fc1.bias {s_b1:?}, fc2.weight {s_w2:?}, fc2.bias {s_b2:?}"
+        );
+    }
+    if layout != want {
+        bail!(
+            "model is {}-{}-{}, but the data needs {} inputs and {} classes",
+            layout.inputs,
+            layout.hidden,
+            layout.classes,
+            inputs,
+            classes
+        );
+    }
+    let mut p = Params::zeros(layout);
+    for (t, src) in layout.tensors().iter().zip([w1, b1, w2, b2]) {
+        p.data[t.range()].copy_from_slice(&src);
+    }
+    Ok(p)
+}
+
+/// Loads parameters from a safetensors file; errors name the file.
+pub fn load(path: &Path, inputs: usize, classes: usize) -> Result<Params> {
+    let bytes =
+        fs::read(path).with_context(|| format!("{}: cannot read weights", path.display()))?;
+    from_bytes(&bytes, inputs, classes).with_context(|| format!("{}", path.display()))
+}

@@ -1,0 +1,301 @@
+//! The command line: `train`, `test` (and more subcommands as they land).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::backend::Backend;
+use crate::checkpoint;
+use crate::config::Config;
+use crate::cpu::{self, CpuBackend};
+use crate::data::{self, Dataset, Part, CLASSES};
+use crate::model::{Layout, Params};
+use crate::optim::Variant;
+use crate::trainer::{self, RunOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rprop-lab",
+    version,
+    about = "Full-batch MLP training on MNIST with the Rprop family of optimizers, on any GPU (wgpu) or the CPU reference",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train the 784-128-10 MLP with one optimizer (the report's traineval flow).
+    Train(TrainArgs),
+    /// Score saved weights on the 10,000 test images.
+    Test(TestArgs),
+}
+
+/// Which hardware runs the training step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The GPU when one is found, else the CPU (with a notice).
+    Auto,
+    /// wgpu + WGSL kernels; fails when no adapter is found.
+    Gpu,
+    /// The CPU reference (gemm + plain Rust).
+    Cpu,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Folder with the four MNIST-shaped IDX .gz files (MNIST, Fashion-MNIST, ...).
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+    pub data_dir: PathBuf,
+}
+
+/// Overrides for any config key, by its name in kebab case.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Config overrides (any key of the config file)")]
+pub struct Overrides {
+    /// Loss function (only "cross_entropy").
+    #[arg(long, value_name = "NAME")]
+    pub criterion: Option<String>,
+    /// rprop-minus, rprop-plus, irprop-plus or irprop-minus.
+    #[arg(long, value_name = "NAME")]
+    pub optimizer: Option<String>,
+    /// Initial step size (PyTorch's lr) [report: 0.001].
+    #[arg(long, value_name = "X")]
+    pub learning_rate: Option<String>,
+    /// Number of epochs, one full-batch step each [report: 50].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<String>,
+    /// Training images: the first N learning images [report: 50000].
+    #[arg(long, value_name = "N")]
+    pub train_set_size: Option<String>,
+    /// Must equal train-set-size (full batch).
+    #[arg(long, value_name = "N")]
+    pub train_batch_size: Option<String>,
+    /// Eval images: the next N learning images [report: 10000].
+    #[arg(long, value_name = "N")]
+    pub eval_set_size: Option<String>,
+    /// Must equal eval-set-size.
+    #[arg(long, value_name = "N")]
+    pub eval_batch_size: Option<String>,
+    /// Step shrink factor on a sign change [report: 0.5].
+    #[arg(long, value_name = "X")]
+    pub eta_minus: Option<String>,
+    /// Step growth factor [report: 1.2].
+    #[arg(long, value_name = "X")]
+    pub eta_plus: Option<String>,
+    /// Smallest step size [report: 1e-6].
+    #[arg(long, value_name = "X")]
+    pub step_min: Option<String>,
+    /// Largest step size [report: 50].
+    #[arg(long, value_name = "X")]
+    pub step_max: Option<String>,
+    /// Seed of the weight initialization [default: 0].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<String>,
+}
+
+impl Overrides {
+    fn pairs(&self) -> [(&'static str, &Option<String>); 13] {
+        [
+            ("criterion", &self.criterion),
+            ("optimizer", &self.optimizer),
+            ("learning_rate", &self.learning_rate),
+            ("epochs", &self.epochs),
+            ("train_set_size", &self.train_set_size),
+            ("train_batch_size", &self.train_batch_size),
+            ("eval_set_size", &self.eval_set_size),
+            ("eval_batch_size", &self.eval_batch_size),
+            ("eta_minus", &self.eta_minus),
+            ("eta_plus", &self.eta_plus),
+            ("step_min", &self.step_min),
+            ("step_max", &self.step_max),
+            ("seed", &self.seed),
+        ]
+    }
+
+    /// The config file (or the report's settings) with these overrides applied and checked.
+    pub fn resolve(&self, config: Option<&Path>) -> Result<Config> {
+        let mut cfg = match (config, &self.optimizer) {
+            (Some(path), _) => Config::load(path)?,
+            (None, Some(name)) => Config::report(
+                name.parse::<Variant>()
+                    .map_err(anyhow::Error::msg)
+                    .context("--optimizer")?,
+            ),
+            (None, None) => {
+                bail!("no optimizer: pass --config FILE (see configs/) or --optimizer NAME")
+            }
+        };
+        for (key, value) in self.pairs() {
+            if let Some(v) = value {
+                cfg.set_str(key, v)
+                    .with_context(|| format!("--{}", key.replace('_', "-")))?;
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// JSON config (see configs/); keys left out keep the report's values.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Output folder [default: runs/<optimizer>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Start from these weights (safetensors, PyTorch names) instead of the seeded init.
+    #[arg(long, value_name = "FILE")]
+    pub init_weights: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    pub backend: BackendKind,
+    /// No progress bar or per-epoch lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Weights to score (e.g. runs/irprop-plus/best.safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Train and eval sets of a config, from the learning images in `dir`.
+pub fn load_train_eval(dir: &Path, cfg: &Config) -> Result<(Dataset, Dataset)> {
+    let learn = data::load(dir, Part::Learn)?;
+    data::split(&learn, cfg.train_set_size, cfg.eval_set_size)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}", dir.display()))
+}
+
+/// The initial parameters of a run: `--init-weights` or the seeded init.
+pub fn initial_params(init: Option<&Path>, layout: Layout, seed: u64) -> Result<Params> {
+    match init {
+        Some(path) => checkpoint::load(path, layout.inputs, layout.classes),
+        None => Ok(Params::init(layout, seed)),
+    }
+}
+
+/// Builds the backend `kind` asks for.
+pub fn make_backend(
+    kind: BackendKind,
+    train: &Dataset,
+    eval: &Dataset,
+    params: Params,
+    cfg: &Config,
+) -> Result<Box<dyn Backend>> {
+    match kind {
+        BackendKind::Gpu => {
+            bail!("the GPU backend is not available in this build; use --backend cpu")
+        }
+        BackendKind::Auto | BackendKind::Cpu => Ok(Box::new(CpuBackend::new(
+            train,
+            eval,
+            params,
+            cfg.optimizer,
+            cfg.hyper(),
+        ))),
+    }
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let cfg = args.overrides.resolve(args.config.as_deref())?;
+    let (train, eval) = load_train_eval(&args.data.data_dir, &cfg)?;
+    let layout = Layout {
+        inputs: train.features(),
+        ..Layout::MNIST
+    };
+    let params = initial_params(args.init_weights.as_deref(), layout, cfg.seed)?;
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
+    let mut backend = make_backend(args.backend, &train, &eval, params, &cfg)?;
+    if !args.quiet {
+        eprintln!(
+            "training {} on {} ({} train / {} eval images, {} epochs) -> {}",
+            cfg.optimizer,
+            backend.name(),
+            train.len(),
+            eval.len(),
+            cfg.epochs,
+            out.display()
+        );
+    }
+    let run = trainer::train(
+        backend.as_mut(),
+        &cfg,
+        &RunOptions {
+            out_dir: out.clone(),
+            quiet: args.quiet,
+        },
+    )?;
+    let per_epoch = run.seconds / cfg.epochs as f64;
+    println!(
+        "{}: best epoch {} (eval loss {:.4}, eval accuracy {:.4}); {:.1}s total, {:.3}s/epoch; saved {}",
+        cfg.optimizer,
+        run.best.epoch,
+        run.best.eval_loss,
+        run.best.eval_acc,
+        run.seconds,
+        per_epoch,
+        trainer::best_path(&out).display()
+    );
+    Ok(())
+}
+
+fn test(args: TestArgs) -> Result<()> {
+    let set = data::load(&args.data.data_dir, Part::Test)?;
+    let params = checkpoint::load(&args.weights, set.features(), CLASSES)?;
+    let ev = cpu::evaluate(&params, &set);
+    println!(
+        "test: {} images from {}",
+        set.len(),
+        args.data.data_dir.display()
+    );
+    println!(
+        "loss {:.4}  accuracy {:.4} ({}/{})",
+        ev.stats.loss,
+        ev.stats.accuracy(),
+        ev.stats.correct,
+        ev.stats.samples
+    );
+    let mut hits = [0u32; CLASSES];
+    let mut totals = [0u32; CLASSES];
+    for (&y, &p) in set.labels.iter().zip(&ev.predictions) {
+        totals[y as usize] += 1;
+        hits[y as usize] += u32::from(y == p);
+    }
+    let per_class: Vec<String> = (0..CLASSES)
+        .map(|c| {
+            format!(
+                "{c}: {:.4}",
+                if totals[c] == 0 {
+                    0.0
+                } else {
+                    hits[c] as f64 / totals[c] as f64
+                }
+            )
+        })
+        .collect();
+    println!("per class: {}", per_class.join("  "));
+    Ok(())
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => train(a),
+        Command::Test(a) => test(a),
+    }
+}

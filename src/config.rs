@@ -1,0 +1,279 @@
+//! Run configuration: the report's JSON keys, checked key by key so every error names the
+//! key (and the file). Command-line overrides go through the same setter as the file.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{Map, Value};
+
+use crate::optim::{Hyper, Variant};
+
+/// Every key a config may hold, in the order they are written back.
+pub const KEYS: [&str; 13] = [
+    "criterion",
+    "optimizer",
+    "learning_rate",
+    "epochs",
+    "train_set_size",
+    "train_batch_size",
+    "eval_set_size",
+    "eval_batch_size",
+    "eta_minus",
+    "eta_plus",
+    "step_min",
+    "step_max",
+    "seed",
+];
+
+/// Largest set the learning images can supply (MNIST's 60,000); checked again against the
+/// real data once it is loaded.
+pub const MAX_LEARN: usize = 60_000;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Only "cross_entropy" (mean softmax cross-entropy) is supported.
+    pub criterion: String,
+    pub optimizer: Variant,
+    /// Initial step size of Rprop (PyTorch's `lr`).
+    pub learning_rate: f32,
+    pub epochs: usize,
+    pub train_set_size: usize,
+    pub train_batch_size: usize,
+    pub eval_set_size: usize,
+    pub eval_batch_size: usize,
+    pub eta_minus: f32,
+    pub eta_plus: f32,
+    pub step_min: f32,
+    pub step_max: f32,
+    pub seed: u64,
+}
+
+impl Config {
+    /// The report's settings for one optimizer.
+    pub fn report(optimizer: Variant) -> Config {
+        let h = Hyper::default();
+        Config {
+            criterion: "cross_entropy".into(),
+            optimizer,
+            learning_rate: h.initial_step,
+            epochs: 50,
+            train_set_size: 50_000,
+            train_batch_size: 50_000,
+            eval_set_size: 10_000,
+            eval_batch_size: 10_000,
+            eta_minus: h.eta_minus,
+            eta_plus: h.eta_plus,
+            step_min: h.step_min,
+            step_max: h.step_max,
+            seed: 0,
+        }
+    }
+
+    pub fn hyper(&self) -> Hyper {
+        Hyper {
+            initial_step: self.learning_rate,
+            eta_minus: self.eta_minus,
+            eta_plus: self.eta_plus,
+            step_min: self.step_min,
+            step_max: self.step_max,
+        }
+    }
+
+    /// Parses a config's JSON text. Keys left out keep the report's values, except
+    /// `optimizer`, which is required.
+    pub fn parse(text: &str) -> Result<Config> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| anyhow!("malformed JSON: {e}"))?;
+        let Value::Object(map) = value else {
+            bail!("expected a JSON object of settings");
+        };
+        let optimizer = map
+            .get("optimizer")
+            .ok_or_else(|| anyhow!("missing key `optimizer`"))?;
+        let mut cfg = Config::report(parse_optimizer(optimizer)?);
+        cfg.set_all(&map)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and checks a config file; errors name the file and the key.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read config", path.display()))?;
+        Config::parse(&text).with_context(|| format!("{}", path.display()))
+    }
+
+    fn set_all(&mut self, map: &Map<String, Value>) -> Result<()> {
+        for (k, v) in map {
+            self.set(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Sets one key from a JSON value, checking its type.
+    pub fn set(&mut self, key: &str, v: &Value) -> Result<()> {
+        let r = match key {
+            "criterion" => as_str(v).map(|s| self.criterion = s.to_string()),
+            "optimizer" => parse_optimizer(v).map(|o| self.optimizer = o),
+            "learning_rate" => as_f32(v).map(|x| self.learning_rate = x),
+            "epochs" => as_usize(v).map(|x| self.epochs = x),
+            "train_set_size" => as_usize(v).map(|x| self.train_set_size = x),
+            "train_batch_size" => as_usize(v).map(|x| self.train_batch_size = x),
+            "eval_set_size" => as_usize(v).map(|x| self.eval_set_size = x),
+            "eval_batch_size" => as_usize(v).map(|x| self.eval_batch_size = x),
+            "eta_minus" => as_f32(v).map(|x| self.eta_minus = x),
+            "eta_plus" => as_f32(v).map(|x| self.eta_plus = x),
+            "step_min" => as_f32(v).map(|x| self.step_min = x),
+            "step_max" => as_f32(v).map(|x| self.step_max = x),
+            "seed" => as_u64(v).map(|x| self.seed = x),
+            _ => bail!("unknown key `{key}` (known keys: {})", KEYS.join(", ")),
+        };
+        r.with_context(|| format!("key `{key}`"))
+    }
+
+    /// Sets one key from command-line text (`--epochs 5`): numbers are read as JSON numbers,
+    /// anything else as a string.
+    pub fn set_str(&mut self, key: &str, text: &str) -> Result<()> {
+        let v = serde_json::from_str::<Value>(text)
+            .ok()
+            .filter(|v| v.is_number())
+            .unwrap_or_else(|| Value::String(text.to_string()));
+        self.set(key, &v)
+    }
+
+    /// Checks values that are well-typed but make no sense; errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        let key_err = |key: &str, msg: String| Err(anyhow!("key `{key}`: {msg}"));
+        if self.criterion != "cross_entropy" {
+            return key_err(
+                "criterion",
+                format!(
+                    "{:?} is not supported (only \"cross_entropy\")",
+                    self.criterion
+                ),
+            );
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return key_err(
+                "learning_rate",
+                format!("must be a positive number, got {}", self.learning_rate),
+            );
+        }
+        if self.epochs == 0 || self.epochs > 1_000_000 {
+            return key_err(
+                "epochs",
+                format!("must be 1..=1000000, got {}", self.epochs),
+            );
+        }
+        for (key, size) in [
+            ("train_set_size", self.train_set_size),
+            ("eval_set_size", self.eval_set_size),
+        ] {
+            if size == 0 || size > MAX_LEARN {
+                return key_err(key, format!("must be 1..={MAX_LEARN}, got {size}"));
+            }
+        }
+        if self.train_set_size + self.eval_set_size > MAX_LEARN {
+            return key_err(
+                "eval_set_size",
+                format!(
+                    "train_set_size + eval_set_size = {} exceeds the {MAX_LEARN} learning images",
+                    self.train_set_size + self.eval_set_size
+                ),
+            );
+        }
+        for (key, batch, set) in [
+            (
+                "train_batch_size",
+                self.train_batch_size,
+                self.train_set_size,
+            ),
+            ("eval_batch_size", self.eval_batch_size, self.eval_set_size),
+        ] {
+            if batch != set {
+                return key_err(
+                    key,
+                    format!(
+                        "{batch} differs from the set size {set}; only full-batch training is supported"
+                    ),
+                );
+            }
+        }
+        if !(self.eta_minus > 0.0 && self.eta_minus < 1.0) {
+            return key_err(
+                "eta_minus",
+                format!("must be in (0, 1), got {}", self.eta_minus),
+            );
+        }
+        if !(self.eta_plus > 1.0 && self.eta_plus.is_finite()) {
+            return key_err(
+                "eta_plus",
+                format!("must be a finite number > 1, got {}", self.eta_plus),
+            );
+        }
+        if !(self.step_min > 0.0 && self.step_min.is_finite()) {
+            return key_err(
+                "step_min",
+                format!("must be a positive number, got {}", self.step_min),
+            );
+        }
+        if !(self.step_max >= self.step_min && self.step_max.is_finite()) {
+            return key_err(
+                "step_max",
+                format!(
+                    "must be a finite number >= step_min ({}), got {}",
+                    self.step_min, self.step_max
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The config as JSON (the same keys a config file holds), saved beside each run.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "criterion": self.criterion,
+            "optimizer": self.optimizer.name(),
+            "learning_rate": self.learning_rate,
+            "epochs": self.epochs,
+            "train_set_size": self.train_set_size,
+            "train_batch_size": self.train_batch_size,
+            "eval_set_size": self.eval_set_size,
+            "eval_batch_size": self.eval_batch_size,
+            "eta_minus": self.eta_minus,
+            "eta_plus": self.eta_plus,
+            "step_min": self.step_min,
+            "step_max": self.step_max,
+            "seed": self.seed,
+        })
+    }
+}
+
+fn parse_optimizer(v: &Value) -> Result<Variant> {
+    as_str(v)?.parse::<Variant>().map_err(|e| anyhow!(e))
+}
+
+fn as_str(v: &Value) -> Result<&str> {
+    v.as_str()
+        .ok_or_else(|| anyhow!("expected a string, got {v}"))
+}
+
+fn as_f32(v: &Value) -> Result<f32> {
+    let x = v
+        .as_f64()
+        .ok_or_else(|| anyhow!("expected a number, got {v}"))?;
+    if !x.is_finite() || x.abs() > f32::MAX as f64 {
+        bail!("{x} is out of range for f32");
+    }
+    Ok(x as f32)
+}
+
+fn as_u64(v: &Value) -> Result<u64> {
+    v.as_u64()
+        .ok_or_else(|| anyhow!("expected a non-negative integer, got {v}"))
+}
+
+fn as_usize(v: &Value) -> Result<usize> {
+    let x = as_u64(v)?;
+    usize::try_from(x).map_err(|_| anyhow!("{x} is too large"))
+}

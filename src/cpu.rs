@@ -1,0 +1,464 @@
+//! The CPU reference: plain, readable Rust for every kernel of a training step, and the
+//! oracle the GPU kernels are checked against. Each function here is the twin of the WGSL
+//! kernel of the same name in `shaders/` (`matmul`, `relu`, `softmax_xent`, `reduce`,
+//! `rprop`). The three matrix products go through the `gemm` crate (a real GEMM); the
+//! element-wise parts are plain loops.
+
+use anyhow::Result;
+use gemm::Parallelism;
+
+use crate::backend::{Backend, EpochStats, PassStats};
+use crate::data::{normalize_table, Dataset};
+use crate::model::{Layout, Params};
+use crate::optim::{self, Elem, Hyper, RpropState, Variant};
+
+/// A strided read-only matrix view: element (r, c) is `data[r*rs + c*cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+        assert!(data.len() >= rows * cols, "matrix view out of bounds");
+        View {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+    /// The transpose, by swapping strides (no copy).
+    pub fn t(self) -> View<'a> {
+        View {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
+/// `out = a · b` (or `out += a · b` when `accumulate`), `out` row-major `a.rows x b.cols`.
+/// Twin of `shaders/matmul.wgsl`.
+pub fn matmul(out: &mut [f32], a: View, b: View, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "matmul inner dimensions differ");
+    assert_eq!(out.len(), m * n, "matmul output has the wrong size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    for v in [&a, &b] {
+        let last = (v.rows - 1) * v.rs + (v.cols - 1) * v.cs;
+        assert!(last < v.data.len(), "matmul operand view out of bounds");
+    }
+    // SAFETY: every index the views can produce was bounds-checked just above, `out` holds
+    // exactly m*n elements and does not alias the inputs (it is a unique borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::Rayon(0),
+        );
+    }
+}
+
+/// `out[n][j] = bias[j] + sum_k x[n][k] * w[j][k]`: a linear layer, `w` in PyTorch's
+/// [out, in] layout (transposed by indexing).
+pub fn linear(out: &mut [f32], x: View, w: &[f32], bias: &[f32]) {
+    let outs = bias.len();
+    for row in out.chunks_exact_mut(outs) {
+        row.copy_from_slice(bias);
+    }
+    matmul(out, x, View::row_major(w, outs, x.cols).t(), true);
+}
+
+/// `h = max(z, 0)`. Twin of `relu.wgsl`'s forward entry point.
+pub fn relu(z: &[f32], h: &mut [f32]) {
+    for (h, &z) in h.iter_mut().zip(z) {
+        *h = if z > 0.0 { z } else { 0.0 };
+    }
+}
+
+/// `dz = dh * (z > 0)`, in place over `dh`. Twin of `relu.wgsl`'s backward entry point.
+pub fn relu_backward(dh: &mut [f32], z: &[f32]) {
+    for (d, &z) in dh.iter_mut().zip(z) {
+        if z <= 0.0 {
+            *d = 0.0;
+        }
+    }
+}
+
+/// Per sample `n` of logits `z` (rows of `classes`): loss = logsumexp(z) - z[y],
+/// correct = (first arg-max == y), and dz = (softmax(z) - onehot(y)) / total, the gradient
+/// of the mean loss over `total` samples. Twin of `softmax_xent.wgsl`.
+pub fn softmax_xent(
+    z: &[f32],
+    labels: &[u8],
+    total: usize,
+    loss: &mut [f32],
+    correct: &mut [u32],
+    dz: &mut [f32],
+) {
+    let classes = z.len() / labels.len().max(1);
+    let scale = total as f32;
+    for (n, &y) in labels.iter().enumerate() {
+        let row = &z[n * classes..(n + 1) * classes];
+        let mut arg = 0;
+        for j in 1..classes {
+            if row[j] > row[arg] {
+                arg = j;
+            }
+        }
+        let m = row[arg];
+        let s: f32 = row.iter().map(|&v| (v - m).exp()).sum();
+        loss[n] = m + s.ln() - row[y as usize];
+        correct[n] = u32::from(arg == y as usize);
+        for (j, d) in dz[n * classes..(n + 1) * classes].iter_mut().enumerate() {
+            let p = (row[j] - m).exp() / s;
+            let onehot = if j == y as usize { 1.0 } else { 0.0 };
+            *d = (p - onehot) / scale;
+        }
+    }
+}
+
+/// Column sums of a row-major `rows x cols` matrix into `out` (the bias gradients).
+/// Twin of `reduce.wgsl`'s column reduction. Accumulates in f64: the reference is exact-ish.
+pub fn reduce_cols(m: &[f32], cols: usize, out: &mut [f32]) {
+    let mut acc = vec![0f64; cols];
+    for row in m.chunks_exact(cols) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v as f64;
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = a as f32;
+    }
+}
+
+/// Mean loss and number correct over a pass. Twin of `reduce.wgsl`'s metrics reduction.
+pub fn reduce_metrics(loss: &[f32], correct: &[u32]) -> PassStats {
+    let sum: f64 = loss.iter().map(|&l| l as f64).sum();
+    PassStats {
+        loss: if loss.is_empty() {
+            0.0
+        } else {
+            (sum / loss.len() as f64) as f32
+        },
+        correct: correct.iter().sum(),
+        samples: loss.len() as u32,
+    }
+}
+
+/// One fused Rprop step over every weight. Twin of `rprop.wgsl`.
+pub fn rprop(
+    variant: Variant,
+    h: &Hyper,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut RpropState,
+    loss: f32,
+) {
+    let loss_up = loss > state.prev_loss;
+    for i in 0..params.len() {
+        let mut e = Elem {
+            w: params[i],
+            step: state.step[i],
+            prev_grad: state.prev_grad[i],
+            prev_change: state.prev_change[i],
+        };
+        optim::apply(variant, &mut e, grads[i], h, loss_up);
+        params[i] = e.w;
+        state.step[i] = e.step;
+        state.prev_grad[i] = e.prev_grad;
+        state.prev_change[i] = e.prev_change;
+    }
+    state.prev_loss = loss;
+}
+
+/// Images as the normalized f32 matrix the first layer reads (n x features).
+pub fn normalize_images(set: &Dataset) -> Vec<f32> {
+    let table = normalize_table();
+    set.images.iter().map(|&p| table[p as usize]).collect()
+}
+
+/// Every intermediate of a forward/backward pass over `n` samples, kept so `verify` can
+/// compare each one with the GPU's.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    pub n: usize,
+    pub z1: Vec<f32>,
+    pub h: Vec<f32>,
+    pub z2: Vec<f32>,
+    pub loss: Vec<f32>,
+    pub correct: Vec<u32>,
+    pub dz2: Vec<f32>,
+    pub dh: Vec<f32>,
+    /// dz1 = dh * relu'(z1); dh is kept separately for comparison.
+    pub dz1: Vec<f32>,
+    /// Gradients in the flat parameter layout.
+    pub grads: Vec<f32>,
+}
+
+impl Workspace {
+    pub fn new(layout: Layout, n: usize) -> Workspace {
+        let (h, c) = (layout.hidden, layout.classes);
+        Workspace {
+            n,
+            z1: vec![0.0; n * h],
+            h: vec![0.0; n * h],
+            z2: vec![0.0; n * c],
+            loss: vec![0.0; n],
+            correct: vec![0; n],
+            dz2: vec![0.0; n * c],
+            dh: Vec::new(),
+            dz1: Vec::new(),
+            grads: Vec::new(),
+        }
+    }
+}
+
+/// Forward pass of `x` (n x inputs, normalized) with its labels: logits, per-sample loss and
+/// correctness, and dZ2. Returns the pass's mean loss and accuracy.
+pub fn forward(p: &Params, x: &[f32], labels: &[u8], ws: &mut Workspace) -> PassStats {
+    let l = p.layout;
+    let n = labels.len();
+    assert_eq!(ws.n, n, "workspace sized for another batch");
+    linear(&mut ws.z1, View::row_major(x, n, l.inputs), p.w1(), p.b1());
+    relu(&ws.z1, &mut ws.h);
+    linear(
+        &mut ws.z2,
+        View::row_major(&ws.h, n, l.hidden),
+        p.w2(),
+        p.b2(),
+    );
+    softmax_xent(
+        &ws.z2,
+        labels,
+        n,
+        &mut ws.loss,
+        &mut ws.correct,
+        &mut ws.dz2,
+    );
+    reduce_metrics(&ws.loss, &ws.correct)
+}
+
+/// Backward pass after [`forward`]: fills `ws.grads` (flat layout) with dW1, db1, dW2, db2.
+pub fn backward(p: &Params, x: &[f32], ws: &mut Workspace) {
+    let l = p.layout;
+    let (n, hid, c) = (ws.n, l.hidden, l.classes);
+    let t = l.tensors();
+    ws.grads.resize(l.total(), 0.0);
+    ws.dh.resize(n * hid, 0.0);
+    ws.dz1.resize(n * hid, 0.0);
+    let dz2 = View::row_major(&ws.dz2, n, c);
+    // dW2 = dZ2^T H, db2 = column sums of dZ2
+    matmul(
+        &mut ws.grads[t[2].range()],
+        dz2.t(),
+        View::row_major(&ws.h, n, hid),
+        false,
+    );
+    reduce_cols(&ws.dz2, c, &mut ws.grads[t[3].range()]);
+    // dH = dZ2 W2, dZ1 = dH * relu'(Z1)
+    matmul(&mut ws.dh, dz2, View::row_major(p.w2(), c, hid), false);
+    ws.dz1.copy_from_slice(&ws.dh);
+    relu_backward(&mut ws.dz1, &ws.z1);
+    // dW1 = dZ1^T X, db1 = column sums of dZ1
+    let dz1 = View::row_major(&ws.dz1, n, hid);
+    matmul(
+        &mut ws.grads[t[0].range()],
+        dz1.t(),
+        View::row_major(x, n, l.inputs),
+        false,
+    );
+    reduce_cols(&ws.dz1, hid, &mut ws.grads[t[1].range()]);
+}
+
+/// The result of scoring a model on a set.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub stats: PassStats,
+    /// Predicted class per sample.
+    pub predictions: Vec<u8>,
+    /// Softmax probabilities, `classes` per sample.
+    pub probabilities: Vec<f32>,
+}
+
+/// Scores `params` on a whole set (the report's tester), in chunks to bound memory.
+pub fn evaluate(params: &Params, set: &Dataset) -> Evaluation {
+    const CHUNK: usize = 10_000;
+    let c = params.layout.classes;
+    let mut loss_sum = 0f64;
+    let mut correct = 0u32;
+    let mut predictions = Vec::with_capacity(set.len());
+    let mut probabilities = Vec::with_capacity(set.len() * c);
+    for start in (0..set.len()).step_by(CHUNK) {
+        let part = set.slice(start, CHUNK.min(set.len() - start));
+        let x = normalize_images(&part);
+        let mut ws = Workspace::new(params.layout, part.len());
+        let s = forward(params, &x, &part.labels, &mut ws);
+        loss_sum += s.loss as f64 * part.len() as f64;
+        correct += s.correct;
+        for row in ws.z2.chunks_exact(c) {
+            let (arg, m) =
+                row.iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |(a, m), (j, &v)| {
+                            if v > m {
+                                (j, v)
+                            } else {
+                                (a, m)
+                            }
+                        },
+                    );
+            predictions.push(arg as u8);
+            let s: f32 = row.iter().map(|&v| (v - m).exp()).sum();
+            probabilities.extend(row.iter().map(|&v| (v - m).exp() / s));
+        }
+    }
+    Evaluation {
+        stats: PassStats {
+            loss: if set.is_empty() {
+                0.0
+            } else {
+                (loss_sum / set.len() as f64) as f32
+            },
+            correct,
+            samples: set.len() as u32,
+        },
+        predictions,
+        probabilities,
+    }
+}
+
+/// The CPU backend: the reference forward/backward and the optimizer rules, on the host.
+pub struct CpuBackend {
+    pub variant: Variant,
+    pub hyper: Hyper,
+    pub params: Params,
+    pub state: RpropState,
+    train_x: Vec<f32>,
+    train_y: Vec<u8>,
+    eval_x: Vec<f32>,
+    eval_y: Vec<u8>,
+    /// Intermediates of the last training step (read by `verify`).
+    pub train_ws: Workspace,
+    eval_ws: Workspace,
+}
+
+impl CpuBackend {
+    /// Normalizes both sets once (the f32 copy is what a GEMM needs) and starts a fresh
+    /// optimizer state.
+    pub fn new(
+        train: &Dataset,
+        eval: &Dataset,
+        params: Params,
+        variant: Variant,
+        hyper: Hyper,
+    ) -> CpuBackend {
+        let state = RpropState::new(params.data.len(), &hyper);
+        CpuBackend::with_state(train, eval, params, state, variant, hyper)
+    }
+
+    /// Like [`CpuBackend::new`] but continuing from a saved optimizer state.
+    pub fn with_state(
+        train: &Dataset,
+        eval: &Dataset,
+        params: Params,
+        state: RpropState,
+        variant: Variant,
+        hyper: Hyper,
+    ) -> CpuBackend {
+        let layout = params.layout;
+        CpuBackend {
+            variant,
+            hyper,
+            state,
+            train_x: normalize_images(train),
+            train_y: train.labels.clone(),
+            eval_x: normalize_images(eval),
+            eval_y: eval.labels.clone(),
+            train_ws: Workspace::new(layout, train.len()),
+            eval_ws: Workspace::new(layout, eval.len()),
+            params,
+        }
+    }
+
+    /// One full-batch step: forward, loss, gradient, optimizer update. Returns the train
+    /// pass's stats (at the weights before the update).
+    pub fn step(&mut self) -> PassStats {
+        let stats = forward(
+            &self.params,
+            &self.train_x,
+            &self.train_y,
+            &mut self.train_ws,
+        );
+        backward(&self.params, &self.train_x, &mut self.train_ws);
+        rprop(
+            self.variant,
+            &self.hyper,
+            &mut self.params.data,
+            &self.train_ws.grads,
+            &mut self.state,
+            stats.loss,
+        );
+        stats
+    }
+
+    /// Loss and accuracy on the eval set with the current weights.
+    pub fn eval(&mut self) -> PassStats {
+        forward(&self.params, &self.eval_x, &self.eval_y, &mut self.eval_ws)
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon_threads())
+    }
+    fn epoch(&mut self) -> Result<EpochStats> {
+        let train = self.step();
+        let eval = self.eval();
+        Ok(EpochStats { train, eval })
+    }
+    fn params(&mut self) -> Result<Params> {
+        Ok(self.params.clone())
+    }
+    fn state(&mut self) -> Result<RpropState> {
+        Ok(self.state.clone())
+    }
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

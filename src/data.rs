@@ -1,0 +1,249 @@
+//! MNIST-shaped IDX data: gzipped IDX files read with `flate2`, pixels kept as `u8`.
+//!
+//! Pixels stay `u8` in memory (a 50,000 x 784 f32 copy would not fit one GPU storage
+//! binding on many devices); they are normalized where used, with [`normalize`].
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+
+/// Magic number of an IDX file of unsigned bytes with three dimensions (images).
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX file of unsigned bytes with one dimension (labels).
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
+/// Number of classes; labels must be below this.
+pub const CLASSES: usize = 10;
+/// No real IDX file of this kind is larger: a cap so a lying gzip cannot exhaust memory.
+const MAX_DECOMPRESSED: u64 = 1 << 30;
+
+pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte.gz";
+pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte.gz";
+pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte.gz";
+pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte.gz";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid gzip file or truncated: {source}")]
+    Gzip {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {msg}")]
+    Format { path: PathBuf, msg: String },
+    #[error("{images} has {n_images} images but {labels} has {n_labels} labels")]
+    CountMismatch {
+        images: PathBuf,
+        labels: PathBuf,
+        n_images: usize,
+        n_labels: usize,
+    },
+    #[error("data directory {0} does not exist (expected the four MNIST .gz files there; see data/mnist/README.md)")]
+    MissingDir(PathBuf),
+}
+
+/// Images (row-major, `rows*cols` bytes each) with their labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    /// Pixels per image (784 for MNIST).
+    pub fn features(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// A copy of `len` consecutive samples starting at `start`.
+    pub fn slice(&self, start: usize, len: usize) -> Dataset {
+        let f = self.features();
+        Dataset {
+            images: self.images[start * f..(start + len) * f].to_vec(),
+            labels: self.labels[start..start + len].to_vec(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+    /// One image, as bytes.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let f = self.features();
+        &self.images[i * f..(i + 1) * f]
+    }
+}
+
+/// Pixel normalization exactly as torchvision's `ToTensor()` then `Normalize(0.5, 0.5)`:
+/// `(p/255 - 0.5) / 0.5`, each operation rounded in f32. Maps [0, 255] onto [-1, 1].
+pub fn normalize(p: u8) -> f32 {
+    (p as f32 / 255.0 - 0.5) / 0.5
+}
+
+/// The 256 values of [`normalize`], so hot loops (and GPU kernels) can look them up.
+pub fn normalize_table() -> [f32; 256] {
+    std::array::from_fn(|p| normalize(p as u8))
+}
+
+/// Decompresses a whole gzip file, refusing to inflate past [`MAX_DECOMPRESSED`].
+fn read_gz(path: &Path) -> Result<Vec<u8>, DataError> {
+    let file = File::open(path).map_err(|source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    GzDecoder::new(file)
+        .take(MAX_DECOMPRESSED + 1)
+        .read_to_end(&mut out)
+        .map_err(|source| DataError::Gzip {
+            path: path.to_owned(),
+            source,
+        })?;
+    if out.len() as u64 > MAX_DECOMPRESSED {
+        return Err(DataError::Format {
+            path: path.to_owned(),
+            msg: format!("decompresses to more than {MAX_DECOMPRESSED} bytes"),
+        });
+    }
+    Ok(out)
+}
+
+fn be_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Parses the bytes of an IDX file: checks the magic, then that the dimensions the header
+/// claims match the payload size exactly (so a lying header never drives an allocation).
+/// Returns the dimensions and the payload.
+pub fn parse_idx<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    magic: u32,
+) -> Result<(Vec<usize>, &'a [u8]), DataError> {
+    let fmt = |msg: String| DataError::Format {
+        path: path.to_owned(),
+        msg,
+    };
+    if bytes.len() < 4 {
+        return Err(fmt(format!(
+            "too short for an IDX header ({} bytes)",
+            bytes.len()
+        )));
+    }
+    let found = be_u32(bytes, 0);
+    if found != magic {
+        return Err(fmt(format!(
+            "wrong IDX magic number {found} (0x{found:08x}), expected {magic} (0x{magic:08x})"
+        )));
+    }
+    let ndims = (magic & 0xff) as usize;
+    let header = 4 + 4 * ndims;
+    if bytes.len() < header {
+        return Err(fmt(format!(
+            "truncated IDX header: {} bytes, expected at least {header}",
+            bytes.len()
+        )));
+    }
+    let dims: Vec<usize> = (0..ndims)
+        .map(|d| be_u32(bytes, 4 + 4 * d) as usize)
+        .collect();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| fmt(format!("dimensions {dims:?} overflow")))?;
+    let payload = &bytes[header..];
+    if payload.len() != expected {
+        return Err(fmt(format!(
+            "header claims dimensions {dims:?} ({expected} bytes of data) but the file holds {} bytes",
+            payload.len()
+        )));
+    }
+    Ok((dims, payload))
+}
+
+/// Reads a gzipped IDX images file and its labels file into a [`Dataset`].
+pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, DataError> {
+    let raw = read_gz(images_path)?;
+    let (dims, pixels) = parse_idx(images_path, &raw, IMAGES_MAGIC)?;
+    let (n_images, rows, cols) = (dims[0], dims[1], dims[2]);
+    if rows == 0 || cols == 0 {
+        return Err(DataError::Format {
+            path: images_path.to_owned(),
+            msg: format!("images of size {rows}x{cols}"),
+        });
+    }
+    let images = pixels.to_vec();
+    drop(raw);
+
+    let raw = read_gz(labels_path)?;
+    let (dims, labels) = parse_idx(labels_path, &raw, LABELS_MAGIC)?;
+    if dims[0] != n_images {
+        return Err(DataError::CountMismatch {
+            images: images_path.to_owned(),
+            labels: labels_path.to_owned(),
+            n_images,
+            n_labels: dims[0],
+        });
+    }
+    if let Some(i) = labels.iter().position(|&l| l as usize >= CLASSES) {
+        return Err(DataError::Format {
+            path: labels_path.to_owned(),
+            msg: format!(
+                "label {} at index {i} is not a class 0..{}",
+                labels[i],
+                CLASSES - 1
+            ),
+        });
+    }
+    Ok(Dataset {
+        images,
+        labels: labels.to_vec(),
+        rows,
+        cols,
+    })
+}
+
+/// Which part of an MNIST-shaped folder to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The 60,000 learning images (train + eval).
+    Learn,
+    /// The 10,000 test images.
+    Test,
+}
+
+/// Loads one part of an MNIST-shaped folder (MNIST, Fashion-MNIST, ...).
+pub fn load(dir: &Path, part: Part) -> Result<Dataset, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::MissingDir(dir.to_owned()));
+    }
+    let (i, l) = match part {
+        Part::Learn => (TRAIN_IMAGES, TRAIN_LABELS),
+        Part::Test => (TEST_IMAGES, TEST_LABELS),
+    };
+    load_pair(&dir.join(i), &dir.join(l))
+}
+
+/// The report's holdout split: the first `train` learning samples train, the next `eval`
+/// evaluate. Deterministic, so every backend and run sees the same sets.
+pub fn split(learn: &Dataset, train: usize, eval: usize) -> Result<(Dataset, Dataset), String> {
+    if train + eval > learn.len() {
+        return Err(format!(
+            "train_set_size + eval_set_size = {} exceeds the {} learning images",
+            train + eval,
+            learn.len()
+        ));
+    }
+    Ok((learn.slice(0, train), learn.slice(train, eval)))
+}

@@ -1,0 +1,14 @@
+//! rprop-lab: full-batch training of an MLP on MNIST with the Rprop family of optimizers,
+//! on a GPU (wgpu + WGSL) or on the CPU reference that checks it.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod cpu;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod trainer;
