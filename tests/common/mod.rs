@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests: tiny IDX datasets written to temp folders.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+/// Bytes of an IDX file: magic, big-endian dims, payload.
+pub fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend_from_slice(payload);
+    v
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes an MNIST-shaped folder with `n_learn` learning and `n_test` test images of
+/// `side x side` pixels (deterministic pseudo-random pixels, labels i % 10).
+pub fn write_dataset(dir: &Path, n_learn: u32, n_test: u32, side: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, img, lbl) in [
+        (n_learn, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        (n_test, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    ] {
+        let pixels: Vec<u8> = (0..n * side * side)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(dir.join(img), gzip(&idx(0x803, &[n, side, side], &pixels))).unwrap();
+        std::fs::write(dir.join(lbl), gzip(&idx(0x801, &[n], &labels))).unwrap();
+    }
+}
+
+/// The bundled MNIST folder.
+pub fn mnist_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+}
