@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train the 784-128-10 MLP with one optimizer (the report's traineval flow).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Score saved weights on the 10,000 test images.
     Test(TestArgs),
 }
@@ -295,7 +295,7 @@ fn test(args: TestArgs) -> Result<()> {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(a) => train(a),
+        Command::Train(a) => train(*a),
         Command::Test(a) => test(a),
     }
 }

@@ -18,7 +18,12 @@ fn naive(p: &Params, x: &[f32], y: &[u8]) -> (f64, Vec<f64>) {
     for s in 0..n {
         let xs = &x[s * i_..(s + 1) * i_];
         let z1: Vec<f64> = (0..h_)
-            .map(|j| b1[j] as f64 + (0..i_).map(|k| xs[k] as f64 * w1[j * i_ + k] as f64).sum::<f64>())
+            .map(|j| {
+                b1[j] as f64
+                    + (0..i_)
+                        .map(|k| xs[k] as f64 * w1[j * i_ + k] as f64)
+                        .sum::<f64>()
+            })
             .collect();
         let h: Vec<f64> = z1.iter().map(|&z| z.max(0.0)).collect();
         let z2: Vec<f64> = (0..c_)
@@ -53,8 +58,12 @@ fn naive(p: &Params, x: &[f32], y: &[u8]) -> (f64, Vec<f64>) {
 fn random_case(layout: Layout, n: usize, seed: u64) -> (Params, Vec<f32>, Vec<u8>) {
     let p = Params::init(layout, seed);
     let mut r = Rng::new(seed + 1);
-    let x: Vec<f32> = (0..n * layout.inputs).map(|_| r.uniform(-1.0, 1.0)).collect();
-    let y: Vec<u8> = (0..n).map(|_| (r.next_u64() % layout.classes as u64) as u8).collect();
+    let x: Vec<f32> = (0..n * layout.inputs)
+        .map(|_| r.uniform(-1.0, 1.0))
+        .collect();
+    let y: Vec<u8> = (0..n)
+        .map(|_| (r.next_u64() % layout.classes as u64) as u8)
+        .collect();
     (p, x, y)
 }
 
@@ -64,7 +73,11 @@ fn check_shape(layout: Layout, n: usize) {
     let stats = cpu::forward(&p, &x, &y, &mut ws);
     cpu::backward(&p, &x, &mut ws);
     let (loss, grads) = naive(&p, &x, &y);
-    assert!(((stats.loss as f64) - loss).abs() <= TOL * loss.abs().max(1.0), "loss {} vs {loss}", stats.loss);
+    assert!(
+        ((stats.loss as f64) - loss).abs() <= TOL * loss.abs().max(1.0),
+        "loss {} vs {loss}",
+        stats.loss
+    );
     let scale = grads.iter().fold(0f64, |a, g| a.max(g.abs())).max(1e-12);
     for (i, (&a, &b)) in ws.grads.iter().zip(&grads).enumerate() {
         assert!(
@@ -77,9 +90,30 @@ fn check_shape(layout: Layout, n: usize) {
 #[test]
 fn gradients_match_naive_f64_on_odd_shapes() {
     for (layout, n) in [
-        (Layout { inputs: 7, hidden: 5, classes: 3 }, 1),
-        (Layout { inputs: 13, hidden: 9, classes: 10 }, 33),
-        (Layout { inputs: 784, hidden: 128, classes: 10 }, 17),
+        (
+            Layout {
+                inputs: 7,
+                hidden: 5,
+                classes: 3,
+            },
+            1,
+        ),
+        (
+            Layout {
+                inputs: 13,
+                hidden: 9,
+                classes: 10,
+            },
+            33,
+        ),
+        (
+            Layout {
+                inputs: 784,
+                hidden: 128,
+                classes: 10,
+            },
+            17,
+        ),
     ] {
         check_shape(layout, n);
     }
@@ -87,7 +121,11 @@ fn gradients_match_naive_f64_on_odd_shapes() {
 
 #[test]
 fn naive_oracle_matches_finite_differences() {
-    let layout = Layout { inputs: 4, hidden: 3, classes: 3 };
+    let layout = Layout {
+        inputs: 4,
+        hidden: 3,
+        classes: 3,
+    };
     let (p, x, y) = random_case(layout, 5, 11);
     let (_, grads) = naive(&p, &x, &y);
     for t in layout.tensors() {
@@ -98,7 +136,12 @@ fn naive_oracle_matches_finite_differences() {
             let mut b = p.clone();
             b.data[i] -= eps;
             let fd = (naive(&a, &x, &y).0 - naive(&b, &x, &y).0) / (2.0 * eps as f64);
-            assert!((fd - grads[i]).abs() < 1e-4, "{}[{i}]: fd {fd} vs {}", t.name, grads[i]);
+            assert!(
+                (fd - grads[i]).abs() < 1e-4,
+                "{}[{i}]: fd {fd} vs {}",
+                t.name,
+                grads[i]
+            );
         }
     }
 }
@@ -185,5 +228,7 @@ fn init_is_seeded_and_bounded_like_pytorch() {
     assert!((var / (b1 * b1 / 3.0) - 1.0).abs() < 0.02, "{var}");
     // Padding between tensors stays zero.
     let t = Layout::MNIST.tensors();
-    assert!(a.data[t[1].offset + 128..t[2].offset].iter().all(|&v| v == 0.0));
+    assert!(a.data[t[1].offset + 128..t[2].offset]
+        .iter()
+        .all(|&v| v == 0.0));
 }

@@ -42,7 +42,10 @@ fn err_of(dir: &std::path::Path) -> String {
 #[test]
 fn missing_dir_is_named() {
     let e = err_of(std::path::Path::new("/no/such/dir"));
-    assert!(e.contains("/no/such/dir") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("/no/such/dir") && e.contains("does not exist"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -85,7 +88,10 @@ fn not_gzip_is_an_error() {
     )
     .unwrap();
     let e = err_of(d.path());
-    assert!(e.contains("train-images-idx3-ubyte.gz") && e.contains("gzip"), "{e}");
+    assert!(
+        e.contains("train-images-idx3-ubyte.gz") && e.contains("gzip"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -99,7 +105,10 @@ fn wrong_magic_is_an_error() {
     )
     .unwrap();
     let e = err_of(d.path());
-    assert!(e.contains("train-images-idx3-ubyte.gz") && e.contains("magic"), "{e}");
+    assert!(
+        e.contains("train-images-idx3-ubyte.gz") && e.contains("magic"),
+        "{e}"
+    );
 }
 
 #[test]

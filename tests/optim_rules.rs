@@ -39,7 +39,10 @@ fn first_step_moves_by_initial_step_for_every_variant() {
     for v in Variant::ALL {
         let s = run(v, &[3.0], &[false]);
         assert_eq!(s[0].w, -0.125, "{v}");
-        assert_eq!(s[0].step, 0.125, "{v}: the first step has no previous gradient");
+        assert_eq!(
+            s[0].step, 0.125,
+            "{v}: the first step has no previous gradient"
+        );
         assert_eq!(s[0].prev_grad, 3.0, "{v}");
         assert_eq!(s[0].prev_change, -0.125, "{v}");
     }
@@ -52,7 +55,12 @@ fn growth_then_cap_at_step_max() {
         let s = run(v, &[1.0; 4], &[false; 4]);
         assert_eq!(
             wsteps(&s),
-            vec![(-0.125, 0.125), (-0.375, 0.25), (-0.875, 0.5), (-1.375, 0.5)],
+            vec![
+                (-0.125, 0.125),
+                (-0.375, 0.25),
+                (-0.875, 0.5),
+                (-1.375, 0.5)
+            ],
             "{v}"
         );
     }
@@ -81,7 +89,12 @@ fn rprop_plus_backtracks_and_forgets_gradient() {
     let s = run(Variant::RpropPlus, &[1.0, 1.0, -1.0, -1.0], &[false; 4]);
     assert_eq!(
         wsteps(&s),
-        vec![(-0.125, 0.125), (-0.375, 0.25), (-0.125, 0.125), (0.0, 0.125)]
+        vec![
+            (-0.125, 0.125),
+            (-0.375, 0.25),
+            (-0.125, 0.125),
+            (0.0, 0.125)
+        ]
     );
     assert_eq!(s[2].prev_grad, 0.0);
     assert_eq!(s[2].prev_change, 0.25);
@@ -97,7 +110,12 @@ fn irprop_plus_backtracks_only_when_loss_went_up() {
     );
     assert_eq!(
         wsteps(&up),
-        vec![(-0.125, 0.125), (-0.375, 0.25), (-0.125, 0.125), (0.0, 0.125)]
+        vec![
+            (-0.125, 0.125),
+            (-0.375, 0.25),
+            (-0.125, 0.125),
+            (0.0, 0.125)
+        ]
     );
     let down = run(
         Variant::IrpropPlus,
@@ -106,7 +124,12 @@ fn irprop_plus_backtracks_only_when_loss_went_up() {
     );
     assert_eq!(
         wsteps(&down),
-        vec![(-0.125, 0.125), (-0.375, 0.25), (-0.375, 0.125), (-0.25, 0.125)]
+        vec![
+            (-0.125, 0.125),
+            (-0.375, 0.25),
+            (-0.375, 0.125),
+            (-0.25, 0.125)
+        ]
     );
     assert_eq!(down[2].prev_grad, 0.0, "gp = 0 either way");
     assert_eq!(down[2].prev_change, 0.0, "no move when the loss went down");
@@ -118,7 +141,12 @@ fn irprop_minus_does_not_move_on_sign_change() {
     let s = run(Variant::IrpropMinus, &[1.0, 1.0, -1.0, -1.0], &[true; 4]);
     assert_eq!(
         wsteps(&s),
-        vec![(-0.125, 0.125), (-0.375, 0.25), (-0.375, 0.125), (-0.25, 0.125)]
+        vec![
+            (-0.125, 0.125),
+            (-0.375, 0.25),
+            (-0.375, 0.125),
+            (-0.25, 0.125)
+        ]
     );
     assert_eq!(s[2].prev_grad, 0.0);
 }
@@ -210,7 +238,8 @@ fn torch_rprop_step(
         } else {
             0.0
         };
-        *p += -1.0 * (sg * st);
+        // value=-1: p + (-1) * (sign * step)
+        *p += -(sg * st);
     }
     // prev.copy_(grad)
     prev.copy_from_slice(&grad);

@@ -18,7 +18,9 @@ use rprop_lab::data::{self, Part};
 use rprop_lab::optim::Variant;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
@@ -42,9 +44,15 @@ fn irprop_minus_matches_torch_rprop_step_for_step() {
             let rel = (ours as f64 - theirs).abs() / theirs;
             assert!(rel < 1e-4, "epoch {epoch} {key}: {ours} vs torch {theirs}");
         }
-        for (ours, key) in [(s.train.accuracy(), "train_acc"), (s.eval.accuracy(), "eval_acc")] {
+        for (ours, key) in [
+            (s.train.accuracy(), "train_acc"),
+            (s.eval.accuracy(), "eval_acc"),
+        ] {
             let theirs = row[key].as_f64().unwrap();
-            assert!((ours - theirs).abs() < 2e-3, "epoch {epoch} {key}: {ours} vs {theirs}");
+            assert!(
+                (ours - theirs).abs() < 2e-3,
+                "epoch {epoch} {key}: {ours} vs {theirs}"
+            );
         }
     }
     let ours = b.params().unwrap();
@@ -64,6 +72,9 @@ fn irprop_minus_matches_torch_rprop_step_for_step() {
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     eprintln!("bit-identical weights after 10 steps: {same}/{n}; max |diff| {max_diff:e}");
-    assert!(same as f64 >= 0.999 * n as f64, "only {same}/{n} weights bit-identical");
+    assert!(
+        same as f64 >= 0.999 * n as f64,
+        "only {same}/{n} weights bit-identical"
+    );
     assert!(max_diff < 0.05, "max diff {max_diff}");
 }

@@ -28,8 +28,16 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 pub fn write_dataset(dir: &Path, n_learn: u32, n_test: u32, side: u32) {
     std::fs::create_dir_all(dir).unwrap();
     for (n, img, lbl) in [
-        (n_learn, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-        (n_test, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+        (
+            n_learn,
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+        ),
+        (
+            n_test,
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ),
     ] {
         let pixels: Vec<u8> = (0..n * side * side)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)

@@ -1,0 +1,203 @@
+//! Config parsing and checks (errors name the key), and safetensors checkpoints.
+
+use std::path::Path;
+
+use rprop_lab::checkpoint;
+use rprop_lab::config::Config;
+use rprop_lab::model::{Layout, Params};
+use rprop_lab::optim::Variant;
+
+fn configs_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
+}
+
+#[test]
+fn bundled_configs_are_the_reports() {
+    for v in Variant::ALL {
+        let cfg = Config::load(&configs_dir().join(format!("{}.json", v.name()))).unwrap();
+        assert_eq!(cfg, Config::report(v));
+        assert_eq!(cfg.learning_rate, 1e-3);
+        assert_eq!((cfg.eta_minus, cfg.eta_plus), (0.5, 1.2));
+        assert_eq!((cfg.step_min, cfg.step_max), (1e-6, 50.0));
+        assert_eq!(
+            (cfg.epochs, cfg.train_set_size, cfg.eval_set_size),
+            (50, 50_000, 10_000)
+        );
+    }
+}
+
+fn parse_err(text: &str) -> String {
+    format!("{:#}", Config::parse(text).unwrap_err())
+}
+
+#[test]
+fn errors_name_the_key() {
+    let cases = [
+        (
+            r#"{"optimizer": "rprop-minus", "epoch": 5}"#,
+            "unknown key `epoch`",
+        ),
+        (r#"{"optimizer": "adamw"}"#, "unknown optimizer \"adamw\""),
+        (r#"{"learning_rate": 0.1}"#, "missing key `optimizer`"),
+        (
+            r#"{"optimizer": "rprop-plus", "epochs": "5"}"#,
+            "key `epochs`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "epochs": 0}"#,
+            "key `epochs`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "epochs": -3}"#,
+            "key `epochs`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "eta_minus": 1.0}"#,
+            "key `eta_minus`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "eta_plus": 0.9}"#,
+            "key `eta_plus`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "step_min": 0}"#,
+            "key `step_min`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "step_max": 1e-9}"#,
+            "key `step_max`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "learning_rate": -1}"#,
+            "key `learning_rate`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "criterion": "mse"}"#,
+            "key `criterion`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "train_set_size": 0, "train_batch_size": 0}"#,
+            "key `train_set_size`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "train_set_size": 60000, "train_batch_size": 60000}"#,
+            "exceeds",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "train_batch_size": 1000}"#,
+            "key `train_batch_size`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "eval_batch_size": 100}"#,
+            "key `eval_batch_size`",
+        ),
+        (r#"{"optimizer": "rprop-plus", "seed": 1.5}"#, "key `seed`"),
+        (r#"{"optimizer": "rprop-plus",}"#, "malformed JSON"),
+        (r#"[1, 2]"#, "JSON object"),
+    ];
+    for (text, want) in cases {
+        let e = parse_err(text);
+        assert!(e.contains(want), "{text}: got {e:?}, wanted {want:?}");
+    }
+}
+
+#[test]
+fn load_names_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bad.json");
+    std::fs::write(&p, r#"{"optimizer": "rprop-plus", "step_min": "x"}"#).unwrap();
+    let e = format!("{:#}", Config::load(&p).unwrap_err());
+    assert!(
+        e.contains("bad.json") && e.contains("key `step_min`"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        Config::load(&d.path().join("none.json")).unwrap_err()
+    );
+    assert!(e.contains("none.json"), "{e}");
+}
+
+#[test]
+fn overrides_from_text() {
+    let mut cfg = Config::report(Variant::RpropMinus);
+    cfg.set_str("epochs", "5").unwrap();
+    cfg.set_str("learning_rate", "1e-2").unwrap();
+    cfg.set_str("optimizer", "irprop-plus").unwrap();
+    assert_eq!(
+        (cfg.epochs, cfg.learning_rate, cfg.optimizer),
+        (5, 1e-2, Variant::IrpropPlus)
+    );
+    assert!(cfg.set_str("epochs", "five").is_err());
+    assert!(cfg.set_str("no_such", "1").is_err());
+}
+
+#[test]
+fn checkpoint_round_trip_keeps_pytorch_names_and_shapes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = Params::init(Layout::MNIST, 9);
+    let path = d.path().join("w.safetensors");
+    checkpoint::save(&path, &p, &[("optimizer", "rprop-plus".into())]).unwrap();
+    assert!(
+        !checkpoint::tmp_path(&path).exists(),
+        "temp file renamed away"
+    );
+    let q = checkpoint::load(&path, 784, 10).unwrap();
+    assert_eq!(p, q);
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    assert_eq!(names, ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]);
+    assert_eq!(st.tensor("fc1.weight").unwrap().shape(), &[128, 784]);
+    assert_eq!(st.tensor("fc2.weight").unwrap().shape(), &[10, 128]);
+    // Row-major [out, in]: fc1.weight[1][2] is element 1*784+2.
+    let w = st.tensor("fc1.weight").unwrap();
+    let at = 4 * (784 + 2);
+    assert_eq!(
+        f32::from_le_bytes(w.data()[at..at + 4].try_into().unwrap()),
+        p.w1()[786]
+    );
+}
+
+#[test]
+fn bad_checkpoints_are_errors_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("w.safetensors");
+    std::fs::write(&path, b"garbage").unwrap();
+    let e = format!("{:#}", checkpoint::load(&path, 784, 10).unwrap_err());
+    assert!(
+        e.contains("w.safetensors") && e.contains("not a safetensors"),
+        "{e}"
+    );
+
+    // Wrong shape: a model for 100-pixel inputs is refused for 784-pixel data.
+    let small = Params::init(
+        Layout {
+            inputs: 100,
+            hidden: 16,
+            classes: 10,
+        },
+        1,
+    );
+    checkpoint::save(&path, &small, &[]).unwrap();
+    let e = format!("{:#}", checkpoint::load(&path, 784, 10).unwrap_err());
+    assert!(
+        e.contains("w.safetensors") && e.contains("784 inputs"),
+        "{e}"
+    );
+
+    // Truncated file.
+    let p = Params::init(Layout::MNIST, 1);
+    checkpoint::save(&path, &p, &[]).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    assert!(checkpoint::load(&path, 784, 10).is_err());
+
+    // Missing file.
+    let e = format!(
+        "{:#}",
+        checkpoint::load(&d.path().join("no.safetensors"), 784, 10).unwrap_err()
+    );
+    assert!(e.contains("no.safetensors"), "{e}");
+}
