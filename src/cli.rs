@@ -7,11 +7,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backend::Backend;
 use crate::checkpoint;
+use crate::compare;
 use crate::config::Config;
 use crate::cpu::{self, CpuBackend};
 use crate::data::{self, Dataset, Part, CLASSES};
+use crate::digits;
 use crate::model::{Layout, Params};
 use crate::optim::Variant;
+use crate::plot::{self, ChartOptions, Panel};
 use crate::trainer::{self, RunOptions};
 
 #[derive(Parser, Debug)]
@@ -32,6 +35,14 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Score saved weights on the 10,000 test images.
     Test(TestArgs),
+    /// Train every config, test each best checkpoint, write a results table and charts.
+    Compare(Box<CompareArgs>),
+    /// Draw loss/accuracy curves from existing runs' metrics.json files.
+    Plot(PlotArgs),
+    /// Classify a digit in any PNG/JPEG picture.
+    Predict(PredictArgs),
+    /// Draw a grid of the test digits a model gets wrong.
+    Samples(SamplesArgs),
 }
 
 /// Which hardware runs the training step.
@@ -171,6 +182,77 @@ pub struct TestArgs {
     pub data: DataArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Configs to run, e.g. `configs/*.json` [default: the four in configs/].
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+    /// Output folder: one sub-folder per run, results.md/.csv and the charts.
+    #[arg(long, value_name = "DIR", default_value = "runs/compare")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    pub backend: BackendKind,
+    /// Plot loss on a linear axis (default: log scale).
+    #[arg(long)]
+    pub linear_loss: bool,
+    /// No progress bar or per-epoch lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// metrics.json files of the runs to draw (one line each).
+    #[arg(required = true, value_name = "METRICS_JSON")]
+    pub metrics: Vec<PathBuf>,
+    /// Output PNG.
+    #[arg(long, value_name = "FILE", default_value = "chart.png")]
+    pub out: PathBuf,
+    /// Draw one quantity instead of all four in a 2x2 grid.
+    #[arg(long, value_enum)]
+    pub panel: Option<PanelArg>,
+    /// Plot loss on a linear axis (default: log scale).
+    #[arg(long)]
+    pub linear_loss: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PanelArg {
+    TrainLoss,
+    EvalLoss,
+    TrainAcc,
+    EvalAcc,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Weights (safetensors) of a trained model.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// A picture of one digit (PNG, JPEG); dark-on-light pictures are inverted.
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SamplesArgs {
+    /// Weights (safetensors) of a trained model.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// Output PNG.
+    #[arg(long, value_name = "FILE", default_value = "wrong.png")]
+    pub out: PathBuf,
+    /// Most digits to draw.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
 /// Train and eval sets of a config, from the learning images in `dir`.
 pub fn load_train_eval(dir: &Path, cfg: &Config) -> Result<(Dataset, Dataset)> {
     let learn = data::load(dir, Part::Learn)?;
@@ -238,6 +320,7 @@ fn train(args: TrainArgs) -> Result<()> {
         &RunOptions {
             out_dir: out.clone(),
             quiet: args.quiet,
+            progress: None,
         },
     )?;
     let per_epoch = run.seconds / cfg.epochs as f64;
@@ -292,10 +375,147 @@ fn test(args: TestArgs) -> Result<()> {
     Ok(())
 }
 
+fn compare(args: CompareArgs) -> Result<()> {
+    if args.overrides.optimizer.is_some() {
+        bail!("--optimizer cannot be used with compare: each config names its optimizer");
+    }
+    let paths = if args.configs.is_empty() {
+        Variant::ALL
+            .iter()
+            .map(|v| PathBuf::from("configs").join(format!("{}.json", v.name())))
+            .collect()
+    } else {
+        args.configs.clone()
+    };
+    let configs = paths
+        .iter()
+        .map(|p| Ok((p.clone(), args.overrides.resolve(Some(p))?)))
+        .collect::<Result<Vec<_>>>()?;
+    let jobs = compare::plan(configs, &args.out)?;
+    let learn = data::load(&args.data.data_dir, Part::Learn)?;
+    let test = data::load(&args.data.data_dir, Part::Test)?;
+    let total = jobs.iter().map(|j| j.config.epochs).sum();
+    let bar = trainer::progress(total, args.quiet);
+    let mut rows = Vec::new();
+    let mut runs = Vec::new();
+    let mut backend_name = String::new();
+    for job in &jobs {
+        let cfg = &job.config;
+        let (train, eval) = data::split(&learn, cfg.train_set_size, cfg.eval_set_size)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| job.config_path.display().to_string())?;
+        let layout = Layout {
+            inputs: train.features(),
+            ..Layout::MNIST
+        };
+        let params = Params::init(layout, cfg.seed);
+        let mut backend = make_backend(args.backend, &train, &eval, params, cfg)?;
+        backend_name = backend.name();
+        let run = trainer::train(
+            backend.as_mut(),
+            cfg,
+            &RunOptions {
+                out_dir: job.dir.clone(),
+                quiet: args.quiet,
+                progress: Some(bar.clone()),
+            },
+        )?;
+        let ev = compare::test_run(&job.dir, &test)?;
+        rows.push(compare::ResultRow {
+            name: job
+                .dir
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            optimizer: cfg.optimizer,
+            best_epoch: run.best.epoch,
+            eval_acc: run.best.eval_acc,
+            test_acc: ev.stats.accuracy(),
+            test_loss: ev.stats.loss,
+            seconds: run.seconds,
+        });
+        runs.push(run.metrics);
+    }
+    bar.finish_and_clear();
+    let note = format!(
+        "Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. Report: the PyTorch study's table 3.1.",
+        test.len()
+    );
+    let written = compare::write_outputs(
+        &args.out,
+        &rows,
+        &runs,
+        &note,
+        &ChartOptions {
+            log_loss: !args.linear_loss,
+            ..ChartOptions::default()
+        },
+    )?;
+    println!("{}", compare::results_markdown(&rows, ""));
+    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    println!("wrote {}", names.join(", "));
+    Ok(())
+}
+
+fn plot(args: PlotArgs) -> Result<()> {
+    let runs = compare::load_metrics(&args.metrics)?;
+    let opts = ChartOptions {
+        log_loss: !args.linear_loss,
+        ..ChartOptions::default()
+    };
+    match args.panel {
+        None => plot::grid(&args.out, &runs, &opts)?,
+        Some(p) => {
+            let panel = match p {
+                PanelArg::TrainLoss => Panel::TrainLoss,
+                PanelArg::EvalLoss => Panel::EvalLoss,
+                PanelArg::TrainAcc => Panel::TrainAcc,
+                PanelArg::EvalAcc => Panel::EvalAcc,
+            };
+            plot::chart(&args.out, &runs, panel, &opts)?
+        }
+    }
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn predict(args: PredictArgs) -> Result<()> {
+    let params = checkpoint::load(
+        &args.weights,
+        (digits::SIDE * digits::SIDE) as usize,
+        CLASSES,
+    )?;
+    let pixels = digits::load_digit(&args.image)?;
+    let (digit, probs) = digits::predict(&params, &pixels);
+    println!("digit: {digit}");
+    for (c, p) in probs.iter().enumerate() {
+        println!("  {c}: {p:.4}");
+    }
+    Ok(())
+}
+
+fn samples(args: SamplesArgs) -> Result<()> {
+    let set = data::load(&args.data.data_dir, Part::Test)?;
+    let params = checkpoint::load(&args.weights, set.features(), CLASSES)?;
+    let ev = cpu::evaluate(&params, &set);
+    let wrong = digits::misclassified_grid(&args.out, &set, &ev.predictions, args.max)?;
+    println!(
+        "{wrong} of {} test digits misclassified; drew {} in {}",
+        set.len(),
+        wrong.min(args.max),
+        args.out.display()
+    );
+    Ok(())
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train(*a),
         Command::Test(a) => test(a),
+        Command::Compare(a) => compare(*a),
+        Command::Plot(a) => plot(a),
+        Command::Predict(a) => predict(a),
+        Command::Samples(a) => samples(a),
     }
 }

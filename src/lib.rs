@@ -4,11 +4,14 @@
 pub mod backend;
 pub mod checkpoint;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod digits;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod rng;
 pub mod trainer;

@@ -19,6 +19,9 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// No progress bar or per-epoch lines.
     pub quiet: bool,
+    /// A bar owned by the caller (e.g. one across a whole comparison) to advance per epoch
+    /// instead of a bar of the run's own.
+    pub progress: Option<ProgressBar>,
 }
 
 /// The outcome of a run.
@@ -32,7 +35,8 @@ pub struct RunSummary {
 pub const BEST: &str = "best.safetensors";
 pub const LAST: &str = "last.safetensors";
 
-fn progress(epochs: usize, quiet: bool) -> ProgressBar {
+/// A progress bar over `epochs` epochs on stderr; hidden when quiet or not a terminal.
+pub fn progress(epochs: usize, quiet: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(epochs as u64),
         if quiet || !std::io::stderr().is_terminal() {
@@ -72,7 +76,11 @@ pub fn train(backend: &mut dyn Backend, cfg: &Config, opts: &RunOptions) -> Resu
         best_epoch: 0,
         epochs: Vec::with_capacity(cfg.epochs),
     };
-    let bar = progress(cfg.epochs, opts.quiet);
+    let own_bar = opts.progress.is_none();
+    let bar = opts
+        .progress
+        .clone()
+        .unwrap_or_else(|| progress(cfg.epochs, opts.quiet));
     bar.set_prefix(cfg.optimizer.name());
     let lines = !opts.quiet && bar.is_hidden();
     let start = Instant::now();
@@ -119,7 +127,9 @@ pub fn train(backend: &mut dyn Backend, cfg: &Config, opts: &RunOptions) -> Resu
         metrics.epochs.push(rec);
         metrics.save(dir)?;
     }
-    bar.finish_and_clear();
+    if own_bar {
+        bar.finish_and_clear();
+    }
     let params = backend.params()?;
     checkpoint::save(&dir.join(LAST), &params, &meta)?;
     let best = best.context("no epoch ran")?;
