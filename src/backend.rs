@@ -46,4 +46,8 @@ pub trait Backend {
     fn params(&mut self) -> Result<Params>;
     /// Current optimizer state (a read-back on a GPU).
     fn state(&mut self) -> Result<RpropState>;
+    /// Host/device traffic over a run of `epochs` epochs, for the closing note (GPU only).
+    fn traffic_note(&self, _epochs: usize) -> Option<String> {
+        None
+    }
 }

@@ -43,6 +43,10 @@ pub enum Command {
     Predict(PredictArgs),
     /// Draw a grid of the test digits a model gets wrong.
     Samples(SamplesArgs),
+    /// Run K training steps on both backends and compare every tensor (exit 1 on failure).
+    Verify(crate::verify::VerifyArgs),
+    /// List the GPU adapters wgpu finds (name, backend, device type, key limits).
+    Devices,
 }
 
 /// Which hardware runs the training step.
@@ -166,6 +170,8 @@ pub struct TrainArgs {
     pub init_weights: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
     /// No progress bar or per-epoch lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -269,7 +275,38 @@ pub fn initial_params(init: Option<&Path>, layout: Layout, seed: u64) -> Result<
     }
 }
 
-/// Builds the backend `kind` asks for.
+/// GPU selection options (used by `--backend gpu` and `auto`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct GpuArgs {
+    /// Use the first GPU adapter whose name contains this (see `rprop-lab devices`).
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+    /// Force a matmul strategy: tiled (workgroup memory) or register (big register
+    /// blocks); default: timed once per adapter and cached.
+    #[arg(long, value_name = "NAME")]
+    pub matmul_kernel: Option<String>,
+}
+
+impl GpuArgs {
+    pub fn options(&self) -> Result<crate::gpu::GpuOptions> {
+        let matmul_kernel = match &self.matmul_kernel {
+            Some(k) => Some(
+                k.parse::<crate::gpu::Strategy>()
+                    .map_err(anyhow::Error::msg)
+                    .context("--matmul-kernel")?,
+            ),
+            None => None,
+        };
+        Ok(crate::gpu::GpuOptions {
+            adapter: self.adapter.clone(),
+            matmul_kernel,
+            max_binding_bytes: None,
+            verbose: true,
+        })
+    }
+}
+
+/// Builds the backend `kind` asks for, with default GPU options.
 pub fn make_backend(
     kind: BackendKind,
     train: &Dataset,
@@ -277,17 +314,52 @@ pub fn make_backend(
     params: Params,
     cfg: &Config,
 ) -> Result<Box<dyn Backend>> {
-    match kind {
-        BackendKind::Gpu => {
-            bail!("the GPU backend is not available in this build; use --backend cpu")
-        }
-        BackendKind::Auto | BackendKind::Cpu => Ok(Box::new(CpuBackend::new(
+    make_backend_with(kind, &GpuArgs::default(), train, eval, params, cfg)
+}
+
+/// Builds the backend `kind` asks for. `auto` falls back to the CPU (with a notice) only
+/// when wgpu finds no adapter at all; any other GPU failure is an error.
+pub fn make_backend_with(
+    kind: BackendKind,
+    gpu: &GpuArgs,
+    train: &Dataset,
+    eval: &Dataset,
+    params: Params,
+    cfg: &Config,
+) -> Result<Box<dyn Backend>> {
+    let cpu = |params| -> Box<dyn Backend> {
+        Box::new(CpuBackend::new(
             train,
             eval,
             params,
             cfg.optimizer,
             cfg.hyper(),
-        ))),
+        ))
+    };
+    if kind == BackendKind::Cpu {
+        return Ok(cpu(params));
+    }
+    let opts = gpu.options()?;
+    match crate::gpu::GpuBackend::new(
+        train,
+        eval,
+        params.clone(),
+        cfg.optimizer,
+        cfg.hyper(),
+        &opts,
+    ) {
+        Ok(b) => Ok(Box::new(b)),
+        Err(e)
+            if kind == BackendKind::Auto
+                && matches!(
+                    e.downcast_ref::<crate::gpu::AdapterError>(),
+                    Some(crate::gpu::AdapterError::NoAdapter)
+                ) =>
+        {
+            eprintln!("notice: no GPU adapter found (install mesa-vulkan-drivers for lavapipe); training on the CPU");
+            Ok(cpu(params))
+        }
+        Err(e) => Err(e.context("GPU backend")),
     }
 }
 
@@ -302,7 +374,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
-    let mut backend = make_backend(args.backend, &train, &eval, params, &cfg)?;
+    let mut backend = make_backend_with(args.backend, &args.gpu, &train, &eval, params, &cfg)?;
     if !args.quiet {
         eprintln!(
             "training {} on {} ({} train / {} eval images, {} epochs) -> {}",
@@ -334,6 +406,9 @@ fn train(args: TrainArgs) -> Result<()> {
         per_epoch,
         trainer::best_path(&out).display()
     );
+    if let Some(note) = backend.traffic_note(cfg.epochs) {
+        println!("{note}");
+    }
     Ok(())
 }
 
@@ -517,5 +592,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => plot(a),
         Command::Predict(a) => predict(a),
         Command::Samples(a) => samples(a),
+        Command::Verify(a) => crate::verify::run(a),
+        Command::Devices => crate::gpu::devices(),
     }
 }

@@ -10,7 +10,14 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: the whole context chain, outermost first.
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            // A verify mismatch is a result (1), not a failure to run (2).
+            if e.downcast_ref::<rprop_lab::verify::VerifyFailed>()
+                .is_some()
+            {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

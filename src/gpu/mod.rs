@@ -1,0 +1,330 @@
+//! The GPU backend: wgpu + the WGSL kernels in `shaders/`.
+//!
+//! * [`GpuContext`]: instance, adapter, device and queue, with GPU errors (validation, out of
+//!   memory, device lost) collected by callbacks and turned into `anyhow` errors at the next
+//!   check, plus the submission / read-back counters.
+//! * [`kernels`]: the compute pipelines, all built once up front.
+//! * [`backend`]: [`GpuBackend`], the [`crate::backend::Backend`] that keeps data, weights,
+//!   optimizer state and activations on the GPU.
+//! * [`tune`]: the per-adapter choice of matmul strategy (timed once, cached on disk).
+
+pub mod backend;
+pub mod kernels;
+pub mod tune;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+pub use backend::{GpuBackend, GpuOptions, StepDump};
+pub use kernels::Strategy;
+
+/// No adapter matched: the caller may fall back to the CPU (`--backend auto`).
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("no GPU adapter found by wgpu. Install a Vulkan driver (on Debian/Ubuntu without a GPU, the software one: `apt-get install mesa-vulkan-drivers`, i.e. lavapipe) or run with `--backend cpu`")]
+    NoAdapter,
+    #[error(
+        "no GPU adapter name contains {filter:?}; adapters found: {found}. See `rprop-lab devices`"
+    )]
+    NoMatch { filter: String, found: String },
+}
+
+/// The backends searched: the native compute-capable ones (WGPU_BACKEND overrides).
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
+}
+
+pub fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter wgpu finds, best first (discrete, integrated, virtual, CPU).
+pub fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut list = pollster::block_on(instance.enumerate_adapters(backends()));
+    list.sort_by_key(|a| rank(a.get_info().device_type));
+    list
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// The best adapter, or the first whose name contains `filter` (case-insensitive).
+pub fn select_adapter(
+    instance: &wgpu::Instance,
+    filter: Option<&str>,
+) -> Result<wgpu::Adapter, AdapterError> {
+    let list = adapters(instance);
+    if list.is_empty() {
+        return Err(AdapterError::NoAdapter);
+    }
+    match filter {
+        None => Ok(list.into_iter().next().ok_or(AdapterError::NoAdapter)?),
+        Some(f) => {
+            let needle = f.to_lowercase();
+            let names: Vec<String> = list.iter().map(|a| a.get_info().name).collect();
+            list.into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+                .ok_or_else(|| AdapterError::NoMatch {
+                    filter: f.to_string(),
+                    found: names.join(", "),
+                })
+        }
+    }
+}
+
+/// One line per adapter: name, backend, device type, driver and the limits a run needs.
+pub fn describe_adapters() -> Vec<String> {
+    let instance = instance();
+    adapters(&instance)
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let info = a.get_info();
+            let l = a.limits();
+            format!(
+                "[{i}] {} | backend {:?} | {:?} | driver {} {}\n    max_storage_buffer_binding_size {} MiB, max_buffer_size {} MiB, \
+                 max_storage_buffers_per_shader_stage {}, max_compute_invocations_per_workgroup {}, \
+                 max_compute_workgroup_storage_size {} KiB, max_compute_workgroups_per_dimension {}",
+                info.name,
+                info.backend,
+                info.device_type,
+                info.driver,
+                info.driver_info,
+                l.max_storage_buffer_binding_size >> 20,
+                l.max_buffer_size >> 20,
+                l.max_storage_buffers_per_shader_stage,
+                l.max_compute_invocations_per_workgroup,
+                l.max_compute_workgroup_storage_size >> 10,
+                l.max_compute_workgroups_per_dimension,
+            )
+        })
+        .collect()
+}
+
+/// What a run needs from the device, beyond the WebGPU defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct Needs {
+    /// Largest single buffer binding, in bytes.
+    pub binding: u64,
+    /// Largest buffer, in bytes.
+    pub buffer: u64,
+}
+
+/// Counters of host/device traffic, for the closing note.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub submissions: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+/// Instance, adapter, device and queue, with error capture and counters.
+pub struct GpuContext {
+    pub adapter: wgpu::Adapter,
+    pub info: wgpu::AdapterInfo,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    errors: Arc<Mutex<Vec<String>>>,
+    pub counters: Counters,
+}
+
+impl GpuContext {
+    /// Opens the adapter matching `filter` with the limits `needs` asks for; fails naming the
+    /// limit the adapter cannot meet.
+    pub fn new(filter: Option<&str>, needs: Needs) -> Result<GpuContext> {
+        let instance = instance();
+        let adapter = select_adapter(&instance, filter)?;
+        let info = adapter.get_info();
+        let have = adapter.limits();
+        // WebGPU defaults, lowered where the adapter is weaker, then raised to what we need.
+        let mut limits = wgpu::Limits::default().or_worse_values_from(&have);
+        let fail = |name: &str, need: u64, have: u64| {
+            anyhow!(
+                "GPU adapter {:?} cannot run this: it needs the limit {name} >= {need} but allows only {have}",
+                info.name
+            )
+        };
+        let need_buffer = needs.buffer.max(needs.binding);
+        if needs.binding > have.max_storage_buffer_binding_size {
+            return Err(fail(
+                "max_storage_buffer_binding_size",
+                needs.binding,
+                have.max_storage_buffer_binding_size,
+            ));
+        }
+        if need_buffer > have.max_buffer_size {
+            return Err(fail("max_buffer_size", need_buffer, have.max_buffer_size));
+        }
+        limits.max_storage_buffer_binding_size =
+            limits.max_storage_buffer_binding_size.max(needs.binding);
+        limits.max_buffer_size = limits.max_buffer_size.max(need_buffer);
+        for (name, need, got) in [
+            (
+                "max_storage_buffers_per_shader_stage",
+                kernels::MAX_STORAGE_BINDINGS,
+                have.max_storage_buffers_per_shader_stage,
+            ),
+            (
+                "max_compute_invocations_per_workgroup",
+                256,
+                have.max_compute_invocations_per_workgroup,
+            ),
+            (
+                "max_compute_workgroup_size_x",
+                256,
+                have.max_compute_workgroup_size_x,
+            ),
+            (
+                "max_compute_workgroup_storage_size",
+                kernels::WORKGROUP_BYTES,
+                have.max_compute_workgroup_storage_size,
+            ),
+        ] {
+            if need > got {
+                return Err(fail(name, need as u64, got as u64));
+            }
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("rprop-lab"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits,
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        }))
+        .with_context(|| format!("cannot open GPU device {:?}", info.name))?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(format!("GPU device lost ({reason:?}): {msg}"));
+            }
+        });
+        Ok(GpuContext {
+            adapter,
+            info,
+            device,
+            queue,
+            errors,
+            counters: Counters::default(),
+        })
+    }
+
+    /// "llvmpipe (LLVM ..., 256 bits) (Vulkan)".
+    pub fn describe(&self) -> String {
+        format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+
+    /// Returns the first GPU error reported so far (validation, out of memory, device lost).
+    pub fn check(&self) -> Result<()> {
+        let errs = self
+            .errors
+            .lock()
+            .map_err(|_| anyhow!("GPU error log poisoned"))?;
+        if let Some(first) = errs.first() {
+            bail!("GPU error on {:?}: {first}", self.info.name);
+        }
+        Ok(())
+    }
+
+    /// Submits one command buffer (counted).
+    pub fn submit(&mut self, cmd: wgpu::CommandBuffer) {
+        self.queue.submit(Some(cmd));
+        self.counters.submissions += 1;
+    }
+
+    /// Waits for all submitted work, then reports any GPU error.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("GPU poll failed on {:?}: {e}", self.info.name))?;
+        self.check()
+    }
+
+    /// Runs `f` with validation and out-of-memory errors captured, returning them as errors.
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = o {
+            bail!("GPU out of memory while {what}: {e}");
+        }
+        if let Some(e) = v {
+            bail!("GPU validation error while {what}: {e}");
+        }
+        self.check()?;
+        Ok(out)
+    }
+
+    /// Copies `size` bytes at `offset` of `src` (a COPY_SRC buffer) to the host. Slow path
+    /// (its own submission) except when called by the per-epoch metrics read-back.
+    pub fn read_buffer(&mut self, src: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+        self.submit(enc.finish());
+        self.map_read(&staging, size)
+    }
+
+    /// Maps a MAP_READ buffer after the submission that fills it, copies it out, unmaps.
+    pub fn map_read(&mut self, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+        let slice = staging.slice(0..size);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| anyhow!("GPU read-back was cancelled"))?
+            .map_err(|e| anyhow!("GPU read-back failed: {e}"))?;
+        let bytes = slice
+            .get_mapped_range()
+            .map_err(|e| anyhow!("GPU read-back could not map: {e}"))?
+            .to_vec();
+        staging.unmap();
+        self.counters.bytes_read += size;
+        Ok(bytes)
+    }
+
+    /// Uploads bytes into a buffer (counted).
+    pub fn write(&mut self, dst: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        self.queue.write_buffer(dst, offset, bytes);
+        self.counters.bytes_written += bytes.len() as u64;
+    }
+}
+
+/// The `devices` subcommand: every adapter wgpu finds.
+pub fn devices() -> Result<()> {
+    let lines = describe_adapters();
+    if lines.is_empty() {
+        return Err(AdapterError::NoAdapter.into());
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
