@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::model::{Layout, Params};
+use crate::optim::RpropState;
 
 /// Writes `bytes` to `path` atomically: into `path.tmp` first, flushed to disk, then renamed
 /// over `path`, so a crash leaves either the old file or the new one, never half of one.
@@ -129,4 +130,80 @@ pub fn load(path: &Path, inputs: usize, classes: usize) -> Result<Params> {
     let bytes =
         fs::read(path).with_context(|| format!("{}: cannot read weights", path.display()))?;
     from_bytes(&bytes, inputs, classes).with_context(|| format!("{}", path.display()))
+}
+
+/// Saves an optimizer state (step sizes, previous gradients, previous changes as flat f32
+/// tensors in the parameter layout; the previous loss and the epoch as exact metadata).
+pub fn save_state(path: &Path, state: &RpropState, epoch: usize) -> Result<()> {
+    let tensors: [(&str, &[f32]); 3] = [
+        ("step", &state.step),
+        ("prev_grad", &state.prev_grad),
+        ("prev_change", &state.prev_change),
+    ];
+    let views = tensors
+        .iter()
+        .map(|(name, v)| {
+            TensorView::new(Dtype::F32, vec![v.len()], bytemuck::cast_slice(v))
+                .map(|t| (name.to_string(), t))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let meta = HashMap::from([
+        // The bits, so the loss compared by iRprop+ after a resume is exactly the same.
+        (
+            "prev_loss_bits".to_string(),
+            format!("{:08x}", state.prev_loss.to_bits()),
+        ),
+        ("epoch".to_string(), epoch.to_string()),
+    ]);
+    write_atomic(path, &safetensors::serialize(views, Some(meta))?)
+}
+
+/// Loads an optimizer state saved by [`save_state`] for a model of `len` flat parameters;
+/// returns it with the number of epochs it has seen. Errors name the file.
+pub fn load_state(path: &Path, len: usize) -> Result<(RpropState, usize)> {
+    let bytes = fs::read(path)
+        .with_context(|| format!("{}: cannot read optimizer state", path.display()))?;
+    state_from_bytes(&bytes, len).with_context(|| format!("{}", path.display()))
+}
+
+fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(RpropState, usize)> {
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+    let info = meta.metadata().clone().unwrap_or_default();
+    let field = |k: &str| {
+        info.get(k)
+            .ok_or_else(|| anyhow!("missing metadata `{k}` (not an optimizer state file)"))
+    };
+    let prev_loss = u32::from_str_radix(field("prev_loss_bits")?, 16)
+        .map(f32::from_bits)
+        .map_err(|_| anyhow!("bad metadata `prev_loss_bits`"))?;
+    let epoch: usize = field("epoch")?
+        .parse()
+        .map_err(|_| anyhow!("bad metadata `epoch`"))?;
+    let get = |name: &str| -> Result<Vec<f32>> {
+        let t = st
+            .tensor(name)
+            .map_err(|_| anyhow!("missing tensor `{name}`"))?;
+        if t.dtype() != Dtype::F32 || t.shape() != [len] {
+            bail!(
+                "tensor `{name}` is {:?} {:?}, expected F32 [{len}]",
+                t.dtype(),
+                t.shape()
+            );
+        }
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    };
+    Ok((
+        RpropState {
+            step: get("step")?,
+            prev_grad: get("prev_grad")?,
+            prev_change: get("prev_change")?,
+            prev_loss,
+        },
+        epoch,
+    ))
 }

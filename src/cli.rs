@@ -13,9 +13,9 @@ use crate::cpu::{self, CpuBackend};
 use crate::data::{self, Dataset, Part, CLASSES};
 use crate::digits;
 use crate::model::{Layout, Params};
-use crate::optim::Variant;
+use crate::optim::{RpropState, Variant};
 use crate::plot::{self, ChartOptions, Panel};
-use crate::trainer::{self, RunOptions};
+use crate::trainer::{self, RunOptions, Start};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,7 +44,7 @@ pub enum Command {
     /// Draw a grid of the test digits a model gets wrong.
     Samples(SamplesArgs),
     /// Run K training steps on both backends and compare every tensor (exit 1 on failure).
-    Verify(crate::verify::VerifyArgs),
+    Verify(Box<crate::verify::VerifyArgs>),
     /// List the GPU adapters wgpu finds (name, backend, device type, key limits).
     Devices,
 }
@@ -60,11 +60,23 @@ pub enum BackendKind {
     Cpu,
 }
 
+/// The bundled MNIST.
+pub const DEFAULT_DATA_DIR: &str = "data/mnist";
+
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Folder with the four MNIST-shaped IDX .gz files (MNIST, Fashion-MNIST, ...).
-    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
-    pub data_dir: PathBuf,
+    /// Folder with the four MNIST-shaped IDX .gz files (MNIST, Fashion-MNIST, ...)
+    /// [default: data/mnist; with --resume, the run's own].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
 }
 
 /// Overrides for any config key, by its name in kebab case.
@@ -113,7 +125,7 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    fn pairs(&self) -> [(&'static str, &Option<String>); 13] {
+    pub fn pairs(&self) -> [(&'static str, &Option<String>); 13] {
         [
             ("criterion", &self.criterion),
             ("optimizer", &self.optimizer),
@@ -168,13 +180,21 @@ pub struct TrainArgs {
     /// Start from these weights (safetensors, PyTorch names) instead of the seeded init.
     #[arg(long, value_name = "FILE")]
     pub init_weights: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
-    pub backend: BackendKind,
+    /// Hardware [default: auto; with --resume, the run's own, so it ends bit-identical].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
     #[command(flatten)]
     pub gpu: GpuArgs,
     /// No progress bar or per-epoch lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Continue the run in DIR (after Ctrl-C, or to extend it with --epochs N) with its
+    /// saved weights and optimizer state; ends bit-identical to an uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Overwrite a run already in the output folder.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -200,12 +220,17 @@ pub struct CompareArgs {
     pub data: DataArgs,
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
     /// Plot loss on a linear axis (default: log scale).
     #[arg(long)]
     pub linear_loss: bool,
     /// No progress bar or per-epoch lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Overwrite runs already in the output folder.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -306,44 +331,38 @@ impl GpuArgs {
     }
 }
 
-/// Builds the backend `kind` asks for, with default GPU options.
+/// Builds the backend `kind` asks for, starting from `params` and, when resuming, from a
+/// saved optimizer state. `auto` falls back to the CPU (with a notice) only when wgpu finds
+/// no adapter at all; any other GPU failure is an error.
 pub fn make_backend(
-    kind: BackendKind,
-    train: &Dataset,
-    eval: &Dataset,
-    params: Params,
-    cfg: &Config,
-) -> Result<Box<dyn Backend>> {
-    make_backend_with(kind, &GpuArgs::default(), train, eval, params, cfg)
-}
-
-/// Builds the backend `kind` asks for. `auto` falls back to the CPU (with a notice) only
-/// when wgpu finds no adapter at all; any other GPU failure is an error.
-pub fn make_backend_with(
     kind: BackendKind,
     gpu: &GpuArgs,
     train: &Dataset,
     eval: &Dataset,
     params: Params,
+    state: Option<RpropState>,
     cfg: &Config,
 ) -> Result<Box<dyn Backend>> {
-    let cpu = |params| -> Box<dyn Backend> {
-        Box::new(CpuBackend::new(
+    let state = state.unwrap_or_else(|| RpropState::new(params.data.len(), &cfg.hyper()));
+    let cpu = |params, state| -> Box<dyn Backend> {
+        Box::new(CpuBackend::with_state(
             train,
             eval,
             params,
+            state,
             cfg.optimizer,
             cfg.hyper(),
         ))
     };
     if kind == BackendKind::Cpu {
-        return Ok(cpu(params));
+        return Ok(cpu(params, state));
     }
     let opts = gpu.options()?;
-    match crate::gpu::GpuBackend::new(
+    match crate::gpu::GpuBackend::with_state(
         train,
         eval,
         params.clone(),
+        state.clone(),
         cfg.optimizer,
         cfg.hyper(),
         &opts,
@@ -357,45 +376,140 @@ pub fn make_backend_with(
                 ) =>
         {
             eprintln!("notice: no GPU adapter found (install mesa-vulkan-drivers for lavapipe); training on the CPU");
-            Ok(cpu(params))
+            Ok(cpu(params, state))
         }
         Err(e) => Err(e.context("GPU backend")),
     }
 }
 
+/// What `train` needs to start: the config, initial weights and state, and where it starts.
+struct Plan {
+    cfg: Config,
+    data_dir: PathBuf,
+    backend: BackendKind,
+    out: PathBuf,
+    params_from: Option<PathBuf>,
+    state: Option<RpropState>,
+    start: Start,
+}
+
+/// `--resume DIR`: the run's own config (only `--epochs` may change, to extend it), its
+/// last weights and optimizer state, and its metrics so far.
+fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
+    if args.config.is_some() || args.init_weights.is_some() || args.out.is_some() {
+        bail!("--resume continues a run with its own config and weights; drop --config, --init-weights and --out");
+    }
+    if let Some((key, _)) = args
+        .overrides
+        .pairs()
+        .into_iter()
+        .find(|(k, v)| v.is_some() && *k != "epochs")
+    {
+        bail!(
+            "--resume keeps the run's settings; only --epochs may be given, not --{}",
+            key.replace('_', "-")
+        );
+    }
+    let mut cfg = Config::load(&dir.join("config.json"))?;
+    let run = crate::metrics::Metrics::load(&dir.join("metrics.json"))?;
+    let backend = args.backend.unwrap_or(if run.backend.starts_with("cpu") {
+        BackendKind::Cpu
+    } else {
+        BackendKind::Gpu
+    });
+    let data_dir = match (&args.data.data_dir, &run.data_dir) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
+    };
+    if let Some(e) = &args.overrides.epochs {
+        cfg.set_str("epochs", e).context("--epochs")?;
+        cfg.validate()?;
+    }
+    let len = Layout::MNIST.total();
+    let (start, state) = Start::resume(dir, len)?;
+    if start.epoch >= cfg.epochs {
+        bail!(
+            "{} already finished its {} epochs; pass --epochs N (> {}) to train it further",
+            dir.display(),
+            cfg.epochs,
+            start.epoch
+        );
+    }
+    Ok(Plan {
+        cfg,
+        data_dir,
+        backend,
+        out: dir.to_path_buf(),
+        params_from: Some(dir.join(trainer::LAST)),
+        state: Some(state),
+        start,
+    })
+}
+
 fn train(args: TrainArgs) -> Result<()> {
-    let cfg = args.overrides.resolve(args.config.as_deref())?;
-    let (train, eval) = load_train_eval(&args.data.data_dir, &cfg)?;
+    let plan = match &args.resume {
+        Some(dir) => plan_resume(&args, dir)?,
+        None => {
+            let cfg = args.overrides.resolve(args.config.as_deref())?;
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
+            trainer::prepare_out_dir(&out, args.force)?;
+            Plan {
+                cfg,
+                data_dir: args.data.dir(),
+                backend: args.backend.unwrap_or(BackendKind::Auto),
+                out,
+                params_from: args.init_weights.clone(),
+                state: None,
+                start: Start::default(),
+            }
+        }
+    };
+    let cfg = &plan.cfg;
+    let (train, eval) = load_train_eval(&plan.data_dir, cfg)?;
     let layout = Layout {
         inputs: train.features(),
         ..Layout::MNIST
     };
-    let params = initial_params(args.init_weights.as_deref(), layout, cfg.seed)?;
-    let out = args
-        .out
-        .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
-    let mut backend = make_backend_with(args.backend, &args.gpu, &train, &eval, params, &cfg)?;
+    let params = initial_params(plan.params_from.as_deref(), layout, cfg.seed)?;
+    let mut backend = make_backend(
+        plan.backend,
+        &args.gpu,
+        &train,
+        &eval,
+        params,
+        plan.state,
+        cfg,
+    )?;
     if !args.quiet {
         eprintln!(
-            "training {} on {} ({} train / {} eval images, {} epochs) -> {}",
+            "training {} on {} ({} train / {} eval images, epochs {}..={}) -> {}",
             cfg.optimizer,
             backend.name(),
             train.len(),
             eval.len(),
+            plan.start.epoch + 1,
             cfg.epochs,
-            out.display()
+            plan.out.display()
         );
     }
+    trainer::install_interrupt_handler();
+    let first = plan.start.epoch;
     let run = trainer::train(
         backend.as_mut(),
-        &cfg,
+        cfg,
         &RunOptions {
-            out_dir: out.clone(),
+            out_dir: plan.out.clone(),
             quiet: args.quiet,
             progress: None,
+            data_dir: Some(plan.data_dir.clone()),
         },
+        plan.start,
     )?;
-    let per_epoch = run.seconds / cfg.epochs as f64;
+    let per_epoch = run.seconds / (cfg.epochs - first) as f64;
     println!(
         "{}: best epoch {} (eval loss {:.4}, eval accuracy {:.4}); {:.1}s total, {:.3}s/epoch; saved {}",
         cfg.optimizer,
@@ -404,22 +518,22 @@ fn train(args: TrainArgs) -> Result<()> {
         run.best.eval_acc,
         run.seconds,
         per_epoch,
-        trainer::best_path(&out).display()
+        trainer::best_path(&plan.out).display()
     );
-    if let Some(note) = backend.traffic_note(cfg.epochs) {
+    if let Some(note) = backend.traffic_note(cfg.epochs - first) {
         println!("{note}");
     }
     Ok(())
 }
 
 fn test(args: TestArgs) -> Result<()> {
-    let set = data::load(&args.data.data_dir, Part::Test)?;
+    let set = data::load(&args.data.dir(), Part::Test)?;
     let params = checkpoint::load(&args.weights, set.features(), CLASSES)?;
     let ev = cpu::evaluate(&params, &set);
     println!(
         "test: {} images from {}",
         set.len(),
-        args.data.data_dir.display()
+        args.data.dir().display()
     );
     println!(
         "loss {:.4}  accuracy {:.4} ({}/{})",
@@ -467,8 +581,11 @@ fn compare(args: CompareArgs) -> Result<()> {
         .map(|p| Ok((p.clone(), args.overrides.resolve(Some(p))?)))
         .collect::<Result<Vec<_>>>()?;
     let jobs = compare::plan(configs, &args.out)?;
-    let learn = data::load(&args.data.data_dir, Part::Learn)?;
-    let test = data::load(&args.data.data_dir, Part::Test)?;
+    for job in &jobs {
+        trainer::prepare_out_dir(&job.dir, args.force)?;
+    }
+    let learn = data::load(&args.data.dir(), Part::Learn)?;
+    let test = data::load(&args.data.dir(), Part::Test)?;
     let total = jobs.iter().map(|j| j.config.epochs).sum();
     let bar = trainer::progress(total, args.quiet);
     let mut rows = Vec::new();
@@ -484,7 +601,7 @@ fn compare(args: CompareArgs) -> Result<()> {
             ..Layout::MNIST
         };
         let params = Params::init(layout, cfg.seed);
-        let mut backend = make_backend(args.backend, &train, &eval, params, cfg)?;
+        let mut backend = make_backend(args.backend, &args.gpu, &train, &eval, params, None, cfg)?;
         backend_name = backend.name();
         let run = trainer::train(
             backend.as_mut(),
@@ -493,7 +610,9 @@ fn compare(args: CompareArgs) -> Result<()> {
                 out_dir: job.dir.clone(),
                 quiet: args.quiet,
                 progress: Some(bar.clone()),
+                data_dir: Some(args.data.dir()),
             },
+            Start::default(),
         )?;
         let ev = compare::test_run(&job.dir, &test)?;
         rows.push(compare::ResultRow {
@@ -570,7 +689,7 @@ fn predict(args: PredictArgs) -> Result<()> {
 }
 
 fn samples(args: SamplesArgs) -> Result<()> {
-    let set = data::load(&args.data.data_dir, Part::Test)?;
+    let set = data::load(&args.data.dir(), Part::Test)?;
     let params = checkpoint::load(&args.weights, set.features(), CLASSES)?;
     let ev = cpu::evaluate(&params, &set);
     let wrong = digits::misclassified_grid(&args.out, &set, &ev.predictions, args.max)?;
@@ -592,7 +711,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => plot(a),
         Command::Predict(a) => predict(a),
         Command::Samples(a) => samples(a),
-        Command::Verify(a) => crate::verify::run(a),
+        Command::Verify(a) => crate::verify::run(*a),
         Command::Devices => crate::gpu::devices(),
     }
 }

@@ -90,7 +90,7 @@ impl Config {
         let optimizer = map
             .get("optimizer")
             .ok_or_else(|| anyhow!("missing key `optimizer`"))?;
-        let mut cfg = Config::report(parse_optimizer(optimizer)?);
+        let mut cfg = Config::report(parse_optimizer(optimizer).context("key `optimizer`")?);
         cfg.set_all(&map)?;
         cfg.validate()?;
         Ok(cfg)

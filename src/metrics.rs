@@ -25,6 +25,9 @@ pub struct Metrics {
     pub optimizer: String,
     pub backend: String,
     pub best_epoch: usize,
+    /// The data folder the run read (for `--resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<std::path::PathBuf>,
     pub epochs: Vec<EpochRecord>,
 }
 

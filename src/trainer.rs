@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -12,6 +13,7 @@ use crate::backend::Backend;
 use crate::checkpoint::{self, write_atomic};
 use crate::config::Config;
 use crate::metrics::{EpochRecord, Metrics};
+use crate::optim::RpropState;
 
 /// Where a run writes and how it reports.
 #[derive(Clone, Debug)]
@@ -22,6 +24,8 @@ pub struct RunOptions {
     /// A bar owned by the caller (e.g. one across a whole comparison) to advance per epoch
     /// instead of a bar of the run's own.
     pub progress: Option<ProgressBar>,
+    /// The data folder, recorded in metrics.json so `--resume` finds it again.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The outcome of a run.
@@ -34,6 +38,8 @@ pub struct RunSummary {
 
 pub const BEST: &str = "best.safetensors";
 pub const LAST: &str = "last.safetensors";
+/// The optimizer state saved beside `last.safetensors`, for `--resume`.
+pub const STATE: &str = "optimizer.safetensors";
 
 /// A progress bar over `epochs` epochs on stderr; hidden when quiet or not a terminal.
 pub fn progress(epochs: usize, quiet: bool) -> ProgressBar {
@@ -55,10 +61,83 @@ pub fn progress(epochs: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Runs `cfg.epochs` epochs on `backend`, writing into `opts.out_dir`: `config.json`,
-/// `best.safetensors` (whenever the eval loss improves), `metrics.json`/`.csv` (every epoch)
-/// and `last.safetensors` (at the end).
-pub fn train(backend: &mut dyn Backend, cfg: &Config, opts: &RunOptions) -> Result<RunSummary> {
+/// Set by Ctrl-C: the trainer finishes the current epoch, saves, and stops.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler: the first press asks the run to stop after the current
+/// epoch (saving everything); a second press exits at once (files are written atomically,
+/// so none is left half-written).
+pub fn install_interrupt_handler() {
+    // An error here only means a handler is already installed (e.g. a second run in-process).
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing this epoch, then saving (Ctrl-C again to quit now)");
+    });
+}
+
+/// A run stopped by Ctrl-C after `epoch`, with everything saved in `dir`.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub epoch: usize,
+    pub dir: PathBuf,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted after epoch {}; saved {}/{{last.safetensors, {STATE}, metrics.json}}; continue with `rprop-lab train --resume {}`",
+            self.epoch,
+            self.dir.display(),
+            self.dir.display()
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Where a run starts: fresh, or after the epochs of an earlier run of the same config.
+#[derive(Clone, Debug, Default)]
+pub struct Start {
+    /// Epochs already done.
+    pub epoch: usize,
+    /// Their metrics (empty when fresh).
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl Start {
+    /// Reads where the run in `dir` stopped: its optimizer state (the epoch it was saved
+    /// at) and its metrics up to that epoch.
+    pub fn resume(dir: &Path, len: usize) -> Result<(Start, RpropState)> {
+        let (state, epoch) = checkpoint::load_state(&dir.join(STATE), len)?;
+        let metrics = Metrics::load(&dir.join("metrics.json"))?;
+        if metrics.epochs.len() < epoch {
+            bail!(
+                "{}: has {} epochs but the optimizer state is from epoch {epoch}",
+                dir.join("metrics.json").display(),
+                metrics.epochs.len()
+            );
+        }
+        let mut epochs = metrics.epochs;
+        // Epochs after the saved state (a crash between the two writes) are run again.
+        epochs.truncate(epoch);
+        Ok((Start { epoch, epochs }, state))
+    }
+}
+
+/// Runs epochs `start.epoch + 1 ..= cfg.epochs` on `backend`, writing into
+/// `opts.out_dir`: `config.json`, `best.safetensors` (whenever the eval loss improves),
+/// `metrics.json`/`.csv` (every epoch), and `last.safetensors` with the optimizer state
+/// (`optimizer.safetensors`) at the end or when interrupted. A non-finite loss stops the run
+/// with an error naming the epoch; the best checkpoint so far stays as it was.
+pub fn train(
+    backend: &mut dyn Backend,
+    cfg: &Config,
+    opts: &RunOptions,
+    start: Start,
+) -> Result<RunSummary> {
     let dir = &opts.out_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("{}: cannot create output directory", dir.display()))?;
@@ -66,26 +145,41 @@ pub fn train(backend: &mut dyn Backend, cfg: &Config, opts: &RunOptions) -> Resu
         &dir.join("config.json"),
         serde_json::to_string_pretty(&cfg.to_json())?.as_bytes(),
     )?;
-    let meta = [
-        ("optimizer", cfg.optimizer.name().to_string()),
-        ("config", cfg.to_json().to_string()),
-    ];
+    let meta = |epoch: usize| {
+        [
+            ("optimizer", cfg.optimizer.name().to_string()),
+            ("config", cfg.to_json().to_string()),
+            ("epoch", epoch.to_string()),
+        ]
+    };
+    let mut best: Option<EpochRecord> = start
+        .epochs
+        .iter()
+        .min_by(|a, b| a.eval_loss.total_cmp(&b.eval_loss))
+        .cloned();
     let mut metrics = Metrics {
         optimizer: cfg.optimizer.name().to_string(),
         backend: backend.name(),
-        best_epoch: 0,
-        epochs: Vec::with_capacity(cfg.epochs),
+        best_epoch: best.as_ref().map_or(0, |b| b.epoch),
+        data_dir: opts.data_dir.clone(),
+        epochs: start.epochs,
     };
     let own_bar = opts.progress.is_none();
     let bar = opts
         .progress
         .clone()
         .unwrap_or_else(|| progress(cfg.epochs, opts.quiet));
+    if own_bar {
+        bar.set_position(start.epoch as u64);
+    }
     bar.set_prefix(cfg.optimizer.name());
     let lines = !opts.quiet && bar.is_hidden();
-    let start = Instant::now();
-    let mut best: Option<EpochRecord> = None;
-    for epoch in 1..=cfg.epochs {
+    let t_run = Instant::now();
+    let save_last = |backend: &mut dyn Backend, epoch: usize| -> Result<()> {
+        checkpoint::save(&dir.join(LAST), &backend.params()?, &meta(epoch))?;
+        checkpoint::save_state(&dir.join(STATE), &backend.state()?, epoch)
+    };
+    for epoch in start.epoch + 1..=cfg.epochs {
         let t0 = Instant::now();
         let s = backend.epoch()?;
         let rec = EpochRecord {
@@ -99,15 +193,22 @@ pub fn train(backend: &mut dyn Backend, cfg: &Config, opts: &RunOptions) -> Resu
         if !(rec.train_loss.is_finite() && rec.eval_loss.is_finite()) {
             bar.abandon();
             bail!(
-                "epoch {epoch}: loss is not finite (train {}, eval {}); stopped, the best checkpoint so far is kept in {}",
+                "epoch {epoch}: the loss is not finite (train {}, eval {}), the weights have diverged; stopped. {}",
                 rec.train_loss,
                 rec.eval_loss,
-                dir.display()
+                match &best {
+                    Some(b) => format!(
+                        "The best checkpoint so far (epoch {}) is kept in {}",
+                        b.epoch,
+                        dir.join(BEST).display()
+                    ),
+                    None => "No checkpoint was saved".to_string(),
+                }
             );
         }
         if best.as_ref().is_none_or(|b| rec.eval_loss < b.eval_loss) {
             let params = backend.params()?;
-            checkpoint::save(&dir.join(BEST), &params, &meta)?;
+            checkpoint::save(&dir.join(BEST), &params, &meta(epoch))?;
             metrics.best_epoch = epoch;
             best = Some(rec.clone());
         }
@@ -126,18 +227,62 @@ pub fn train(backend: &mut dyn Backend, cfg: &Config, opts: &RunOptions) -> Resu
         bar.inc(1);
         metrics.epochs.push(rec);
         metrics.save(dir)?;
+        if INTERRUPTED.load(Ordering::SeqCst) && epoch < cfg.epochs {
+            save_last(backend, epoch)?;
+            bar.abandon();
+            return Err(Interrupted {
+                epoch,
+                dir: dir.clone(),
+            }
+            .into());
+        }
     }
     if own_bar {
         bar.finish_and_clear();
     }
-    let params = backend.params()?;
-    checkpoint::save(&dir.join(LAST), &params, &meta)?;
+    save_last(backend, cfg.epochs)?;
     let best = best.context("no epoch ran")?;
     Ok(RunSummary {
         metrics,
         best,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: t_run.elapsed().as_secs_f64(),
     })
+}
+
+/// Files of a run, which `--force` clears before a new run writes there.
+pub const RUN_FILES: [&str; 6] = [
+    BEST,
+    LAST,
+    STATE,
+    "metrics.json",
+    "metrics.csv",
+    "config.json",
+];
+
+/// Refuses to write into a folder holding another run unless `force`; with `force`,
+/// removes that run's files first so none of them can be mistaken for the new run's.
+pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
+    let existing: Vec<&str> = RUN_FILES
+        .iter()
+        .copied()
+        .filter(|f| dir.join(f).exists())
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        bail!(
+            "{} already holds a run ({}); pass --force to overwrite it, --resume {} to continue it, or --out DIR for a new folder",
+            dir.display(),
+            existing.join(", "),
+            dir.display()
+        );
+    }
+    for f in existing {
+        std::fs::remove_file(dir.join(f))
+            .with_context(|| format!("{}: cannot remove", dir.join(f).display()))?;
+    }
+    Ok(())
 }
 
 /// Path of a run's best checkpoint.

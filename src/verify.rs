@@ -244,7 +244,7 @@ pub fn check_step(
 /// Runs the `verify` subcommand.
 pub fn run(args: VerifyArgs) -> Result<()> {
     let cfg = args.overrides.resolve(args.config.as_deref())?;
-    let (train, eval) = load_train_eval(&args.data.data_dir, &cfg)?;
+    let (train, eval) = load_train_eval(&args.data.dir(), &cfg)?;
     let layout = Layout {
         inputs: train.features(),
         ..Layout::MNIST
