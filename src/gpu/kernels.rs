@@ -75,13 +75,31 @@ pub struct Kernels {
     pub finish: wgpu::ComputePipeline,
 }
 
-fn module(ctx: &GpuContext, label: &str, src: &str) -> Result<wgpu::ShaderModule> {
+/// Compiles one WGSL file. The matmul kernels are the hot loops: naga's bounds checks
+/// (a clamp per load) would cost them dearly, and every index they compute is clamped or
+/// guarded in the shader itself, so that module is created without them.
+fn module(ctx: &GpuContext, label: &str, src: &str, trusted: bool) -> Result<wgpu::ShaderModule> {
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    };
     ctx.scoped(&format!("compiling shaders/{label}"), || {
-        ctx.device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            })
+        if trusted {
+            // SAFETY: matmul.wgsl clamps every row/column index to its matrix and the host
+            // sizes every buffer for the shapes it passes (see backend.rs), so no access is
+            // out of bounds; the shader has no loops without a bound.
+            unsafe {
+                ctx.device.create_shader_module_trusted(
+                    desc,
+                    wgpu::ShaderRuntimeChecks {
+                        bounds_checks: false,
+                        ..wgpu::ShaderRuntimeChecks::checked()
+                    },
+                )
+            }
+        } else {
+            ctx.device.create_shader_module(desc)
+        }
     })
 }
 
@@ -106,11 +124,11 @@ fn pipeline(
 impl Kernels {
     /// Compiles every pipeline of `strategy`, up front.
     pub fn new(ctx: &GpuContext, strategy: Strategy) -> Result<Kernels> {
-        let mm = module(ctx, "matmul.wgsl", MATMUL_WGSL)?;
-        let relu = module(ctx, "relu.wgsl", RELU_WGSL)?;
-        let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL)?;
-        let red = module(ctx, "reduce.wgsl", REDUCE_WGSL)?;
-        let rp = module(ctx, "rprop.wgsl", RPROP_WGSL)?;
+        let mm = module(ctx, "matmul.wgsl", MATMUL_WGSL, true)?;
+        let relu = module(ctx, "relu.wgsl", RELU_WGSL, false)?;
+        let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL, false)?;
+        let red = module(ctx, "reduce.wgsl", REDUCE_WGSL, false)?;
+        let rp = module(ctx, "rprop.wgsl", RPROP_WGSL, false)?;
         let (generic, fwd_x, dw1) = match strategy {
             Strategy::Tiled => (pipeline(ctx, &mm, "mm_tiled")?, None, None),
             Strategy::Register => (
