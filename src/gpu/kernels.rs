@@ -61,9 +61,12 @@ pub struct Kernels {
     pub strategy: Strategy,
     /// `mm_tiled` or `mm_reg`: the generic strided product.
     pub mm: wgpu::ComputePipeline,
-    /// `fwd_x_reg` and `dw1_reg` (register strategy only).
+    /// `fwd_x_reg`, `dw1_reg`, `z2_reg`, `dh_reg`, `dw2_reg` (register strategy only).
     pub fwd_x: Option<wgpu::ComputePipeline>,
     pub dw1: Option<wgpu::ComputePipeline>,
+    pub z2: Option<wgpu::ComputePipeline>,
+    pub dh: Option<wgpu::ComputePipeline>,
+    pub dw2: Option<wgpu::ComputePipeline>,
     pub relu_fwd: wgpu::ComputePipeline,
     pub relu_bwd: wgpu::ComputePipeline,
     pub softmax_xent: wgpu::ComputePipeline,
@@ -129,19 +132,24 @@ impl Kernels {
         let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL, false)?;
         let red = module(ctx, "reduce.wgsl", REDUCE_WGSL, false)?;
         let rp = module(ctx, "rprop.wgsl", RPROP_WGSL, false)?;
-        let (generic, fwd_x, dw1) = match strategy {
-            Strategy::Tiled => (pipeline(ctx, &mm, "mm_tiled")?, None, None),
-            Strategy::Register => (
-                pipeline(ctx, &mm, "mm_reg")?,
-                Some(pipeline(ctx, &mm, "fwd_x_reg")?),
-                Some(pipeline(ctx, &mm, "dw1_reg")?),
-            ),
+        let reg = |name| -> Result<Option<wgpu::ComputePipeline>> {
+            match strategy {
+                Strategy::Tiled => Ok(None),
+                Strategy::Register => pipeline(ctx, &mm, name).map(Some),
+            }
+        };
+        let generic = match strategy {
+            Strategy::Tiled => pipeline(ctx, &mm, "mm_tiled")?,
+            Strategy::Register => pipeline(ctx, &mm, "mm_reg")?,
         };
         Ok(Kernels {
             strategy,
             mm: generic,
-            fwd_x,
-            dw1,
+            fwd_x: reg("fwd_x_reg")?,
+            dw1: reg("dw1_reg")?,
+            z2: reg("z2_reg")?,
+            dh: reg("dh_reg")?,
+            dw2: reg("dw2_reg")?,
             relu_fwd: pipeline(ctx, &relu, "relu_fwd")?,
             relu_bwd: pipeline(ctx, &relu, "relu_bwd")?,
             softmax_xent: pipeline(ctx, &sx, "softmax_xent")?,
