@@ -123,7 +123,7 @@ fn u32s(bytes: &[u8]) -> Vec<u32> {
 
 /// The specialized register kernels need 4-aligned rows (vec4 loads).
 fn aligned(l: Layout) -> bool {
-    l.inputs % 4 == 0 && l.hidden % 4 == 0 && l.hidden >= 4
+    l.inputs.is_multiple_of(4) && l.hidden.is_multiple_of(4) && l.hidden >= 4
 }
 
 /// `z2_reg` and `dw2_reg` hold up to 12 classes in registers.
@@ -604,6 +604,8 @@ fn create_pass(
 // ------------------------------------------------------------------------------------------
 // Plans: the recorded dispatches of a step
 
+// The operands of one recorded dispatch; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn generic(
     device: &wgpu::Device,
     k: &Kernels,
@@ -624,6 +626,8 @@ fn generic(
 }
 
 /// Sums `slots` partial products (slot-major in scratch) into `out[out_off..+len]`.
+// The operands of one recorded dispatch; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn sum_slots(
     device: &wgpu::Device,
     k: &Kernels,
@@ -647,6 +651,8 @@ fn sum_slots(
 }
 
 /// Column sums of `m` [n, cols] into `out[out_off..]`: two fixed-order levels.
+// The operands of one recorded dispatch; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn col_sums(
     device: &wgpu::Device,
     k: &Kernels,
