@@ -16,8 +16,10 @@
 //  * register blocking, for CPU-like SIMD adapters (lavapipe) where per-lane loads are
 //    scalar gathers and workgroup memory is slow: `fwd_x_reg` (Z1, and H = relu(Z1) fused)
 //    and `dw1_reg` (dW1) compute 16x16 outputs per invocation with mat4x4 FMA chains and
-//    read one operand at a workgroup-uniform address; `mm_reg` (4x4 per invocation, generic
-//    strides) does the three small products.
+//    read one operand at a workgroup-uniform address; `z2_reg`, `dh_reg` (dH, with the ReLU
+//    mask fused: it also writes dZ1 = dH * (Z1 > 0)) and `dw2_reg` do the three small
+//    products the same way; `mm_reg` (4x4 per invocation, generic strides) is their
+//    fallback for shapes those do not cover.
 //
 // Generic layout (mm_tiled, mm_reg): C[c_off + z*c_split + m*c_rs + n] = sum_k A(m,k) B(k,n)
 // (+ bias[bias_off + n]) over the k range of split z, where A(m,k) is element
@@ -334,4 +336,168 @@ fn dw1_reg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
     if (m0 + 4u < q.hidden && m_1 == m0 + 4u) { dw1_store(m0 + 4u, n0, c10); dw1_store(m0 + 4u, n0 + 4u, c11); dw1_store(m0 + 4u, n0 + 8u, c12); dw1_store(m0 + 4u, n0 + 12u, c13); }
     if (m0 + 8u < q.hidden && m_2 == m0 + 8u) { dw1_store(m0 + 8u, n0, c20); dw1_store(m0 + 8u, n0 + 4u, c21); dw1_store(m0 + 8u, n0 + 8u, c22); dw1_store(m0 + 8u, n0 + 12u, c23); }
     if (m0 + 12u < q.hidden && m_3 == m0 + 12u) { dw1_store(m0 + 12u, n0, c30); dw1_store(m0 + 12u, n0 + 4u, c31); dw1_store(m0 + 12u, n0 + 8u, c32); dw1_store(m0 + 12u, n0 + 12u, c33); }
+}
+
+// ---------------------------------------------------------------- small products, registers
+struct Small {
+    n: u32,         // samples
+    hidden: u32,    // multiple of 4
+    classes: u32,   // at most 12 for z2_reg / dw2_reg
+    k_split: u32,   // dw2_reg: samples per split
+    w_off: u32,     // offset of W2 in the params buffer (multiple of 4)
+    b_off: u32,     // offset of b2
+    out_off: u32,   // dw2_reg: offset of the output (W2 gradient or a split slot)
+    c_split: u32,   // dw2_reg: elements between split outputs
+}
+
+@group(0) @binding(11) var<storage, read> sa: array<f32>;
+@group(0) @binding(12) var<storage, read> sv: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read_write> outf: array<f32>;
+@group(0) @binding(14) var<uniform> u: Small;
+
+// Z2 = H W2^T + b2: 8 samples x 12 classes per invocation; W2 (`pv`) at uniform addresses,
+// H rows (`sv`) as vec4 along hidden. Grid: x = sample blocks of 8 (64 per group).
+@compute @workgroup_size(64)
+fn z2_reg(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r0 = gid.x * 8u;
+    if (r0 >= u.n) {
+        return;
+    }
+    let kw = u.hidden / 4u;
+    let rl = u.n - 1u;
+    let cl = u.classes - 1u;
+    var h: array<u32, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        h[i] = min(r0 + i, rl) * kw;
+    }
+    var w: array<u32, 12>;
+    for (var j = 0u; j < 12u; j++) {
+        w[j] = u.w_off / 4u + min(j, cl) * kw;
+    }
+    var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>(); var c02 = mat4x4<f32>();
+    var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>(); var c12 = mat4x4<f32>();
+    for (var k = 0u; k < kw; k++) {
+        let a0 = transpose(mat4x4<f32>(sv[h[0] + k], sv[h[1] + k], sv[h[2] + k], sv[h[3] + k]));
+        let a1 = transpose(mat4x4<f32>(sv[h[4] + k], sv[h[5] + k], sv[h[6] + k], sv[h[7] + k]));
+        let b0 = mat4x4<f32>(pv[w[0] + k], pv[w[1] + k], pv[w[2] + k], pv[w[3] + k]);
+        let b1 = mat4x4<f32>(pv[w[4] + k], pv[w[5] + k], pv[w[6] + k], pv[w[7] + k]);
+        let b2 = mat4x4<f32>(pv[w[8] + k], pv[w[9] + k], pv[w[10] + k], pv[w[11] + k]);
+        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2;
+        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2;
+    }
+    z2_store(r0, 0u, c00); z2_store(r0, 4u, c01); z2_store(r0, 8u, c02);
+    z2_store(r0 + 4u, 0u, c10); z2_store(r0 + 4u, 4u, c11); z2_store(r0 + 4u, 8u, c12);
+}
+
+// blk[j][i] = Z2[r + i][j0 + j] before the bias.
+fn z2_store(r: u32, j0: u32, blk: mat4x4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        if (j0 + j < u.classes) {
+            let b = pf[u.b_off + j0 + j];
+            for (var i = 0u; i < 4u; i++) {
+                if (r + i < u.n) {
+                    outf[(r + i) * u.classes + j0 + j] = blk[j][i] + b;
+                }
+            }
+        }
+    }
+}
+
+// dH = dZ2 W2 and dZ1 = dH * (Z1 > 0) (select on z <= 0, as cpu::relu_backward): 4 samples
+// x 16 hidden units per invocation; dZ2 in `sa`, W2 rows in `pv` (uniform), Z1 in `sv`,
+// dH to `out4`, dZ1 to `hout4`. Grid: x = sample blocks of 4 (64 per group), y = hidden
+// blocks of 16.
+@compute @workgroup_size(64)
+fn dh_reg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let r0 = gid.x * 4u;
+    if (r0 >= u.n) {
+        return;
+    }
+    let j0 = wid.y * 16u;
+    let rl = u.n - 1u;
+    let kw = u.hidden / 4u;
+    // vec4 column of each 4-block of hidden units (clamped; extra blocks never stored).
+    let q0 = min(j0 / 4u, kw - 1u);
+    let q1 = min(j0 / 4u + 1u, kw - 1u);
+    let q2 = min(j0 / 4u + 2u, kw - 1u);
+    let q3 = min(j0 / 4u + 3u, kw - 1u);
+    let s0 = min(r0, rl) * u.classes;
+    let s1 = min(r0 + 1u, rl) * u.classes;
+    let s2 = min(r0 + 2u, rl) * u.classes;
+    let s3 = min(r0 + 3u, rl) * u.classes;
+    var c0 = mat4x4<f32>(); var c1 = mat4x4<f32>(); var c2 = mat4x4<f32>(); var c3 = mat4x4<f32>();
+    for (var k = 0u; k < u.classes; k++) {
+        let a = vec4<f32>(sa[s0 + k], sa[s1 + k], sa[s2 + k], sa[s3 + k]);
+        let wr = u.w_off / 4u + k * kw;
+        let b0 = pv[wr + q0];
+        let b1 = pv[wr + q1];
+        let b2 = pv[wr + q2];
+        let b3 = pv[wr + q3];
+        c0 += mat4x4<f32>(a * b0.x, a * b0.y, a * b0.z, a * b0.w);
+        c1 += mat4x4<f32>(a * b1.x, a * b1.y, a * b1.z, a * b1.w);
+        c2 += mat4x4<f32>(a * b2.x, a * b2.y, a * b2.z, a * b2.w);
+        c3 += mat4x4<f32>(a * b3.x, a * b3.y, a * b3.z, a * b3.w);
+    }
+    dh_store(r0, j0, c0);
+    dh_store(r0, j0 + 4u, c1);
+    dh_store(r0, j0 + 8u, c2);
+    dh_store(r0, j0 + 12u, c3);
+}
+
+// blk[j][i] = dH[r + i][j0 + j].
+fn dh_store(r: u32, j0: u32, blk: mat4x4<f32>) {
+    if (j0 >= u.hidden) {
+        return;
+    }
+    let t = transpose(blk);
+    for (var i = 0u; i < 4u; i++) {
+        if (r + i < u.n) {
+            let at = ((r + i) * u.hidden + j0) / 4u;
+            let d = t[i];
+            out4[at] = d;
+            hout4[at] = select(d, vec4<f32>(0.0), sv[at] <= vec4<f32>(0.0));
+        }
+    }
+}
+
+// dW2 = dZ2^T H over the samples of split wid.y: 12 classes x 4 hidden units per
+// invocation; dZ2 (`sa`) at uniform addresses, H (`sv`) as vec4. Output slot wid.y at
+// out_off + wid.y * c_split in `outf`. Grid: x = hidden blocks of 4 (32 per group),
+// y = splits.
+@compute @workgroup_size(32)
+fn dw2_reg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let q = gid.x;
+    let kw = u.hidden / 4u;
+    if (q >= kw) {
+        return;
+    }
+    let k0 = wid.y * u.k_split;
+    let k1 = min(u.n, k0 + u.k_split);
+    let cl = u.classes - 1u;
+    var c0 = mat4x4<f32>(); var c1 = mat4x4<f32>(); var c2 = mat4x4<f32>();
+    for (var k = k0; k < k1; k++) {
+        let hv = sv[k * kw + q];
+        let d = k * u.classes;
+        let a0 = vec4<f32>(sa[d], sa[d + min(1u, cl)], sa[d + min(2u, cl)], sa[d + min(3u, cl)]);
+        let a1 = vec4<f32>(sa[d + min(4u, cl)], sa[d + min(5u, cl)], sa[d + min(6u, cl)], sa[d + min(7u, cl)]);
+        let a2 = vec4<f32>(sa[d + min(8u, cl)], sa[d + min(9u, cl)], sa[d + min(10u, cl)], sa[d + min(11u, cl)]);
+        c0 += mat4x4<f32>(a0 * hv.x, a0 * hv.y, a0 * hv.z, a0 * hv.w);
+        c1 += mat4x4<f32>(a1 * hv.x, a1 * hv.y, a1 * hv.z, a1 * hv.w);
+        c2 += mat4x4<f32>(a2 * hv.x, a2 * hv.y, a2 * hv.z, a2 * hv.w);
+    }
+    let base = u.out_off + wid.y * u.c_split;
+    dw2_store(base, 0u, q * 4u, c0);
+    dw2_store(base, 4u, q * 4u, c1);
+    dw2_store(base, 8u, q * 4u, c2);
+}
+
+// blk[j][i] = dW2[c0 + i][h0 + j].
+fn dw2_store(base: u32, c0: u32, h0: u32, blk: mat4x4<f32>) {
+    for (var i = 0u; i < 4u; i++) {
+        if (c0 + i < u.classes) {
+            for (var j = 0u; j < 4u; j++) {
+                outf[base + (c0 + i) * u.hidden + h0 + j] = blk[j][i];
+            }
+        }
+    }
 }

@@ -123,7 +123,32 @@ fn u32s(bytes: &[u8]) -> Vec<u32> {
 
 /// The specialized register kernels need 4-aligned rows (vec4 loads).
 fn aligned(l: Layout) -> bool {
-    l.inputs % 4 == 0 && l.hidden % 4 == 0 && l.hidden >= 4
+    l.inputs.is_multiple_of(4) && l.hidden.is_multiple_of(4) && l.hidden >= 4
+}
+
+/// `z2_reg` and `dw2_reg` hold up to 12 classes in registers.
+fn small_ok(l: Layout) -> bool {
+    aligned(l) && (1..=12).contains(&l.classes)
+}
+
+/// The register kernels of the three small products.
+fn small(
+    device: &wgpu::Device,
+    stage: Stage,
+    pipeline: &wgpu::ComputePipeline,
+    words: [u32; 8],
+    entries: &[(u32, &wgpu::Buffer)],
+    groups: [u32; 3],
+) -> Dispatch {
+    let u = uniform(device, &words);
+    let mut e = entries.to_vec();
+    e.push((14, &u));
+    Dispatch {
+        stage,
+        pipeline: pipeline.clone(),
+        bind: bind(device, pipeline, &e),
+        groups,
+    }
 }
 
 /// Bytes of one packed image row (u8 pixels, four per u32).
@@ -579,6 +604,8 @@ fn create_pass(
 // ------------------------------------------------------------------------------------------
 // Plans: the recorded dispatches of a step
 
+// The operands of one recorded dispatch; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn generic(
     device: &wgpu::Device,
     k: &Kernels,
@@ -599,6 +626,8 @@ fn generic(
 }
 
 /// Sums `slots` partial products (slot-major in scratch) into `out[out_off..+len]`.
+// The operands of one recorded dispatch; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn sum_slots(
     device: &wgpu::Device,
     k: &Kernels,
@@ -622,6 +651,8 @@ fn sum_slots(
 }
 
 /// Column sums of `m` [n, cols] into `out[out_off..]`: two fixed-order levels.
+// The operands of one recorded dispatch; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn col_sums(
     device: &wgpu::Device,
     k: &Kernels,
@@ -759,31 +790,52 @@ fn forward_plan(
         });
     }
     // Z2 = H W2^T + b2
-    let mm = Mm {
-        m: n as u32,
-        n: l.classes as u32,
-        k: l.hidden as u32,
-        k_split: l.hidden as u32,
-        a_rs: l.hidden as u32,
-        a_cs: 1,
-        b_off: w2 as u32,
-        b_rs: 1,
-        b_cs: l.hidden as u32,
-        c_rs: l.classes as u32,
-        bias: 1,
-        bias_off: b2 as u32,
-        ..Mm::default()
-    };
-    out.push(generic(
-        device,
-        k,
-        Stage::Z2,
-        mm,
-        &p.h,
-        &s.params,
-        &p.z2,
-        &s.params,
-    ));
+    if let Some(z2) = k.z2.as_ref().filter(|_| small_ok(l)) {
+        let words = [
+            n as u32,
+            l.hidden as u32,
+            l.classes as u32,
+            0,
+            w2 as u32,
+            b2 as u32,
+            0,
+            0,
+        ];
+        out.push(small(
+            device,
+            Stage::Z2,
+            z2,
+            words,
+            &[(12, &p.h), (6, &s.params), (7, &s.params), (13, &p.z2)],
+            [n.div_ceil(8).div_ceil(64) as u32, 1, 1],
+        ));
+    } else {
+        let mm = Mm {
+            m: n as u32,
+            n: l.classes as u32,
+            k: l.hidden as u32,
+            k_split: l.hidden as u32,
+            a_rs: l.hidden as u32,
+            a_cs: 1,
+            b_off: w2 as u32,
+            b_rs: 1,
+            b_cs: l.hidden as u32,
+            c_rs: l.classes as u32,
+            bias: 1,
+            bias_off: b2 as u32,
+            ..Mm::default()
+        };
+        out.push(generic(
+            device,
+            k,
+            Stage::Z2,
+            mm,
+            &p.h,
+            &s.params,
+            &p.z2,
+            &s.params,
+        ));
+    }
     // Per-sample loss, correctness and dZ2.
     let u = uniform(device, &[n as u32, l.classes as u32, n as u32, 0]);
     out.push(Dispatch {
@@ -887,16 +939,37 @@ fn backward_plan(
         ..Mm::default()
     };
     let target = if slots == 1 { &s.grads } else { &s.scratch };
-    out.push(generic(
-        device,
-        k,
-        Stage::DW2,
-        mm,
-        &p.dz2,
-        &p.h,
-        target,
-        &s.params,
-    ));
+    if let Some(dw2) = k.dw2.as_ref().filter(|_| small_ok(l)) {
+        let words = [
+            n as u32,
+            l.hidden as u32,
+            l.classes as u32,
+            ks as u32,
+            0,
+            0,
+            mm.c_off,
+            len2 as u32,
+        ];
+        out.push(small(
+            device,
+            Stage::DW2,
+            dw2,
+            words,
+            &[(11, &p.dz2), (12, &p.h), (13, target)],
+            [(l.hidden / 4).div_ceil(32) as u32, slots as u32, 1],
+        ));
+    } else {
+        out.push(generic(
+            device,
+            k,
+            Stage::DW2,
+            mm,
+            &p.dz2,
+            &p.h,
+            target,
+            &s.params,
+        ));
+    }
     if slots > 1 {
         out.push(sum_slots(
             device,
@@ -934,29 +1007,55 @@ fn backward_plan(
         c_rs: l.hidden as u32,
         ..Mm::default()
     };
-    out.push(generic(
-        device,
-        k,
-        Stage::DH,
-        mm,
-        &p.dz2,
-        &s.params,
-        dh,
-        &s.params,
-    ));
-    // dZ1 = dH * (Z1 > 0)
-    let len = n * l.hidden;
-    let u = uniform(device, &[len as u32]);
-    out.push(Dispatch {
-        stage: Stage::ReluBackward,
-        pipeline: k.relu_bwd.clone(),
-        bind: bind(
+    if let Some(dhp) = k.dh.as_ref().filter(|_| aligned(l)) {
+        // dH and the ReLU mask in one pass.
+        let words = [
+            n as u32,
+            l.hidden as u32,
+            l.classes as u32,
+            0,
+            w2 as u32,
+            0,
+            0,
+            0,
+        ];
+        out.push(small(
             device,
-            &k.relu_bwd,
-            &[(0, &p.z1), (1, dz1), (2, &u), (3, dh)],
-        ),
-        groups: grid(len.div_ceil(256)),
-    });
+            Stage::DH,
+            dhp,
+            words,
+            &[(11, &p.dz2), (6, &s.params), (12, &p.z1), (8, dh), (9, dz1)],
+            [
+                n.div_ceil(4).div_ceil(64) as u32,
+                l.hidden.div_ceil(16) as u32,
+                1,
+            ],
+        ));
+    } else {
+        out.push(generic(
+            device,
+            k,
+            Stage::DH,
+            mm,
+            &p.dz2,
+            &s.params,
+            dh,
+            &s.params,
+        ));
+        // dZ1 = dH * (Z1 > 0)
+        let len = n * l.hidden;
+        let u = uniform(device, &[len as u32]);
+        out.push(Dispatch {
+            stage: Stage::ReluBackward,
+            pipeline: k.relu_bwd.clone(),
+            bind: bind(
+                device,
+                &k.relu_bwd,
+                &[(0, &p.z1), (1, dz1), (2, &u), (3, dh)],
+            ),
+            groups: grid(len.div_ceil(256)),
+        });
+    }
     // dW1 = dZ1^T X: per image chunk, split over samples, summed in a fixed order.
     let len1 = l.hidden * l.inputs;
     let fused = k.dw1.as_ref().filter(|_| aligned(l));

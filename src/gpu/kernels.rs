@@ -61,9 +61,12 @@ pub struct Kernels {
     pub strategy: Strategy,
     /// `mm_tiled` or `mm_reg`: the generic strided product.
     pub mm: wgpu::ComputePipeline,
-    /// `fwd_x_reg` and `dw1_reg` (register strategy only).
+    /// `fwd_x_reg`, `dw1_reg`, `z2_reg`, `dh_reg`, `dw2_reg` (register strategy only).
     pub fwd_x: Option<wgpu::ComputePipeline>,
     pub dw1: Option<wgpu::ComputePipeline>,
+    pub z2: Option<wgpu::ComputePipeline>,
+    pub dh: Option<wgpu::ComputePipeline>,
+    pub dw2: Option<wgpu::ComputePipeline>,
     pub relu_fwd: wgpu::ComputePipeline,
     pub relu_bwd: wgpu::ComputePipeline,
     pub softmax_xent: wgpu::ComputePipeline,
@@ -75,13 +78,31 @@ pub struct Kernels {
     pub finish: wgpu::ComputePipeline,
 }
 
-fn module(ctx: &GpuContext, label: &str, src: &str) -> Result<wgpu::ShaderModule> {
+/// Compiles one WGSL file. The matmul kernels are the hot loops: naga's bounds checks
+/// (a clamp per load) would cost them dearly, and every index they compute is clamped or
+/// guarded in the shader itself, so that module is created without them.
+fn module(ctx: &GpuContext, label: &str, src: &str, trusted: bool) -> Result<wgpu::ShaderModule> {
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    };
     ctx.scoped(&format!("compiling shaders/{label}"), || {
-        ctx.device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            })
+        if trusted {
+            // SAFETY: matmul.wgsl clamps every row/column index to its matrix and the host
+            // sizes every buffer for the shapes it passes (see backend.rs), so no access is
+            // out of bounds; the shader has no loops without a bound.
+            unsafe {
+                ctx.device.create_shader_module_trusted(
+                    desc,
+                    wgpu::ShaderRuntimeChecks {
+                        bounds_checks: false,
+                        ..wgpu::ShaderRuntimeChecks::checked()
+                    },
+                )
+            }
+        } else {
+            ctx.device.create_shader_module(desc)
+        }
     })
 }
 
@@ -106,24 +127,29 @@ fn pipeline(
 impl Kernels {
     /// Compiles every pipeline of `strategy`, up front.
     pub fn new(ctx: &GpuContext, strategy: Strategy) -> Result<Kernels> {
-        let mm = module(ctx, "matmul.wgsl", MATMUL_WGSL)?;
-        let relu = module(ctx, "relu.wgsl", RELU_WGSL)?;
-        let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL)?;
-        let red = module(ctx, "reduce.wgsl", REDUCE_WGSL)?;
-        let rp = module(ctx, "rprop.wgsl", RPROP_WGSL)?;
-        let (generic, fwd_x, dw1) = match strategy {
-            Strategy::Tiled => (pipeline(ctx, &mm, "mm_tiled")?, None, None),
-            Strategy::Register => (
-                pipeline(ctx, &mm, "mm_reg")?,
-                Some(pipeline(ctx, &mm, "fwd_x_reg")?),
-                Some(pipeline(ctx, &mm, "dw1_reg")?),
-            ),
+        let mm = module(ctx, "matmul.wgsl", MATMUL_WGSL, true)?;
+        let relu = module(ctx, "relu.wgsl", RELU_WGSL, false)?;
+        let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL, false)?;
+        let red = module(ctx, "reduce.wgsl", REDUCE_WGSL, false)?;
+        let rp = module(ctx, "rprop.wgsl", RPROP_WGSL, false)?;
+        let reg = |name| -> Result<Option<wgpu::ComputePipeline>> {
+            match strategy {
+                Strategy::Tiled => Ok(None),
+                Strategy::Register => pipeline(ctx, &mm, name).map(Some),
+            }
+        };
+        let generic = match strategy {
+            Strategy::Tiled => pipeline(ctx, &mm, "mm_tiled")?,
+            Strategy::Register => pipeline(ctx, &mm, "mm_reg")?,
         };
         Ok(Kernels {
             strategy,
             mm: generic,
-            fwd_x,
-            dw1,
+            fwd_x: reg("fwd_x_reg")?,
+            dw1: reg("dw1_reg")?,
+            z2: reg("z2_reg")?,
+            dh: reg("dh_reg")?,
+            dw2: reg("dw2_reg")?,
             relu_fwd: pipeline(ctx, &relu, "relu_fwd")?,
             relu_bwd: pipeline(ctx, &relu, "relu_bwd")?,
             softmax_xent: pipeline(ctx, &sx, "softmax_xent")?,

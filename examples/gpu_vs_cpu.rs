@@ -1,0 +1,117 @@
+//! One full-batch epoch (50,000 train + 10,000 eval MNIST images) on the GPU and on the CPU
+//! in the same run, plus the GPU time of each stage and the GFLOP/s of the matmuls.
+//!
+//! cargo run --release --example gpu_vs_cpu [-- DATA_DIR [EPOCHS] [tiled|register]]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use rprop_lab::backend::Backend;
+use rprop_lab::cpu::CpuBackend;
+use rprop_lab::data::{self, Part};
+use rprop_lab::gpu::kernels::Stage;
+use rprop_lab::gpu::{GpuBackend, GpuOptions};
+use rprop_lab::model::{Layout, Params};
+use rprop_lab::optim::{Hyper, Variant};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = PathBuf::from(args.get(1).map_or("data/mnist", String::as_str));
+    let epochs: usize = args.get(2).map_or(Ok(5), |s| s.parse())?;
+    let kernel = args
+        .get(3)
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let learn = data::load(&dir, Part::Learn)?;
+    let (train, eval) = data::split(&learn, 50_000, 10_000).map_err(anyhow::Error::msg)?;
+    let params = Params::init(Layout::MNIST, 0);
+    let hyper = Hyper::default();
+    let v = Variant::IrpropPlus;
+
+    let t = Instant::now();
+    let mut gpu = GpuBackend::new(
+        &train,
+        &eval,
+        params.clone(),
+        v,
+        hyper,
+        &GpuOptions {
+            matmul_kernel: kernel,
+            verbose: true,
+            ..Default::default()
+        },
+    )?;
+    println!(
+        "gpu: {} (setup {:.2}s)",
+        gpu.name(),
+        t.elapsed().as_secs_f64()
+    );
+    let mut cpu = CpuBackend::new(&train, &eval, params, v, hyper);
+
+    let time = |b: &mut dyn Backend| -> Result<f64> {
+        let mut best = f64::INFINITY;
+        for _ in 0..epochs {
+            let t = Instant::now();
+            b.epoch()?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let c0 = gpu.counters();
+    let g = time(&mut gpu)?;
+    let c1 = gpu.counters();
+    let c = time(&mut cpu)?;
+    println!(
+        "epoch (best of {epochs}): gpu {g:.3}s  cpu {c:.3}s  ratio gpu/cpu {:.2}",
+        g / c
+    );
+    println!(
+        "gpu per epoch: {} submissions, {} bytes read back",
+        (c1.submissions - c0.submissions) / epochs as u64,
+        (c1.bytes_read - c0.bytes_read) / epochs as u64
+    );
+
+    // Per-stage GPU time (each stage alone, repeated in one submission).
+    let n = 50_000f64;
+    let (i, h, k) = (784f64, 128f64, 10f64);
+    let stages: [(&str, Stage, f64); 12] = [
+        ("Z1 (+relu)", Stage::Z1, 2.0 * n * i * h),
+        ("relu", Stage::Relu, 0.0),
+        ("Z2", Stage::Z2, 2.0 * n * h * k),
+        ("softmax_xent", Stage::SoftmaxXent, 0.0),
+        ("metrics", Stage::Metrics, 0.0),
+        ("dW2", Stage::DW2, 2.0 * n * h * k),
+        ("db2", Stage::DB2, 0.0),
+        ("dH", Stage::DH, 2.0 * n * h * k),
+        ("relu backward", Stage::ReluBackward, 0.0),
+        ("dW1", Stage::DW1, 2.0 * n * i * h),
+        ("db1", Stage::DB1, 0.0),
+        ("rprop", Stage::Rprop, 0.0),
+    ];
+    let reps = 3;
+    for (name, stage, flops) in stages {
+        gpu.run_stages(&[stage], 1)?;
+        let t = Instant::now();
+        gpu.run_stages(&[stage], reps)?;
+        let s = t.elapsed().as_secs_f64() / reps as f64;
+        if flops > 0.0 {
+            println!(
+                "  {name:<14} {:>8.2} ms  {:>6.1} GFLOP/s",
+                s * 1e3,
+                flops / s / 1e9
+            );
+        } else {
+            println!("  {name:<14} {:>8.2} ms", s * 1e3);
+        }
+    }
+    let t = Instant::now();
+    gpu.run_eval(reps)?;
+    println!(
+        "  {:<14} {:>8.2} ms",
+        "eval pass",
+        t.elapsed().as_secs_f64() / reps as f64 * 1e3
+    );
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! Every GPU kernel against its CPU twin (src/cpu.rs), on odd shapes, both matmul
+//! strategies; the fused Rprop kernel bit-identical to cpu::rprop; determinism.
+//!
+//! Without an adapter these tests fail when CI is set (CI=true) and are skipped with a
+//! notice otherwise.
+
+use rprop_lab::backend::Backend;
+use rprop_lab::cpu::{self, CpuBackend};
+use rprop_lab::data::{normalize, Dataset};
+use rprop_lab::gpu::{self, GpuBackend, GpuOptions, Strategy};
+use rprop_lab::model::{Layout, Params};
+use rprop_lab::optim::{Hyper, RpropState, Variant};
+use rprop_lab::rng::Rng;
+use rprop_lab::verify::check_step;
+
+/// True when a GPU adapter exists; panics in CI, prints a notice locally.
+fn have_gpu() -> bool {
+    if !gpu::adapters(&gpu::instance()).is_empty() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("CI: no GPU adapter found (install mesa-vulkan-drivers for lavapipe)");
+    }
+    eprintln!("notice: no GPU adapter found; skipping GPU test");
+    false
+}
+
+/// MNIST-like synthetic images: ~60% zero pixels, the rest random bytes.
+fn dataset(n: usize, rows: usize, cols: usize, classes: usize, seed: u64) -> Dataset {
+    let mut r = Rng::new(seed);
+    let images = (0..n * rows * cols)
+        .map(|_| {
+            if r.unit() < 0.6 {
+                0
+            } else {
+                (r.next_u64() % 256) as u8
+            }
+        })
+        .collect();
+    let labels = (0..n)
+        .map(|_| (r.next_u64() % classes as u64) as u8)
+        .collect();
+    Dataset {
+        images,
+        labels,
+        rows,
+        cols,
+    }
+}
+
+fn opts(k: Strategy) -> GpuOptions {
+    GpuOptions {
+        matmul_kernel: Some(k),
+        ..Default::default()
+    }
+}
+
+/// Runs `steps` GPU steps on a layout and checks every intermediate against the CPU
+/// computed from the GPU's state (verify's check), then the eval pass metrics.
+fn check_layout(
+    l: Layout,
+    n: usize,
+    n_eval: usize,
+    variant: Variant,
+    o: &GpuOptions,
+    steps: usize,
+) -> (usize, usize) {
+    let train = dataset(n, 1, l.inputs, l.classes, 1);
+    let eval = dataset(n_eval, 1, l.inputs, l.classes, 2);
+    let params = Params::init(l, 7);
+    let h = Hyper::default();
+    let mut g = GpuBackend::new(&train, &eval, params, variant, h, o).expect("GPU backend");
+    let x = cpu::normalize_images(&train);
+    for step in 0..steps {
+        let p = g.params().unwrap();
+        let st = g.state().unwrap();
+        let dump = g.debug_step().unwrap();
+        let diffs = check_step(&p, &st, &dump, &x, &train.labels, variant, &h);
+        let bad: Vec<String> = diffs.iter().filter(|d| !d.pass).map(|d| d.line()).collect();
+        assert!(
+            bad.is_empty(),
+            "{l:?} n={n} {:?} step {step}:\n{}",
+            o.matmul_kernel,
+            bad.join("\n")
+        );
+    }
+    // The eval pass of an epoch: same metrics as the CPU's eval from the updated weights.
+    let s = g.epoch().unwrap();
+    let p = g.params().unwrap();
+    let st = g.state().unwrap();
+    let mut c = CpuBackend::with_state(&train, &eval, p, st, variant, h);
+    let e = c.eval();
+    assert_eq!(s.eval.samples, e.samples);
+    assert!(
+        (s.eval.loss - e.loss).abs() <= 1e-5 * e.loss.abs().max(1.0),
+        "eval loss gpu {} cpu {}",
+        s.eval.loss,
+        e.loss
+    );
+    assert!(
+        s.eval.correct.abs_diff(e.correct) <= 1,
+        "eval correct gpu {} cpu {}",
+        s.eval.correct,
+        e.correct
+    );
+    g.image_chunks()
+}
+
+#[test]
+fn kernels_match_cpu_on_odd_shapes() {
+    if !have_gpu() {
+        return;
+    }
+    // 4-aligned but not multiples of any tile: the register kernels' edge handling.
+    let aligned = Layout {
+        inputs: 20,
+        hidden: 12,
+        classes: 10,
+    };
+    // Not 4-aligned, 13 classes: the generic fallbacks of the register strategy.
+    let ragged = Layout {
+        inputs: 21,
+        hidden: 13,
+        classes: 13,
+    };
+    for k in Strategy::ALL {
+        for (l, n) in [(aligned, 1), (aligned, 37), (ragged, 1), (ragged, 67)] {
+            check_layout(l, n, 5, Variant::IrpropPlus, &opts(k), 2);
+        }
+    }
+}
+
+#[test]
+fn kernels_match_cpu_with_chunked_images() {
+    if !have_gpu() {
+        return;
+    }
+    // A 1 KiB cap on one image binding splits 300 images of 40 pixels into 12 bindings:
+    // Z1 per chunk, dW1 summed over chunks.
+    let l = Layout {
+        inputs: 40,
+        hidden: 16,
+        classes: 10,
+    };
+    for k in Strategy::ALL {
+        let o = GpuOptions {
+            max_binding_bytes: Some(1024),
+            ..opts(k)
+        };
+        let chunks = check_layout(l, 300, 50, Variant::RpropPlus, &o, 2);
+        assert_eq!(chunks, (12, 2), "{k}: image bindings per set");
+    }
+}
+
+#[test]
+fn full_size_step_matches_cpu() {
+    if !have_gpu() {
+        return;
+    }
+    // N = 50,000 at the MNIST shape: every kernel, including the forward matmul.
+    check_layout(
+        Layout::MNIST,
+        50_000,
+        1000,
+        Variant::IrpropMinus,
+        &opts(Strategy::Register),
+        1,
+    );
+}
+
+#[test]
+fn normalization_is_exact() {
+    if !have_gpu() {
+        return;
+    }
+    // W1 = identity, b1 = 0: Z1 is the normalized pixels themselves, which must equal
+    // data::normalize bit for bit for all 256 values.
+    let l = Layout {
+        inputs: 8,
+        hidden: 8,
+        classes: 10,
+    };
+    let images: Vec<u8> = (0..256u32).map(|p| p as u8).collect();
+    let train = Dataset {
+        images,
+        labels: vec![0; 32],
+        rows: 1,
+        cols: 8,
+    };
+    let mut p = Params::zeros(l);
+    let w1 = l.tensors()[0].offset;
+    for j in 0..8 {
+        p.data[w1 + j * 8 + j] = 1.0;
+    }
+    for k in Strategy::ALL {
+        let mut g = GpuBackend::new(
+            &train,
+            &train,
+            p.clone(),
+            Variant::RpropMinus,
+            Hyper::default(),
+            &opts(k),
+        )
+        .unwrap();
+        let dump = g.debug_step().unwrap();
+        for (i, (&z, &px)) in dump.z1.iter().zip(&train.images).enumerate() {
+            assert_eq!(
+                z.to_bits(),
+                normalize(px).to_bits(),
+                "{k}: pixel {px} (#{i})"
+            );
+        }
+    }
+}
+
+/// Random state with every case of the rules: zero / equal / opposite signs, zero
+/// gradients, steps near the clamps.
+fn random_state(len: usize, h: &Hyper, seed: u64) -> (Vec<f32>, RpropState, Vec<f32>) {
+    let mut r = Rng::new(seed);
+    let mut pick = |zero: f32| {
+        let u = r.unit();
+        if u < zero {
+            0.0
+        } else {
+            r.uniform(-1e-3, 1e-3)
+        }
+    };
+    let w: Vec<f32> = (0..len).map(|_| pick(0.05) * 100.0).collect();
+    let mut st = RpropState::new(len, h);
+    st.prev_grad = (0..len).map(|_| pick(0.3)).collect();
+    st.prev_change = (0..len).map(|_| pick(0.2) * 10.0).collect();
+    let g: Vec<f32> = (0..len).map(|_| pick(0.1)).collect();
+    let mut r2 = Rng::new(seed + 1);
+    st.step = (0..len)
+        .map(|i| match i % 5 {
+            0 => h.step_min,
+            1 => h.step_max,
+            2 => h.step_max / 1.1,
+            _ => r2.uniform(1e-6, 1e-1),
+        })
+        .collect();
+    (w, st, g)
+}
+
+#[test]
+fn rprop_is_bit_identical_to_cpu() {
+    if !have_gpu() {
+        return;
+    }
+    let l = Layout::MNIST;
+    let h = Hyper::default();
+    let set = dataset(4, 28, 28, 10, 3);
+    for v in Variant::ALL {
+        let mut g = GpuBackend::new(
+            &set,
+            &set,
+            Params::zeros(l),
+            v,
+            h,
+            &opts(Strategy::Register),
+        )
+        .unwrap();
+        // Loss down then up (iRprop+ backtracks only when it goes up), from a finite E_{t-1}.
+        for (seed, prev_loss, loss) in [
+            (11, 2.0f32, 1.5f32),
+            (12, 1.5, 1.75),
+            (13, f32::INFINITY, 2.3),
+        ] {
+            let (w, mut st, mut grads) = random_state(l.total(), &h, seed);
+            st.prev_loss = prev_loss;
+            // Padding stays zero (as the real gradient buffer's).
+            for t in l.tensors() {
+                let end = t.offset + t.len();
+                let next = l
+                    .tensors()
+                    .iter()
+                    .map(|u| u.offset)
+                    .find(|&o| o > t.offset)
+                    .unwrap_or(l.total());
+                grads[end..next].fill(0.0);
+            }
+            let params = Params { layout: l, data: w };
+            g.set_state(&params, &st).unwrap();
+            g.debug_rprop(&grads, loss).unwrap();
+            let gp = g.params().unwrap();
+            let gs = g.state().unwrap();
+            let mut cp = params.data.clone();
+            let mut cs = st.clone();
+            cpu::rprop(v, &h, &mut cp, &grads, &mut cs, loss);
+            let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&gp.data), bits(&cp), "{v} weights (seed {seed})");
+            assert_eq!(bits(&gs.step), bits(&cs.step), "{v} steps (seed {seed})");
+            assert_eq!(
+                bits(&gs.prev_grad),
+                bits(&cs.prev_grad),
+                "{v} prev_grad (seed {seed})"
+            );
+            assert_eq!(
+                bits(&gs.prev_change),
+                bits(&cs.prev_change),
+                "{v} prev_change (seed {seed})"
+            );
+            assert_eq!(
+                gs.prev_loss.to_bits(),
+                cs.prev_loss.to_bits(),
+                "{v} prev_loss"
+            );
+            // The case mix really exercised both branches of the sign test.
+            let flips = (0..l.total())
+                .filter(|&i| grads[i] * st.prev_grad[i] < 0.0)
+                .count();
+            assert!(
+                flips > 1000,
+                "too few sign changes in the test data: {flips}"
+            );
+        }
+    }
+}
+
+#[test]
+fn training_is_deterministic() {
+    if !have_gpu() {
+        return;
+    }
+    let l = Layout {
+        inputs: 64,
+        hidden: 32,
+        classes: 10,
+    };
+    let train = dataset(3000, 8, 8, 10, 5);
+    let eval = dataset(500, 8, 8, 10, 6);
+    for k in Strategy::ALL {
+        let run = || {
+            let mut g = GpuBackend::new(
+                &train,
+                &eval,
+                Params::init(l, 3),
+                Variant::IrpropPlus,
+                Hyper::default(),
+                &opts(k),
+            )
+            .unwrap();
+            let stats: Vec<_> = (0..3).map(|_| g.epoch().unwrap()).collect();
+            let p = g.params().unwrap();
+            (
+                stats,
+                p.data.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+            )
+        };
+        let (s1, p1) = run();
+        let (s2, p2) = run();
+        assert_eq!(s1, s2, "{k}: metrics differ between two runs");
+        assert_eq!(p1, p2, "{k}: weights differ between two runs");
+        // And training did move the weights.
+        let p0: Vec<u32> = Params::init(l, 3)
+            .data
+            .iter()
+            .map(|f| f.to_bits())
+            .collect();
+        assert_ne!(p0, p1);
+    }
+}
+
+#[test]
+fn one_submission_and_32_bytes_per_epoch() {
+    if !have_gpu() {
+        return;
+    }
+    let set = dataset(100, 28, 28, 10, 9);
+    let mut g = GpuBackend::new(
+        &set,
+        &set,
+        Params::init(Layout::MNIST, 0),
+        Variant::RpropMinus,
+        Hyper::default(),
+        &opts(Strategy::Register),
+    )
+    .unwrap();
+    let c0 = g.counters();
+    for _ in 0..3 {
+        g.epoch().unwrap();
+    }
+    let c1 = g.counters();
+    assert_eq!(c1.submissions - c0.submissions, 3);
+    assert_eq!(c1.bytes_read - c0.bytes_read, 3 * 32);
+}
+
+#[test]
+fn unknown_adapter_is_a_clear_error() {
+    if !have_gpu() {
+        return;
+    }
+    let set = dataset(10, 28, 28, 10, 9);
+    let o = GpuOptions {
+        adapter: Some("no-such-adapter-xyz".into()),
+        ..Default::default()
+    };
+    let e = GpuBackend::new(
+        &set,
+        &set,
+        Params::init(Layout::MNIST, 0),
+        Variant::RpropMinus,
+        Hyper::default(),
+        &o,
+    )
+    .err()
+    .expect("must fail");
+    assert!(format!("{e:#}").contains("no-such-adapter-xyz"), "{e:#}");
+}
