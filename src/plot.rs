@@ -227,12 +227,19 @@ where
     let n = runs.len() as u32;
     for (i, ((label, _), pts)) in runs.iter().zip(points).enumerate() {
         let color = PALETTE[i % PALETTE.len()];
+        // The last value in the legend: the end of the curves is where they differ least
+        // visibly and matter most.
+        let label = match pts.last() {
+            Some(&(e, v)) if panel.is_loss() => format!("{label}: {v:.4} at epoch {e}"),
+            Some(&(e, v)) => format!("{label}: {:.2}% at epoch {e}", v * 100.0),
+            None => label.clone(),
+        };
         // Earlier lines drawn wider, so a later run that coincides still shows both colours.
         let width = 2 + (n - 1 - i as u32).min(3);
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(width)))
             .map_err(plot_err)?
-            .label(label.clone())
+            .label(label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(4))
             });
