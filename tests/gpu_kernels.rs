@@ -362,6 +362,98 @@ fn training_is_deterministic() {
 }
 
 #[test]
+fn restart_is_bit_identical_to_a_fresh_backend() {
+    if !have_gpu() {
+        return;
+    }
+    let l = Layout {
+        inputs: 64,
+        hidden: 32,
+        classes: 10,
+    };
+    let train = dataset(700, 8, 8, 10, 21);
+    let eval = dataset(90, 8, 8, 10, 22);
+    let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    // (stats bits, params bits, state bits) after 3 epochs.
+    type Run = (Vec<[u32; 6]>, Vec<u32>, Vec<u32>);
+    let run3 = |g: &mut GpuBackend| -> Run {
+        let stats = (0..3)
+            .map(|_| {
+                let s = g.epoch().unwrap();
+                [
+                    s.train.loss.to_bits(),
+                    s.train.correct,
+                    s.train.samples,
+                    s.eval.loss.to_bits(),
+                    s.eval.correct,
+                    s.eval.samples,
+                ]
+            })
+            .collect();
+        let p = g.params().unwrap();
+        let st = g.state().unwrap();
+        let mut sb = bits(&st.step);
+        sb.extend(bits(&st.prev_grad));
+        sb.extend(bits(&st.prev_change));
+        sb.push(st.prev_loss.to_bits());
+        (stats, bits(&p.data), sb)
+    };
+    let h2 = Hyper {
+        eta_plus: 1.3,
+        ..Hyper::default()
+    };
+    for k in Strategy::ALL {
+        // A first run with another variant, hyper-parameters and seed leaves every buffer
+        // dirty; the restarted run must not notice.
+        let mut g = GpuBackend::new(
+            &train,
+            &eval,
+            Params::init(l, 1),
+            Variant::RpropPlus,
+            Hyper::default(),
+            &opts(k),
+        )
+        .unwrap();
+        run3(&mut g);
+        let p2 = Params::init(l, 2);
+        let s2 = RpropState::new(p2.data.len(), &h2);
+        g.restart(p2.clone(), s2.clone(), Variant::IrpropPlus, h2)
+            .unwrap();
+        let restarted = run3(&mut g);
+        assert_eq!(g.counters().submissions, 3 + 5, "{k}: counters restart");
+        let mut fresh = GpuBackend::with_state(
+            &train,
+            &eval,
+            p2.clone(),
+            s2.clone(),
+            Variant::IrpropPlus,
+            h2,
+            &opts(k),
+        )
+        .unwrap();
+        assert_eq!(g.name(), fresh.name(), "{k}: name");
+        let f = run3(&mut fresh);
+        assert_eq!(restarted.0, f.0, "{k}: epoch stats differ after restart");
+        assert_eq!(restarted.1, f.1, "{k}: weights differ after restart");
+        assert_eq!(
+            restarted.2, f.2,
+            "{k}: optimizer state differs after restart"
+        );
+        // Another layout is refused.
+        let other = Params::init(
+            Layout {
+                inputs: 64,
+                hidden: 16,
+                classes: 10,
+            },
+            0,
+        );
+        let so = RpropState::new(other.data.len(), &h2);
+        assert!(g.restart(other, so, Variant::IrpropPlus, h2).is_err());
+    }
+}
+
+#[test]
 fn one_submission_and_32_bytes_per_epoch() {
     if !have_gpu() {
         return;

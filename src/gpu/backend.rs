@@ -109,6 +109,9 @@ pub struct GpuBackend {
     eval: PassBufs,
     train_plan: Vec<Dispatch>,
     eval_plan: Vec<Dispatch>,
+    /// [`Backend::name`], fixed at construction so every record of a run (and of runs
+    /// started with [`GpuBackend::restart`]) names the backend the same way.
+    name: String,
     /// Seconds spent building pipelines, timing strategies and warming up.
     pub setup_seconds: f64,
 }
@@ -257,8 +260,14 @@ impl GpuBackend {
             eval: evalb,
             train_plan,
             eval_plan,
+            name: String::new(),
             setup_seconds: 0.0,
         };
+        me.name = format!(
+            "gpu: {} (matmul {})",
+            me.ctx.describe(),
+            me.kernels.strategy
+        );
         // Warm-up: lavapipe JIT-compiles a pipeline on its first dispatch, so run one epoch
         // now (then restore the state) to keep compile time out of the epoch timings.
         me.epoch().context("GPU warm-up epoch")?;
@@ -297,7 +306,10 @@ impl GpuBackend {
     /// Replaces the weights and the optimizer state (verify re-syncs with it).
     pub fn set_state(&mut self, params: &Params, state: &RpropState) -> Result<()> {
         ensure!(
-            params.layout == self.layout && state.step.len() == params.data.len(),
+            params.layout == self.layout
+                && [&state.step, &state.prev_grad, &state.prev_change]
+                    .iter()
+                    .all(|v| v.len() == params.data.len()),
             "parameters or state of another layout"
         );
         let s = &self.s;
@@ -316,6 +328,43 @@ impl GpuBackend {
             bytemuck::cast_slice(&[0.0f32, state.prev_loss]),
         );
         self.ctx.wait()
+    }
+
+    /// Starts a new run on the same device, pipelines and uploaded images (`compare` runs
+    /// several configs this way): new weights, optimizer state (E_{t-1} included), variant
+    /// and hyper-parameters, counters zeroed. Everything else an epoch reads is rewritten
+    /// before it is read, so the run is bit-identical to one on a freshly built backend.
+    pub fn restart(
+        &mut self,
+        params: Params,
+        state: RpropState,
+        variant: Variant,
+        hyper: Hyper,
+    ) -> Result<()> {
+        ensure!(
+            params.layout == self.layout,
+            "restart with layout {:?} but the GPU backend was built for {:?}",
+            params.layout,
+            self.layout
+        );
+        // Variant and hyper-parameters live in the rprop dispatch's uniform: re-record it.
+        let rp = self.ctx.scoped("recording the rprop dispatch", || {
+            rprop_plan(
+                &self.ctx.device,
+                &self.kernels,
+                self.layout,
+                &self.s,
+                variant,
+                &hyper,
+            )
+        })?;
+        self.train_plan.retain(|d| d.stage != Stage::Rprop);
+        self.train_plan.extend(rp);
+        self.variant = variant;
+        self.hyper = hyper;
+        self.set_state(&params, &state)?;
+        self.ctx.counters = Counters::default();
+        Ok(())
     }
 
     /// Runs only the fused rprop kernel (and its loss bookkeeping) with the given gradients
@@ -441,11 +490,7 @@ impl Backend for GpuBackend {
     }
 
     fn name(&self) -> String {
-        format!(
-            "gpu: {} (matmul {})",
-            self.ctx.describe(),
-            self.kernels.strategy
-        )
+        self.name.clone()
     }
 
     fn epoch(&mut self) -> Result<EpochStats> {
