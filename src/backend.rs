@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use crate::model::Params;
-use crate::optim::RpropState;
+use crate::optim::{Hyper, RpropState, Variant};
 
 /// Sums gathered over one pass over a set (the report's `gather_metrics`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -46,6 +46,16 @@ pub trait Backend {
     fn params(&mut self) -> Result<Params>;
     /// Current optimizer state (a read-back on a GPU).
     fn state(&mut self) -> Result<RpropState>;
+    /// Starts a new run on the same data: fresh parameters, optimizer state and variant,
+    /// keeping what is costly to rebuild (a GPU's device, pipelines and uploaded images).
+    /// Ends bit-identical to a run on a newly built backend.
+    fn restart(
+        &mut self,
+        params: Params,
+        state: RpropState,
+        variant: Variant,
+        hyper: Hyper,
+    ) -> Result<()>;
     /// Host/device traffic over a run of `epochs` epochs, for the closing note (GPU only).
     fn traffic_note(&self, _epochs: usize) -> Option<String> {
         None

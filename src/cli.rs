@@ -591,17 +591,39 @@ fn compare(args: CompareArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut runs = Vec::new();
     let mut backend_name = String::new();
+    // One backend for consecutive runs on the same sets: the data is uploaded (and the GPU
+    // pipelines built) once.
+    let mut shared: Option<((usize, usize), Box<dyn Backend>)> = None;
     for job in &jobs {
         let cfg = &job.config;
-        let (train, eval) = data::split(&learn, cfg.train_set_size, cfg.eval_set_size)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| job.config_path.display().to_string())?;
+        let sizes = (cfg.train_set_size, cfg.eval_set_size);
         let layout = Layout {
-            inputs: train.features(),
+            inputs: learn.features(),
             ..Layout::MNIST
         };
         let params = Params::init(layout, cfg.seed);
-        let mut backend = make_backend(args.backend, &args.gpu, &train, &eval, params, None, cfg)?;
+        let state = RpropState::new(params.data.len(), &cfg.hyper());
+        match &mut shared {
+            Some((s, b)) if *s == sizes => b.restart(params, state, cfg.optimizer, cfg.hyper())?,
+            _ => {
+                let (train, eval) = data::split(&learn, cfg.train_set_size, cfg.eval_set_size)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| job.config_path.display().to_string())?;
+                let b = make_backend(
+                    args.backend,
+                    &args.gpu,
+                    &train,
+                    &eval,
+                    params,
+                    Some(state),
+                    cfg,
+                )?;
+                shared = Some((sizes, b));
+            }
+        }
+        let Some((_, backend)) = &mut shared else {
+            unreachable!("a backend was just made or reused");
+        };
         backend_name = backend.name();
         let run = trainer::train(
             backend.as_mut(),

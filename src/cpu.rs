@@ -457,6 +457,20 @@ impl Backend for CpuBackend {
     fn state(&mut self) -> Result<RpropState> {
         Ok(self.state.clone())
     }
+    fn restart(
+        &mut self,
+        params: Params,
+        state: RpropState,
+        variant: Variant,
+        hyper: Hyper,
+    ) -> Result<()> {
+        anyhow::ensure!(
+            params.layout == self.params.layout,
+            "restart with another model layout"
+        );
+        (self.params, self.state, self.variant, self.hyper) = (params, state, variant, hyper);
+        Ok(())
+    }
 }
 
 fn rayon_threads() -> usize {

@@ -84,6 +84,37 @@ fn compare_writes_results_and_charts_and_plot_redraws_them() {
         assert_eq!(m.epochs.len(), 4);
         assert_eq!(format!("{}", m.epochs[best - 1].eval_acc), r[3]);
     }
+    // Runs after the first reuse its backend (data uploaded once): each still equals a run
+    // of its own.
+    let alone = d.path().join("alone");
+    ok(&run(&[
+        "train",
+        "--config",
+        "configs/rprop-plus.json",
+        "--epochs",
+        "4",
+        "--train-set-size",
+        "600",
+        "--train-batch-size",
+        "600",
+        "--eval-set-size",
+        "200",
+        "--eval-batch-size",
+        "200",
+        "--backend",
+        "cpu",
+        "--out",
+        alone.to_str().unwrap(),
+        "-q",
+    ]));
+    let (a, b) = (
+        rprop_lab::metrics::Metrics::load(&alone.join("metrics.json")).unwrap(),
+        rprop_lab::metrics::Metrics::load(&out.join("rprop-plus/metrics.json")).unwrap(),
+    );
+    for (x, y) in a.epochs.iter().zip(&b.epochs) {
+        assert_eq!(x.train_loss.to_bits(), y.train_loss.to_bits());
+        assert_eq!(x.eval_loss.to_bits(), y.eval_loss.to_bits());
+    }
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(
         md.contains("| irprop-plus | ") && md.contains("0.9557"),

@@ -489,6 +489,16 @@ impl Backend for GpuBackend {
         ))
     }
 
+    fn restart(
+        &mut self,
+        params: Params,
+        state: RpropState,
+        variant: Variant,
+        hyper: Hyper,
+    ) -> Result<()> {
+        GpuBackend::restart(self, params, state, variant, hyper)
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }
