@@ -294,6 +294,16 @@ impl Backend for Diverging {
     fn state(&mut self) -> Result<RpropState> {
         self.inner.state()
     }
+    fn restart(
+        &mut self,
+        p: Params,
+        s: RpropState,
+        v: Variant,
+        h: rprop_lab::optim::Hyper,
+    ) -> Result<()> {
+        self.epoch = 0;
+        self.inner.restart(p, s, v, h)
+    }
 }
 
 fn small_sets() -> (data::Dataset, data::Dataset) {
