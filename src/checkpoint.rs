@@ -154,6 +154,7 @@ pub fn save_state(path: &Path, state: &RpropState, epoch: usize) -> Result<()> {
             format!("{:08x}", state.prev_loss.to_bits()),
         ),
         ("epoch".to_string(), epoch.to_string()),
+        ("t".to_string(), state.t.to_string()),
     ]);
     write_atomic(path, &safetensors::serialize(views, Some(meta))?)
 }
@@ -203,6 +204,10 @@ fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(RpropState, usize)> {
             prev_grad: get("prev_grad")?,
             prev_change: get("prev_change")?,
             prev_loss,
+            t: match info.get("t") {
+                Some(t) => t.parse().map_err(|_| anyhow!("bad metadata `t`"))?,
+                None => epoch as u64,
+            },
         },
         epoch,
     ))

@@ -86,10 +86,10 @@ pub struct Overrides {
     /// Loss function (only "cross_entropy").
     #[arg(long, value_name = "NAME")]
     pub criterion: Option<String>,
-    /// rprop-minus, rprop-plus, irprop-plus or irprop-minus.
+    /// rprop-minus, rprop-plus, irprop-plus, irprop-minus, sgd, rmsprop, adam or quickprop.
     #[arg(long, value_name = "NAME")]
     pub optimizer: Option<String>,
-    /// Initial step size (PyTorch's lr) [report: 0.001].
+    /// Learning rate; for Rprop the initial step size (PyTorch's lr) [report: 0.001].
     #[arg(long, value_name = "X")]
     pub learning_rate: Option<String>,
     /// Number of epochs, one full-batch step each [report: 50].
@@ -122,10 +122,34 @@ pub struct Overrides {
     /// Seed of the weight initialization [default: 0].
     #[arg(long, value_name = "N")]
     pub seed: Option<String>,
+    /// L2 penalty added to the gradient, every optimizer [default: 0].
+    #[arg(long, value_name = "X")]
+    pub weight_decay: Option<String>,
+    /// SGD / RMSprop momentum [default: 0].
+    #[arg(long, value_name = "X")]
+    pub momentum: Option<String>,
+    /// Nesterov momentum for SGD (true/false) [default: false].
+    #[arg(long, value_name = "BOOL")]
+    pub nesterov: Option<String>,
+    /// RMSprop smoothing constant [default: 0.99].
+    #[arg(long, value_name = "X")]
+    pub alpha: Option<String>,
+    /// RMSprop / Adam denominator term [default: 1e-8].
+    #[arg(long, value_name = "X")]
+    pub eps: Option<String>,
+    /// Adam first-moment decay [default: 0.9].
+    #[arg(long, value_name = "X")]
+    pub beta1: Option<String>,
+    /// Adam second-moment decay [default: 0.999].
+    #[arg(long, value_name = "X")]
+    pub beta2: Option<String>,
+    /// Quickprop maximum growth factor [default: 1.75].
+    #[arg(long, value_name = "X")]
+    pub mu: Option<String>,
 }
 
 impl Overrides {
-    pub fn pairs(&self) -> [(&'static str, &Option<String>); 13] {
+    pub fn pairs(&self) -> [(&'static str, &Option<String>); 21] {
         [
             ("criterion", &self.criterion),
             ("optimizer", &self.optimizer),
@@ -140,6 +164,14 @@ impl Overrides {
             ("step_min", &self.step_min),
             ("step_max", &self.step_max),
             ("seed", &self.seed),
+            ("weight_decay", &self.weight_decay),
+            ("momentum", &self.momentum),
+            ("nesterov", &self.nesterov),
+            ("alpha", &self.alpha),
+            ("eps", &self.eps),
+            ("beta1", &self.beta1),
+            ("beta2", &self.beta2),
+            ("mu", &self.mu),
         ]
     }
 
@@ -210,7 +242,7 @@ pub struct TestArgs {
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// Configs to run, e.g. `configs/*.json` [default: the four in configs/].
+    /// Configs to run, e.g. `configs/*.json` [default: the four Rprop configs in configs/].
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub configs: Vec<PathBuf>,
     /// Output folder: one sub-folder per run, results.md/.csv and the charts.
@@ -343,7 +375,8 @@ pub fn make_backend(
     state: Option<RpropState>,
     cfg: &Config,
 ) -> Result<Box<dyn Backend>> {
-    let state = state.unwrap_or_else(|| RpropState::new(params.data.len(), &cfg.hyper()));
+    let state = state
+        .unwrap_or_else(|| RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
         Box::new(CpuBackend::with_state(
             train,
@@ -355,6 +388,13 @@ pub fn make_backend(
         ))
     };
     if kind == BackendKind::Cpu {
+        return Ok(cpu(params, state));
+    }
+    if kind == BackendKind::Auto && crate::gpu::backend::ensure_on_gpu(cfg.optimizer).is_err() {
+        eprintln!(
+            "notice: {} has no GPU kernel yet; training on the CPU",
+            cfg.optimizer
+        );
         return Ok(cpu(params, state));
     }
     let opts = gpu.options()?;
@@ -569,7 +609,7 @@ fn compare(args: CompareArgs) -> Result<()> {
         bail!("--optimizer cannot be used with compare: each config names its optimizer");
     }
     let paths = if args.configs.is_empty() {
-        Variant::ALL
+        Variant::RPROP
             .iter()
             .map(|v| PathBuf::from("configs").join(format!("{}.json", v.name())))
             .collect()
@@ -602,7 +642,7 @@ fn compare(args: CompareArgs) -> Result<()> {
             ..Layout::MNIST
         };
         let params = Params::init(layout, cfg.seed);
-        let state = RpropState::new(params.data.len(), &cfg.hyper());
+        let state = RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
         match &mut shared {
             Some((s, b)) if *s == sizes => b.restart(params, state, cfg.optimizer, cfg.hyper())?,
             _ => {

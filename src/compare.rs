@@ -14,14 +14,20 @@ use crate::metrics::Metrics;
 use crate::optim::Variant;
 use crate::plot::{self, ChartOptions, Panel};
 
-/// The report's table 3.1: (eval accuracy, test accuracy) per variant.
-pub fn report_numbers(v: Variant) -> (f64, f64) {
+/// The report's table 3.1: (eval accuracy, test accuracy) per Rprop variant.
+pub fn report_numbers(v: Variant) -> Option<(f64, f64)> {
     match v {
-        Variant::RpropMinus => (0.958, 0.956),
-        Variant::RpropPlus => (0.9427, 0.9478),
-        Variant::IrpropPlus => (0.9554, 0.9557),
-        Variant::IrpropMinus => (0.955, 0.9555),
+        Variant::RpropMinus => Some((0.958, 0.956)),
+        Variant::RpropPlus => Some((0.9427, 0.9478)),
+        Variant::IrpropPlus => Some((0.9554, 0.9557)),
+        Variant::IrpropMinus => Some((0.955, 0.9555)),
+        _ => None,
     }
+}
+
+/// A report number as a table cell ("-" where the report has none).
+fn cell(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |v| format!("{v:.4}"))
 }
 
 /// One row of the results table.
@@ -75,10 +81,17 @@ pub fn results_markdown(rows: &[ResultRow], note: &str) -> String {
         "| run | best epoch | eval acc | test acc | test loss | seconds | report: eval acc | report: test acc |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let (re, rt) = report_numbers(r.optimizer);
+        let rep = report_numbers(r.optimizer);
         s += &format!(
-            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.1} | {:.4} | {:.4} |\n",
-            r.name, r.best_epoch, r.eval_acc, r.test_acc, r.test_loss, r.seconds, re, rt
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.1} | {} | {} |\n",
+            r.name,
+            r.best_epoch,
+            r.eval_acc,
+            r.test_acc,
+            r.test_loss,
+            r.seconds,
+            cell(rep.map(|x| x.0)),
+            cell(rep.map(|x| x.1))
         );
     }
     if !note.is_empty() {
@@ -92,7 +105,8 @@ pub fn results_csv(rows: &[ResultRow]) -> String {
         "run,optimizer,best_epoch,eval_acc,test_acc,test_loss,seconds,report_eval_acc,report_test_acc\n",
     );
     for r in rows {
-        let (re, rt) = report_numbers(r.optimizer);
+        let rep = report_numbers(r.optimizer);
+        let num = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
         s += &format!(
             "{},{},{},{},{},{},{:.3},{},{}\n",
             r.name,
@@ -102,8 +116,8 @@ pub fn results_csv(rows: &[ResultRow]) -> String {
             r.test_acc,
             r.test_loss,
             r.seconds,
-            re,
-            rt
+            num(rep.map(|x| x.0)),
+            num(rep.map(|x| x.1))
         );
     }
     s

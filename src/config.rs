@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::optim::{Hyper, Variant};
 
 /// Every key a config may hold, in the order they are written back.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 21] = [
     "criterion",
     "optimizer",
     "learning_rate",
@@ -23,6 +23,14 @@ pub const KEYS: [&str; 13] = [
     "step_min",
     "step_max",
     "seed",
+    "weight_decay",
+    "momentum",
+    "nesterov",
+    "alpha",
+    "eps",
+    "beta1",
+    "beta2",
+    "mu",
 ];
 
 /// Largest set the learning images can supply (MNIST's 60,000); checked again against the
@@ -46,6 +54,21 @@ pub struct Config {
     pub step_min: f32,
     pub step_max: f32,
     pub seed: u64,
+    /// L2 penalty added to the gradient (every optimizer) [0].
+    pub weight_decay: f32,
+    /// SGD / RMSprop momentum [0].
+    pub momentum: f32,
+    /// Nesterov momentum for SGD [false].
+    pub nesterov: bool,
+    /// RMSprop smoothing constant [0.99].
+    pub alpha: f32,
+    /// RMSprop / Adam denominator term [1e-8].
+    pub eps: f32,
+    /// Adam moment decay rates [0.9, 0.999].
+    pub beta1: f32,
+    pub beta2: f32,
+    /// Quickprop maximum growth factor [1.75].
+    pub mu: f32,
 }
 
 impl Config {
@@ -55,7 +78,7 @@ impl Config {
         Config {
             criterion: "cross_entropy".into(),
             optimizer,
-            learning_rate: h.initial_step,
+            learning_rate: h.lr,
             epochs: 50,
             train_set_size: 50_000,
             train_batch_size: 50_000,
@@ -66,16 +89,32 @@ impl Config {
             step_min: h.step_min,
             step_max: h.step_max,
             seed: 0,
+            weight_decay: h.weight_decay,
+            momentum: h.momentum,
+            nesterov: h.nesterov,
+            alpha: h.alpha,
+            eps: h.eps,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            mu: h.mu,
         }
     }
 
     pub fn hyper(&self) -> Hyper {
         Hyper {
-            initial_step: self.learning_rate,
+            lr: self.learning_rate,
             eta_minus: self.eta_minus,
             eta_plus: self.eta_plus,
             step_min: self.step_min,
             step_max: self.step_max,
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            alpha: self.alpha,
+            eps: self.eps,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            mu: self.mu,
         }
     }
 
@@ -126,6 +165,17 @@ impl Config {
             "step_min" => as_f32(v).map(|x| self.step_min = x),
             "step_max" => as_f32(v).map(|x| self.step_max = x),
             "seed" => as_u64(v).map(|x| self.seed = x),
+            "weight_decay" => as_f32(v).map(|x| self.weight_decay = x),
+            "momentum" => as_f32(v).map(|x| self.momentum = x),
+            "nesterov" => v
+                .as_bool()
+                .ok_or_else(|| anyhow!("expected true or false, got {v}"))
+                .map(|x| self.nesterov = x),
+            "alpha" => as_f32(v).map(|x| self.alpha = x),
+            "eps" => as_f32(v).map(|x| self.eps = x),
+            "beta1" => as_f32(v).map(|x| self.beta1 = x),
+            "beta2" => as_f32(v).map(|x| self.beta2 = x),
+            "mu" => as_f32(v).map(|x| self.mu = x),
             _ => bail!("unknown key `{key}` (known keys: {})", KEYS.join(", ")),
         };
         r.with_context(|| format!("key `{key}`"))
@@ -136,7 +186,7 @@ impl Config {
     pub fn set_str(&mut self, key: &str, text: &str) -> Result<()> {
         let v = serde_json::from_str::<Value>(text)
             .ok()
-            .filter(|v| v.is_number())
+            .filter(|v| v.is_number() || v.is_boolean())
             .unwrap_or_else(|| Value::String(text.to_string()));
         self.set(key, &v)
     }
@@ -226,6 +276,39 @@ impl Config {
                 ),
             );
         }
+        for (key, x) in [
+            ("weight_decay", self.weight_decay),
+            ("momentum", self.momentum),
+            ("alpha", self.alpha),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+        ] {
+            let ok = if key == "weight_decay" {
+                x >= 0.0 && x.is_finite()
+            } else {
+                (0.0..1.0).contains(&x)
+            };
+            if !ok {
+                let range = if key == "weight_decay" {
+                    ">= 0"
+                } else {
+                    "in [0, 1)"
+                };
+                return key_err(key, format!("must be {range}, got {x}"));
+            }
+        }
+        if self.nesterov && self.momentum <= 0.0 {
+            return key_err("nesterov", "needs momentum > 0".to_string());
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return key_err(
+                "eps",
+                format!("must be a positive number, got {}", self.eps),
+            );
+        }
+        if !(self.mu > 0.0 && self.mu.is_finite()) {
+            return key_err("mu", format!("must be a positive number, got {}", self.mu));
+        }
         Ok(())
     }
 
@@ -245,6 +328,14 @@ impl Config {
             "step_min": self.step_min,
             "step_max": self.step_max,
             "seed": self.seed,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "alpha": self.alpha,
+            "eps": self.eps,
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "mu": self.mu,
         })
     }
 }

@@ -10,7 +10,7 @@ use gemm::Parallelism;
 use crate::backend::{Backend, EpochStats, PassStats};
 use crate::data::{normalize_table, Dataset};
 use crate::model::{Layout, Params};
-use crate::optim::{self, Elem, Hyper, RpropState, Variant};
+use crate::optim::{self, Elem, Hyper, RpropState, StepScalars, Variant};
 
 /// A strided read-only matrix view: element (r, c) is `data[r*rs + c*cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -178,7 +178,36 @@ pub fn reduce_metrics(loss: &[f32], correct: &[u32]) -> PassStats {
     }
 }
 
-/// One fused Rprop step over every weight. Twin of `rprop.wgsl`.
+/// One fused optimizer step over every weight (any variant), given the step's loss E_t.
+/// Twin of `optimizer.wgsl`.
+pub fn optimizer(
+    variant: Variant,
+    h: &Hyper,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut RpropState,
+    loss: f32,
+) {
+    state.t += 1;
+    let sc = StepScalars::new(h, state.t, loss, state.prev_loss);
+    for i in 0..params.len() {
+        let mut e = Elem {
+            w: params[i],
+            step: state.step[i],
+            prev_grad: state.prev_grad[i],
+            prev_change: state.prev_change[i],
+        };
+        optim::update(variant, &mut e, grads[i], h, &sc);
+        params[i] = e.w;
+        state.step[i] = e.step;
+        state.prev_grad[i] = e.prev_grad;
+        state.prev_change[i] = e.prev_change;
+    }
+    state.prev_loss = loss;
+}
+
+/// The Rprop step (any optimizer, in fact): the name the Rprop tests and the GPU kernel's
+/// first version knew it by.
 pub fn rprop(
     variant: Variant,
     h: &Hyper,
@@ -187,21 +216,7 @@ pub fn rprop(
     state: &mut RpropState,
     loss: f32,
 ) {
-    let loss_up = loss > state.prev_loss;
-    for i in 0..params.len() {
-        let mut e = Elem {
-            w: params[i],
-            step: state.step[i],
-            prev_grad: state.prev_grad[i],
-            prev_change: state.prev_change[i],
-        };
-        optim::apply(variant, &mut e, grads[i], h, loss_up);
-        params[i] = e.w;
-        state.step[i] = e.step;
-        state.prev_grad[i] = e.prev_grad;
-        state.prev_change[i] = e.prev_change;
-    }
-    state.prev_loss = loss;
+    optimizer(variant, h, params, grads, state, loss)
 }
 
 /// Images as the normalized f32 matrix the first layer reads (n x features).
@@ -387,7 +402,7 @@ impl CpuBackend {
         variant: Variant,
         hyper: Hyper,
     ) -> CpuBackend {
-        let state = RpropState::new(params.data.len(), &hyper);
+        let state = RpropState::for_variant(params.data.len(), variant, &hyper);
         CpuBackend::with_state(train, eval, params, state, variant, hyper)
     }
 
@@ -425,7 +440,7 @@ impl CpuBackend {
             &mut self.train_ws,
         );
         backward(&self.params, &self.train_x, &mut self.train_ws);
-        rprop(
+        optimizer(
             self.variant,
             &self.hyper,
             &mut self.params.data,

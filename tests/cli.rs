@@ -138,7 +138,7 @@ fn train_writes_outputs_and_test_scores_them() {
 fn every_variant_learns_on_a_subset() {
     let learn = rprop_lab::data::load(&common::mnist_dir(), rprop_lab::data::Part::Learn).unwrap();
     let (train, eval) = rprop_lab::data::split(&learn, 2000, 500).unwrap();
-    for v in rprop_lab::optim::Variant::ALL {
+    for v in rprop_lab::optim::Variant::RPROP {
         let cfg = rprop_lab::config::Config::report(v);
         let p = rprop_lab::model::Params::init(rprop_lab::model::Layout::MNIST, 0);
         let mut b = rprop_lab::cpu::CpuBackend::new(&train, &eval, p, v, cfg.hyper());
@@ -256,12 +256,12 @@ fn bad_inputs_give_one_clear_error_line() {
         &run(&["train", "--config", cfg.to_str().unwrap()]),
         "c.json",
     );
-    std::fs::write(&cfg, r#"{"optimizer": "rprop-plus", "momentum": 0.9}"#).unwrap();
+    std::fs::write(&cfg, r#"{"optimizer": "rprop-plus", "lr_decay": 0.9}"#).unwrap();
     assert_clear_error(
         &run(&["train", "--config", cfg.to_str().unwrap()]),
         "momentum",
     );
-    assert_clear_error(&run(&["train", "--optimizer", "sgd"]), "sgd");
+    assert_clear_error(&run(&["train", "--optimizer", "adamw"]), "adamw");
     assert_clear_error(
         &run(&[
             "train",

@@ -99,6 +99,8 @@ pub struct StepDump {
 }
 
 pub struct GpuBackend {
+    /// Steps taken (the optimizer state's `t`), counted on the host.
+    t: u64,
     ctx: GpuContext,
     kernels: Kernels,
     layout: Layout,
@@ -164,6 +166,16 @@ fn k_split(k: usize) -> usize {
     k.div_ceil(MAX_SPLITS).max(1024).min(k.max(1))
 }
 
+/// The GPU's fused update kernel implements the Rprop family; the other optimizers run on
+/// the CPU backend for now.
+pub fn ensure_on_gpu(variant: Variant) -> Result<()> {
+    ensure!(
+        variant.is_rprop(),
+        "the optimizer {variant} has no GPU kernel yet; use --backend cpu"
+    );
+    Ok(())
+}
+
 impl GpuBackend {
     /// A fresh optimizer state on the GPU.
     pub fn new(
@@ -190,6 +202,7 @@ impl GpuBackend {
     ) -> Result<GpuBackend> {
         let t0 = Instant::now();
         let l = params.layout;
+        ensure_on_gpu(variant)?;
         ensure!(
             train.features() == l.inputs && eval.features() == l.inputs,
             "images have {} pixels but the model expects {}",
@@ -250,6 +263,7 @@ impl GpuBackend {
             (tp, ep)
         })?;
         let mut me = GpuBackend {
+            t: state.t,
             ctx,
             kernels,
             layout: l,
@@ -312,6 +326,7 @@ impl GpuBackend {
                     .all(|v| v.len() == params.data.len()),
             "parameters or state of another layout"
         );
+        self.t = state.t;
         let s = &self.s;
         for (buf, data) in [
             (&s.params, &params.data),
@@ -358,6 +373,7 @@ impl GpuBackend {
                 &hyper,
             )
         })?;
+        ensure_on_gpu(variant)?;
         self.train_plan.retain(|d| d.stage != Stage::Rprop);
         self.train_plan.extend(rp);
         self.variant = variant;
@@ -516,6 +532,7 @@ impl Backend for GpuBackend {
         let staging = self.s.staging.clone();
         let m = f32s(&self.ctx.map_read(&staging, METRIC_BYTES)?);
         let (train, eval, _) = self.parse_metrics(&m);
+        self.t += 1;
         Ok(EpochStats { train, eval })
     }
 
@@ -545,6 +562,7 @@ impl Backend for GpuBackend {
             prev_grad,
             prev_change,
             prev_loss: loss[1],
+            t: self.t,
         })
     }
 }
