@@ -61,12 +61,12 @@ pub struct Config {
     /// Nesterov momentum for SGD [false].
     pub nesterov: bool,
     /// RMSprop smoothing constant [0.99].
-    pub alpha: f32,
+    pub alpha: f64,
     /// RMSprop / Adam denominator term [1e-8].
     pub eps: f32,
     /// Adam moment decay rates [0.9, 0.999].
-    pub beta1: f32,
-    pub beta2: f32,
+    pub beta1: f64,
+    pub beta2: f64,
     /// Quickprop maximum growth factor [1.75].
     pub mu: f32,
 }
@@ -171,10 +171,10 @@ impl Config {
                 .as_bool()
                 .ok_or_else(|| anyhow!("expected true or false, got {v}"))
                 .map(|x| self.nesterov = x),
-            "alpha" => as_f32(v).map(|x| self.alpha = x),
+            "alpha" => as_f64(v).map(|x| self.alpha = x),
             "eps" => as_f32(v).map(|x| self.eps = x),
-            "beta1" => as_f32(v).map(|x| self.beta1 = x),
-            "beta2" => as_f32(v).map(|x| self.beta2 = x),
+            "beta1" => as_f64(v).map(|x| self.beta1 = x),
+            "beta2" => as_f64(v).map(|x| self.beta2 = x),
             "mu" => as_f32(v).map(|x| self.mu = x),
             _ => bail!("unknown key `{key}` (known keys: {})", KEYS.join(", ")),
         };
@@ -277,8 +277,8 @@ impl Config {
             );
         }
         for (key, x) in [
-            ("weight_decay", self.weight_decay),
-            ("momentum", self.momentum),
+            ("weight_decay", self.weight_decay as f64),
+            ("momentum", self.momentum as f64),
             ("alpha", self.alpha),
             ("beta1", self.beta1),
             ("beta2", self.beta2),
@@ -357,6 +357,12 @@ fn as_f32(v: &Value) -> Result<f32> {
         bail!("{x} is out of range for f32");
     }
     Ok(x as f32)
+}
+
+fn as_f64(v: &Value) -> Result<f64> {
+    v.as_f64()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| anyhow!("expected a number, got {v}"))
 }
 
 fn as_u64(v: &Value) -> Result<u64> {

@@ -139,13 +139,15 @@ pub struct Hyper {
     pub momentum: f32,
     /// Nesterov momentum for SGD.
     pub nesterov: bool,
-    /// RMSprop's smoothing constant.
-    pub alpha: f32,
+    /// RMSprop's smoothing constant. f64, like torch's Python float, because torch forms
+    /// `1 - alpha` in f64 before rounding it to f32 (and so does [`rmsprop`]).
+    pub alpha: f64,
     /// RMSprop's and Adam's term added to the denominator.
     pub eps: f32,
-    /// Adam's decay rates of the gradient's first and second moments (`betas`).
-    pub beta1: f32,
-    pub beta2: f32,
+    /// Adam's decay rates of the gradient's first and second moments (`betas`); f64 for the
+    /// same reason as `alpha`, and for the bias corrections.
+    pub beta1: f64,
+    pub beta2: f64,
     /// Quickprop's maximum growth factor of a step over the previous one.
     pub mu: f32,
 }
@@ -301,25 +303,28 @@ pub fn sgd(e: &mut Elem, g: f32, h: &Hyper) {
         let buf = e.prev_change * h.momentum + g;
         e.prev_change = buf;
         if h.nesterov {
-            g + h.momentum * buf
+            buf.mul_add(h.momentum, g)
         } else {
             buf
         }
     } else {
         g
     };
-    e.w += -h.lr * d;
+    // torch's `param.add_(d, alpha=-lr)` is a fused multiply-add in its vector kernels.
+    e.w = d.mul_add(-h.lr, e.w);
 }
 
 /// RMSprop (`torch.optim.RMSprop`, not centered): `sq = alpha * sq + (1 - alpha) * g * g`,
 /// `avg = sqrt(sq) + eps`; `w -= lr * g / avg`, or with momentum
 /// `buf = momentum * buf + g / avg`, `w -= lr * buf`. Operations in torch's order.
 pub fn rmsprop(e: &mut Elem, g: f32, h: &Hyper) {
-    e.step = e.step * h.alpha + (1.0 - h.alpha) * g * g;
+    // torch's `sq.mul_(alpha).addcmul_(g, g, value=1-alpha)`: the addcmul is a fused
+    // multiply-add of (value * g) * g onto the scaled average.
+    e.step = ((1.0 - h.alpha) as f32 * g).mul_add(g, e.step * h.alpha as f32);
     let avg = e.step.sqrt() + h.eps;
     if h.momentum > 0.0 {
         e.prev_change = e.prev_change * h.momentum + g / avg;
-        e.w += -h.lr * e.prev_change;
+        e.w = e.prev_change.mul_add(-h.lr, e.w);
     } else {
         e.w += -h.lr * g / avg;
     }
@@ -330,8 +335,8 @@ pub fn rmsprop(e: &mut Elem, g: f32, h: &Hyper) {
 /// with the step's bias corrections from [`StepScalars`].
 pub fn adam(e: &mut Elem, g: f32, h: &Hyper, sc: &StepScalars) {
     // torch's lerp with a weight below 0.5: m + w * (g - m).
-    e.prev_grad += (1.0 - h.beta1) * (g - e.prev_grad);
-    e.step = e.step * h.beta2 + (1.0 - h.beta2) * g * g;
+    e.prev_grad += (1.0 - h.beta1) as f32 * (g - e.prev_grad);
+    e.step = ((1.0 - h.beta2) as f32 * g).mul_add(g, e.step * h.beta2 as f32);
     let denom = e.step.sqrt() / sc.adam_bc2_sqrt + h.eps;
     e.w += -sc.adam_step_size * e.prev_grad / denom;
 }
@@ -379,8 +384,8 @@ impl StepScalars {
     /// computed in f64 and rounded once, as torch does with its Python floats.
     pub fn new(h: &Hyper, t: u64, loss: f32, prev_loss: f32) -> StepScalars {
         let t = t.max(1) as i32;
-        let bc1 = 1.0 - (h.beta1 as f64).powi(t);
-        let bc2 = 1.0 - (h.beta2 as f64).powi(t);
+        let bc1 = 1.0 - h.beta1.powi(t);
+        let bc2 = 1.0 - h.beta2.powi(t);
         StepScalars {
             loss_up: loss > prev_loss,
             adam_step_size: (h.lr as f64 / bc1) as f32,
@@ -392,8 +397,9 @@ impl StepScalars {
 /// Applies `variant`'s rule to one weight, with the L2 penalty (`g + weight_decay * w`, as
 /// torch's `grad.add(param, alpha=weight_decay)`) added first.
 pub fn update(variant: Variant, e: &mut Elem, g: f32, h: &Hyper, sc: &StepScalars) {
+    // torch's `grad.add(param, alpha=weight_decay)`: a fused multiply-add.
     let g = if h.weight_decay != 0.0 {
-        g + h.weight_decay * e.w
+        e.w.mul_add(h.weight_decay, g)
     } else {
         g
     };

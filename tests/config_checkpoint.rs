@@ -26,6 +26,30 @@ fn bundled_configs_are_the_reports() {
     }
 }
 
+#[test]
+fn bundled_configs_of_the_other_optimizers_load() {
+    for (v, lr) in [
+        (Variant::Sgd, 0.1),
+        (Variant::Rmsprop, 0.001),
+        (Variant::Adam, 0.001),
+        (Variant::Quickprop, 0.1),
+    ] {
+        let cfg = Config::load(&configs_dir().join(format!("{}.json", v.name()))).unwrap();
+        assert_eq!((cfg.optimizer, cfg.learning_rate), (v, lr));
+        assert_eq!(cfg.momentum, if v == Variant::Sgd { 0.9 } else { 0.0 });
+        assert_eq!((cfg.epochs, cfg.train_set_size), (50, 50_000));
+    }
+    let e = parse_err(r#"{"optimizer": "sgd", "nesterov": true}"#);
+    assert!(
+        e.contains("key `nesterov`") && e.contains("momentum"),
+        "{e}"
+    );
+    let e = parse_err(r#"{"optimizer": "adam", "beta2": 1.0}"#);
+    assert!(e.contains("key `beta2`"), "{e}");
+    let e = parse_err(r#"{"optimizer": "sgd", "weight_decay": -0.1}"#);
+    assert!(e.contains("key `weight_decay`"), "{e}");
+}
+
 fn parse_err(text: &str) -> String {
     format!("{:#}", Config::parse(text).unwrap_err())
 }
