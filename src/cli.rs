@@ -390,13 +390,6 @@ pub fn make_backend(
     if kind == BackendKind::Cpu {
         return Ok(cpu(params, state));
     }
-    if kind == BackendKind::Auto && crate::gpu::backend::ensure_on_gpu(cfg.optimizer).is_err() {
-        eprintln!(
-            "notice: {} has no GPU kernel yet; training on the CPU",
-            cfg.optimizer
-        );
-        return Ok(cpu(params, state));
-    }
     let opts = gpu.options()?;
     match crate::gpu::GpuBackend::with_state(
         train,

@@ -499,3 +499,121 @@ fn unknown_adapter_is_a_clear_error() {
     .expect("must fail");
     assert!(format!("{e:#}").contains("no-such-adapter-xyz"), "{e:#}");
 }
+
+#[test]
+fn other_optimizers_match_cpu() {
+    if !have_gpu() {
+        return;
+    }
+    let l = Layout::MNIST;
+    let set = dataset(4, 28, 28, 10, 3);
+    let base = Hyper::default();
+    let cases = [
+        (Variant::Sgd, Hyper { lr: 0.1, ..base }),
+        (
+            Variant::Sgd,
+            Hyper {
+                lr: 0.05,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 0.01,
+                ..base
+            },
+        ),
+        (Variant::Rmsprop, Hyper { lr: 0.01, ..base }),
+        (
+            Variant::Rmsprop,
+            Hyper {
+                lr: 0.01,
+                momentum: 0.9,
+                alpha: 0.9,
+                weight_decay: 0.01,
+                ..base
+            },
+        ),
+        (Variant::Adam, Hyper { lr: 0.001, ..base }),
+        (
+            Variant::Adam,
+            Hyper {
+                lr: 0.01,
+                beta1: 0.8,
+                beta2: 0.99,
+                eps: 1e-6,
+                weight_decay: 0.01,
+                ..base
+            },
+        ),
+        (Variant::Quickprop, Hyper { lr: 0.1, ..base }),
+        (
+            Variant::IrpropPlus,
+            Hyper {
+                weight_decay: 0.01,
+                ..base
+            },
+        ),
+    ];
+    for (v, h) in cases {
+        let mut g = GpuBackend::new(
+            &set,
+            &set,
+            Params::zeros(l),
+            v,
+            h,
+            &opts(Strategy::Register),
+        )
+        .unwrap();
+        let (w, _, _) = random_state(l.total(), &h, 21);
+        let params = Params { layout: l, data: w };
+        let mut cp = params.data.clone();
+        let mut cs = RpropState::for_variant(l.total(), v, &h);
+        g.set_state(&params, &cs).unwrap();
+        // Three steps, so momentum buffers, moments and Quickprop's parabola all engage.
+        for seed in [31u64, 32, 33] {
+            // |g| in [0.01, 0.1] against weight decay terms <= 1e-3: no cancellation, which a
+            // GPU that does not fuse `fma` (lavapipe) would turn into large relative errors.
+            let mut r = Rng::new(seed);
+            let grads: Vec<f32> = (0..l.total())
+                .map(|_| {
+                    let m = r.uniform(0.01, 0.1);
+                    if r.unit() < 0.5 {
+                        -m
+                    } else {
+                        m
+                    }
+                })
+                .collect();
+            g.debug_rprop(&grads, 1.0).unwrap();
+            cpu::optimizer(v, &h, &mut cp, &grads, &mut cs, 1.0);
+        }
+        let gp = g.params().unwrap();
+        let gs = g.state().unwrap();
+        assert_eq!(gs.t, 3);
+        let (mut same, mut worst) = (0, 0f32);
+        for (a, b) in gp.data.iter().zip(&cp) {
+            same += usize::from(a.to_bits() == b.to_bits());
+            // Relative, but absolute near zero: a step that brings a weight near zero keeps
+            // the step's rounding.
+            worst = worst.max((a - b).abs() / (b.abs() + 1e-2));
+        }
+        eprintln!(
+            "{v}: {same}/{} weights bit-identical, worst diff {worst:e}",
+            cp.len()
+        );
+        // The same f32 operations, but a GPU compiler may fuse a multiply-add (or not) and
+        // round a division or square root its own way: 1e-5 relative.
+        assert!(worst <= 1e-5, "{v}: worst difference {worst:e}");
+        if v.is_rprop() {
+            assert_eq!(
+                same,
+                cp.len(),
+                "{v}: Rprop stays bit-identical with weight decay"
+            );
+        }
+        for (a, b) in gs.step.iter().zip(&cs.step) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1e-12),
+                "{v} state: {a} vs {b}"
+            );
+        }
+    }
+}

@@ -166,16 +166,6 @@ fn k_split(k: usize) -> usize {
     k.div_ceil(MAX_SPLITS).max(1024).min(k.max(1))
 }
 
-/// The GPU's fused update kernel implements the Rprop family; the other optimizers run on
-/// the CPU backend for now.
-pub fn ensure_on_gpu(variant: Variant) -> Result<()> {
-    ensure!(
-        variant.is_rprop(),
-        "the optimizer {variant} has no GPU kernel yet; use --backend cpu"
-    );
-    Ok(())
-}
-
 impl GpuBackend {
     /// A fresh optimizer state on the GPU.
     pub fn new(
@@ -202,7 +192,6 @@ impl GpuBackend {
     ) -> Result<GpuBackend> {
         let t0 = Instant::now();
         let l = params.layout;
-        ensure_on_gpu(variant)?;
         ensure!(
             train.features() == l.inputs && eval.features() == l.inputs,
             "images have {} pixels but the model expects {}",
@@ -373,7 +362,6 @@ impl GpuBackend {
                 &hyper,
             )
         })?;
-        ensure_on_gpu(variant)?;
         self.train_plan.retain(|d| d.stage != Stage::Rprop);
         self.train_plan.extend(rp);
         self.variant = variant;
@@ -391,7 +379,21 @@ impl GpuBackend {
             .write(&self.s.grads, 0, bytemuck::cast_slice(grads));
         self.ctx
             .write(&self.s.lossbuf, 0, bytemuck::cast_slice(&[loss]));
-        self.run_stages(&[Stage::Rprop], 1)
+        self.write_step_scalars();
+        self.run_stages(&[Stage::Rprop], 1)?;
+        self.t += 1;
+        Ok(())
+    }
+
+    /// Adam's bias corrections for the coming step t+1, computed on the host in f64 as
+    /// optim::StepScalars does; a queue write, so the step still never waits for the host.
+    fn write_step_scalars(&mut self) {
+        let sc = crate::optim::StepScalars::new(&self.hyper, self.t + 1, 0.0, 0.0);
+        self.ctx.write(
+            &self.s.lossbuf,
+            8,
+            bytemuck::cast_slice(&[sc.adam_step_size, sc.adam_bc2_sqrt]),
+        );
     }
 
     /// Runs the dispatches of `stages` (train plan) `reps` times in one submission and waits.
@@ -520,6 +522,7 @@ impl Backend for GpuBackend {
     }
 
     fn epoch(&mut self) -> Result<EpochStats> {
+        self.write_step_scalars();
         let mut enc = self
             .ctx
             .device
@@ -612,7 +615,8 @@ fn create_shared(device: &wgpu::Device, total: usize, scratch: u64) -> Shared {
         step: storage(device, "step", total * 4),
         prev_grad: storage(device, "prev_grad", total * 4),
         prev_change: storage(device, "prev_change", total * 4),
-        lossbuf: storage(device, "loss", 8),
+        // [E_t, E_{t-1}, Adam's step size, Adam's sqrt(bias correction 2)]
+        lossbuf: storage(device, "loss", 16),
         metrics: storage(device, "metrics", METRIC_BYTES as usize),
         staging: device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("metrics read-back"),
@@ -1240,6 +1244,19 @@ fn rprop_plan(
         h.eta_plus.to_bits(),
         h.step_min.to_bits(),
         h.step_max.to_bits(),
+        h.lr.to_bits(),
+        h.weight_decay.to_bits(),
+        h.momentum.to_bits(),
+        u32::from(h.nesterov),
+        (h.alpha as f32).to_bits(),
+        // 1 - x in f64 then rounded, as optim.rs (and torch) form it.
+        ((1.0 - h.alpha) as f32).to_bits(),
+        ((1.0 - h.beta1) as f32).to_bits(),
+        (h.beta2 as f32).to_bits(),
+        ((1.0 - h.beta2) as f32).to_bits(),
+        h.eps.to_bits(),
+        h.mu.to_bits(),
+        0,
         0,
         0,
     ];
