@@ -1,7 +1,7 @@
 //! The CPU reference: plain, readable Rust for every kernel of a training step, and the
 //! oracle the GPU kernels are checked against. Each function here is the twin of the WGSL
 //! kernel of the same name in `shaders/` (`matmul`, `relu`, `softmax_xent`, `reduce`,
-//! `rprop`). The three matrix products go through the `gemm` crate (a real GEMM); the
+//! `optimizer`). The three matrix products go through the `gemm` crate (a real GEMM); the
 //! element-wise parts are plain loops.
 
 use anyhow::Result;
@@ -204,19 +204,6 @@ pub fn optimizer(
         state.prev_change[i] = e.prev_change;
     }
     state.prev_loss = loss;
-}
-
-/// The Rprop step (any optimizer, in fact): the name the Rprop tests and the GPU kernel's
-/// first version knew it by.
-pub fn rprop(
-    variant: Variant,
-    h: &Hyper,
-    params: &mut [f32],
-    grads: &[f32],
-    state: &mut RpropState,
-    loss: f32,
-) {
-    optimizer(variant, h, params, grads, state, loss)
 }
 
 /// Images as the normalized f32 matrix the first layer reads (n x features).

@@ -5,7 +5,7 @@
 //! `step = clamp(step * f, step_min, step_max)` in f32 with f in {eta+, eta-, 1}, where the
 //! sign test is on the f32 product `g * prev_grad` (as `torch.optim.Rprop` does, so an
 //! underflowing product counts as zero there and here). These functions are the spec; the CPU
-//! backend applies them in a loop and `shaders/rprop.wgsl` is their GPU twin.
+//! backend applies them in a loop and `shaders/optimizer.wgsl` is their GPU twin.
 
 use std::fmt;
 use std::str::FromStr;

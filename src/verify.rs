@@ -11,7 +11,7 @@
 //!   meaningful where individual entries cross zero; PASS if the latter is within the
 //!   tensor's tolerance ([`tolerance`]);
 //! * the Rprop update (weights, step sizes, previous gradients and changes, E_{t-1}):
-//!   cpu::rprop applied to the GPU's gradients and loss must match bit for bit.
+//!   cpu::optimizer applied to the GPU's gradients and loss must match bit for bit.
 
 use std::path::PathBuf;
 
@@ -242,7 +242,7 @@ pub fn check_step(
     // The update from the GPU's own gradients and loss must be bit-identical.
     let mut p = params.data.clone();
     let mut st = state.clone();
-    cpu::rprop(
+    cpu::optimizer(
         variant,
         hyper,
         &mut p,

@@ -1,29 +1,19 @@
 //! Every GPU kernel against its CPU twin (src/cpu.rs), on odd shapes, both matmul
-//! strategies; the fused Rprop kernel bit-identical to cpu::rprop; determinism.
+//! strategies; the fused optimizer kernel bit-identical to cpu::optimizer for Rprop; determinism.
 //!
 //! Without an adapter these tests fail when CI is set (CI=true) and are skipped with a
 //! notice otherwise.
 
+mod common;
+
 use rprop_lab::backend::Backend;
 use rprop_lab::cpu::{self, CpuBackend};
 use rprop_lab::data::{normalize, Dataset};
-use rprop_lab::gpu::{self, GpuBackend, GpuOptions, Strategy};
+use rprop_lab::gpu::{GpuBackend, GpuOptions, Strategy};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, RpropState, Variant};
 use rprop_lab::rng::Rng;
 use rprop_lab::verify::check_step;
-
-/// True when a GPU adapter exists; panics in CI, prints a notice locally.
-fn have_gpu() -> bool {
-    if !gpu::adapters(&gpu::instance()).is_empty() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("CI: no GPU adapter found (install mesa-vulkan-drivers for lavapipe)");
-    }
-    eprintln!("notice: no GPU adapter found; skipping GPU test");
-    false
-}
 
 /// MNIST-like synthetic images: ~60% zero pixels, the rest random bytes.
 fn dataset(n: usize, rows: usize, cols: usize, classes: usize, seed: u64) -> Dataset {
@@ -108,7 +98,7 @@ fn check_layout(
 
 #[test]
 fn kernels_match_cpu_on_odd_shapes() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     // 4-aligned but not multiples of any tile: the register kernels' edge handling.
@@ -132,7 +122,7 @@ fn kernels_match_cpu_on_odd_shapes() {
 
 #[test]
 fn kernels_match_cpu_with_chunked_images() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     // A 1 KiB cap on one image binding splits 300 images of 40 pixels into 12 bindings:
@@ -154,7 +144,7 @@ fn kernels_match_cpu_with_chunked_images() {
 
 #[test]
 fn full_size_step_matches_cpu() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     // N = 50,000 at the MNIST shape: every kernel, including the forward matmul.
@@ -170,7 +160,7 @@ fn full_size_step_matches_cpu() {
 
 #[test]
 fn normalization_is_exact() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     // W1 = identity, b1 = 0: Z1 is the normalized pixels themselves, which must equal
@@ -244,7 +234,7 @@ fn random_state(len: usize, h: &Hyper, seed: u64) -> (Vec<f32>, RpropState, Vec<
 
 #[test]
 fn rprop_is_bit_identical_to_cpu() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     let l = Layout::MNIST;
@@ -286,7 +276,7 @@ fn rprop_is_bit_identical_to_cpu() {
             let gs = g.state().unwrap();
             let mut cp = params.data.clone();
             let mut cs = st.clone();
-            cpu::rprop(v, &h, &mut cp, &grads, &mut cs, loss);
+            cpu::optimizer(v, &h, &mut cp, &grads, &mut cs, loss);
             let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&gp.data), bits(&cp), "{v} weights (seed {seed})");
             assert_eq!(bits(&gs.step), bits(&cs.step), "{v} steps (seed {seed})");
@@ -319,7 +309,7 @@ fn rprop_is_bit_identical_to_cpu() {
 
 #[test]
 fn training_is_deterministic() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     let l = Layout {
@@ -363,7 +353,7 @@ fn training_is_deterministic() {
 
 #[test]
 fn restart_is_bit_identical_to_a_fresh_backend() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     let l = Layout {
@@ -455,7 +445,7 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
 
 #[test]
 fn one_submission_and_32_bytes_per_epoch() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     let set = dataset(100, 28, 28, 10, 9);
@@ -479,7 +469,7 @@ fn one_submission_and_32_bytes_per_epoch() {
 
 #[test]
 fn unknown_adapter_is_a_clear_error() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     let set = dataset(10, 28, 28, 10, 9);
@@ -502,7 +492,7 @@ fn unknown_adapter_is_a_clear_error() {
 
 #[test]
 fn other_optimizers_match_cpu() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     let l = Layout::MNIST;

@@ -3,20 +3,9 @@
 //!
 //! Without an adapter this fails when CI is set and is skipped with a notice otherwise.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn have_gpu() -> bool {
-    let found = !rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()).is_empty();
-    if !found {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-            "CI: no GPU adapter found (install mesa-vulkan-drivers for lavapipe)"
-        );
-        eprintln!("notice: no GPU adapter found; skipping GPU test");
-    }
-    found
-}
+use std::process::Command;
 
 fn run(args: &[&str]) {
     let o = Command::new(env!("CARGO_BIN_EXE_rprop-lab"))
@@ -27,21 +16,9 @@ fn run(args: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut v: Vec<_> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| (n, t.data().to_vec()))
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn gpu_resume_is_bit_identical() {
-    if !have_gpu() {
+    if !common::have_gpu() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -83,7 +60,10 @@ fn gpu_resume_is_bit_identical() {
         "best.safetensors",
         "optimizer.safetensors",
     ] {
-        assert!(tensors(&a.join(f)) == tensors(&b.join(f)), "{f} differs");
+        assert!(
+            common::tensors(&a.join(f)) == common::tensors(&b.join(f)),
+            "{f} differs"
+        );
     }
     let m = rprop_lab::metrics::Metrics::load(&b.join("metrics.json")).unwrap();
     assert!(m.backend.starts_with("gpu"), "{}", m.backend);

@@ -2,6 +2,8 @@
 //! neither host memory nor (on lavapipe, where device memory is host memory) GPU memory
 //! grows. Without an adapter: fails when CI is set, skipped with a notice otherwise.
 
+mod common;
+
 use rprop_lab::backend::Backend;
 use rprop_lab::data::{self, Part};
 use rprop_lab::gpu::{GpuBackend, GpuOptions};
@@ -15,16 +17,10 @@ fn rss_kib() -> u64 {
 
 #[test]
 fn gpu_soak_200_epochs_memory_does_not_grow() {
-    if rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()).is_empty() {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-            "CI: no GPU adapter found"
-        );
-        eprintln!("notice: no GPU adapter found; skipping GPU test");
+    if !common::have_gpu() {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    let learn = data::load(&dir, Part::Learn).unwrap();
+    let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
     let (train, eval) = data::split(&learn, 500, 200).unwrap();
     drop(learn);
     let mut b = GpuBackend::new(

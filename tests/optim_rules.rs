@@ -273,7 +273,7 @@ fn irprop_minus_matches_torch_rprop_bit_for_bit() {
                 }
             })
             .collect();
-        cpu::rprop(Variant::IrpropMinus, &h, &mut ours, &grads, &mut state, 1.0);
+        cpu::optimizer(Variant::IrpropMinus, &h, &mut ours, &grads, &mut state, 1.0);
         torch_rprop_step(&mut theirs, &grads, &mut prev, &mut step, &h);
         for i in 0..n {
             assert_eq!(ours[i].to_bits(), theirs[i].to_bits(), "w[{i}] at step {t}");
@@ -289,12 +289,12 @@ fn fused_cpu_rprop_applies_loss_comparison_and_stores_loss() {
     let mut w = vec![0.0f32; 2];
     let mut st = RpropState::new(2, &h);
     assert_eq!(st.prev_loss, f32::INFINITY);
-    cpu::rprop(Variant::IrpropPlus, &h, &mut w, &[1.0, 1.0], &mut st, 2.0);
+    cpu::optimizer(Variant::IrpropPlus, &h, &mut w, &[1.0, 1.0], &mut st, 2.0);
     assert_eq!(st.prev_loss, 2.0);
-    cpu::rprop(Variant::IrpropPlus, &h, &mut w, &[-1.0, 1.0], &mut st, 3.0);
+    cpu::optimizer(Variant::IrpropPlus, &h, &mut w, &[-1.0, 1.0], &mut st, 3.0);
     // Loss went up (3 > 2): weight 0 backtracks to 0, weight 1 keeps descending.
     assert_eq!(w, vec![0.0, -0.375]);
-    cpu::rprop(Variant::IrpropPlus, &h, &mut w, &[1.0, -1.0], &mut st, 1.0);
+    cpu::optimizer(Variant::IrpropPlus, &h, &mut w, &[1.0, -1.0], &mut st, 1.0);
     // Weight 0: gp was zeroed, so it moves by D = 1/16; weight 1 flips with loss down: stays.
     assert_eq!(w, vec![-0.0625, -0.375]);
 }

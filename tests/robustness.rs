@@ -49,19 +49,6 @@ fn epochs_done(dir: &Path) -> usize {
     Metrics::load(&dir.join("metrics.json")).map_or(0, |m| m.epochs.len())
 }
 
-/// The tensors of a safetensors file, without its metadata.
-fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut v: Vec<_> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| (n, t.data().to_vec()))
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn ctrl_c_then_resume_is_bit_identical_to_an_uninterrupted_run() {
     let d = tempfile::tempdir().unwrap();
@@ -135,7 +122,10 @@ fn ctrl_c_then_resume_is_bit_identical_to_an_uninterrupted_run() {
         "best.safetensors",
         "optimizer.safetensors",
     ] {
-        assert!(tensors(&a.join(f)) == tensors(&b.join(f)), "{f} differs");
+        assert!(
+            common::tensors(&a.join(f)) == common::tensors(&b.join(f)),
+            "{f} differs"
+        );
     }
     let (ma, mb) = (
         Metrics::load(&a.join("metrics.json")).unwrap(),

@@ -9,7 +9,7 @@ use wgpu::util::DeviceExt;
 
 use super::GpuContext;
 
-/// Most storage buffers any entry point binds (rprop.wgsl: 6; fwd_x_reg: 5).
+/// Most storage buffers any entry point binds (optimizer.wgsl: 6; fwd_x_reg: 5).
 pub const MAX_STORAGE_BINDINGS: u32 = 7;
 /// Workgroup memory of `mm_tiled` (two 16x64 f32 tiles).
 pub const WORKGROUP_BYTES: u32 = 2 * 16 * 64 * 4;
@@ -18,7 +18,7 @@ pub const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
 pub const RELU_WGSL: &str = include_str!("../../shaders/relu.wgsl");
 pub const SOFTMAX_XENT_WGSL: &str = include_str!("../../shaders/softmax_xent.wgsl");
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
-pub const RPROP_WGSL: &str = include_str!("../../shaders/rprop.wgsl");
+pub const RPROP_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
 
 /// How the matrix products are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,7 +131,7 @@ impl Kernels {
         let relu = module(ctx, "relu.wgsl", RELU_WGSL, false)?;
         let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL, false)?;
         let red = module(ctx, "reduce.wgsl", REDUCE_WGSL, false)?;
-        let rp = module(ctx, "rprop.wgsl", RPROP_WGSL, false)?;
+        let rp = module(ctx, "optimizer.wgsl", RPROP_WGSL, false)?;
         let reg = |name| -> Result<Option<wgpu::ComputePipeline>> {
             match strategy {
                 Strategy::Tiled => Ok(None),
@@ -157,7 +157,7 @@ impl Kernels {
             cols_final: pipeline(ctx, &red, "cols_final")?,
             metrics_partial: pipeline(ctx, &red, "metrics_partial")?,
             metrics_final: pipeline(ctx, &red, "metrics_final")?,
-            rprop: pipeline(ctx, &rp, "rprop")?,
+            rprop: pipeline(ctx, &rp, "optimizer")?,
             finish: pipeline(ctx, &rp, "finish")?,
         })
     }

@@ -52,3 +52,30 @@ pub fn write_dataset(dir: &Path, n_learn: u32, n_test: u32, side: u32) {
 pub fn mnist_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
 }
+
+/// True when a GPU adapter exists. In CI (CI=true) a missing adapter fails the test, since
+/// `.ci/run` installs lavapipe; elsewhere the test is skipped with a notice.
+pub fn have_gpu() -> bool {
+    if !rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()).is_empty() {
+        return true;
+    }
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+        "CI: no GPU adapter found (install mesa-vulkan-drivers for lavapipe)"
+    );
+    eprintln!("notice: no GPU adapter found; skipping GPU test");
+    false
+}
+
+/// The tensors of a safetensors file (sorted by name), without its metadata.
+pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}

@@ -1,4 +1,4 @@
-// rprop.wgsl: one fused optimizer step over every weight of the flat parameter vector, in
+// optimizer.wgsl: one fused optimizer step over every weight of the flat parameter vector, in
 // place: the Rprop family (variants 0-3) and SGD, RMSprop, Adam, Quickprop (4-7).
 // CPU twin: cpu::optimizer (rules in optim.rs, followed operation by operation; the Rprop
 // variants are bit-identical to it).
@@ -80,7 +80,7 @@ fn descent(g: f32, st: f32) -> f32 {
 }
 
 @compute @workgroup_size(256)
-fn rprop(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+fn optimizer(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
          @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;
     if (i >= h.len) {
@@ -206,7 +206,7 @@ fn rprop(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     prev_change[i] = pc;
 }
 
-// After every rprop invocation has read E_{t-1}: E_{t-1} = E_t.
+// After every optimizer invocation has read E_{t-1}: E_{t-1} = E_t.
 @compute @workgroup_size(1)
 fn finish() {
     loss[1] = loss[0];
