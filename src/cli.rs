@@ -619,6 +619,7 @@ fn compare(args: CompareArgs) -> Result<()> {
     }
     let learn = data::load(&args.data.dir(), Part::Learn)?;
     let test = data::load(&args.data.dir(), Part::Test)?;
+    let mnist = data::is_mnist(&learn);
     let total = jobs.iter().map(|j| j.config.epochs).sum();
     let bar = trainer::progress(total, args.quiet);
     let mut rows = Vec::new();
@@ -682,13 +683,20 @@ fn compare(args: CompareArgs) -> Result<()> {
             test_acc: ev.stats.accuracy(),
             test_loss: ev.stats.loss,
             seconds: run.seconds,
+            report: compare::report_numbers(cfg.optimizer).filter(|_| mnist),
         });
         runs.push(run.metrics);
     }
     bar.finish_and_clear();
     let note = format!(
-        "Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. Report: the PyTorch study's table 3.1.",
-        test.len()
+        "Data: {}. Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
+        args.data.dir().display(),
+        test.len(),
+        if mnist {
+            "Report: the PyTorch study's table 3.1 (MNIST)."
+        } else {
+            "No report numbers: the report studied MNIST only."
+        }
     );
     let written = compare::write_outputs(
         &args.out,

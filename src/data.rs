@@ -235,6 +235,13 @@ pub fn load(dir: &Path, part: Part) -> Result<Dataset, DataError> {
     load_pair(&dir.join(i), &dir.join(l))
 }
 
+/// Whether a learning set is MNIST itself (by its first labels), so results can be set
+/// beside the report's MNIST numbers and not, say, beside Fashion-MNIST's.
+pub fn is_mnist(learn: &Dataset) -> bool {
+    const FIRST: [u8; 20] = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8, 6, 9];
+    learn.len() == 60_000 && learn.labels.starts_with(&FIRST)
+}
+
 /// The report's holdout split: the first `train` learning samples train, the next `eval`
 /// evaluate. Deterministic, so every backend and run sees the same sets.
 pub fn split(learn: &Dataset, train: usize, eval: usize) -> Result<(Dataset, Dataset), String> {
