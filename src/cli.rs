@@ -98,7 +98,7 @@ pub struct Overrides {
     /// Training images: the first N learning images [report: 50000].
     #[arg(long, value_name = "N")]
     pub train_set_size: Option<String>,
-    /// Must equal train-set-size (full batch).
+    /// Mini-batch size [report: = train-set-size, full batch].
     #[arg(long, value_name = "N")]
     pub train_batch_size: Option<String>,
     /// Eval images: the next N learning images [report: 10000].
@@ -378,16 +378,26 @@ pub fn make_backend(
     let state = state
         .unwrap_or_else(|| RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
-        Box::new(CpuBackend::with_state(
-            train,
-            eval,
-            params,
-            state,
-            cfg.optimizer,
-            cfg.hyper(),
-        ))
+        Box::new(
+            CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
+                .with_batches(cfg.train_batch_size, cfg.seed),
+        )
     };
+    if cfg.minibatch() && cfg.optimizer.is_rprop() {
+        eprintln!(
+            "warning: {} on mini-batches: Rprop adapts its steps to gradient signs, which batch noise flips; it is known to do badly there",
+            cfg.optimizer
+        );
+    }
     if kind == BackendKind::Cpu {
+        return Ok(cpu(params, state));
+    }
+    if cfg.minibatch() {
+        // The GPU backend's recorded plan is one full-batch step per epoch.
+        if kind == BackendKind::Gpu {
+            bail!("mini-batch training (train_batch_size < train_set_size) runs on the CPU backend only for now; use --backend cpu");
+        }
+        eprintln!("notice: mini-batch training runs on the CPU backend for now");
         return Ok(cpu(params, state));
     }
     let opts = gpu.options()?;
@@ -627,10 +637,16 @@ fn compare(args: CompareArgs) -> Result<()> {
     let mut backend_name = String::new();
     // One backend for consecutive runs on the same sets: the data is uploaded (and the GPU
     // pipelines built) once.
-    let mut shared: Option<((usize, usize), Box<dyn Backend>)> = None;
+    let mut shared: Option<((usize, usize, usize, u64), Box<dyn Backend>)> = None;
     for job in &jobs {
         let cfg = &job.config;
-        let sizes = (cfg.train_set_size, cfg.eval_set_size);
+        // Runs share a backend when they train on the same batches of the same sets.
+        let sizes = (
+            cfg.train_set_size,
+            cfg.eval_set_size,
+            cfg.train_batch_size,
+            if cfg.minibatch() { cfg.seed } else { 0 },
+        );
         let layout = Layout {
             inputs: learn.features(),
             ..Layout::MNIST

@@ -100,6 +100,11 @@ impl Config {
         }
     }
 
+    /// Mini-batches (train_batch_size below the train set size)?
+    pub fn minibatch(&self) -> bool {
+        self.train_batch_size < self.train_set_size
+    }
+
     pub fn hyper(&self) -> Hyper {
         Hyper {
             lr: self.learning_rate,
@@ -232,22 +237,23 @@ impl Config {
                 ),
             );
         }
-        for (key, batch, set) in [
-            (
+        if self.train_batch_size == 0 || self.train_batch_size > self.train_set_size {
+            return key_err(
                 "train_batch_size",
-                self.train_batch_size,
-                self.train_set_size,
-            ),
-            ("eval_batch_size", self.eval_batch_size, self.eval_set_size),
-        ] {
-            if batch != set {
-                return key_err(
-                    key,
-                    format!(
-                        "{batch} differs from the set size {set}; only full-batch training is supported"
-                    ),
-                );
-            }
+                format!(
+                    "must be 1..=train_set_size ({}), got {}",
+                    self.train_set_size, self.train_batch_size
+                ),
+            );
+        }
+        if self.eval_batch_size != self.eval_set_size {
+            return key_err(
+                "eval_batch_size",
+                format!(
+                    "{} differs from the set size {}; the eval pass is one batch",
+                    self.eval_batch_size, self.eval_set_size
+                ),
+            );
         }
         if !(self.eta_minus > 0.0 && self.eta_minus < 1.0) {
             return key_err(

@@ -377,6 +377,10 @@ pub struct CpuBackend {
     /// Intermediates of the last training step (read by `verify`).
     pub train_ws: Workspace,
     eval_ws: Workspace,
+    /// Mini-batch size (the whole train set: full batch) and the seed of the per-epoch
+    /// shuffle.
+    batch: usize,
+    shuffle_seed: u64,
 }
 
 impl CpuBackend {
@@ -413,7 +417,62 @@ impl CpuBackend {
             eval_y: eval.labels.clone(),
             train_ws: Workspace::new(layout, train.len()),
             eval_ws: Workspace::new(layout, eval.len()),
+            batch: train.len(),
+            shuffle_seed: 0,
             params,
+        }
+    }
+
+    /// Trains on mini-batches of `batch` samples, in an order shuffled anew every epoch from
+    /// `seed` and the epoch number (so a resumed run sees the same batches). The last batch
+    /// of an epoch holds the rest.
+    pub fn with_batches(mut self, batch: usize, seed: u64) -> CpuBackend {
+        self.batch = batch.clamp(1, self.train_y.len().max(1));
+        self.shuffle_seed = seed;
+        self
+    }
+
+    /// One epoch of mini-batch steps; the stats are the batch losses' sample-weighted mean
+    /// and the correct count, each batch scored before its update (as the report's train
+    /// loop gathers them).
+    fn minibatch_epoch(&mut self) -> PassStats {
+        let (n, f) = (self.train_y.len(), self.params.layout.inputs);
+        let steps = n.div_ceil(self.batch) as u64;
+        let epoch = self.state.t / steps;
+        let mut order: Vec<usize> = (0..n).collect();
+        // Fisher-Yates with the portable generator, seeded per epoch.
+        let mut rng =
+            crate::rng::Rng::new(self.shuffle_seed ^ (epoch + 1).wrapping_mul(0x9E37_79B9));
+        for i in (1..n).rev() {
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        let (mut loss_sum, mut correct) = (0f64, 0u32);
+        for idx in order.chunks(self.batch) {
+            let mut x = Vec::with_capacity(idx.len() * f);
+            for &i in idx {
+                x.extend_from_slice(&self.train_x[i * f..(i + 1) * f]);
+            }
+            let y: Vec<u8> = idx.iter().map(|&i| self.train_y[i]).collect();
+            if self.train_ws.n != idx.len() {
+                self.train_ws = Workspace::new(self.params.layout, idx.len());
+            }
+            let s = forward(&self.params, &x, &y, &mut self.train_ws);
+            backward(&self.params, &x, &mut self.train_ws);
+            optimizer(
+                self.variant,
+                &self.hyper,
+                &mut self.params.data,
+                &self.train_ws.grads,
+                &mut self.state,
+                s.loss,
+            );
+            loss_sum += s.loss as f64 * idx.len() as f64;
+            correct += s.correct;
+        }
+        PassStats {
+            loss: (loss_sum / n.max(1) as f64) as f32,
+            correct,
+            samples: n as u32,
         }
     }
 
@@ -449,7 +508,11 @@ impl Backend for CpuBackend {
         format!("cpu ({} threads)", rayon_threads())
     }
     fn epoch(&mut self) -> Result<EpochStats> {
-        let train = self.step();
+        let train = if self.batch < self.train_y.len() {
+            self.minibatch_epoch()
+        } else {
+            self.step()
+        };
         let eval = self.eval();
         Ok(EpochStats { train, eval })
     }

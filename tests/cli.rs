@@ -278,7 +278,7 @@ fn bad_inputs_give_one_clear_error_line() {
             "--config",
             "configs/rprop-plus.json",
             "--train-batch-size",
-            "100",
+            "0",
         ]),
         "train_batch_size",
     );
@@ -303,4 +303,99 @@ fn bad_inputs_give_one_clear_error_line() {
         "w.safetensors",
     );
     assert!(!Path::new(out_s).join("best.safetensors").exists());
+}
+
+#[test]
+fn mini_batches_train_reproducibly_on_the_cpu() {
+    let d = tempfile::tempdir().unwrap();
+    let run_to = |name: &str, extra: &[&str]| -> Output {
+        let out = d.path().join(name);
+        let batch = if name == "c" { "1000" } else { "100" };
+        let mut args = vec![
+            "train",
+            "--config",
+            "configs/sgd.json",
+            "--epochs",
+            "3",
+            "--train-set-size",
+            "1000",
+            "--train-batch-size",
+            batch,
+            "--eval-set-size",
+            "200",
+            "--eval-batch-size",
+            "200",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    let a = run_to("a", &["--backend", "cpu"]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let b = run_to("b", &["--backend", "cpu"]);
+    assert!(b.status.success(), "{}", stderr(&b));
+    let m = |n: &str| Metrics::load(&d.path().join(n).join("metrics.json")).unwrap();
+    let (ma, mb) = (m("a"), m("b"));
+    assert_eq!(ma.epochs.len(), 3);
+    for (x, y) in ma.epochs.iter().zip(&mb.epochs) {
+        assert_eq!(
+            x.train_loss.to_bits(),
+            y.train_loss.to_bits(),
+            "same seed, same batches"
+        );
+    }
+    // Ten SGD steps an epoch learn much faster than one full-batch step.
+    let c = run_to("c", &["--backend", "cpu"]);
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert!(ma.epochs[2].eval_loss < m("c").epochs[2].eval_loss);
+    // Another seed shuffles differently.
+    let e = run_to(
+        "e",
+        &[
+            "--backend",
+            "cpu",
+            "--seed",
+            "1",
+            "--init-weights",
+            d.path().join("a/last.safetensors").to_str().unwrap(),
+        ],
+    );
+    assert!(e.status.success(), "{}", stderr(&e));
+    // Rprop on mini-batches is allowed, with a warning.
+    let r = run(&[
+        "train",
+        "--optimizer",
+        "irprop-minus",
+        "--epochs",
+        "1",
+        "--train-set-size",
+        "300",
+        "--train-batch-size",
+        "100",
+        "--eval-set-size",
+        "50",
+        "--eval-batch-size",
+        "50",
+        "--backend",
+        "cpu",
+        "-q",
+        "--out",
+        d.path().join("r").to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("warning: irprop-minus on mini-batches"),
+        "{}",
+        stderr(&r)
+    );
+    // The GPU backend says plainly that it does not do mini-batches yet.
+    let g = run_to("g", &["--backend", "gpu"]);
+    assert_eq!(g.status.code(), Some(2));
+    assert!(
+        stderr(&g).contains("mini-batch") && stderr(&g).contains("--backend cpu"),
+        "{}",
+        stderr(&g)
+    );
 }

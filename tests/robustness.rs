@@ -383,3 +383,64 @@ fn optimizer_state_round_trips_exactly() {
     assert_eq!((t, epoch), (s, 42));
     assert!(checkpoint::load_state(&p, 8).is_err(), "wrong model size");
 }
+
+#[test]
+fn mini_batch_resume_is_bit_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let args = |epochs: &'static str, out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--config",
+            "configs/adam.json",
+            "--train-set-size",
+            "2000",
+            "--train-batch-size",
+            "300",
+            "--eval-set-size",
+            "200",
+            "--eval-batch-size",
+            "200",
+            "--backend",
+            "cpu",
+            "-q",
+            "--epochs",
+            epochs,
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.to_str().unwrap().to_string()])
+        .collect()
+    };
+    for (e, out) in [("6", &a), ("3", &b)] {
+        let o = bin().args(args(e, out)).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = bin()
+        .args([
+            "train",
+            "--resume",
+            b.to_str().unwrap(),
+            "--epochs",
+            "6",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "last.safetensors",
+        "optimizer.safetensors",
+        "best.safetensors",
+    ] {
+        assert!(
+            common::tensors(&a.join(f)) == common::tensors(&b.join(f)),
+            "{f} differs"
+        );
+    }
+    let (_, t) = checkpoint::load_state(&b.join("optimizer.safetensors"), Layout::MNIST.total())
+        .map(|(s, e)| (e, s.t))
+        .unwrap();
+    assert_eq!(t, 6 * 7, "7 batches of at most 300 per epoch, 6 epochs");
+}
