@@ -607,6 +607,10 @@ fn test(args: TestArgs) -> Result<()> {
     Ok(())
 }
 
+/// What decides whether two runs of a comparison can share a backend: train set size,
+/// eval set size, batch size, and the shuffle seed (mini-batches only).
+type BatchPlan = (usize, usize, usize, u64);
+
 fn compare(args: CompareArgs) -> Result<()> {
     if args.overrides.optimizer.is_some() {
         bail!("--optimizer cannot be used with compare: each config names its optimizer");
@@ -637,7 +641,7 @@ fn compare(args: CompareArgs) -> Result<()> {
     let mut backend_name = String::new();
     // One backend for consecutive runs on the same sets: the data is uploaded (and the GPU
     // pipelines built) once.
-    let mut shared: Option<((usize, usize, usize, u64), Box<dyn Backend>)> = None;
+    let mut shared: Option<(BatchPlan, Box<dyn Backend>)> = None;
     for job in &jobs {
         let cfg = &job.config;
         // Runs share a backend when they train on the same batches of the same sets.
