@@ -454,7 +454,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         );
     }
     let mut cfg = Config::load(&dir.join("config.json"))?;
-    let run = crate::metrics::Metrics::load(&dir.join("metrics.json"))?;
+    let (start, state, run) = Start::resume(dir, Layout::MNIST.total())?;
     let backend = args.backend.unwrap_or(if run.backend.starts_with("cpu") {
         BackendKind::Cpu
     } else {
@@ -469,8 +469,6 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         cfg.set_str("epochs", e).context("--epochs")?;
         cfg.validate()?;
     }
-    let len = Layout::MNIST.total();
-    let (start, state) = Start::resume(dir, len)?;
     if start.epoch >= cfg.epochs {
         bail!(
             "{} already finished its {} epochs; pass --epochs N (> {}) to train it further",

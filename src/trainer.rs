@@ -109,8 +109,9 @@ pub struct Start {
 
 impl Start {
     /// Reads where the run in `dir` stopped: its optimizer state (the epoch it was saved
-    /// at) and its metrics up to that epoch.
-    pub fn resume(dir: &Path, len: usize) -> Result<(Start, RpropState)> {
+    /// at) and its metrics up to that epoch; also returns the metrics file's record of the
+    /// run (backend, data folder).
+    pub fn resume(dir: &Path, len: usize) -> Result<(Start, RpropState, Metrics)> {
         let (state, epoch) = checkpoint::load_state(&dir.join(STATE), len)?;
         let metrics = Metrics::load(&dir.join("metrics.json"))?;
         if metrics.epochs.len() < epoch {
@@ -120,10 +121,10 @@ impl Start {
                 metrics.epochs.len()
             );
         }
-        let mut epochs = metrics.epochs;
+        let mut metrics = metrics;
         // Epochs after the saved state (a crash between the two writes) are run again.
-        epochs.truncate(epoch);
-        Ok((Start { epoch, epochs }, state))
+        let epochs = metrics.epochs.drain(..epoch).collect();
+        Ok((Start { epoch, epochs }, state, metrics))
     }
 }
 

@@ -238,7 +238,7 @@ fn resume_of_a_folder_without_a_run_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(
-        e.starts_with("error: ") && e.contains("metrics.json"),
+        e.starts_with("error: ") && e.contains("optimizer.safetensors"),
         "{e}"
     );
     std::fs::write(d.path().join("optimizer.safetensors"), b"junk").unwrap();

@@ -44,7 +44,7 @@ fn soak_200_epochs_memory_does_not_grow() {
     trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
     let before = rss_kib();
     cfg.epochs = 220;
-    let (start, _) = Start::resume(d.path(), Layout::MNIST.total()).unwrap();
+    let (start, _, _) = Start::resume(d.path(), Layout::MNIST.total()).unwrap();
     let run = trainer::train(&mut b, &cfg, &opts, start).unwrap();
     assert_eq!(run.metrics.epochs.len(), 220);
     let after = rss_kib();
