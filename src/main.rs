@@ -6,6 +6,8 @@ use rprop_lab::trainer::Interrupted;
 use rprop_lab::verify::VerifyFailed;
 
 fn main() -> ExitCode {
+    // Before any thread exists: it may set an environment variable (see its doc).
+    rprop_lab::gpu::quiet_headless_wsi();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,7 +35,43 @@ fn backends() -> wgpu::Backends {
     wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
 }
 
+/// Keeps Mesa's Vulkan device-select layer quiet on headless machines.
+///
+/// The layer (an implicit layer, active for every Vulkan app) asks the Wayland compositor
+/// for the default GPU whenever the app enables VK_KHR_wayland_surface, which wgpu always
+/// does; without an absolute XDG_RUNTIME_DIR, libwayland then prints
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` to stderr, which reads
+/// like an error of ours. With XDG_RUNTIME_DIR pointing at an empty private directory the
+/// connection attempt fails silently and the layer falls back to its normal order. Only
+/// done when the variable is unset or invalid, so real desktop sessions are untouched
+/// (NODEVICE_SELECT=1 would also silence it but disables MESA_VK_DEVICE_SELECT).
+///
+/// Call it before spawning threads (`main` does, first thing): setting an environment
+/// variable while another thread reads the environment is a data race in C. [`instance`]
+/// calls it too (once per process) for library users and tests.
+pub fn quiet_headless_wsi() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let valid = std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|v| std::path::Path::new(&v).is_absolute());
+        if valid {
+            return;
+        }
+        let dir = std::env::temp_dir().join("rprop-lab-xdg-runtime");
+        // Best effort: libwayland only needs an absolute path to try (and fail) to connect.
+        #[cfg(unix)]
+        let _ = {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().mode(0o700).create(&dir)
+        };
+        #[cfg(not(unix))]
+        let _ = std::fs::create_dir(&dir);
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    });
+}
+
 pub fn instance() -> wgpu::Instance {
+    quiet_headless_wsi();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends();
     wgpu::Instance::new(desc)
