@@ -1,5 +1,6 @@
-//! The report's `traineval`: per epoch one full-batch step and an eval pass; keeps the
-//! weights of the epoch with the lowest eval loss. Backend-agnostic.
+//! The report's `traineval`: per epoch one pass of optimizer steps over the train set (one
+//! full-batch step, or mini-batches) and an eval pass; keeps the weights of the epoch with
+//! the lowest eval loss. Backend-agnostic.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
