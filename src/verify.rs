@@ -61,6 +61,9 @@ pub fn tolerance(name: &str) -> f64 {
     }
 }
 
+/// Tolerance of the update of the optimizers other than Rprop (see [`check_step`]).
+pub const UPDATE_TOL: f64 = 1e-5;
+
 /// One compared tensor.
 #[derive(Clone, Debug)]
 pub struct Diff {
@@ -239,7 +242,16 @@ pub fn check_step(
         &db1,
         tolerance("db1"),
     ));
-    // The update from the GPU's own gradients and loss must be bit-identical.
+    // The update from the GPU's own gradients and loss: bit-identical for Rprop (only
+    // multiplications by the etas, min/max and signs); the other optimizers' fused
+    // multiply-adds, divisions and square roots may round differently on a GPU: 1e-5.
+    let same = |name: &str, g: &[f32], c: &[f32]| {
+        if variant.is_rprop() {
+            exact(name, g, c)
+        } else {
+            diff(name, g, c, UPDATE_TOL)
+        }
+    };
     let mut p = params.data.clone();
     let mut st = state.clone();
     cpu::optimizer(
@@ -250,10 +262,10 @@ pub fn check_step(
         &mut st,
         dump.stats.loss,
     );
-    out.push(exact("weights", &dump.params.data, &p));
-    out.push(exact("step sizes", &dump.state.step, &st.step));
-    out.push(exact("prev grads", &dump.state.prev_grad, &st.prev_grad));
-    out.push(exact(
+    out.push(same("weights", &dump.params.data, &p));
+    out.push(same("step sizes", &dump.state.step, &st.step));
+    out.push(same("prev grads", &dump.state.prev_grad, &st.prev_grad));
+    out.push(same(
         "prev changes",
         &dump.state.prev_change,
         &st.prev_change,

@@ -69,3 +69,115 @@ fn gpu_resume_is_bit_identical() {
     assert!(m.backend.starts_with("gpu"), "{}", m.backend);
     assert_eq!(m.epochs.len(), 12);
 }
+
+fn run_out(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rprop-lab"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn verify_prints_every_tensor_and_passes() {
+    if !common::have_gpu() {
+        return;
+    }
+    for config in ["configs/irprop-plus.json", "configs/quickprop.json"] {
+        let o = run_out(&[
+            "verify",
+            "--config",
+            config,
+            "--steps",
+            "2",
+            "--train-set-size",
+            "700",
+            "--train-batch-size",
+            "700",
+            "--eval-set-size",
+            "100",
+            "--eval-batch-size",
+            "100",
+        ]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for t in [
+            "Z1",
+            "H ",
+            "Z2",
+            "loss",
+            "dZ2",
+            "dW2",
+            "db2",
+            "dH",
+            "dW1",
+            "db1",
+            "weights",
+            "step sizes",
+            "prev grads",
+            "prev changes",
+        ] {
+            assert!(
+                text.contains(&format!("  {t}")),
+                "{config}: no line for {t}:\n{text}"
+            );
+        }
+        assert!(!text.contains("FAIL"), "{text}");
+        assert!(text.trim_end().ends_with("verify: PASS"), "{text}");
+    }
+}
+
+#[test]
+fn verify_diff_flags_a_mismatch() {
+    use rprop_lab::verify::{diff, exact};
+    assert!(diff("x", &[1.0, 2.0], &[1.0, 2.0], 1e-5).pass);
+    assert!(!diff("x", &[1.0, 2.001], &[1.0, 2.0], 1e-5).pass);
+    assert!(!diff("x", &[f32::NAN], &[1.0], 1e-5).pass);
+    assert!(!exact("w", &[1.0], &[f32::from_bits(1.0f32.to_bits() + 1)]).pass);
+    assert!(exact("w", &[-0.0, 3.0], &[-0.0, 3.0]).pass);
+    assert!(!exact("w", &[0.0], &[-0.0]).pass, "signed zeros count");
+}
+
+#[test]
+fn devices_lists_adapters_and_a_missing_one_is_named() {
+    if !common::have_gpu() {
+        return;
+    }
+    let o = run_out(&["devices"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(
+        text.starts_with("[0] ") && text.contains("max_storage_buffer_binding_size"),
+        "{text}"
+    );
+    let o = run_out(&[
+        "train",
+        "--optimizer",
+        "rprop-plus",
+        "--backend",
+        "gpu",
+        "--adapter",
+        "no-such-gpu",
+        "--epochs",
+        "1",
+        "--train-set-size",
+        "100",
+        "--train-batch-size",
+        "100",
+        "--eval-set-size",
+        "10",
+        "--eval-batch-size",
+        "10",
+        "--out",
+        "/nonexistent/never",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("no-such-gpu") && e.starts_with("error: "), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+}
