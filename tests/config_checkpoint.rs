@@ -108,7 +108,11 @@ fn errors_name_the_key() {
             "exceeds",
         ),
         (
-            r#"{"optimizer": "rprop-plus", "train_batch_size": 1000}"#,
+            r#"{"optimizer": "rprop-plus", "train_batch_size": 50001}"#,
+            "key `train_batch_size`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "train_batch_size": 0}"#,
             "key `train_batch_size`",
         ),
         (
