@@ -181,3 +181,61 @@ fn devices_lists_adapters_and_a_missing_one_is_named() {
     assert!(e.contains("no-such-gpu") && e.starts_with("error: "), "{e}");
     assert_eq!(e.trim().lines().count(), 1, "{e}");
 }
+
+#[test]
+fn lost_device_is_a_clear_error_and_keeps_saved_files() {
+    use rprop_lab::backend::Backend;
+    use rprop_lab::trainer::{self, RunOptions, Start};
+    if !common::have_gpu() {
+        return;
+    }
+    let learn = rprop_lab::data::load(&common::mnist_dir(), rprop_lab::data::Part::Learn).unwrap();
+    let (train, eval) = rprop_lab::data::split(&learn, 400, 100).unwrap();
+    let mut cfg = rprop_lab::config::Config::report(rprop_lab::optim::Variant::RpropPlus);
+    cfg.epochs = 2;
+    let mut b = rprop_lab::gpu::GpuBackend::new(
+        &train,
+        &eval,
+        rprop_lab::model::Params::init(rprop_lab::model::Layout::MNIST, 0),
+        cfg.optimizer,
+        cfg.hyper(),
+        &Default::default(),
+    )
+    .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        out_dir: d.path().to_path_buf(),
+        quiet: true,
+        progress: None,
+        data_dir: None,
+    };
+    let run = trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
+    let best = std::fs::read(d.path().join("best.safetensors")).unwrap();
+    let metrics = std::fs::read(d.path().join("metrics.json")).unwrap();
+
+    b.destroy_device();
+    cfg.epochs = 4;
+    let start = Start {
+        epoch: 2,
+        epochs: run.metrics.epochs.clone(),
+    };
+    let e = format!(
+        "{:#}",
+        trainer::train(&mut b, &cfg, &opts, start).unwrap_err()
+    );
+    assert!(
+        e.to_lowercase().contains("device") || e.contains("GPU"),
+        "{e}"
+    );
+    assert!(b.params().is_err(), "no read-back from a lost device");
+    // What was saved before the fault is intact.
+    assert_eq!(
+        std::fs::read(d.path().join("best.safetensors")).unwrap(),
+        best
+    );
+    assert_eq!(
+        std::fs::read(d.path().join("metrics.json")).unwrap(),
+        metrics
+    );
+    eprintln!("lost device error: {e}");
+}

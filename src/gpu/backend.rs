@@ -296,6 +296,12 @@ impl GpuBackend {
         self.ctx.counters
     }
 
+    /// Destroys the device, as a driver reset or an unplugged GPU would: every later call
+    /// must fail with a clear error. For fault tests.
+    pub fn destroy_device(&self) {
+        self.ctx.device.destroy();
+    }
+
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.ctx.info
     }
