@@ -108,12 +108,10 @@ pub fn relu(z: &[f32], h: &mut [f32]) {
     }
 }
 
-/// `dz = dh * (z > 0)`, in place over `dh`. Twin of `relu.wgsl`'s backward entry point.
-pub fn relu_backward(dh: &mut [f32], z: &[f32]) {
-    for (d, &z) in dh.iter_mut().zip(z) {
-        if z <= 0.0 {
-            *d = 0.0;
-        }
+/// `dz = dh * (z > 0)`. Twin of `relu.wgsl`'s backward entry point.
+pub fn relu_backward(dh: &[f32], z: &[f32], dz: &mut [f32]) {
+    for ((d, &g), &z) in dz.iter_mut().zip(dh).zip(z) {
+        *d = if z > 0.0 { g } else { 0.0 };
     }
 }
 
@@ -292,8 +290,7 @@ pub fn backward(p: &Params, x: &[f32], ws: &mut Workspace) {
     reduce_cols(&ws.dz2, c, &mut ws.grads[t[3].range()]);
     // dH = dZ2 W2, dZ1 = dH * relu'(Z1)
     matmul(&mut ws.dh, dz2, View::row_major(p.w2(), c, hid), false);
-    ws.dz1.copy_from_slice(&ws.dh);
-    relu_backward(&mut ws.dz1, &ws.z1);
+    relu_backward(&ws.dh, &ws.z1, &mut ws.dz1);
     // dW1 = dZ1^T X, db1 = column sums of dZ1
     let dz1 = View::row_major(&ws.dz1, n, hid);
     matmul(

@@ -216,8 +216,8 @@ pub fn check_step(
     // dZ1's mask is Z1 > 0: where Z1 is within rounding of 0 the two sides may disagree on
     // the sign, which flips a whole entry. Mask the CPU's dH with the GPU's Z1 so this
     // checks the kernel, not the rounding of Z1 (checked above).
-    let mut dz1 = ws.dh.clone();
-    cpu::relu_backward(&mut dz1, &dump.z1);
+    let mut dz1 = vec![0.0; ws.dh.len()];
+    cpu::relu_backward(&ws.dh, &dump.z1, &mut dz1);
     out.push(diff("dZ1", &dump.dz1, &dz1, tolerance("dZ1")));
     // dW1 and db1 from that same mask-aligned dZ1 (cpu::backward's own formulas).
     let n = labels.len();

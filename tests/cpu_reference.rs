@@ -173,8 +173,8 @@ fn relu_and_bias_reduction_hand_computed() {
     let mut h = [9.0; 4];
     cpu::relu(&z, &mut h);
     assert_eq!(h, [0.0, 0.0, 2.5, 0.0]);
-    let mut d = [1.0, 2.0, 3.0, 4.0];
-    cpu::relu_backward(&mut d, &z);
+    let mut d = [9.0; 4];
+    cpu::relu_backward(&[1.0, 2.0, 3.0, 4.0], &z, &mut d);
     assert_eq!(d, [0.0, 0.0, 3.0, 0.0]);
     let mut out = [0.0; 2];
     cpu::reduce_cols(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, &mut out);
