@@ -197,8 +197,8 @@ fn fwd_x_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
 // per step. The lanes of a subgroup share the hidden block: each lane loads 4 of the
 // 32 dZ1 vec4s a step needs and subgroupBroadcast hands them to the others. No early
 // return (the broadcasts need every lane): extra lanes are clamped and store nothing.
-// Grid: x = pixel blocks of 16 (16 per group), y = hidden blocks of 32.
-@compute @workgroup_size(16)
+// Grid: x = pixel blocks of 16 (8 per group), y = hidden blocks of 32.
+@compute @workgroup_size(8)
 fn dw1_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
           @builtin(subgroup_invocation_id) sl: u32) {
     let c = min(gid.x, qt.xw - 1u); // texel column: pixels 16c..16c+15

@@ -39,7 +39,7 @@ const MAX_SPLITS: usize = 32;
 /// fwd_x_sg: (samples, hidden units) per invocation, invocations per workgroup.
 const FWD_SG: (usize, usize, usize) = (4, 32, 32);
 /// dw1_sg: (hidden units, pixels) per invocation, invocations per workgroup.
-const DW1_SG: (usize, usize, usize) = (32, 16, 16);
+const DW1_SG: (usize, usize, usize) = (32, 16, 8);
 /// Rows the strategy timing runs Z1 on.
 const TUNE_ROWS: usize = 4096;
 
