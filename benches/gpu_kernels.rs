@@ -4,8 +4,9 @@
 //! Matmul throughput is reported as criterion "elements" per second where one element is
 //! one floating-point operation: read `Gelem/s` as GFLOP/s.
 //!
-//! cargo bench --bench gpu_kernels [-- --matmul-kernel register|tiled is not a criterion
-//! flag: set RPROP_LAB_MATMUL=register|tiled instead]
+//! cargo bench --bench gpu_kernels -- --noplot [--matmul-kernel is not a criterion flag:
+//! set RPROP_LAB_MATMUL=tiled|register|texture instead; --noplot because criterion's plots
+//! panic on machines without fonts]
 
 use std::time::Duration;
 

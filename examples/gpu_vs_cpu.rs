@@ -15,6 +15,17 @@ use rprop_lab::gpu::{GpuBackend, GpuOptions};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, Variant};
 
+/// User + system CPU seconds of this process (all threads, lavapipe's included).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the ")" that ends the command name: utime and stime are the 12th and
+    // 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let dir = PathBuf::from(args.get(1).map_or("data/mnist", String::as_str));
@@ -91,14 +102,26 @@ fn main() -> Result<()> {
         ("rprop", Stage::Rprop, 0.0),
     ];
     let reps = 3;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!(
+        "  (cpu-time column: GFLOP/s from this process's CPU time / {cores} cores, i.e. what an \
+         uncontended run would see when the machine is shared; Linux only)"
+    );
     for (name, stage, flops) in stages {
         gpu.run_stages(&[stage], 1)?;
         let t = Instant::now();
+        let c0 = cpu_seconds();
         gpu.run_stages(&[stage], reps)?;
         let s = t.elapsed().as_secs_f64() / reps as f64;
+        let cs = cpu_seconds()
+            .zip(c0)
+            .map(|(b, a)| (b - a) / reps as f64 / cores);
         if flops > 0.0 {
+            let by_cpu = cs.map_or(String::new(), |c| {
+                format!("  cpu-time {:>6.1} GFLOP/s", flops / c.max(1e-9) / 1e9)
+            });
             println!(
-                "  {name:<14} {:>8.2} ms  {:>6.1} GFLOP/s",
+                "  {name:<14} {:>8.2} ms  {:>6.1} GFLOP/s{by_cpu}",
                 s * 1e3,
                 flops / s / 1e9
             );

@@ -10,7 +10,8 @@
 // per u32 (little-endian: the lowest byte is the first pixel) and normalized here exactly
 // like data::normalize: (p / 255 - 0.5) / 0.5, each operation rounded in f32.
 //
-// Two strategies, chosen per adapter by timing (see src/gpu/tune.rs):
+// Strategies, chosen per adapter by timing (see src/gpu/tune.rs); a third, `texture`, is
+// the register one with Z1 and dW1 taken from matmul_sg.wgsl:
 //  * `mm_tiled`: classic workgroup-memory tiling (64x64 tile per workgroup, 4x4 per
 //    invocation, k-tile 16) with generic strides: what real GPUs like.
 //  * register blocking, for CPU-like SIMD adapters (lavapipe) where per-lane loads are

@@ -338,8 +338,9 @@ pub struct GpuArgs {
     /// Use the first GPU adapter whose name contains this (see `rprop-lab devices`).
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
-    /// Force a matmul strategy: tiled (workgroup memory) or register (big register
-    /// blocks); default: timed once per adapter and cached.
+    /// Force a matmul strategy: tiled (workgroup memory), register (big register
+    /// blocks) or texture (register blocks fed from textures with 8-lane subgroup
+    /// broadcasts; lavapipe); default: timed once per adapter and cached.
     #[arg(long, value_name = "NAME")]
     pub matmul_kernel: Option<String>,
 }

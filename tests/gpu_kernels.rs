@@ -38,6 +38,10 @@ fn dataset(n: usize, rows: usize, cols: usize, classes: usize, seed: u64) -> Dat
     }
 }
 
+fn lavapipe(g: &GpuBackend) -> bool {
+    g.adapter_info().name.contains("llvmpipe")
+}
+
 fn opts(k: Strategy) -> GpuOptions {
     GpuOptions {
         matmul_kernel: Some(k),
@@ -60,6 +64,16 @@ fn check_layout(
     let params = Params::init(l, 7);
     let h = Hyper::default();
     let mut g = GpuBackend::new(&train, &eval, params, variant, h, o).expect("GPU backend");
+    if o.matmul_kernel == Some(Strategy::Texture)
+        && l.inputs.is_multiple_of(4)
+        && l.hidden.is_multiple_of(4)
+    {
+        // lavapipe has the 8-lane subgroups the texture kernels need: make sure they ran.
+        assert!(
+            g.uses_textures() || !lavapipe(&g),
+            "texture strategy without textures"
+        );
+    }
     let x = cpu::normalize_images(&train);
     for step in 0..steps {
         let p = g.params().unwrap();
@@ -147,15 +161,18 @@ fn full_size_step_matches_cpu() {
     if !common::have_gpu() {
         return;
     }
-    // N = 50,000 at the MNIST shape: every kernel, including the forward matmul.
-    check_layout(
-        Layout::MNIST,
-        50_000,
-        1000,
-        Variant::IrpropMinus,
-        &opts(Strategy::Register),
-        1,
-    );
+    // N = 50,000 at the MNIST shape: every kernel, including the forward matmul (and, for
+    // the texture strategy, images over several texture layers).
+    for k in [Strategy::Register, Strategy::Texture] {
+        check_layout(
+            Layout::MNIST,
+            50_000,
+            1000,
+            Variant::IrpropMinus,
+            &opts(k),
+            1,
+        );
+    }
 }
 
 #[test]

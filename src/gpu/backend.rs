@@ -7,7 +7,9 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use wgpu::util::DeviceExt;
 
-use super::kernels::{bind, encode_all, grid, uniform, Dispatch, Kernels, Mm, Stage, Strategy};
+use super::kernels::{
+    bind, bind_with_texture, encode_all, grid, uniform, Dispatch, Kernels, Mm, Stage, Strategy,
+};
 use super::{tune, Counters, GpuContext, Needs};
 use crate::backend::{Backend, EpochStats, PassStats};
 use crate::data::Dataset;
@@ -34,6 +36,10 @@ const RED_ROWS: usize = 128;
 const METRIC_BYTES: u64 = 32;
 /// Most k splits of one chunk of a long product (dW2, tiled dW1).
 const MAX_SPLITS: usize = 32;
+/// fwd_x_sg: (samples, hidden units) per invocation, invocations per workgroup.
+const FWD_SG: (usize, usize, usize) = (4, 32, 32);
+/// dw1_sg: (hidden units, pixels) per invocation, invocations per workgroup.
+const DW1_SG: (usize, usize, usize) = (32, 16, 8);
 /// Rows the strategy timing runs Z1 on.
 const TUNE_ROWS: usize = 4096;
 
@@ -43,10 +49,27 @@ struct XChunk {
     rows: usize,
 }
 
+/// A whole image set as an rgba32uint 2D array texture (texture strategy): texel (c, y) of
+/// layer l = pixels 16c..16c+15 of row l * layer_rows + y (see shaders/matmul_sg.wgsl).
+struct XTex {
+    // Kept with its view so the texture's lifetime is explicit.
+    _texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    layer_rows: usize,
+}
+
+/// W1 as a texture: texel (c, j) = W1[j][4c..4c+3], zero past `inputs`.
+struct W1Tex {
+    _texture: wgpu::Texture,
+    view: wgpu::TextureView,
+}
+
 /// The buffers of one set (train or eval).
 struct PassBufs {
     n: usize,
     x: Vec<XChunk>,
+    /// The same images as a texture, when the texture strategy may run and the set fits.
+    tex: Option<XTex>,
     labels: wgpu::Buffer,
     z1: wgpu::Buffer,
     h: wgpu::Buffer,
@@ -63,6 +86,8 @@ struct PassBufs {
 
 /// Buffers shared by both sets.
 struct Shared {
+    /// W1 as an rgba32float texture, refreshed each step (texture strategy).
+    w1t: Option<W1Tex>,
     params: wgpu::Buffer,
     grads: wgpu::Buffer,
     step: wgpu::Buffer,
@@ -232,14 +257,37 @@ impl GpuBackend {
         )?;
         let _ = chunks_max;
 
+        // Textures only when the texture strategy may run (forced, cached or to be timed).
+        let preset = opts
+            .matmul_kernel
+            .or_else(|| tune::cached(&tune::adapter_key(&ctx.info)));
+        let want_tex = aligned(l)
+            && super::kernels::subgroups_of_8(&ctx)
+            && preset.is_none_or(|k| k == Strategy::Texture);
         let s = ctx.scoped("allocating GPU buffers", || {
-            create_shared(&ctx.device, total, scratch)
+            create_shared(&ctx.device, l, total, scratch, want_tex)
         })?;
         let trainb = ctx.scoped("uploading the train set", || {
-            create_pass(&ctx.device, l, train, chunk_rows, true)
+            create_pass(
+                &ctx.device,
+                &ctx.queue,
+                l,
+                train,
+                chunk_rows,
+                true,
+                want_tex,
+            )
         })?;
         let evalb = ctx.scoped("uploading the eval set", || {
-            create_pass(&ctx.device, l, eval, chunk_rows, false)
+            create_pass(
+                &ctx.device,
+                &ctx.queue,
+                l,
+                eval,
+                chunk_rows,
+                false,
+                want_tex,
+            )
         })?;
         ctx.counters.bytes_written += (train.images.len() + eval.images.len()) as u64;
 
@@ -310,6 +358,12 @@ impl GpuBackend {
     /// max_storage_buffer_binding_size.
     pub fn image_chunks(&self) -> (usize, usize) {
         (self.train.x.len(), self.eval.x.len())
+    }
+
+    /// True when Z1 and dW1 of the train set run from textures (texture strategy, aligned
+    /// layout, subgroups of 8 and texture limits permitting).
+    pub fn uses_textures(&self) -> bool {
+        tex_kernels(&self.kernels, self.layout, &self.s, &self.train).is_some()
     }
 
     /// Replaces the weights and the optimizer state (verify re-syncs with it).
@@ -614,8 +668,39 @@ fn scratch_floats(l: Layout, n: usize, chunk_rows: usize) -> usize {
     dw2.max(slots * l.hidden * l.inputs)
 }
 
-fn create_shared(device: &wgpu::Device, total: usize, scratch: u64) -> Shared {
+fn create_shared(
+    device: &wgpu::Device,
+    l: Layout,
+    total: usize,
+    scratch: u64,
+    want_tex: bool,
+) -> Shared {
+    let lim = device.limits();
+    let width = 4 * tex_cols(l);
+    let fits = width.max(l.hidden) <= lim.max_texture_dimension_2d as usize;
+    let w1t = (want_tex && fits).then(|| {
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("w1 (texture)"),
+            size: wgpu::Extent3d {
+                width: width as u32,
+                height: l.hidden as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&Default::default());
+        W1Tex {
+            _texture: texture,
+            view,
+        }
+    });
     Shared {
+        w1t,
         params: storage(device, "params", total * 4),
         grads: storage(device, "grads", total * 4),
         step: storage(device, "step", total * 4),
@@ -634,12 +719,76 @@ fn create_shared(device: &wgpu::Device, total: usize, scratch: u64) -> Shared {
     }
 }
 
+/// Texels (16 pixels each) per image row in the texture strategy.
+fn tex_cols(l: Layout) -> usize {
+    l.inputs.div_ceil(16)
+}
+
+/// The images of `set` as an rgba32uint 2D array texture, or None when the adapter's
+/// texture limits cannot hold them (the texture strategy then uses the storage kernels).
+fn create_texture(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    l: Layout,
+    set: &Dataset,
+) -> Option<XTex> {
+    let lim = device.limits();
+    let (n, f) = (set.len(), l.inputs);
+    let width = tex_cols(l);
+    // Rows padded with zero pixels to whole texels (W1's texture is zero there).
+    let rb = width * 16;
+    let max_dim = lim.max_texture_dimension_2d as usize;
+    if n == 0 || width == 0 || width > max_dim {
+        return None;
+    }
+    // Fewest layers, then rows spread evenly over them (no padding rows for 50,000).
+    let layers = n.div_ceil(max_dim);
+    if layers > lim.max_texture_array_layers as usize {
+        return None;
+    }
+    let layer_rows = n.div_ceil(layers);
+    let mut bytes = vec![0u8; layers * layer_rows * rb];
+    for r in 0..n {
+        bytes[r * rb..r * rb + f].copy_from_slice(set.image(r));
+    }
+    let texture = device.create_texture_with_data(
+        queue,
+        &wgpu::TextureDescriptor {
+            label: Some("images (texture)"),
+            size: wgpu::Extent3d {
+                width: width as u32,
+                height: layer_rows as u32,
+                depth_or_array_layers: layers as u32,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Uint,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING,
+            view_formats: &[],
+        },
+        wgpu::util::TextureDataOrder::LayerMajor,
+        &bytes,
+    );
+    let view = texture.create_view(&wgpu::TextureViewDescriptor {
+        dimension: Some(wgpu::TextureViewDimension::D2Array),
+        ..Default::default()
+    });
+    Some(XTex {
+        _texture: texture,
+        view,
+        layer_rows,
+    })
+}
+
 fn create_pass(
     device: &wgpu::Device,
+    queue: &wgpu::Queue,
     l: Layout,
     set: &Dataset,
     chunk_rows: usize,
     train: bool,
+    want_tex: bool,
 ) -> PassBufs {
     let n = set.len();
     let f = l.inputs;
@@ -670,6 +819,11 @@ fn create_pass(
     PassBufs {
         n,
         x,
+        tex: if want_tex {
+            create_texture(device, queue, l, set)
+        } else {
+            None
+        },
         labels: storage_init(device, "labels", &set.labels),
         z1: storage(device, "z1", hid),
         h: storage(device, "h", hid),
@@ -775,6 +929,38 @@ fn col_sums(
     ]
 }
 
+/// The texture strategy's pipelines (pack_w1, fwd_x_sg, dw1_sg) and textures, when this
+/// strategy, layout and set can use them.
+type TexKernels<'a> = (
+    (
+        &'a wgpu::ComputePipeline,
+        &'a wgpu::ComputePipeline,
+        &'a wgpu::ComputePipeline,
+    ),
+    &'a XTex,
+    &'a W1Tex,
+);
+
+fn tex_kernels<'a>(
+    k: &'a Kernels,
+    l: Layout,
+    s: &'a Shared,
+    p: &'a PassBufs,
+) -> Option<TexKernels<'a>> {
+    if !aligned(l) {
+        return None;
+    }
+    Some((
+        (
+            k.pack_w1.as_ref()?,
+            k.fwd_tex.as_ref()?,
+            k.dw1_tex.as_ref()?,
+        ),
+        p.tex.as_ref()?,
+        s.w1t.as_ref()?,
+    ))
+}
+
 /// Z1, H, Z2, per-sample loss/correct/dZ2 and the pass metrics (slot 0 train, 4 eval).
 /// `cap` limits the rows of Z1 (strategy timing only); the rest is skipped when capped.
 fn forward_plan(
@@ -790,7 +976,45 @@ fn forward_plan(
     let rb = row_bytes(l);
     let mut out = Vec::new();
     let fused = k.fwd_x.as_ref().filter(|_| aligned(l));
-    for ch in &p.x {
+    let tex = tex_kernels(k, l, s, p);
+    if let Some(((pack, ft, _), xt, wt)) = tex {
+        // All rows from the textures in one dispatch (relu fused), after W1's refresh.
+        let rows = p.n.min(cap);
+        let words = [
+            rows as u32,
+            l.hidden as u32,
+            l.inputs as u32,
+            tex_cols(l) as u32,
+            w1 as u32,
+            b1 as u32,
+            0,
+            xt.layer_rows as u32,
+        ];
+        let u = uniform(device, &words);
+        out.push(Dispatch {
+            stage: Stage::Z1,
+            pipeline: pack.clone(),
+            bind: bind_with_texture(device, pack, &[(6, &s.params), (16, &u)], &[(18, &wt.view)]),
+            groups: [(4 * tex_cols(l)).div_ceil(64) as u32, l.hidden as u32, 1],
+        });
+        out.push(Dispatch {
+            stage: Stage::Z1,
+            pipeline: ft.clone(),
+            bind: bind_with_texture(
+                device,
+                ft,
+                &[(7, &s.params), (8, &p.z1), (9, &p.h), (16, &u)],
+                &[(15, &xt.view), (17, &wt.view)],
+            ),
+            groups: [
+                rows.div_ceil(FWD_SG.0).div_ceil(FWD_SG.2) as u32,
+                l.hidden.div_ceil(FWD_SG.1) as u32,
+                1,
+            ],
+        });
+    }
+    let chunks: &[XChunk] = if tex.is_some() { &[] } else { &p.x };
+    for ch in chunks {
         let rows = ch.rows.min(cap.saturating_sub(ch.row0));
         if rows == 0 {
             continue;
@@ -1139,8 +1363,39 @@ fn backward_plan(
             groups: grid(len.div_ceil(256)),
         });
     }
-    // dW1 = dZ1^T X: per image chunk, split over samples, summed in a fixed order.
+    // dW1 = dZ1^T X: from the texture in one dispatch straight into the gradient, or per
+    // image chunk, split over samples, summed in a fixed order.
     let len1 = l.hidden * l.inputs;
+    let tex = tex_kernels(k, l, s, p);
+    if let Some(((_, _, dt), xt, _)) = tex {
+        let words = [
+            n as u32,
+            l.hidden as u32,
+            l.inputs as u32,
+            tex_cols(l) as u32,
+            0,
+            0,
+            w1 as u32,
+            xt.layer_rows as u32,
+        ];
+        let u = uniform(device, &words);
+        out.push(Dispatch {
+            stage: Stage::DW1,
+            pipeline: dt.clone(),
+            bind: bind_with_texture(
+                device,
+                dt,
+                &[(6, dz1), (8, &s.grads), (16, &u)],
+                &[(15, &xt.view)],
+            ),
+            groups: [
+                tex_cols(l).div_ceil(DW1_SG.2) as u32,
+                l.hidden.div_ceil(DW1_SG.0) as u32,
+                1,
+            ],
+        });
+    }
+    let chunks: &[XChunk] = if tex.is_some() { &[] } else { &p.x };
     let fused = k.dw1.as_ref().filter(|_| aligned(l));
     let slots_of = |rows: usize| {
         if fused.is_some() {
@@ -1149,11 +1404,11 @@ fn backward_plan(
             rows.div_ceil(k_split(rows))
         }
     };
-    let total_slots: usize = p.x.iter().map(|c| slots_of(c.rows)).sum();
+    let total_slots: usize = chunks.iter().map(|c| slots_of(c.rows)).sum();
     let direct = total_slots == 1;
     let target = if direct { &s.grads } else { &s.scratch };
     let mut slot = 0;
-    for ch in &p.x {
+    for ch in chunks {
         let base = if direct { w1 } else { slot * len1 };
         if let Some(dw) = fused {
             let words = [
@@ -1208,7 +1463,7 @@ fn backward_plan(
         }
         slot += slots_of(ch.rows);
     }
-    if !direct {
+    if !direct && !chunks.is_empty() {
         out.push(sum_slots(
             device,
             k,
@@ -1319,6 +1574,9 @@ fn choose_kernels(
     let mut best: Option<(f64, Kernels)> = None;
     let mut report = Vec::new();
     for strategy in Strategy::ALL {
+        if strategy == Strategy::Texture && (train.tex.is_none() || s.w1t.is_none()) {
+            continue; // no subgroups of 8, layout or texture limits: it would time as register
+        }
         let kernels = Kernels::new(ctx, strategy)?;
         let plan = ctx.scoped("recording the timing dispatches", || {
             forward_plan(&ctx.device, &kernels, l, s, train, TUNE_ROWS)

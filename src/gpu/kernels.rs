@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use wgpu::util::DeviceExt;
 
 use super::GpuContext;
@@ -15,6 +15,7 @@ pub const MAX_STORAGE_BINDINGS: u32 = 7;
 pub const WORKGROUP_BYTES: u32 = 2 * 16 * 64 * 4;
 
 pub const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
+pub const MATMUL_SG_WGSL: &str = include_str!("../../shaders/matmul_sg.wgsl");
 pub const RELU_WGSL: &str = include_str!("../../shaders/relu.wgsl");
 pub const SOFTMAX_XENT_WGSL: &str = include_str!("../../shaders/softmax_xent.wgsl");
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
@@ -28,14 +29,19 @@ pub enum Strategy {
     /// Big register blocks, no workgroup memory, one operand at uniform addresses: what
     /// CPU-like SIMD adapters (lavapipe) like.
     Register,
+    /// The register strategy with Z1 and dW1 from shaders/matmul_sg.wgsl: images and W1 in
+    /// textures, the shared operand fetched once per 8-lane subgroup and broadcast. Needs
+    /// subgroups of exactly 8 lanes (lavapipe on AVX2 CPUs).
+    Texture,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 2] = [Strategy::Tiled, Strategy::Register];
+    pub const ALL: [Strategy; 3] = [Strategy::Tiled, Strategy::Register, Strategy::Texture];
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Tiled => "tiled",
             Strategy::Register => "register",
+            Strategy::Texture => "texture",
         }
     }
 }
@@ -52,7 +58,9 @@ impl FromStr for Strategy {
         Strategy::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown matmul kernel {s:?} (expected tiled or register)"))
+            .ok_or_else(|| {
+                format!("unknown matmul kernel {s:?} (expected tiled, register or texture)")
+            })
     }
 }
 
@@ -67,6 +75,11 @@ pub struct Kernels {
     pub z2: Option<wgpu::ComputePipeline>,
     pub dh: Option<wgpu::ComputePipeline>,
     pub dw2: Option<wgpu::ComputePipeline>,
+    /// `pack_w1`, `fwd_x_sg`, `dw1_sg` (texture strategy only; used when the set has a
+    /// texture, else the register kernels run).
+    pub pack_w1: Option<wgpu::ComputePipeline>,
+    pub fwd_tex: Option<wgpu::ComputePipeline>,
+    pub dw1_tex: Option<wgpu::ComputePipeline>,
     pub relu_fwd: wgpu::ComputePipeline,
     pub relu_bwd: wgpu::ComputePipeline,
     pub softmax_xent: wgpu::ComputePipeline,
@@ -78,7 +91,7 @@ pub struct Kernels {
     pub finish: wgpu::ComputePipeline,
 }
 
-/// Compiles one WGSL file. The matmul kernels are the hot loops: naga's bounds checks
+/// Compiles one WGSL file. The matmul kernels (matmul.wgsl, matmul_sg.wgsl) are the hot loops: naga's bounds checks
 /// (a clamp per load) would cost them dearly, and every index they compute is clamped or
 /// guarded in the shader itself, so that module is created without them.
 fn module(ctx: &GpuContext, label: &str, src: &str, trusted: bool) -> Result<wgpu::ShaderModule> {
@@ -88,9 +101,10 @@ fn module(ctx: &GpuContext, label: &str, src: &str, trusted: bool) -> Result<wgp
     };
     ctx.scoped(&format!("compiling shaders/{label}"), || {
         if trusted {
-            // SAFETY: matmul.wgsl clamps every row/column index to its matrix and the host
-            // sizes every buffer for the shapes it passes (see backend.rs), so no access is
-            // out of bounds; the shader has no loops without a bound.
+            // SAFETY: matmul.wgsl and matmul_sg.wgsl clamp every row, column and texel index
+            // to its matrix and the host sizes every buffer and texture for the shapes it
+            // passes (see backend.rs), so no access is out of bounds; the shaders have no
+            // loops without a bound.
             unsafe {
                 ctx.device.create_shader_module_trusted(
                     desc,
@@ -104,6 +118,14 @@ fn module(ctx: &GpuContext, label: &str, src: &str, trusted: bool) -> Result<wgp
             ctx.device.create_shader_module(desc)
         }
     })
+}
+
+/// True when the device runs subgroup operations on subgroups of exactly 8 lanes, which
+/// the kernels of matmul_sg.wgsl are written for.
+pub fn subgroups_of_8(ctx: &GpuContext) -> bool {
+    ctx.device.features().contains(wgpu::Features::SUBGROUP)
+        && ctx.info.subgroup_min_size == 8
+        && ctx.info.subgroup_max_size == 8
 }
 
 fn pipeline(
@@ -135,12 +157,29 @@ impl Kernels {
         let reg = |name| -> Result<Option<wgpu::ComputePipeline>> {
             match strategy {
                 Strategy::Tiled => Ok(None),
-                Strategy::Register => pipeline(ctx, &mm, name).map(Some),
+                Strategy::Register | Strategy::Texture => pipeline(ctx, &mm, name).map(Some),
             }
+        };
+        let sg = match strategy {
+            Strategy::Texture => {
+                ensure!(
+                    subgroups_of_8(ctx),
+                    "matmul kernel texture needs subgroups of exactly 8 lanes, which GPU adapter \
+                     {:?} does not offer (subgroup sizes {}..={}); use register or tiled",
+                    ctx.info.name,
+                    ctx.info.subgroup_min_size,
+                    ctx.info.subgroup_max_size
+                );
+                Some(module(ctx, "matmul_sg.wgsl", MATMUL_SG_WGSL, true)?)
+            }
+            _ => None,
+        };
+        let tex = |name| -> Result<Option<wgpu::ComputePipeline>> {
+            sg.as_ref().map(|m| pipeline(ctx, m, name)).transpose()
         };
         let generic = match strategy {
             Strategy::Tiled => pipeline(ctx, &mm, "mm_tiled")?,
-            Strategy::Register => pipeline(ctx, &mm, "mm_reg")?,
+            Strategy::Register | Strategy::Texture => pipeline(ctx, &mm, "mm_reg")?,
         };
         Ok(Kernels {
             strategy,
@@ -150,6 +189,9 @@ impl Kernels {
             z2: reg("z2_reg")?,
             dh: reg("dh_reg")?,
             dw2: reg("dw2_reg")?,
+            pack_w1: tex("pack_w1")?,
+            fwd_tex: tex("fwd_x_sg")?,
+            dw1_tex: tex("dw1_sg")?,
             relu_fwd: pipeline(ctx, &relu, "relu_fwd")?,
             relu_bwd: pipeline(ctx, &relu, "relu_bwd")?,
             softmax_xent: pipeline(ctx, &sx, "softmax_xent")?,
@@ -227,13 +269,29 @@ pub fn bind(
     pipeline: &wgpu::ComputePipeline,
     entries: &[(u32, &wgpu::Buffer)],
 ) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = entries
+    bind_with_texture(device, pipeline, entries, &[])
+}
+
+/// [`bind`] plus (binding, texture view) pairs.
+pub fn bind_with_texture(
+    device: &wgpu::Device,
+    pipeline: &wgpu::ComputePipeline,
+    entries: &[(u32, &wgpu::Buffer)],
+    textures: &[(u32, &wgpu::TextureView)],
+) -> wgpu::BindGroup {
+    let mut entries: Vec<wgpu::BindGroupEntry> = entries
         .iter()
         .map(|&(binding, buf)| wgpu::BindGroupEntry {
             binding,
             resource: buf.as_entire_binding(),
         })
         .collect();
+    for &(binding, view) in textures {
+        entries.push(wgpu::BindGroupEntry {
+            binding,
+            resource: wgpu::BindingResource::TextureView(view),
+        });
+    }
     device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: None,
         layout: &pipeline.get_bind_group_layout(0),
@@ -309,7 +367,7 @@ impl Mm {
     pub fn groups(&self, strategy: Strategy) -> [u32; 3] {
         match strategy {
             Strategy::Tiled => [self.m.div_ceil(64), self.n.div_ceil(64), self.splits()],
-            Strategy::Register => [
+            Strategy::Register | Strategy::Texture => [
                 self.m.div_ceil(4).div_ceil(64),
                 self.n.div_ceil(4),
                 self.splits(),

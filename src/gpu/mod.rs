@@ -204,6 +204,10 @@ impl GpuContext {
         limits.max_storage_buffer_binding_size =
             limits.max_storage_buffer_binding_size.max(needs.binding);
         limits.max_buffer_size = limits.max_buffer_size.max(need_buffer);
+        // The texture strategy keeps a whole image set in one 2D array texture: ask for the
+        // adapter's largest (cost nothing on lavapipe; the set is laid out to fit).
+        limits.max_texture_dimension_2d = have.max_texture_dimension_2d;
+        limits.max_texture_array_layers = have.max_texture_array_layers;
         for (name, need, got) in [
             (
                 "max_storage_buffers_per_shader_stage",
@@ -232,7 +236,9 @@ impl GpuContext {
         }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rprop-lab"),
-            required_features: wgpu::Features::empty(),
+            // Subgroup operations, where offered, let the texture strategy share one fetch
+            // among the lanes of a subgroup (see shaders/matmul_sg.wgsl).
+            required_features: adapter.features() & wgpu::Features::SUBGROUP,
             required_limits: limits,
             memory_hints: wgpu::MemoryHints::Performance,
             ..Default::default()

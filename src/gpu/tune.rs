@@ -8,11 +8,18 @@ use serde_json::{Map, Value};
 
 use super::kernels::Strategy;
 
-/// Identifies an adapter and its driver (a driver update may change the best strategy).
+/// Identifies an adapter and its driver (a driver update may change the best strategy) and
+/// the strategies there are to choose from (a new one must be timed, not shadowed by an
+/// old entry).
 pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
+    let strategies: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
     format!(
-        "{} | {:?} | {} {}",
-        info.name, info.backend, info.driver, info.driver_info
+        "{} | {:?} | {} {} | {}",
+        info.name,
+        info.backend,
+        info.driver,
+        info.driver_info,
+        strategies.join(",")
     )
 }
 
