@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::model::{Layout, Params};
+use crate::model::{Layout, Params, MAX_HIDDEN};
 use crate::optim::RpropState;
 
 /// Writes `bytes` to `path` atomically: into `path.tmp` first, flushed to disk, then renamed
@@ -61,8 +61,8 @@ pub fn save(path: &Path, params: &Params, metadata: &[(&str, String)]) -> Result
     write_atomic(path, &to_bytes(params, metadata)?)
 }
 
-/// Reads parameters from safetensors bytes, checking names, dtype and that the four shapes
-/// form one MLP. `inputs`/`classes`, when given, must match the data it will run on.
+/// Reads parameters from safetensors bytes, checking names, dtype and that the shapes of
+/// fc1, fc2, ... chain into one MLP. `inputs`/`classes`, when given, must match the data it will run on.
 pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
     let get = |name: &str, rank: usize| -> Result<(Vec<usize>, Vec<f32>)> {
@@ -85,42 +85,53 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
             .collect();
         Ok((t.shape().to_vec(), data))
     };
-    let (s_w1, w1) = get("fc1.weight", 2)?;
-    let (s_b1, b1) = get("fc1.bias", 1)?;
-    let (s_w2, w2) = get("fc2.weight", 2)?;
-    let (s_b2, b2) = get("fc2.bias", 1)?;
-    let layout = Layout {
-        inputs: s_w1[1],
-        hidden: s_w1[0],
-        classes: s_w2[0],
-    };
-    let want = Layout {
-        inputs,
-        classes,
-        ..layout
-    };
-    if layout.hidden == 0
-        || s_b1[0] != layout.hidden
-        || s_w2[1] != layout.hidden
-        || s_b2[0] != layout.classes
-    {
-        bail!(
-            "tensor shapes do not form a two-layer MLP: fc1.weight {s_w1:?}, fc1.bias {s_b1:?}, fc2.weight {s_w2:?}, fc2.bias {s_b2:?}"
-        );
+    // fc1, fc2, ... up to the first missing layer; each layer's input is the last one's
+    // output.
+    let mut layers = Vec::new();
+    for k in 1..=MAX_HIDDEN + 1 {
+        let name = format!("fc{k}.weight");
+        if st.tensor(&name).is_err() {
+            break;
+        }
+        let (sw, w) = get(&name, 2)?;
+        let (sb, b) = get(&format!("fc{k}.bias"), 1)?;
+        layers.push((sw, w, sb, b));
     }
-    if layout != want {
+    if layers.len() < 2 {
+        bail!("missing tensor `fc{}.weight`", layers.len() + 1);
+    }
+    let shapes = || {
+        layers
+            .iter()
+            .enumerate()
+            .map(|(k, (sw, _, sb, _))| {
+                format!("fc{}.weight {sw:?}, fc{}.bias {sb:?}", k + 1, k + 1)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chained = layers
+        .iter()
+        .all(|(sw, _, sb, _)| sw[0] > 0 && sb[0] == sw[0])
+        && layers.windows(2).all(|w| w[1].0[1] == w[0].0[0]);
+    if !chained {
+        bail!("tensor shapes do not form an MLP: {}", shapes());
+    }
+    let hidden: Vec<usize> = layers[..layers.len() - 1].iter().map(|l| l.0[0]).collect();
+    let (file_inputs, file_classes) = (layers[0].0[1], layers[layers.len() - 1].0[0]);
+    let layout = Layout::with_hidden(file_inputs, &hidden, file_classes)
+        .ok_or_else(|| anyhow!("tensor shapes do not form an MLP: {}", shapes()))?;
+    if (file_inputs, file_classes) != (inputs, classes) {
         bail!(
-            "model is {}-{}-{}, but the data needs {} inputs and {} classes",
-            layout.inputs,
-            layout.hidden,
-            layout.classes,
-            inputs,
-            classes
+            "model is {}, but the data needs {inputs} inputs and {classes} classes",
+            layout.describe()
         );
     }
     let mut p = Params::zeros(layout);
-    for (t, src) in layout.tensors().iter().zip([w1, b1, w2, b2]) {
-        p.data[t.range()].copy_from_slice(&src);
+    let tensors = layout.tensors();
+    for (k, (_, w, _, b)) in layers.into_iter().enumerate() {
+        p.data[tensors[2 * k].range()].copy_from_slice(&w);
+        p.data[tensors[2 * k + 1].range()].copy_from_slice(&b);
     }
     Ok(p)
 }

@@ -146,10 +146,13 @@ pub struct Overrides {
     /// Quickprop maximum growth factor [default: 1.75].
     #[arg(long, value_name = "X")]
     pub mu: Option<String>,
+    /// Hidden layer sizes, e.g. 200,150,100 [default: 128].
+    #[arg(long, value_name = "SIZES")]
+    pub hidden: Option<String>,
 }
 
 impl Overrides {
-    pub fn pairs(&self) -> [(&'static str, &Option<String>); 21] {
+    pub fn pairs(&self) -> [(&'static str, &Option<String>); 22] {
         [
             ("criterion", &self.criterion),
             ("optimizer", &self.optimizer),
@@ -172,6 +175,7 @@ impl Overrides {
             ("beta1", &self.beta1),
             ("beta2", &self.beta2),
             ("mu", &self.mu),
+            ("hidden", &self.hidden),
         ]
     }
 
@@ -393,12 +397,20 @@ pub fn make_backend(
     if kind == BackendKind::Cpu {
         return Ok(cpu(params, state));
     }
-    if cfg.minibatch() {
-        // The GPU backend's recorded plan is one full-batch step per epoch.
+    // The GPU backend's recorded plan is one full-batch step per epoch of a one-hidden-layer
+    // network.
+    let cpu_only = if cfg.minibatch() {
+        Some("mini-batch training (train_batch_size < train_set_size)")
+    } else if !params.layout.is_single_hidden() {
+        Some("more than one hidden layer")
+    } else {
+        None
+    };
+    if let Some(what) = cpu_only {
         if kind == BackendKind::Gpu {
-            bail!("mini-batch training (train_batch_size < train_set_size) runs on the CPU backend only for now; use --backend cpu");
+            bail!("{what} runs on the CPU backend only for now; use --backend cpu");
         }
-        eprintln!("notice: mini-batch training runs on the CPU backend for now");
+        eprintln!("notice: {what} runs on the CPU backend for now");
         return Ok(cpu(params, state));
     }
     let opts = gpu.options()?;
@@ -455,7 +467,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         );
     }
     let mut cfg = Config::load(&dir.join("config.json"))?;
-    let (start, state, run) = Start::resume(dir, Layout::MNIST.total())?;
+    let (start, state, run) = Start::resume(dir, cfg.layout(28 * 28, CLASSES).total())?;
     let backend = args.backend.unwrap_or(if run.backend.starts_with("cpu") {
         BackendKind::Cpu
     } else {
@@ -512,10 +524,7 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     let cfg = &plan.cfg;
     let (train, eval) = load_train_eval(&plan.data_dir, cfg)?;
-    let layout = Layout {
-        inputs: train.features(),
-        ..Layout::MNIST
-    };
+    let layout = cfg.layout(train.features(), CLASSES);
     let params = initial_params(plan.params_from.as_deref(), layout, cfg.seed)?;
     let mut backend = make_backend(
         plan.backend,
@@ -650,10 +659,7 @@ fn compare(args: CompareArgs) -> Result<()> {
             cfg.train_batch_size,
             if cfg.minibatch() { cfg.seed } else { 0 },
         );
-        let layout = Layout {
-            inputs: learn.features(),
-            ..Layout::MNIST
-        };
+        let layout = cfg.layout(learn.features(), CLASSES);
         let params = Params::init(layout, cfg.seed);
         let state = RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
         match &mut shared {

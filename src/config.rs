@@ -6,10 +6,11 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
+use crate::model::{Layout, MAX_HIDDEN};
 use crate::optim::{Hyper, Variant};
 
 /// Every key a config may hold, in the order they are written back.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "criterion",
     "optimizer",
     "learning_rate",
@@ -31,6 +32,7 @@ pub const KEYS: [&str; 21] = [
     "beta1",
     "beta2",
     "mu",
+    "hidden",
 ];
 
 /// Largest set the learning images can supply (MNIST's 60,000); checked again against the
@@ -69,6 +71,8 @@ pub struct Config {
     pub beta2: f64,
     /// Quickprop maximum growth factor [1.75].
     pub mu: f32,
+    /// Hidden layer sizes [128].
+    pub hidden: Vec<usize>,
 }
 
 impl Config {
@@ -97,6 +101,7 @@ impl Config {
             beta1: h.beta1,
             beta2: h.beta2,
             mu: h.mu,
+            hidden: vec![128],
         }
     }
 
@@ -181,6 +186,11 @@ impl Config {
             "beta1" => as_f64(v).map(|x| self.beta1 = x),
             "beta2" => as_f64(v).map(|x| self.beta2 = x),
             "mu" => as_f32(v).map(|x| self.mu = x),
+            "hidden" => v
+                .as_array()
+                .ok_or_else(|| anyhow!("expected a list of layer sizes such as [128], got {v}"))
+                .and_then(|a| a.iter().map(as_usize).collect::<Result<Vec<_>>>())
+                .map(|x| self.hidden = x),
             _ => bail!("unknown key `{key}` (known keys: {})", KEYS.join(", ")),
         };
         r.with_context(|| format!("key `{key}`"))
@@ -189,11 +199,25 @@ impl Config {
     /// Sets one key from command-line text (`--epochs 5`): numbers are read as JSON numbers,
     /// anything else as a string.
     pub fn set_str(&mut self, key: &str, text: &str) -> Result<()> {
+        // A list may be written without brackets: --hidden 200,150,100.
+        let list = format!("[{}]", text.trim_matches(|c| c == '[' || c == ']'));
         let v = serde_json::from_str::<Value>(text)
             .ok()
-            .filter(|v| v.is_number() || v.is_boolean())
+            .filter(|v| v.is_number() || v.is_boolean() || v.is_array())
+            .or_else(|| {
+                (key == "hidden")
+                    .then(|| serde_json::from_str::<Value>(&list).ok())
+                    .flatten()
+            })
             .unwrap_or_else(|| Value::String(text.to_string()));
         self.set(key, &v)
+    }
+
+    /// The network for data with `inputs` pixels and `classes` classes.
+    pub fn layout(&self, inputs: usize, classes: usize) -> Layout {
+        // validate() has checked the list, so this cannot fail for a checked config.
+        Layout::with_hidden(inputs, &self.hidden, classes)
+            .unwrap_or_else(|| Layout::new(inputs, 128, classes))
     }
 
     /// Checks values that are well-typed but make no sense; errors name the key.
@@ -312,6 +336,18 @@ impl Config {
                 format!("must be a positive number, got {}", self.eps),
             );
         }
+        if self.hidden.is_empty()
+            || self.hidden.len() > MAX_HIDDEN
+            || self.hidden.iter().any(|&h| h == 0 || h > 65_536)
+        {
+            return key_err(
+                "hidden",
+                format!(
+                    "must list 1 to {MAX_HIDDEN} layer sizes in 1..=65536, got {:?}",
+                    self.hidden
+                ),
+            );
+        }
         if !(self.mu > 0.0 && self.mu.is_finite()) {
             return key_err("mu", format!("must be a positive number, got {}", self.mu));
         }
@@ -342,6 +378,7 @@ impl Config {
             "beta1": self.beta1,
             "beta2": self.beta2,
             "mu": self.mu,
+            "hidden": self.hidden,
         })
     }
 }

@@ -210,56 +210,92 @@ pub fn normalize_images(set: &Dataset) -> Vec<f32> {
     set.images.iter().map(|&p| table[p as usize]).collect()
 }
 
+/// The intermediates of one hidden layer.
+#[derive(Clone, Debug, Default)]
+pub struct HiddenLayer {
+    /// Pre-activation Z = A W^T + b.
+    pub z: Vec<f32>,
+    /// Activation H = relu(Z).
+    pub h: Vec<f32>,
+    /// dLoss/dH.
+    pub dh: Vec<f32>,
+    /// dLoss/dZ = dH * relu'(Z); dH is kept separately for comparison.
+    pub dz: Vec<f32>,
+}
+
 /// Every intermediate of a forward/backward pass over `n` samples, kept so `verify` can
 /// compare each one with the GPU's.
 #[derive(Clone, Debug)]
 pub struct Workspace {
     pub n: usize,
-    pub z1: Vec<f32>,
-    pub h: Vec<f32>,
+    /// The hidden layers, first to last.
+    pub hidden: Vec<HiddenLayer>,
+    /// Logits (the output layer's Z).
     pub z2: Vec<f32>,
     pub loss: Vec<f32>,
     pub correct: Vec<u32>,
+    /// dLoss/dlogits.
     pub dz2: Vec<f32>,
-    pub dh: Vec<f32>,
-    /// dz1 = dh * relu'(z1); dh is kept separately for comparison.
-    pub dz1: Vec<f32>,
     /// Gradients in the flat parameter layout.
     pub grads: Vec<f32>,
 }
 
 impl Workspace {
     pub fn new(layout: Layout, n: usize) -> Workspace {
-        let (h, c) = (layout.hidden, layout.classes);
+        let c = layout.classes;
         Workspace {
             n,
-            z1: vec![0.0; n * h],
-            h: vec![0.0; n * h],
+            hidden: layout
+                .hidden_sizes()
+                .into_iter()
+                .map(|h| HiddenLayer {
+                    z: vec![0.0; n * h],
+                    h: vec![0.0; n * h],
+                    ..HiddenLayer::default()
+                })
+                .collect(),
             z2: vec![0.0; n * c],
             loss: vec![0.0; n],
             correct: vec![0; n],
             dz2: vec![0.0; n * c],
-            dh: Vec::new(),
-            dz1: Vec::new(),
             grads: Vec::new(),
         }
     }
+
+    /// The first hidden layer's Z, H, dH and dZ (the report's network's only one).
+    pub fn z1(&self) -> &[f32] {
+        &self.hidden[0].z
+    }
+    pub fn h(&self) -> &[f32] {
+        &self.hidden[0].h
+    }
+    pub fn dh(&self) -> &[f32] {
+        &self.hidden[0].dh
+    }
+    pub fn dz1(&self) -> &[f32] {
+        &self.hidden[0].dz
+    }
 }
 
-/// Forward pass of `x` (n x inputs, normalized) with its labels: logits, per-sample loss and
-/// correctness, and dZ2. Returns the pass's mean loss and accuracy.
+/// Forward pass of `x` (n x inputs, normalized) with its labels: every hidden layer's Z and
+/// H, the logits, per-sample loss and correctness, and dlogits. Returns the pass's mean loss
+/// and accuracy.
 pub fn forward(p: &Params, x: &[f32], labels: &[u8], ws: &mut Workspace) -> PassStats {
-    let l = p.layout;
+    let sizes = p.layout.layer_sizes();
+    let out = sizes.len() - 1;
     let n = labels.len();
     assert_eq!(ws.n, n, "workspace sized for another batch");
-    linear(&mut ws.z1, View::row_major(x, n, l.inputs), p.w1(), p.b1());
-    relu(&ws.z1, &mut ws.h);
-    linear(
-        &mut ws.z2,
-        View::row_major(&ws.h, n, l.hidden),
-        p.w2(),
-        p.b2(),
-    );
+    for (k, &(fan_in, _)) in sizes[..out].iter().enumerate() {
+        let (w, b) = p.layer(k);
+        let (before, rest) = ws.hidden.split_at_mut(k);
+        let input = if k == 0 { x } else { &before[k - 1].h };
+        let layer = &mut rest[0];
+        linear(&mut layer.z, View::row_major(input, n, fan_in), w, b);
+        relu(&layer.z, &mut layer.h);
+    }
+    let (w, b) = p.layer(out);
+    let last = &ws.hidden[out - 1].h;
+    linear(&mut ws.z2, View::row_major(last, n, sizes[out].0), w, b);
     softmax_xent(
         &ws.z2,
         labels,
@@ -271,35 +307,44 @@ pub fn forward(p: &Params, x: &[f32], labels: &[u8], ws: &mut Workspace) -> Pass
     reduce_metrics(&ws.loss, &ws.correct)
 }
 
-/// Backward pass after [`forward`]: fills `ws.grads` (flat layout) with dW1, db1, dW2, db2.
+/// Backward pass after [`forward`]: fills `ws.grads` (flat layout) with every layer's dW and
+/// db, from the output layer down: dW = dZ^T A_in, db = column sums of dZ, and for the layer
+/// below dH = dZ W, dZ = dH * relu'(Z).
 pub fn backward(p: &Params, x: &[f32], ws: &mut Workspace) {
     let l = p.layout;
-    let (n, hid, c) = (ws.n, l.hidden, l.classes);
+    let sizes = l.layer_sizes();
+    let out = sizes.len() - 1;
+    let n = ws.n;
     let t = l.tensors();
     ws.grads.resize(l.total(), 0.0);
-    ws.dh.resize(n * hid, 0.0);
-    ws.dz1.resize(n * hid, 0.0);
-    let dz2 = View::row_major(&ws.dz2, n, c);
-    // dW2 = dZ2^T H, db2 = column sums of dZ2
-    matmul(
-        &mut ws.grads[t[2].range()],
-        dz2.t(),
-        View::row_major(&ws.h, n, hid),
-        false,
-    );
-    reduce_cols(&ws.dz2, c, &mut ws.grads[t[3].range()]);
-    // dH = dZ2 W2, dZ1 = dH * relu'(Z1)
-    matmul(&mut ws.dh, dz2, View::row_major(p.w2(), c, hid), false);
-    relu_backward(&ws.dh, &ws.z1, &mut ws.dz1);
-    // dW1 = dZ1^T X, db1 = column sums of dZ1
-    let dz1 = View::row_major(&ws.dz1, n, hid);
-    matmul(
-        &mut ws.grads[t[0].range()],
-        dz1.t(),
-        View::row_major(x, n, l.inputs),
-        false,
-    );
-    reduce_cols(&ws.dz1, hid, &mut ws.grads[t[1].range()]);
+    for k in (0..=out).rev() {
+        let (fan_in, width) = sizes[k];
+        if k < out {
+            // dH_k = dZ_{k+1} W_{k+1}, dZ_k = dH_k * relu'(Z_k)
+            let (below, above) = ws.hidden.split_at_mut(k + 1);
+            let dz_next: &[f32] = if k + 1 == out { &ws.dz2 } else { &above[0].dz };
+            let layer = &mut below[k];
+            layer.dh.resize(n * width, 0.0);
+            layer.dz.resize(n * width, 0.0);
+            let next = sizes[k + 1].1;
+            matmul(
+                &mut layer.dh,
+                View::row_major(dz_next, n, next),
+                View::row_major(p.layer(k + 1).0, next, width),
+                false,
+            );
+            relu_backward(&layer.dh, &layer.z, &mut layer.dz);
+        }
+        let dz: &[f32] = if k == out { &ws.dz2 } else { &ws.hidden[k].dz };
+        let input = if k == 0 { x } else { &ws.hidden[k - 1].h };
+        matmul(
+            &mut ws.grads[t[2 * k].range()],
+            View::row_major(dz, n, width).t(),
+            View::row_major(input, n, fan_in),
+            false,
+        );
+        reduce_cols(dz, width, &mut ws.grads[t[2 * k + 1].range()]);
+    }
 }
 
 /// The result of scoring a model on a set.

@@ -191,8 +191,8 @@ pub fn check_step(
     let stats = cpu::forward(params, x, labels, &mut ws);
     cpu::backward(params, x, &mut ws);
     let mut out = vec![
-        diff("Z1", &dump.z1, &ws.z1, tolerance("Z1")),
-        diff("H", &dump.h, &ws.h, tolerance("H")),
+        diff("Z1", &dump.z1, ws.z1(), tolerance("Z1")),
+        diff("H", &dump.h, ws.h(), tolerance("H")),
         diff("Z2", &dump.z2, &ws.z2, tolerance("Z2")),
         diff("loss", &dump.loss, &ws.loss, tolerance("loss")),
         diff(
@@ -212,12 +212,12 @@ pub fn check_step(
             tolerance(name),
         ));
     }
-    out.push(diff("dH", &dump.dh, &ws.dh, tolerance("dH")));
+    out.push(diff("dH", &dump.dh, ws.dh(), tolerance("dH")));
     // dZ1's mask is Z1 > 0: where Z1 is within rounding of 0 the two sides may disagree on
     // the sign, which flips a whole entry. Mask the CPU's dH with the GPU's Z1 so this
     // checks the kernel, not the rounding of Z1 (checked above).
-    let mut dz1 = vec![0.0; ws.dh.len()];
-    cpu::relu_backward(&ws.dh, &dump.z1, &mut dz1);
+    let mut dz1 = vec![0.0; ws.dh().len()];
+    cpu::relu_backward(ws.dh(), &dump.z1, &mut dz1);
     out.push(diff("dZ1", &dump.dz1, &dz1, tolerance("dZ1")));
     // dW1 and db1 from that same mask-aligned dZ1 (cpu::backward's own formulas).
     let n = labels.len();
@@ -278,10 +278,7 @@ pub fn check_step(
 pub fn run(args: VerifyArgs) -> Result<()> {
     let cfg = args.overrides.resolve(args.config.as_deref())?;
     let (train, eval) = load_train_eval(&args.data.dir(), &cfg)?;
-    let layout = Layout {
-        inputs: train.features(),
-        ..Layout::MNIST
-    };
+    let layout = cfg.layout(train.features(), crate::data::CLASSES);
     let params = initial_params(args.init_weights.as_deref(), layout, cfg.seed)?;
     let hyper = cfg.hyper();
     let mut gpu = GpuBackend::new(

@@ -289,14 +289,7 @@ fn bad_inputs_give_one_clear_error_line() {
         &run(&["test", "--weights", w.to_str().unwrap()]),
         "w.safetensors",
     );
-    let small = rprop_lab::model::Params::init(
-        rprop_lab::model::Layout {
-            inputs: 784,
-            hidden: 16,
-            classes: 3,
-        },
-        0,
-    );
+    let small = rprop_lab::model::Params::init(rprop_lab::model::Layout::new(784, 16, 3), 0);
     rprop_lab::checkpoint::save(&w, &small, &[]).unwrap();
     assert_clear_error(
         &run(&["test", "--weights", w.to_str().unwrap()]),
@@ -397,5 +390,96 @@ fn mini_batches_train_reproducibly_on_the_cpu() {
         stderr(&g).contains("mini-batch") && stderr(&g).contains("--backend cpu"),
         "{}",
         stderr(&g)
+    );
+}
+
+#[test]
+fn deeper_networks_train_save_pytorch_names_and_test() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("deep");
+    let o = run(&[
+        "train",
+        "--config",
+        "configs/irprop-minus.json",
+        "--hidden",
+        "64,32,16",
+        "--epochs",
+        "15",
+        "--train-set-size",
+        "2000",
+        "--train-batch-size",
+        "2000",
+        "--eval-set-size",
+        "300",
+        "--eval-batch-size",
+        "300",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // auto moves a deep network to the CPU with a notice.
+    assert!(
+        stderr(&o).contains("more than one hidden layer"),
+        "{}",
+        stderr(&o)
+    );
+    let bytes = std::fs::read(out.join("best.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (name, shape) in [
+        ("fc1.weight", vec![64, 784]),
+        ("fc2.weight", vec![32, 64]),
+        ("fc3.bias", vec![16]),
+        ("fc4.weight", vec![10, 16]),
+    ] {
+        assert_eq!(st.tensor(name).unwrap().shape(), shape.as_slice(), "{name}");
+    }
+    let cfg = rprop_lab::config::Config::load(&out.join("config.json")).unwrap();
+    assert_eq!(cfg.hidden, vec![64, 32, 16]);
+    let m = Metrics::load(&out.join("metrics.json")).unwrap();
+    assert!(
+        m.epochs[14].eval_acc > 0.6,
+        "a deep net learns too: {}",
+        m.epochs[14].eval_acc
+    );
+    // The tester reads the deep checkpoint as it is.
+    let o = run(&[
+        "test",
+        "--weights",
+        out.join("best.safetensors").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("accuracy 0."));
+    // --resume of a deep run, and a clear refusal on the GPU backend.
+    let o = run(&[
+        "train",
+        "--resume",
+        out.to_str().unwrap(),
+        "--epochs",
+        "16",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "train",
+        "--optimizer",
+        "rprop-plus",
+        "--hidden",
+        "[32, 16]",
+        "--backend",
+        "gpu",
+        "--out",
+        d.path().join("g").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("one hidden layer")
+            || stderr(&o).contains("more than one hidden layer"),
+        "{}",
+        stderr(&o)
+    );
+    assert_clear_error(
+        &run(&["train", "--optimizer", "sgd", "--hidden", "64,0"]),
+        "hidden",
     );
 }

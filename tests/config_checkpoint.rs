@@ -120,6 +120,22 @@ fn errors_name_the_key() {
             "key `eval_batch_size`",
         ),
         (r#"{"optimizer": "rprop-plus", "seed": 1.5}"#, "key `seed`"),
+        (
+            r#"{"optimizer": "rprop-plus", "hidden": []}"#,
+            "key `hidden`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "hidden": [1, 2, 3, 4, 5]}"#,
+            "key `hidden`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "hidden": 128}"#,
+            "key `hidden`",
+        ),
+        (
+            r#"{"optimizer": "rprop-plus", "hidden": [128, -1]}"#,
+            "key `hidden`",
+        ),
         (r#"{"optimizer": "rprop-plus",}"#, "malformed JSON"),
         (r#"[1, 2]"#, "JSON object"),
     ];
@@ -147,6 +163,29 @@ fn load_names_the_file() {
 }
 
 #[test]
+fn deep_checkpoints_round_trip_and_broken_chains_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("deep.safetensors");
+    let l = Layout::with_hidden(784, &[40, 30, 20, 10], 10).unwrap();
+    let p = Params::init(l, 3);
+    checkpoint::save(&path, &p, &[]).unwrap();
+    assert_eq!(checkpoint::load(&path, 784, 10).unwrap(), p);
+    // fc2 expecting 41 inputs where fc1 gives 40: not one MLP.
+    let bad = Layout::with_hidden(784, &[40, 30], 10).unwrap();
+    let mut bytes = checkpoint::to_bytes(&Params::init(bad, 1), &[]).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+    let broken = header.replace("[30,40]", "[30,41]");
+    assert_ne!(broken, header);
+    bytes.splice(8..8 + n, broken.into_bytes());
+    let e = format!("{:#}", checkpoint::from_bytes(&bytes, 784, 10).unwrap_err());
+    assert!(
+        e.contains("do not form an MLP") || e.contains("not a safetensors"),
+        "{e}"
+    );
+}
+
+#[test]
 fn overrides_from_text() {
     let mut cfg = Config::report(Variant::RpropMinus);
     cfg.set_str("epochs", "5").unwrap();
@@ -157,6 +196,12 @@ fn overrides_from_text() {
         (5, 1e-2, Variant::IrpropPlus)
     );
     assert!(cfg.set_str("epochs", "five").is_err());
+    cfg.set_str("hidden", "200,150,100").unwrap();
+    assert_eq!(cfg.hidden, vec![200, 150, 100]);
+    cfg.set_str("hidden", "[64]").unwrap();
+    assert_eq!(cfg.hidden, vec![64]);
+    cfg.set_str("nesterov", "true").unwrap();
+    assert!(cfg.nesterov);
     assert!(cfg.set_str("no_such", "1").is_err());
 }
 
@@ -200,14 +245,7 @@ fn bad_checkpoints_are_errors_naming_the_file() {
     );
 
     // Wrong shape: a model for 100-pixel inputs is refused for 784-pixel data.
-    let small = Params::init(
-        Layout {
-            inputs: 100,
-            hidden: 16,
-            classes: 10,
-        },
-        1,
-    );
+    let small = Params::init(Layout::new(100, 16, 10), 1);
     checkpoint::save(&path, &small, &[]).unwrap();
     let e = format!("{:#}", checkpoint::load(&path, 784, 10).unwrap_err());
     assert!(

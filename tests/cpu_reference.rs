@@ -90,30 +90,9 @@ fn check_shape(layout: Layout, n: usize) {
 #[test]
 fn gradients_match_naive_f64_on_odd_shapes() {
     for (layout, n) in [
-        (
-            Layout {
-                inputs: 7,
-                hidden: 5,
-                classes: 3,
-            },
-            1,
-        ),
-        (
-            Layout {
-                inputs: 13,
-                hidden: 9,
-                classes: 10,
-            },
-            33,
-        ),
-        (
-            Layout {
-                inputs: 784,
-                hidden: 128,
-                classes: 10,
-            },
-            17,
-        ),
+        (Layout::new(7, 5, 3), 1),
+        (Layout::new(13, 9, 10), 33),
+        (Layout::new(784, 128, 10), 17),
     ] {
         check_shape(layout, n);
     }
@@ -121,11 +100,7 @@ fn gradients_match_naive_f64_on_odd_shapes() {
 
 #[test]
 fn naive_oracle_matches_finite_differences() {
-    let layout = Layout {
-        inputs: 4,
-        hidden: 3,
-        classes: 3,
-    };
+    let layout = Layout::new(4, 3, 3);
     let (p, x, y) = random_case(layout, 5, 11);
     let (_, grads) = naive(&p, &x, &y);
     for t in layout.tensors() {
@@ -231,4 +206,142 @@ fn init_is_seeded_and_bounded_like_pytorch() {
     assert!(a.data[t[1].offset + 128..t[2].offset]
         .iter()
         .all(|&v| v == 0.0));
+}
+
+/// Naive f64 forward+backward of any MLP: (mean loss, flat gradients).
+fn naive_deep(p: &Params, x: &[f32], y: &[u8]) -> (f64, Vec<f64>) {
+    let l = p.layout;
+    let sizes = l.layer_sizes();
+    let t = l.tensors();
+    let n = y.len();
+    let mut grads = vec![0f64; l.total()];
+    let mut loss = 0f64;
+    for s in 0..n {
+        // acts[k] is the input of layer k; zs[k] its pre-activation.
+        let mut acts: Vec<Vec<f64>> = vec![x[s * l.inputs..(s + 1) * l.inputs]
+            .iter()
+            .map(|&v| v as f64)
+            .collect()];
+        let mut zs = Vec::new();
+        for (k, &(fi, fo)) in sizes.iter().enumerate() {
+            let (w, b) = p.layer(k);
+            let a = &acts[k];
+            let z: Vec<f64> = (0..fo)
+                .map(|j| b[j] as f64 + (0..fi).map(|q| a[q] * w[j * fi + q] as f64).sum::<f64>())
+                .collect();
+            acts.push(z.iter().map(|&v| v.max(0.0)).collect());
+            zs.push(z);
+        }
+        let logits = zs.last().unwrap();
+        let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let se: f64 = logits.iter().map(|z| (z - m).exp()).sum();
+        loss += m + se.ln() - logits[y[s] as usize];
+        let mut dz: Vec<f64> = (0..l.classes)
+            .map(|j| ((logits[j] - m).exp() / se - f64::from(j == y[s] as usize)) / n as f64)
+            .collect();
+        for k in (0..sizes.len()).rev() {
+            let (fi, fo) = sizes[k];
+            let (w, _) = p.layer(k);
+            for j in 0..fo {
+                grads[t[2 * k + 1].offset + j] += dz[j];
+                for q in 0..fi {
+                    grads[t[2 * k].offset + j * fi + q] += dz[j] * acts[k][q];
+                }
+            }
+            if k > 0 {
+                dz = (0..fi)
+                    .map(|q| {
+                        if zs[k - 1][q] <= 0.0 {
+                            0.0
+                        } else {
+                            (0..fo).map(|j| dz[j] * w[j * fi + q] as f64).sum()
+                        }
+                    })
+                    .collect();
+            }
+        }
+    }
+    (loss / n as f64, grads)
+}
+
+#[test]
+fn deep_networks_match_naive_f64_and_finite_differences() {
+    for (hidden, n) in [
+        (vec![5usize, 4, 3], 9usize),
+        (vec![16, 8], 31),
+        (vec![6, 5, 4, 3], 1),
+    ] {
+        let layout = Layout::with_hidden(7, &hidden, 3).unwrap();
+        let (p, x, y) = random_case(layout, n, 17);
+        let mut ws = Workspace::new(layout, n);
+        let stats = cpu::forward(&p, &x, &y, &mut ws);
+        cpu::backward(&p, &x, &mut ws);
+        let (loss, grads) = naive_deep(&p, &x, &y);
+        assert!(
+            (stats.loss as f64 - loss).abs() < 1e-5 * loss.max(1.0),
+            "{hidden:?}"
+        );
+        let scale = grads.iter().fold(0f64, |a, g| a.max(g.abs())).max(1e-12);
+        for (i, (&a, &b)) in ws.grads.iter().zip(&grads).enumerate() {
+            assert!(
+                ((a as f64) - b).abs() <= TOL * scale,
+                "{hidden:?} grad[{i}] {a} vs {b}"
+            );
+        }
+    }
+    // The naive oracle itself against central differences, on a three-hidden-layer net.
+    let layout = Layout::with_hidden(4, &[3, 3, 2], 3).unwrap();
+    let (p, x, y) = random_case(layout, 4, 23);
+    let (_, grads) = naive_deep(&p, &x, &y);
+    for t in layout.tensors() {
+        for i in t.range() {
+            let eps = 1e-3f32;
+            let (mut a, mut b) = (p.clone(), p.clone());
+            a.data[i] += eps;
+            b.data[i] -= eps;
+            let fd = (naive_deep(&a, &x, &y).0 - naive_deep(&b, &x, &y).0) / (2.0 * eps as f64);
+            assert!(
+                (fd - grads[i]).abs() < 1e-4,
+                "{}[{i}]: fd {fd} vs {}",
+                t.name,
+                grads[i]
+            );
+        }
+    }
+    // For the report's network the generic oracle agrees with the two-layer one.
+    let (p, x, y) = random_case(Layout::new(13, 9, 10), 5, 29);
+    let (l1, g1) = naive(&p, &x, &y);
+    let (l2, g2) = naive_deep(&p, &x, &y);
+    assert!((l1 - l2).abs() < 1e-12);
+    assert!(g1.iter().zip(&g2).all(|(a, b)| (a - b).abs() < 1e-12));
+}
+
+#[test]
+fn layouts_name_and_place_every_layer() {
+    let l = Layout::with_hidden(784, &[200, 150, 100], 10).unwrap();
+    let names: Vec<_> = l.tensors().iter().map(|t| t.name).collect();
+    assert_eq!(
+        names,
+        [
+            "fc1.weight",
+            "fc1.bias",
+            "fc2.weight",
+            "fc2.bias",
+            "fc3.weight",
+            "fc3.bias",
+            "fc4.weight",
+            "fc4.bias"
+        ]
+    );
+    assert_eq!(l.tensors()[6].dims(), &[10, 100]);
+    assert_eq!(l.describe(), "784-200-150-100-10");
+    assert_eq!(
+        l.count(),
+        784 * 200 + 200 + 200 * 150 + 150 + 150 * 100 + 100 + 100 * 10 + 10
+    );
+    assert!(l.tensors().iter().all(|t| t.offset % 64 == 0));
+    assert!(Layout::with_hidden(784, &[], 10).is_none());
+    assert!(Layout::with_hidden(784, &[8, 0], 10).is_none());
+    assert!(Layout::with_hidden(784, &[1, 2, 3, 4, 5], 10).is_none());
+    assert_eq!(Layout::with_hidden(784, &[128], 10), Some(Layout::MNIST));
 }

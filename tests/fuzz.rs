@@ -115,7 +115,7 @@ proptest! {
     ) {
         let _ = checkpoint::from_bytes(&raw, 784, 10);
         // A valid small checkpoint with bytes changed (header included), or cut short.
-        let p = Params::init(Layout { inputs: 6, hidden: 3, classes: 2 }, 1);
+        let p = Params::init(Layout::new(6, 3, 2), 1);
         let mut good = checkpoint::to_bytes(&p, &[]).unwrap();
         let header = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
         for (i, b) in &flips {

@@ -116,17 +116,9 @@ fn kernels_match_cpu_on_odd_shapes() {
         return;
     }
     // 4-aligned but not multiples of any tile: the register kernels' edge handling.
-    let aligned = Layout {
-        inputs: 20,
-        hidden: 12,
-        classes: 10,
-    };
+    let aligned = Layout::new(20, 12, 10);
     // Not 4-aligned, 13 classes: the generic fallbacks of the register strategy.
-    let ragged = Layout {
-        inputs: 21,
-        hidden: 13,
-        classes: 13,
-    };
+    let ragged = Layout::new(21, 13, 13);
     for k in Strategy::ALL {
         for (l, n) in [(aligned, 1), (aligned, 37), (ragged, 1), (ragged, 67)] {
             check_layout(l, n, 5, Variant::IrpropPlus, &opts(k), 2);
@@ -141,11 +133,7 @@ fn kernels_match_cpu_with_chunked_images() {
     }
     // A 1 KiB cap on one image binding splits 300 images of 40 pixels into 12 bindings:
     // Z1 per chunk, dW1 summed over chunks.
-    let l = Layout {
-        inputs: 40,
-        hidden: 16,
-        classes: 10,
-    };
+    let l = Layout::new(40, 16, 10);
     for k in Strategy::ALL {
         let o = GpuOptions {
             max_binding_bytes: Some(1024),
@@ -182,11 +170,7 @@ fn normalization_is_exact() {
     }
     // W1 = identity, b1 = 0: Z1 is the normalized pixels themselves, which must equal
     // data::normalize bit for bit for all 256 values.
-    let l = Layout {
-        inputs: 8,
-        hidden: 8,
-        classes: 10,
-    };
+    let l = Layout::new(8, 8, 10);
     let images: Vec<u8> = (0..256u32).map(|p| p as u8).collect();
     let train = Dataset {
         images,
@@ -329,11 +313,7 @@ fn training_is_deterministic() {
     if !common::have_gpu() {
         return;
     }
-    let l = Layout {
-        inputs: 64,
-        hidden: 32,
-        classes: 10,
-    };
+    let l = Layout::new(64, 32, 10);
     let train = dataset(3000, 8, 8, 10, 5);
     let eval = dataset(500, 8, 8, 10, 6);
     for k in Strategy::ALL {
@@ -373,11 +353,7 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
     if !common::have_gpu() {
         return;
     }
-    let l = Layout {
-        inputs: 64,
-        hidden: 32,
-        classes: 10,
-    };
+    let l = Layout::new(64, 32, 10);
     let train = dataset(700, 8, 8, 10, 21);
     let eval = dataset(90, 8, 8, 10, 22);
     let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
@@ -447,14 +423,7 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
             "{k}: optimizer state differs after restart"
         );
         // Another layout is refused.
-        let other = Params::init(
-            Layout {
-                inputs: 64,
-                hidden: 16,
-                classes: 10,
-            },
-            0,
-        );
+        let other = Params::init(Layout::new(64, 16, 10), 0);
         let so = RpropState::new(other.data.len(), &h2);
         assert!(g.restart(other, so, Variant::IrpropPlus, h2).is_err());
     }

@@ -218,6 +218,11 @@ impl GpuBackend {
         let t0 = Instant::now();
         let l = params.layout;
         ensure!(
+            l.is_single_hidden(),
+            "the GPU backend runs networks with one hidden layer for now, not {}; use --backend cpu",
+            l.describe()
+        );
+        ensure!(
             train.features() == l.inputs && eval.features() == l.inputs,
             "images have {} pixels but the model expects {}",
             train.features(),
