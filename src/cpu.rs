@@ -406,6 +406,29 @@ pub fn evaluate(params: &Params, set: &Dataset) -> Evaluation {
     }
 }
 
+/// One optimizer step on the batch `x`, `y`: forward, loss, gradient, update. Returns the
+/// batch's stats at the weights before the update.
+fn train_on(
+    params: &mut Params,
+    state: &mut RpropState,
+    ws: &mut Workspace,
+    (variant, hyper): (Variant, &Hyper),
+    x: &[f32],
+    y: &[u8],
+) -> PassStats {
+    let stats = forward(params, x, y, ws);
+    backward(params, x, ws);
+    optimizer(
+        variant,
+        hyper,
+        &mut params.data,
+        &ws.grads,
+        state,
+        stats.loss,
+    );
+    stats
+}
+
 /// The CPU backend: the reference forward/backward and the optimizer rules, on the host.
 pub struct CpuBackend {
     pub variant: Variant,
@@ -498,15 +521,13 @@ impl CpuBackend {
             if self.train_ws.n != idx.len() {
                 self.train_ws = Workspace::new(self.params.layout, idx.len());
             }
-            let s = forward(&self.params, &x, &y, &mut self.train_ws);
-            backward(&self.params, &x, &mut self.train_ws);
-            optimizer(
-                self.variant,
-                &self.hyper,
-                &mut self.params.data,
-                &self.train_ws.grads,
+            let s = train_on(
+                &mut self.params,
                 &mut self.state,
-                s.loss,
+                &mut self.train_ws,
+                (self.variant, &self.hyper),
+                &x,
+                &y,
             );
             loss_sum += s.loss as f64 * idx.len() as f64;
             correct += s.correct;
@@ -521,22 +542,14 @@ impl CpuBackend {
     /// One full-batch step: forward, loss, gradient, optimizer update. Returns the train
     /// pass's stats (at the weights before the update).
     pub fn step(&mut self) -> PassStats {
-        let stats = forward(
-            &self.params,
+        train_on(
+            &mut self.params,
+            &mut self.state,
+            &mut self.train_ws,
+            (self.variant, &self.hyper),
             &self.train_x,
             &self.train_y,
-            &mut self.train_ws,
-        );
-        backward(&self.params, &self.train_x, &mut self.train_ws);
-        optimizer(
-            self.variant,
-            &self.hyper,
-            &mut self.params.data,
-            &self.train_ws.grads,
-            &mut self.state,
-            stats.loss,
-        );
-        stats
+        )
     }
 
     /// Loss and accuracy on the eval set with the current weights.

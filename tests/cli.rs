@@ -3,24 +3,12 @@
 
 mod common;
 
+use common::{run, stderr};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rprop_lab::metrics::Metrics;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rprop-lab"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A bad input: exit 2, one line on stderr starting with "error:", naming `what`.
 fn assert_clear_error(o: &Output, what: &str) {

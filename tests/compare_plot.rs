@@ -2,28 +2,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use common::{ok, run};
 
 use rprop_lab::data::{self, Part};
 use rprop_lab::digits;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rprop-lab"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn png_size(path: &std::path::Path) -> (u32, u32) {
     let img = image::open(path).unwrap();

@@ -5,17 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
-fn run(args: &[&str]) {
-    let o = Command::new(env!("CARGO_BIN_EXE_rprop-lab"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 fn gpu_resume_is_bit_identical() {
     if !common::have_gpu() {
@@ -23,7 +12,7 @@ fn gpu_resume_is_bit_identical() {
     }
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (d.path().join("a"), d.path().join("b"));
-    let common = [
+    let base = [
         "train",
         "--config",
         "configs/irprop-plus.json",
@@ -40,21 +29,25 @@ fn gpu_resume_is_bit_identical() {
         "-q",
     ];
     let with = |extra: &[&str]| -> Vec<String> {
-        common.iter().chain(extra).map(|s| s.to_string()).collect()
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
     };
     let args = with(&["--epochs", "12", "--out", a.to_str().unwrap()]);
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    common::ok(&common::run(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
     let args = with(&["--epochs", "5", "--out", b.to_str().unwrap()]);
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    common::ok(&common::run(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
     // The run's own backend (gpu) is taken from its metrics.
-    run(&[
+    common::ok(&common::run(&[
         "train",
         "--resume",
         b.to_str().unwrap(),
         "--epochs",
         "12",
         "-q",
-    ]);
+    ]));
     for f in [
         "last.safetensors",
         "best.safetensors",
@@ -70,21 +63,13 @@ fn gpu_resume_is_bit_identical() {
     assert_eq!(m.epochs.len(), 12);
 }
 
-fn run_out(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rprop-lab"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn verify_prints_every_tensor_and_passes() {
     if !common::have_gpu() {
         return;
     }
     for config in ["configs/irprop-plus.json", "configs/quickprop.json"] {
-        let o = run_out(&[
+        let o = common::run(&[
             "verify",
             "--config",
             config,
@@ -148,14 +133,14 @@ fn devices_lists_adapters_and_a_missing_one_is_named() {
     if !common::have_gpu() {
         return;
     }
-    let o = run_out(&["devices"]);
+    let o = common::run(&["devices"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
     assert!(
         text.starts_with("[0] ") && text.contains("max_storage_buffer_binding_size"),
         "{text}"
     );
-    let o = run_out(&[
+    let o = common::run(&[
         "train",
         "--optimizer",
         "rprop-plus",

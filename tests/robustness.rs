@@ -3,8 +3,10 @@
 
 mod common;
 
+use common::{bin, stderr};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -17,16 +19,6 @@ use rprop_lab::metrics::Metrics;
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{RpropState, Variant};
 use rprop_lab::trainer::{self, RunOptions, Start};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rprop-lab"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 const RUN: [&str; 14] = [
     "train",
