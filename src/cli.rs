@@ -708,7 +708,10 @@ fn compare(args: CompareArgs) -> Result<()> {
             test_acc: ev.stats.accuracy(),
             test_loss: ev.stats.loss,
             seconds: run.seconds,
-            report: compare::report_numbers(cfg.optimizer).filter(|_| mnist),
+            // Beside the report's numbers only what the report ran: its network, on MNIST,
+            // full batch.
+            report: compare::report_numbers(cfg.optimizer)
+                .filter(|_| mnist && cfg.hidden == [128] && !cfg.minibatch()),
         });
         runs.push(run.metrics);
     }
