@@ -31,7 +31,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Train the 784-128-10 MLP with one optimizer (the report's traineval flow).
+    /// Train an MLP (the report's 784-128-10 by default) with one optimizer (the report's traineval flow).
     Train(Box<TrainArgs>),
     /// Score saved weights on the 10,000 test images.
     Test(TestArgs),
@@ -92,7 +92,7 @@ pub struct Overrides {
     /// Learning rate; for Rprop the initial step size (PyTorch's lr) [report: 0.001].
     #[arg(long, value_name = "X")]
     pub learning_rate: Option<String>,
-    /// Number of epochs, one full-batch step each [report: 50].
+    /// Number of epochs, one pass over the train set each [report: 50].
     #[arg(long, value_name = "N")]
     pub epochs: Option<String>,
     /// Training images: the first N learning images [report: 50000].
