@@ -542,6 +542,10 @@ impl CpuBackend {
     /// One full-batch step: forward, loss, gradient, optimizer update. Returns the train
     /// pass's stats (at the weights before the update).
     pub fn step(&mut self) -> PassStats {
+        // After mini-batches the workspace is sized for a batch.
+        if self.train_ws.n != self.train_y.len() {
+            self.train_ws = Workspace::new(self.params.layout, self.train_y.len());
+        }
         train_on(
             &mut self.params,
             &mut self.state,
