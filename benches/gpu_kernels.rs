@@ -4,9 +4,9 @@
 //! Matmul throughput is reported as criterion "elements" per second where one element is
 //! one floating-point operation: read `Gelem/s` as GFLOP/s.
 //!
-//! cargo bench --bench gpu_kernels -- --noplot [--matmul-kernel is not a criterion flag:
-//! set RPROP_LAB_MATMUL=tiled|register|texture instead; --noplot because criterion's plots
-//! panic on machines without fonts]
+//! cargo bench --bench gpu_kernels [--matmul-kernel is not a criterion flag: set
+//! RPROP_LAB_MATMUL=tiled|register|texture instead. criterion is built without its
+//! plotting, which panics on machines without fonts]
 
 use std::time::Duration;
 
