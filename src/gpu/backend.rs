@@ -173,12 +173,7 @@ fn small(
     let u = uniform(device, &words);
     let mut e = entries.to_vec();
     e.push((14, &u));
-    Dispatch {
-        stage,
-        pipeline: pipeline.clone(),
-        bind: bind(device, pipeline, &e),
-        groups,
-    }
+    Dispatch::new(device, stage, pipeline, &e, groups)
 }
 
 /// Bytes of one packed image row (u8 pixels, four per u32).
@@ -859,12 +854,13 @@ fn generic(
     bias: &wgpu::Buffer,
 ) -> Dispatch {
     let u = uniform(device, &mm.words());
-    Dispatch {
+    Dispatch::new(
+        device,
         stage,
-        pipeline: k.mm.clone(),
-        bind: bind(device, &k.mm, &[(0, a), (1, b), (2, c), (3, bias), (4, &u)]),
-        groups: mm.groups(k.strategy),
-    }
+        &k.mm,
+        &[(0, a), (1, b), (2, c), (3, bias), (4, &u)],
+        mm.groups(k.strategy),
+    )
 }
 
 /// Sums `slots` partial products (slot-major in scratch) into `out[out_off..+len]`.
@@ -884,12 +880,13 @@ fn sum_slots(
         device,
         &[0, len as u32, 0, slots as u32, out_off as u32, 0, 0, 0],
     );
-    Dispatch {
+    Dispatch::new(
+        device,
         stage,
-        pipeline: k.cols_final.clone(),
-        bind: bind(device, &k.cols_final, &[(1, scratch), (2, out), (3, &u)]),
-        groups: [len.div_ceil(64) as u32, 1, 1],
-    }
+        &k.cols_final,
+        &[(1, scratch), (2, out), (3, &u)],
+        [len.div_ceil(64) as u32, 1, 1],
+    )
 }
 
 /// Column sums of `m` [n, cols] into `out[out_off..]`: two fixed-order levels.
@@ -919,18 +916,20 @@ fn col_sums(
     ];
     let u = uniform(device, &words);
     [
-        Dispatch {
+        Dispatch::new(
+            device,
             stage,
-            pipeline: k.cols_partial.clone(),
-            bind: bind(device, &k.cols_partial, &[(0, m), (1, &p.red), (3, &u)]),
-            groups: [(chunks * cols).div_ceil(64) as u32, 1, 1],
-        },
-        Dispatch {
+            &k.cols_partial,
+            &[(0, m), (1, &p.red), (3, &u)],
+            [(chunks * cols).div_ceil(64) as u32, 1, 1],
+        ),
+        Dispatch::new(
+            device,
             stage,
-            pipeline: k.cols_final.clone(),
-            bind: bind(device, &k.cols_final, &[(1, &p.red), (2, out), (3, &u)]),
-            groups: [cols.div_ceil(64) as u32, 1, 1],
-        },
+            &k.cols_final,
+            &[(1, &p.red), (2, out), (3, &u)],
+            [cols.div_ceil(64) as u32, 1, 1],
+        ),
     ]
 }
 
@@ -1094,12 +1093,13 @@ fn forward_plan(
     if fused.is_none() {
         let len = n * l.hidden;
         let u = uniform(device, &[len as u32]);
-        out.push(Dispatch {
-            stage: Stage::Relu,
-            pipeline: k.relu_fwd.clone(),
-            bind: bind(device, &k.relu_fwd, &[(0, &p.z1), (1, &p.h), (2, &u)]),
-            groups: grid(len.div_ceil(256)),
-        });
+        out.push(Dispatch::new(
+            device,
+            Stage::Relu,
+            &k.relu_fwd,
+            &[(0, &p.z1), (1, &p.h), (2, &u)],
+            grid(len.div_ceil(256)),
+        ));
     }
     // Z2 = H W2^T + b2
     if let Some(z2) = k.z2.as_ref().filter(|_| small_ok(l)) {
@@ -1150,23 +1150,20 @@ fn forward_plan(
     }
     // Per-sample loss, correctness and dZ2.
     let u = uniform(device, &[n as u32, l.classes as u32, n as u32, 0]);
-    out.push(Dispatch {
-        stage: Stage::SoftmaxXent,
-        pipeline: k.softmax_xent.clone(),
-        bind: bind(
-            device,
-            &k.softmax_xent,
-            &[
-                (0, &p.z2),
-                (1, &p.labels),
-                (2, &p.loss),
-                (3, &p.correct),
-                (4, &p.dz2),
-                (5, &u),
-            ],
-        ),
-        groups: grid(n.div_ceil(64)),
-    });
+    out.push(Dispatch::new(
+        device,
+        Stage::SoftmaxXent,
+        &k.softmax_xent,
+        &[
+            (0, &p.z2),
+            (1, &p.labels),
+            (2, &p.loss),
+            (3, &p.correct),
+            (4, &p.dz2),
+            (5, &u),
+        ],
+        grid(n.div_ceil(64)),
+    ));
     // Metrics: loss sum/mean and correct count.
     let train = p.dh.is_some();
     let chunks = n.div_ceil(RED_ROWS);
@@ -1181,38 +1178,32 @@ fn forward_plan(
         0,
     ];
     let u = uniform(device, &words);
-    out.push(Dispatch {
-        stage: Stage::Metrics,
-        pipeline: k.metrics_partial.clone(),
-        bind: bind(
-            device,
-            &k.metrics_partial,
-            &[
-                (0, &p.loss),
-                (1, &p.red),
-                (3, &u),
-                (4, &p.correct),
-                (5, &p.red_count),
-            ],
-        ),
-        groups: [chunks.div_ceil(64) as u32, 1, 1],
-    });
-    out.push(Dispatch {
-        stage: Stage::Metrics,
-        pipeline: k.metrics_final.clone(),
-        bind: bind(
-            device,
-            &k.metrics_final,
-            &[
-                (1, &p.red),
-                (2, &s.metrics),
-                (3, &u),
-                (5, &p.red_count),
-                (6, &s.lossbuf),
-            ],
-        ),
-        groups: [1, 1, 1],
-    });
+    out.push(Dispatch::new(
+        device,
+        Stage::Metrics,
+        &k.metrics_partial,
+        &[
+            (0, &p.loss),
+            (1, &p.red),
+            (3, &u),
+            (4, &p.correct),
+            (5, &p.red_count),
+        ],
+        [chunks.div_ceil(64) as u32, 1, 1],
+    ));
+    out.push(Dispatch::new(
+        device,
+        Stage::Metrics,
+        &k.metrics_final,
+        &[
+            (1, &p.red),
+            (2, &s.metrics),
+            (3, &u),
+            (5, &p.red_count),
+            (6, &s.lossbuf),
+        ],
+        [1, 1, 1],
+    ));
     out
 }
 
@@ -1357,16 +1348,13 @@ fn backward_plan(
         // dZ1 = dH * (Z1 > 0)
         let len = n * l.hidden;
         let u = uniform(device, &[len as u32]);
-        out.push(Dispatch {
-            stage: Stage::ReluBackward,
-            pipeline: k.relu_bwd.clone(),
-            bind: bind(
-                device,
-                &k.relu_bwd,
-                &[(0, &p.z1), (1, dz1), (2, &u), (3, dh)],
-            ),
-            groups: grid(len.div_ceil(256)),
-        });
+        out.push(Dispatch::new(
+            device,
+            Stage::ReluBackward,
+            &k.relu_bwd,
+            &[(0, &p.z1), (1, dz1), (2, &u), (3, dh)],
+            grid(len.div_ceil(256)),
+        ));
     }
     // dW1 = dZ1^T X: from the texture in one dispatch straight into the gradient, or per
     // image chunk, split over samples, summed in a fixed order.
@@ -1528,30 +1516,28 @@ fn rprop_plan(
     ];
     let u = uniform(device, &words);
     vec![
-        Dispatch {
-            stage: Stage::Rprop,
-            pipeline: k.rprop.clone(),
-            bind: bind(
-                device,
-                &k.rprop,
-                &[
-                    (0, &s.params),
-                    (1, &s.grads),
-                    (2, &s.step),
-                    (3, &s.prev_grad),
-                    (4, &s.prev_change),
-                    (5, &s.lossbuf),
-                    (6, &u),
-                ],
-            ),
-            groups: grid(total.div_ceil(256)),
-        },
-        Dispatch {
-            stage: Stage::Rprop,
-            pipeline: k.finish.clone(),
-            bind: bind(device, &k.finish, &[(5, &s.lossbuf)]),
-            groups: [1, 1, 1],
-        },
+        Dispatch::new(
+            device,
+            Stage::Rprop,
+            &k.rprop,
+            &[
+                (0, &s.params),
+                (1, &s.grads),
+                (2, &s.step),
+                (3, &s.prev_grad),
+                (4, &s.prev_change),
+                (5, &s.lossbuf),
+                (6, &u),
+            ],
+            grid(total.div_ceil(256)),
+        ),
+        Dispatch::new(
+            device,
+            Stage::Rprop,
+            &k.finish,
+            &[(5, &s.lossbuf)],
+            [1, 1, 1],
+        ),
     ]
 }
 

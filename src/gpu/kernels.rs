@@ -231,6 +231,22 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// A dispatch of `pipeline` over `groups` with the buffers `entries` bound.
+    pub fn new(
+        device: &wgpu::Device,
+        stage: Stage,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Dispatch {
+        Dispatch {
+            stage,
+            pipeline: pipeline.clone(),
+            bind: bind(device, pipeline, entries),
+            groups,
+        }
+    }
+
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
