@@ -7,6 +7,23 @@ use common::{ok, run};
 use rprop_lab::data::{self, Part};
 use rprop_lab::digits;
 
+/// 4 epochs on 600 train / 200 eval images on the CPU: the runs compared alone and in
+/// `compare` must see the same settings.
+const SMALL_RUN: [&str; 12] = [
+    "--epochs",
+    "4",
+    "--train-set-size",
+    "600",
+    "--train-batch-size",
+    "600",
+    "--eval-set-size",
+    "200",
+    "--eval-batch-size",
+    "200",
+    "--backend",
+    "cpu",
+];
+
 fn png_size(path: &std::path::Path) -> (u32, u32) {
     let img = image::open(path).unwrap();
     (img.width(), img.height())
@@ -22,22 +39,14 @@ fn compare_writes_results_and_charts_and_plot_redraws_them() {
         "configs/rprop-minus.json",
         "configs/irprop-plus.json",
         "configs/rprop-plus.json",
-        "--epochs",
-        "4",
-        "--train-set-size",
-        "600",
-        "--train-batch-size",
-        "600",
-        "--eval-set-size",
-        "200",
-        "--eval-batch-size",
-        "200",
-        "--backend",
-        "cpu",
         "--out",
         out.to_str().unwrap(),
         "-q",
-    ]));
+    ]
+    .iter()
+    .chain(&SMALL_RUN)
+    .copied()
+    .collect::<Vec<_>>()));
     assert!(text.contains("| rprop-minus | "), "{text}");
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv
@@ -73,22 +82,14 @@ fn compare_writes_results_and_charts_and_plot_redraws_them() {
         "train",
         "--config",
         "configs/rprop-plus.json",
-        "--epochs",
-        "4",
-        "--train-set-size",
-        "600",
-        "--train-batch-size",
-        "600",
-        "--eval-set-size",
-        "200",
-        "--eval-batch-size",
-        "200",
-        "--backend",
-        "cpu",
         "--out",
         alone.to_str().unwrap(),
         "-q",
-    ]));
+    ]
+    .iter()
+    .chain(&SMALL_RUN)
+    .copied()
+    .collect::<Vec<_>>()));
     let (a, b) = (
         rprop_lab::metrics::Metrics::load(&alone.join("metrics.json")).unwrap(),
         rprop_lab::metrics::Metrics::load(&out.join("rprop-plus/metrics.json")).unwrap(),

@@ -48,16 +48,7 @@ fn gpu_resume_is_bit_identical() {
         "12",
         "-q",
     ]));
-    for f in [
-        "last.safetensors",
-        "best.safetensors",
-        "optimizer.safetensors",
-    ] {
-        assert!(
-            common::tensors(&a.join(f)) == common::tensors(&b.join(f)),
-            "{f} differs"
-        );
-    }
+    common::assert_same_checkpoints(&a, &b);
     let m = rprop_lab::metrics::Metrics::load(&b.join("metrics.json")).unwrap();
     assert!(m.backend.starts_with("gpu"), "{}", m.backend);
     assert_eq!(m.epochs.len(), 12);

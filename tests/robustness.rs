@@ -109,16 +109,7 @@ fn ctrl_c_then_resume_is_bit_identical_to_an_uninterrupted_run() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 
-    for f in [
-        "last.safetensors",
-        "best.safetensors",
-        "optimizer.safetensors",
-    ] {
-        assert!(
-            common::tensors(&a.join(f)) == common::tensors(&b.join(f)),
-            "{f} differs"
-        );
-    }
+    common::assert_same_checkpoints(&a, &b);
     let (ma, mb) = (
         Metrics::load(&a.join("metrics.json")).unwrap(),
         Metrics::load(&b.join("metrics.json")).unwrap(),
@@ -421,16 +412,7 @@ fn mini_batch_resume_is_bit_identical() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    for f in [
-        "last.safetensors",
-        "optimizer.safetensors",
-        "best.safetensors",
-    ] {
-        assert!(
-            common::tensors(&a.join(f)) == common::tensors(&b.join(f)),
-            "{f} differs"
-        );
-    }
+    common::assert_same_checkpoints(&a, &b);
     let (_, t) = checkpoint::load_state(&b.join("optimizer.safetensors"), Layout::MNIST.total())
         .map(|(s, e)| (e, s.t))
         .unwrap();

@@ -67,6 +67,18 @@ pub fn have_gpu() -> bool {
     false
 }
 
+/// Asserts two run folders hold the same weights (best and last) and optimizer state, bit
+/// for bit (metadata aside).
+pub fn assert_same_checkpoints(a: &Path, b: &Path) {
+    for f in [
+        "last.safetensors",
+        "best.safetensors",
+        "optimizer.safetensors",
+    ] {
+        assert!(tensors(&a.join(f)) == tensors(&b.join(f)), "{f} differs");
+    }
+}
+
 /// The tensors of a safetensors file (sorted by name), without its metadata.
 pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(path).unwrap();
