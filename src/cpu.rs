@@ -416,6 +416,10 @@ fn train_on(
     x: &[f32],
     y: &[u8],
 ) -> PassStats {
+    // Batches of another size (the last mini-batch, or full batch after mini-batches).
+    if ws.n != y.len() {
+        *ws = Workspace::new(params.layout, y.len());
+    }
     let stats = forward(params, x, y, ws);
     backward(params, x, ws);
     optimizer(
@@ -518,9 +522,6 @@ impl CpuBackend {
                 x.extend_from_slice(&self.train_x[i * f..(i + 1) * f]);
             }
             let y: Vec<u8> = idx.iter().map(|&i| self.train_y[i]).collect();
-            if self.train_ws.n != idx.len() {
-                self.train_ws = Workspace::new(self.params.layout, idx.len());
-            }
             let s = train_on(
                 &mut self.params,
                 &mut self.state,
@@ -542,10 +543,6 @@ impl CpuBackend {
     /// One full-batch step: forward, loss, gradient, optimizer update. Returns the train
     /// pass's stats (at the weights before the update).
     pub fn step(&mut self) -> PassStats {
-        // After mini-batches the workspace is sized for a batch.
-        if self.train_ws.n != self.train_y.len() {
-            self.train_ws = Workspace::new(self.params.layout, self.train_y.len());
-        }
         train_on(
             &mut self.params,
             &mut self.state,
