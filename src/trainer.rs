@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::backend::Backend;
 use crate::checkpoint::{self, write_atomic};
 use crate::config::Config;
+use crate::data::{self, Dataset, Part};
 use crate::metrics::{EpochRecord, Metrics};
+use crate::model::{Layout, Params};
 use crate::optim::RpropState;
 
 /// Where a run writes and how it reports.
@@ -290,4 +292,20 @@ pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
 /// Path of a run's best checkpoint.
 pub fn best_path(dir: &Path) -> PathBuf {
     dir.join(BEST)
+}
+
+/// Train and eval sets of a config, from the learning images in `dir`.
+pub fn load_train_eval(dir: &Path, cfg: &Config) -> Result<(Dataset, Dataset)> {
+    let learn = data::load(dir, Part::Learn)?;
+    data::split(&learn, cfg.train_set_size, cfg.eval_set_size)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}", dir.display()))
+}
+
+/// The initial parameters of a run: `--init-weights` or the seeded init.
+pub fn initial_params(init: Option<&Path>, layout: Layout, seed: u64) -> Result<Params> {
+    match init {
+        Some(path) => checkpoint::load(path, layout.inputs, layout.classes),
+        None => Ok(Params::init(layout, seed)),
+    }
 }

@@ -13,41 +13,22 @@
 //! * the Rprop update (weights, step sizes, previous gradients and changes, E_{t-1}):
 //!   cpu::optimizer applied to the GPU's gradients and loss must match bit for bit.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::Args;
 
 use crate::backend::Backend;
-use crate::cli::{initial_params, load_train_eval, DataArgs, GpuArgs, Overrides};
+use crate::config::Config;
 use crate::cpu::{self, Workspace};
-use crate::gpu::{GpuBackend, StepDump};
+use crate::gpu::{GpuBackend, GpuOptions, StepDump};
 use crate::model::{Layout, Params};
 use crate::optim::{Hyper, RpropState, Variant};
+use crate::trainer::{initial_params, load_train_eval};
 
 /// The verify run found a difference beyond tolerance (main maps it to exit code 1).
 #[derive(Debug, thiserror::Error)]
 #[error("verify failed: {0}")]
 pub struct VerifyFailed(pub String);
-
-#[derive(Args, Debug)]
-pub struct VerifyArgs {
-    /// JSON config (see configs/).
-    #[arg(long, short, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Number of training steps to compare.
-    #[arg(long, default_value_t = 3)]
-    pub steps: usize,
-    /// Start from these weights instead of the seeded init.
-    #[arg(long, value_name = "FILE")]
-    pub init_weights: Option<PathBuf>,
-    #[command(flatten)]
-    pub gpu: GpuArgs,
-    #[command(flatten)]
-    pub overrides: Overrides,
-}
 
 /// Norm-relative tolerance of each compared tensor. Single-pass f32 kernels (Z1, H, Z2,
 /// softmax) differ from the CPU's gemm only by summation order and exp/ln ulps: 1e-5.
@@ -274,34 +255,33 @@ pub fn check_step(
     out
 }
 
-/// Runs the `verify` subcommand.
-pub fn run(args: VerifyArgs) -> Result<()> {
-    let cfg = args.overrides.resolve(args.config.as_deref())?;
-    let (train, eval) = load_train_eval(&args.data.dir(), &cfg)?;
+/// Runs the `verify` subcommand: `steps` GPU steps of `cfg` on the data in `data_dir`, each
+/// checked against the CPU reference.
+pub fn run(
+    cfg: &Config,
+    data_dir: &Path,
+    init_weights: Option<&Path>,
+    steps: usize,
+    gpu_opts: &GpuOptions,
+) -> Result<()> {
+    let (train, eval) = load_train_eval(data_dir, cfg)?;
     let layout = cfg.layout(train.features(), crate::data::CLASSES);
-    let params = initial_params(args.init_weights.as_deref(), layout, cfg.seed)?;
+    let params = initial_params(init_weights, layout, cfg.seed)?;
     let hyper = cfg.hyper();
-    let mut gpu = GpuBackend::new(
-        &train,
-        &eval,
-        params,
-        cfg.optimizer,
-        hyper,
-        &args.gpu.options()?,
-    )
-    .context("verify needs the GPU backend")?;
+    let mut gpu = GpuBackend::new(&train, &eval, params, cfg.optimizer, hyper, gpu_opts)
+        .context("verify needs the GPU backend")?;
     let x = cpu::normalize_images(&train);
     println!(
         "verify: {} on {}, {} train images, {} steps; CPU re-synced to the GPU state before each step",
         cfg.optimizer,
         gpu.name(),
         train.len(),
-        args.steps
+        steps
     );
     println!("tolerances: max|gpu-cpu|/max|cpu| per tensor as listed; the Rprop update must be bit-identical");
     let mut failures = Vec::new();
     let mut worst: Vec<Diff> = Vec::new();
-    for step in 1..=args.steps {
+    for step in 1..=steps {
         let p = gpu.params()?;
         let st = gpu.state()?;
         let dump = gpu.debug_step()?;
@@ -326,7 +306,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
             }
         }
     }
-    println!("worst over {} steps:", args.steps);
+    println!("worst over {} steps:", steps);
     for d in &worst {
         println!("  {}", d.line());
     }

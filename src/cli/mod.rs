@@ -1,0 +1,391 @@
+//! The command line: its arguments (here) and one module per group of subcommands:
+//! `train` (train, test), `compare` (compare, plot), `digits` (predict, samples).
+
+mod compare;
+mod digits;
+mod train;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::optim::Variant;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rprop-lab",
+    version,
+    about = "Full-batch MLP training on MNIST with the Rprop family of optimizers, on any GPU (wgpu) or the CPU reference",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train an MLP (the report's 784-128-10 by default) with one optimizer (the report's traineval flow).
+    Train(Box<TrainArgs>),
+    /// Score saved weights on the 10,000 test images.
+    Test(TestArgs),
+    /// Train every config, test each best checkpoint, write a results table and charts.
+    Compare(Box<CompareArgs>),
+    /// Draw loss/accuracy curves from existing runs' metrics.json files.
+    Plot(PlotArgs),
+    /// Classify a digit in any PNG/JPEG picture.
+    Predict(PredictArgs),
+    /// Draw a grid of the test digits a model gets wrong.
+    Samples(SamplesArgs),
+    /// Run K training steps on both backends and compare every tensor (exit 1 on failure).
+    Verify(Box<VerifyArgs>),
+    /// List the GPU adapters wgpu finds (name, backend, device type, key limits).
+    Devices,
+}
+
+/// Which hardware runs the training step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The GPU when one is found, else the CPU (with a notice).
+    Auto,
+    /// wgpu + WGSL kernels; fails when no adapter is found.
+    Gpu,
+    /// The CPU reference (gemm + plain Rust).
+    Cpu,
+}
+
+/// The bundled MNIST.
+pub const DEFAULT_DATA_DIR: &str = "data/mnist";
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Folder with the four MNIST-shaped IDX .gz files (MNIST, Fashion-MNIST, ...)
+    /// [default: data/mnist; with --resume, the run's own].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+}
+
+/// Overrides for any config key, by its name in kebab case.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Config overrides (any key of the config file)")]
+pub struct Overrides {
+    /// Loss function (only "cross_entropy").
+    #[arg(long, value_name = "NAME")]
+    pub criterion: Option<String>,
+    /// rprop-minus, rprop-plus, irprop-plus, irprop-minus, sgd, rmsprop, adam or quickprop.
+    #[arg(long, value_name = "NAME")]
+    pub optimizer: Option<String>,
+    /// Learning rate; for Rprop the initial step size (PyTorch's lr) [report: 0.001].
+    #[arg(long, value_name = "X")]
+    pub learning_rate: Option<String>,
+    /// Number of epochs, one pass over the train set each [report: 50].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<String>,
+    /// Training images: the first N learning images [report: 50000].
+    #[arg(long, value_name = "N")]
+    pub train_set_size: Option<String>,
+    /// Mini-batch size [report: = train-set-size, full batch].
+    #[arg(long, value_name = "N")]
+    pub train_batch_size: Option<String>,
+    /// Eval images: the next N learning images [report: 10000].
+    #[arg(long, value_name = "N")]
+    pub eval_set_size: Option<String>,
+    /// Must equal eval-set-size.
+    #[arg(long, value_name = "N")]
+    pub eval_batch_size: Option<String>,
+    /// Step shrink factor on a sign change [report: 0.5].
+    #[arg(long, value_name = "X")]
+    pub eta_minus: Option<String>,
+    /// Step growth factor [report: 1.2].
+    #[arg(long, value_name = "X")]
+    pub eta_plus: Option<String>,
+    /// Smallest step size [report: 1e-6].
+    #[arg(long, value_name = "X")]
+    pub step_min: Option<String>,
+    /// Largest step size [report: 50].
+    #[arg(long, value_name = "X")]
+    pub step_max: Option<String>,
+    /// Seed of the weight initialization [default: 0].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<String>,
+    /// L2 penalty added to the gradient, every optimizer [default: 0].
+    #[arg(long, value_name = "X")]
+    pub weight_decay: Option<String>,
+    /// SGD / RMSprop momentum [default: 0].
+    #[arg(long, value_name = "X")]
+    pub momentum: Option<String>,
+    /// Nesterov momentum for SGD (true/false) [default: false].
+    #[arg(long, value_name = "BOOL")]
+    pub nesterov: Option<String>,
+    /// RMSprop smoothing constant [default: 0.99].
+    #[arg(long, value_name = "X")]
+    pub alpha: Option<String>,
+    /// RMSprop / Adam denominator term [default: 1e-8].
+    #[arg(long, value_name = "X")]
+    pub eps: Option<String>,
+    /// Adam first-moment decay [default: 0.9].
+    #[arg(long, value_name = "X")]
+    pub beta1: Option<String>,
+    /// Adam second-moment decay [default: 0.999].
+    #[arg(long, value_name = "X")]
+    pub beta2: Option<String>,
+    /// Quickprop maximum growth factor [default: 1.75].
+    #[arg(long, value_name = "X")]
+    pub mu: Option<String>,
+    /// Hidden layer sizes, e.g. 200,150,100 [default: 128].
+    #[arg(long, value_name = "SIZES")]
+    pub hidden: Option<String>,
+}
+
+impl Overrides {
+    pub fn pairs(&self) -> [(&'static str, &Option<String>); 22] {
+        [
+            ("criterion", &self.criterion),
+            ("optimizer", &self.optimizer),
+            ("learning_rate", &self.learning_rate),
+            ("epochs", &self.epochs),
+            ("train_set_size", &self.train_set_size),
+            ("train_batch_size", &self.train_batch_size),
+            ("eval_set_size", &self.eval_set_size),
+            ("eval_batch_size", &self.eval_batch_size),
+            ("eta_minus", &self.eta_minus),
+            ("eta_plus", &self.eta_plus),
+            ("step_min", &self.step_min),
+            ("step_max", &self.step_max),
+            ("seed", &self.seed),
+            ("weight_decay", &self.weight_decay),
+            ("momentum", &self.momentum),
+            ("nesterov", &self.nesterov),
+            ("alpha", &self.alpha),
+            ("eps", &self.eps),
+            ("beta1", &self.beta1),
+            ("beta2", &self.beta2),
+            ("mu", &self.mu),
+            ("hidden", &self.hidden),
+        ]
+    }
+
+    /// The config file (or the report's settings) with these overrides applied and checked.
+    pub fn resolve(&self, config: Option<&Path>) -> Result<Config> {
+        let mut cfg = match (config, &self.optimizer) {
+            (Some(path), _) => Config::load(path)?,
+            (None, Some(name)) => Config::report(
+                name.parse::<Variant>()
+                    .map_err(anyhow::Error::msg)
+                    .context("--optimizer")?,
+            ),
+            (None, None) => {
+                bail!("no optimizer: pass --config FILE (see configs/) or --optimizer NAME")
+            }
+        };
+        for (key, value) in self.pairs() {
+            if let Some(v) = value {
+                cfg.set_str(key, v)
+                    .with_context(|| format!("--{}", key.replace('_', "-")))?;
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// JSON config (see configs/); keys left out keep the report's values.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Output folder [default: runs/<optimizer>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Start from these weights (safetensors, PyTorch names) instead of the seeded init.
+    #[arg(long, value_name = "FILE")]
+    pub init_weights: Option<PathBuf>,
+    /// Hardware [default: auto; with --resume, the run's own, so it ends bit-identical].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// No progress bar or per-epoch lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Continue the run in DIR (after Ctrl-C, or to extend it with --epochs N) with its
+    /// saved weights and optimizer state; ends bit-identical to an uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Overwrite a run already in the output folder.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Weights to score (e.g. runs/irprop-plus/best.safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Configs to run, e.g. `configs/*.json` [default: the four Rprop configs in configs/].
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+    /// Output folder: one sub-folder per run, results.md/.csv and the charts.
+    #[arg(long, value_name = "DIR", default_value = "runs/compare")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    pub backend: BackendKind,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// Plot loss on a linear axis (default: log scale).
+    #[arg(long)]
+    pub linear_loss: bool,
+    /// No progress bar or per-epoch lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Overwrite runs already in the output folder.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// metrics.json files of the runs to draw (one line each).
+    #[arg(required = true, value_name = "METRICS_JSON")]
+    pub metrics: Vec<PathBuf>,
+    /// Output PNG.
+    #[arg(long, value_name = "FILE", default_value = "chart.png")]
+    pub out: PathBuf,
+    /// Draw one quantity instead of all four in a 2x2 grid.
+    #[arg(long, value_enum)]
+    pub panel: Option<PanelArg>,
+    /// Plot loss on a linear axis (default: log scale).
+    #[arg(long)]
+    pub linear_loss: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PanelArg {
+    TrainLoss,
+    EvalLoss,
+    TrainAcc,
+    EvalAcc,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Weights (safetensors) of a trained model.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// A picture of one digit (PNG, JPEG); dark-on-light pictures are inverted.
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SamplesArgs {
+    /// Weights (safetensors) of a trained model.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// Output PNG.
+    #[arg(long, value_name = "FILE", default_value = "wrong.png")]
+    pub out: PathBuf,
+    /// Most digits to draw.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// GPU selection options (used by `--backend gpu` and `auto`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct GpuArgs {
+    /// Use the first GPU adapter whose name contains this (see `rprop-lab devices`).
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+    /// Force a matmul strategy: tiled (workgroup memory), register (big register
+    /// blocks) or texture (register blocks fed from textures with 8-lane subgroup
+    /// broadcasts; lavapipe); default: timed once per adapter and cached.
+    #[arg(long, value_name = "NAME")]
+    pub matmul_kernel: Option<String>,
+}
+
+impl GpuArgs {
+    pub fn options(&self) -> Result<crate::gpu::GpuOptions> {
+        let matmul_kernel = match &self.matmul_kernel {
+            Some(k) => Some(
+                k.parse::<crate::gpu::Strategy>()
+                    .map_err(anyhow::Error::msg)
+                    .context("--matmul-kernel")?,
+            ),
+            None => None,
+        };
+        Ok(crate::gpu::GpuOptions {
+            adapter: self.adapter.clone(),
+            matmul_kernel,
+            max_binding_bytes: None,
+            verbose: true,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// JSON config (see configs/).
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Number of training steps to compare.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Start from these weights instead of the seeded init.
+    #[arg(long, value_name = "FILE")]
+    pub init_weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => train::train(*a),
+        Command::Test(a) => train::test(a),
+        Command::Compare(a) => compare::compare(*a),
+        Command::Plot(a) => compare::plot(a),
+        Command::Predict(a) => digits::predict(a),
+        Command::Samples(a) => digits::samples(a),
+        Command::Verify(a) => {
+            let cfg = a.overrides.resolve(a.config.as_deref())?;
+            crate::verify::run(
+                &cfg,
+                &a.data.dir(),
+                a.init_weights.as_deref(),
+                a.steps,
+                &a.gpu.options()?,
+            )
+        }
+        Command::Devices => crate::gpu::devices(),
+    }
+}

@@ -1,0 +1,262 @@
+//! `train` and `test`, and the backend factory they share with `compare`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::{BackendKind, GpuArgs, TestArgs, TrainArgs, DEFAULT_DATA_DIR};
+use crate::backend::Backend;
+use crate::checkpoint;
+use crate::config::Config;
+use crate::cpu::{self, CpuBackend};
+use crate::data::{self, Dataset, Part, CLASSES};
+use crate::model::Params;
+use crate::optim::RpropState;
+use crate::trainer::{self, initial_params, load_train_eval, RunOptions, Start};
+
+/// Builds the backend `kind` asks for, starting from `params` and, when resuming, from a
+/// saved optimizer state. `auto` falls back to the CPU (with a notice) only when wgpu finds
+/// no adapter at all; any other GPU failure is an error.
+pub(super) fn make_backend(
+    kind: BackendKind,
+    gpu: &GpuArgs,
+    train: &Dataset,
+    eval: &Dataset,
+    params: Params,
+    state: Option<RpropState>,
+    cfg: &Config,
+) -> Result<Box<dyn Backend>> {
+    let state = state
+        .unwrap_or_else(|| RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
+    let cpu = |params, state| -> Box<dyn Backend> {
+        Box::new(
+            CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
+                .with_batches(cfg.train_batch_size, cfg.seed),
+        )
+    };
+    if cfg.minibatch() && cfg.optimizer.is_rprop() {
+        eprintln!(
+            "warning: {} on mini-batches: Rprop adapts its steps to gradient signs, which batch noise flips; it is known to do badly there",
+            cfg.optimizer
+        );
+    }
+    if kind == BackendKind::Cpu {
+        return Ok(cpu(params, state));
+    }
+    // The GPU backend's recorded plan is one full-batch step per epoch of a one-hidden-layer
+    // network.
+    let cpu_only = if cfg.minibatch() {
+        Some("mini-batch training (train_batch_size < train_set_size)")
+    } else if !params.layout.is_single_hidden() {
+        Some("more than one hidden layer")
+    } else {
+        None
+    };
+    if let Some(what) = cpu_only {
+        if kind == BackendKind::Gpu {
+            bail!("{what} runs on the CPU backend only for now; use --backend cpu");
+        }
+        eprintln!("notice: {what} runs on the CPU backend for now");
+        return Ok(cpu(params, state));
+    }
+    let opts = gpu.options()?;
+    match crate::gpu::GpuBackend::with_state(
+        train,
+        eval,
+        params.clone(),
+        state.clone(),
+        cfg.optimizer,
+        cfg.hyper(),
+        &opts,
+    ) {
+        Ok(b) => Ok(Box::new(b)),
+        Err(e)
+            if kind == BackendKind::Auto
+                && matches!(
+                    e.downcast_ref::<crate::gpu::AdapterError>(),
+                    Some(crate::gpu::AdapterError::NoAdapter)
+                ) =>
+        {
+            eprintln!("notice: no GPU adapter found (install mesa-vulkan-drivers for lavapipe); training on the CPU");
+            Ok(cpu(params, state))
+        }
+        Err(e) => Err(e.context("GPU backend")),
+    }
+}
+
+/// What `train` needs to start: the config, initial weights and state, and where it starts.
+struct Plan {
+    cfg: Config,
+    data_dir: PathBuf,
+    backend: BackendKind,
+    out: PathBuf,
+    params_from: Option<PathBuf>,
+    state: Option<RpropState>,
+    start: Start,
+}
+
+/// `--resume DIR`: the run's own config (only `--epochs` may change, to extend it), its
+/// last weights and optimizer state, and its metrics so far.
+fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
+    if args.config.is_some() || args.init_weights.is_some() || args.out.is_some() {
+        bail!("--resume continues a run with its own config and weights; drop --config, --init-weights and --out");
+    }
+    if let Some((key, _)) = args
+        .overrides
+        .pairs()
+        .into_iter()
+        .find(|(k, v)| v.is_some() && *k != "epochs")
+    {
+        bail!(
+            "--resume keeps the run's settings; only --epochs may be given, not --{}",
+            key.replace('_', "-")
+        );
+    }
+    let mut cfg = Config::load(&dir.join("config.json"))?;
+    let (start, state, run) = Start::resume(dir, cfg.layout(28 * 28, CLASSES).total())?;
+    let backend = args.backend.unwrap_or(if run.backend.starts_with("cpu") {
+        BackendKind::Cpu
+    } else {
+        BackendKind::Gpu
+    });
+    let data_dir = match (&args.data.data_dir, &run.data_dir) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
+    };
+    if let Some(e) = &args.overrides.epochs {
+        cfg.set_str("epochs", e).context("--epochs")?;
+        cfg.validate()?;
+    }
+    if start.epoch >= cfg.epochs {
+        bail!(
+            "{} already finished its {} epochs; pass --epochs N (> {}) to train it further",
+            dir.display(),
+            cfg.epochs,
+            start.epoch
+        );
+    }
+    Ok(Plan {
+        cfg,
+        data_dir,
+        backend,
+        out: dir.to_path_buf(),
+        params_from: Some(dir.join(trainer::LAST)),
+        state: Some(state),
+        start,
+    })
+}
+
+pub(super) fn train(args: TrainArgs) -> Result<()> {
+    let plan = match &args.resume {
+        Some(dir) => plan_resume(&args, dir)?,
+        None => {
+            let cfg = args.overrides.resolve(args.config.as_deref())?;
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
+            trainer::prepare_out_dir(&out, args.force)?;
+            Plan {
+                cfg,
+                data_dir: args.data.dir(),
+                backend: args.backend.unwrap_or(BackendKind::Auto),
+                out,
+                params_from: args.init_weights.clone(),
+                state: None,
+                start: Start::default(),
+            }
+        }
+    };
+    let cfg = &plan.cfg;
+    let (train, eval) = load_train_eval(&plan.data_dir, cfg)?;
+    let layout = cfg.layout(train.features(), CLASSES);
+    let params = initial_params(plan.params_from.as_deref(), layout, cfg.seed)?;
+    let mut backend = make_backend(
+        plan.backend,
+        &args.gpu,
+        &train,
+        &eval,
+        params,
+        plan.state,
+        cfg,
+    )?;
+    if !args.quiet {
+        eprintln!(
+            "training {} on {} ({} train / {} eval images, epochs {}..={}) -> {}",
+            cfg.optimizer,
+            backend.name(),
+            train.len(),
+            eval.len(),
+            plan.start.epoch + 1,
+            cfg.epochs,
+            plan.out.display()
+        );
+    }
+    trainer::install_interrupt_handler();
+    let first = plan.start.epoch;
+    let run = trainer::train(
+        backend.as_mut(),
+        cfg,
+        &RunOptions {
+            out_dir: plan.out.clone(),
+            quiet: args.quiet,
+            progress: None,
+            data_dir: Some(plan.data_dir.clone()),
+        },
+        plan.start,
+    )?;
+    let per_epoch = run.seconds / (cfg.epochs - first) as f64;
+    println!(
+        "{}: best epoch {} (eval loss {:.4}, eval accuracy {:.4}); {:.1}s total, {:.3}s/epoch; saved {}",
+        cfg.optimizer,
+        run.best.epoch,
+        run.best.eval_loss,
+        run.best.eval_acc,
+        run.seconds,
+        per_epoch,
+        trainer::best_path(&plan.out).display()
+    );
+    if let Some(note) = backend.traffic_note(cfg.epochs - first) {
+        println!("{note}");
+    }
+    Ok(())
+}
+
+pub(super) fn test(args: TestArgs) -> Result<()> {
+    let set = data::load(&args.data.dir(), Part::Test)?;
+    let params = checkpoint::load(&args.weights, set.features(), CLASSES)?;
+    let ev = cpu::evaluate(&params, &set);
+    println!(
+        "test: {} images from {}",
+        set.len(),
+        args.data.dir().display()
+    );
+    println!(
+        "loss {:.4}  accuracy {:.4} ({}/{})",
+        ev.stats.loss,
+        ev.stats.accuracy(),
+        ev.stats.correct,
+        ev.stats.samples
+    );
+    let mut hits = [0u32; CLASSES];
+    let mut totals = [0u32; CLASSES];
+    for (&y, &p) in set.labels.iter().zip(&ev.predictions) {
+        totals[y as usize] += 1;
+        hits[y as usize] += u32::from(y == p);
+    }
+    let per_class: Vec<String> = (0..CLASSES)
+        .map(|c| {
+            format!(
+                "{c}: {:.4}",
+                if totals[c] == 0 {
+                    0.0
+                } else {
+                    hits[c] as f64 / totals[c] as f64
+                }
+            )
+        })
+        .collect();
+    println!("per class: {}", per_class.join("  "));
+    Ok(())
+}
