@@ -29,10 +29,14 @@ pub(super) fn make_backend(
     let state = state
         .unwrap_or_else(|| RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
-        Box::new(
-            CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
-                .with_batches(cfg.train_batch_size, cfg.seed),
-        )
+        Box::new(CpuBackend::with_state(
+            train,
+            eval,
+            params,
+            state,
+            cfg.optimizer,
+            cfg.hyper(),
+        ))
     };
     if cfg.minibatch() && cfg.optimizer.is_rprop() {
         eprintln!(
@@ -203,6 +207,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             quiet: args.quiet,
             progress: None,
             data_dir: Some(plan.data_dir.clone()),
+            save_every: args.save_every.map(|n| n as usize),
         },
         plan.start,
     )?;
