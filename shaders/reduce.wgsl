@@ -8,8 +8,10 @@
 //   cols_partial / cols_final: m [n, cols] row-major -> out[out_off + col] (db1, db2 into the
 //       flat gradient buffer)
 //   metrics_partial / metrics_final: loss [n] f32 and correct [n] u32 ->
-//       metrics[slot + 0] = loss sum, [slot + 1] = mean = sum / n, [slot + 2] = correct
-//       (u32 bits); for the train pass also lossbuf[0] = mean (the E_t that rprop reads).
+//       metrics[slot + 0] = loss sum, [slot + 1] = mean = sum / n, [slot + 2] = correct,
+//       [slot + 3] = samples (u32 bits); a train pass adds its sum, correct and samples to
+//       the slot (the steps of an epoch accumulate; the host clears the slot per epoch) and
+//       sets lossbuf[0] = its mean (the E_t that the optimizer reads).
 
 struct Red {
     n: u32,
@@ -88,10 +90,16 @@ fn metrics_final() {
         k += pcount[c];
     }
     let mean = select(s / f32(p.n), 0.0, p.n == 0u);
-    out[p.slot] = s;
     out[p.slot + 1u] = mean;
-    out[p.slot + 2u] = bitcast<f32>(k);
     if (p.train != 0u) {
+        // The train slot sums over the steps of an epoch (mini-batches); the host clears it.
+        out[p.slot] += s;
+        out[p.slot + 2u] = bitcast<f32>(bitcast<u32>(out[p.slot + 2u]) + k);
+        out[p.slot + 3u] = bitcast<f32>(bitcast<u32>(out[p.slot + 3u]) + p.n);
         lossbuf[0] = mean;
+    } else {
+        out[p.slot] = s;
+        out[p.slot + 2u] = bitcast<f32>(k);
+        out[p.slot + 3u] = bitcast<f32>(p.n);
     }
 }

@@ -17,11 +17,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::backend::Backend;
+use crate::backend::{epoch_order, Backend, Batch};
 use crate::config::Config;
-use crate::cpu::{self, Workspace};
+use crate::cpu;
 use crate::gpu::{GpuBackend, GpuOptions, StepDump};
-use crate::model::{Layout, Params};
+use crate::model::Params;
 use crate::optim::{Hyper, RpropState, Variant};
 use crate::trainer::{initial_params, load_train_eval};
 
@@ -30,15 +30,15 @@ use crate::trainer::{initial_params, load_train_eval};
 #[error("verify failed: {0}")]
 pub struct VerifyFailed(pub String);
 
-/// Norm-relative tolerance of each compared tensor. Single-pass f32 kernels (Z1, H, Z2,
-/// softmax) differ from the CPU's gemm only by summation order and exp/ln ulps: 1e-5.
-/// Gradients summed over all n samples (dW1, dW2, db1, db2) accumulate more rounding in a
-/// different order: 1e-4. (dZ1, dW1 and db1 are referenced to the GPU's ReLU mask, see
-/// [`check_step`], so rare sign flips of Z1 ~ 0 do not count against the kernels.)
+/// Norm-relative tolerance of each compared tensor. Single-pass f32 kernels (Z, H, the
+/// softmax, dH, dZ) differ from the CPU's gemm only by summation order and exp/ln ulps:
+/// 1e-5. Gradients summed over all n samples (dW, db) accumulate more rounding in a
+/// different order: 1e-4.
 pub fn tolerance(name: &str) -> f64 {
-    match name {
-        "Z1" | "H" | "Z2" | "loss" | "dZ2" | "dH" | "dZ1" | "loss mean" => 1e-5,
-        _ => 1e-4,
+    if name.starts_with("dW") || name.starts_with("db") {
+        1e-4
+    } else {
+        1e-5
     }
 }
 
@@ -127,15 +127,15 @@ pub fn exact(name: &str, gpu: &[f32], cpu: &[f32]) -> Diff {
     }
 }
 
-/// The arg-max per sample may only differ where the CPU's two largest logits are within
-/// 1e-4 of each other (a near tie that float rounding may break either way).
-fn correct_diff(dump: &StepDump, ws: &Workspace, classes: usize) -> Diff {
+/// The arg-max per sample may only differ where the two largest logits are within 1e-4 of
+/// each other (a near tie that float rounding may break either way).
+fn correct_diff(gpu: &[u32], cpu: &[u32], logits: &[f32], classes: usize) -> Diff {
     let mut unexplained = 0u64;
     let mut differ = 0u64;
-    for (i, (&g, &c)) in dump.correct.iter().zip(&ws.correct).enumerate() {
+    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
         if g != c {
             differ += 1;
-            let mut row = ws.z2[i * classes..(i + 1) * classes].to_vec();
+            let mut row = logits[i * classes..(i + 1) * classes].to_vec();
             row.sort_by(|a, b| b.total_cmp(a));
             let gap = if classes > 1 { row[0] - row[1] } else { 0.0 };
             if gap > 1e-4 * row[0].abs().max(1.0) {
@@ -148,16 +148,16 @@ fn correct_diff(dump: &StepDump, ws: &Workspace, classes: usize) -> Diff {
         max_abs: differ as f64,
         max_rel: unexplained as f64,
         tol: None,
-        pass: unexplained == 0,
+        pass: unexplained == 0 && gpu.len() == cpu.len(),
     }
 }
 
-fn grads_of(l: Layout, g: &[f32], i: usize) -> &[f32] {
-    &g[l.tensors()[i].range()]
-}
-
-/// Compares one GPU step (`dump`, run from `params`/`state`) with the CPU computing the
-/// same step from the same weights and state. `x` is the normalized train set.
+/// Compares one GPU step (`dump`, run from `params`/`state` on the rows `x`, `labels`)
+/// with the CPU reference, op by op: each op's CPU twin is fed the GPU's own inputs of
+/// that op (the layer below's H, the layer above's dZ), so a near-zero Z whose sign the two
+/// sides round differently is checked where it arises and does not spread to the layers
+/// below. `x` is the batch's normalized images. Layers are numbered from 1 (Z1, H1, ...;
+/// the output layer's Z are the logits).
 pub fn check_step(
     params: &Params,
     state: &RpropState,
@@ -168,61 +168,89 @@ pub fn check_step(
     hyper: &Hyper,
 ) -> Vec<Diff> {
     let l = params.layout;
-    let mut ws = Workspace::new(l, labels.len());
-    let stats = cpu::forward(params, x, labels, &mut ws);
-    cpu::backward(params, x, &mut ws);
-    let mut out = vec![
-        diff("Z1", &dump.z1, ws.z1(), tolerance("Z1")),
-        diff("H", &dump.h, ws.h(), tolerance("H")),
-        diff("Z2", &dump.z2, &ws.z2, tolerance("Z2")),
-        diff("loss", &dump.loss, &ws.loss, tolerance("loss")),
-        diff(
-            "loss mean",
-            &[dump.stats.loss],
-            &[stats.loss],
-            tolerance("loss mean"),
-        ),
-        correct_diff(dump, &ws, l.classes),
-        diff("dZ2", &dump.dz2, &ws.dz2, tolerance("dZ2")),
-    ];
-    for (name, i) in [("dW2", 2), ("db2", 3)] {
-        out.push(diff(
-            name,
-            grads_of(l, &dump.grads, i),
-            grads_of(l, &ws.grads, i),
-            tolerance(name),
-        ));
-    }
-    out.push(diff("dH", &dump.dh, ws.dh(), tolerance("dH")));
-    // dZ1's mask is Z1 > 0: where Z1 is within rounding of 0 the two sides may disagree on
-    // the sign, which flips a whole entry. Mask the CPU's dH with the GPU's Z1 so this
-    // checks the kernel, not the rounding of Z1 (checked above).
-    let mut dz1 = vec![0.0; ws.dh().len()];
-    cpu::relu_backward(ws.dh(), &dump.z1, &mut dz1);
-    out.push(diff("dZ1", &dump.dz1, &dz1, tolerance("dZ1")));
-    // dW1 and db1 from that same mask-aligned dZ1 (cpu::backward's own formulas).
     let n = labels.len();
-    let mut dw1 = vec![0.0; l.hidden * l.inputs];
-    cpu::matmul(
-        &mut dw1,
-        cpu::View::row_major(&dz1, n, l.hidden).t(),
-        cpu::View::row_major(x, n, l.inputs),
-        false,
+    let sizes = l.layer_sizes();
+    let last = sizes.len() - 1;
+    let t = l.tensors();
+    let mut out = Vec::new();
+    let input = |i: usize| -> &[f32] {
+        if i == 0 {
+            x
+        } else {
+            &dump.h[i - 1]
+        }
+    };
+    for (i, &(fan_in, width)) in sizes.iter().enumerate() {
+        let (w, b) = params.layer(i);
+        let mut z = vec![0.0; n * width];
+        cpu::linear(&mut z, cpu::View::row_major(input(i), n, fan_in), w, b);
+        let name = format!("Z{}", i + 1);
+        out.push(diff(&name, &dump.z[i], &z, tolerance(&name)));
+        if i < last {
+            let mut h = vec![0.0; n * width];
+            cpu::relu(&dump.z[i], &mut h);
+            let name = format!("H{}", i + 1);
+            out.push(diff(&name, &dump.h[i], &h, tolerance(&name)));
+        }
+    }
+    let c = l.classes;
+    let (mut loss, mut correct, mut dlogits) = (vec![0.0; n], vec![0; n], vec![0.0; n * c]);
+    cpu::softmax_xent(
+        dump.logits(),
+        labels,
+        n,
+        &mut loss,
+        &mut correct,
+        &mut dlogits,
     );
-    let mut db1 = vec![0.0; l.hidden];
-    cpu::reduce_cols(&dz1, l.hidden, &mut db1);
+    let stats = cpu::reduce_metrics(&loss, &correct);
+    out.push(diff("loss", &dump.loss, &loss, tolerance("loss")));
     out.push(diff(
-        "dW1",
-        grads_of(l, &dump.grads, 0),
-        &dw1,
-        tolerance("dW1"),
+        "loss mean",
+        &[dump.stats.loss],
+        &[stats.loss],
+        tolerance("loss mean"),
     ));
-    out.push(diff(
-        "db1",
-        grads_of(l, &dump.grads, 1),
-        &db1,
-        tolerance("db1"),
-    ));
+    out.push(correct_diff(&dump.correct, &correct, dump.logits(), c));
+    let name = format!("dZ{}", last + 1);
+    out.push(diff(&name, &dump.dz[last], &dlogits, tolerance(&name)));
+    for i in (0..=last).rev() {
+        let (fan_in, width) = sizes[i];
+        let dz = &dump.dz[i];
+        let mut dw = vec![0.0; width * fan_in];
+        cpu::matmul(
+            &mut dw,
+            cpu::View::row_major(dz, n, width).t(),
+            cpu::View::row_major(input(i), n, fan_in),
+            false,
+        );
+        let mut db = vec![0.0; width];
+        cpu::reduce_cols(dz, width, &mut db);
+        for (name, k, cpu_grad) in [("dW", 2 * i, &dw), ("db", 2 * i + 1, &db)] {
+            let name = format!("{name}{}", i + 1);
+            out.push(diff(
+                &name,
+                &dump.grads[t[k].range()],
+                cpu_grad,
+                tolerance(&name),
+            ));
+        }
+        if i > 0 {
+            let mut dh = vec![0.0; n * fan_in];
+            cpu::matmul(
+                &mut dh,
+                cpu::View::row_major(dz, n, width),
+                cpu::View::row_major(params.layer(i).0, width, fan_in),
+                false,
+            );
+            let name = format!("dH{i}");
+            out.push(diff(&name, &dump.dh[i - 1], &dh, tolerance(&name)));
+            let mut dzb = vec![0.0; n * fan_in];
+            cpu::relu_backward(&dump.dh[i - 1], &dump.z[i - 1], &mut dzb);
+            let name = format!("dZ{i}");
+            out.push(diff(&name, &dump.dz[i - 1], &dzb, tolerance(&name)));
+        }
+    }
     // The update from the GPU's own gradients and loss: bit-identical for Rprop (only
     // multiplications by the etas, min/max and signs); the other optimizers' fused
     // multiply-adds, divisions and square roots may round differently on a GPU: 1e-5.
@@ -271,11 +299,25 @@ pub fn run(
     let mut gpu = GpuBackend::new(&train, &eval, params, cfg.optimizer, hyper, gpu_opts)
         .context("verify needs the GPU backend")?;
     let x = cpu::normalize_images(&train);
+    // Mini-batch configs check the first epoch's batches, in the trainer's order.
+    let n = train.len();
+    let order = epoch_order(n, cfg.seed, 1);
+    let batches: Vec<&[u32]> = if cfg.minibatch() {
+        order.chunks(cfg.train_batch_size.max(1)).collect()
+    } else {
+        Vec::new()
+    };
     println!(
-        "verify: {} on {}, {} train images, {} steps; CPU re-synced to the GPU state before each step",
+        "verify: {} ({}) on {}, {} train images{}, {} steps; CPU re-synced to the GPU state before each step",
         cfg.optimizer,
+        layout.describe(),
         gpu.name(),
-        train.len(),
+        n,
+        if batches.is_empty() {
+            String::new()
+        } else {
+            format!(" in mini-batches of {}", cfg.train_batch_size)
+        },
         steps
     );
     println!("tolerances: max|gpu-cpu|/max|cpu| per tensor as listed; the Rprop update must be bit-identical");
@@ -284,12 +326,28 @@ pub fn run(
     for step in 1..=steps {
         let p = gpu.params()?;
         let st = gpu.state()?;
-        let dump = gpu.debug_step()?;
-        let diffs = check_step(&p, &st, &dump, &x, &train.labels, cfg.optimizer, &hyper);
+        let diffs = if batches.is_empty() {
+            let dump = gpu.debug_step()?;
+            let d = check_step(&p, &st, &dump, &x, &train.labels, cfg.optimizer, &hyper);
+            (d, dump.stats)
+        } else {
+            let rows = batches[(step - 1) % batches.len()];
+            let f = layout.inputs;
+            let xb: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| &x[r as usize * f..(r as usize + 1) * f])
+                .copied()
+                .collect();
+            let yb: Vec<u8> = rows.iter().map(|&r| train.labels[r as usize]).collect();
+            let dump = gpu.debug_step_on(Batch::Rows(rows))?;
+            let d = check_step(&p, &st, &dump, &xb, &yb, cfg.optimizer, &hyper);
+            (d, dump.stats)
+        };
+        let (diffs, stats) = diffs;
         println!(
             "step {step}: train loss {:.6} (gpu), accuracy {:.4}",
-            dump.stats.loss,
-            dump.stats.accuracy()
+            stats.loss,
+            stats.accuracy()
         );
         for d in &diffs {
             println!("  {}", d.line());

@@ -371,14 +371,6 @@ fn mini_batches_train_reproducibly_on_the_cpu() {
         "{}",
         stderr(&r)
     );
-    // The GPU backend says plainly that it does not do mini-batches yet.
-    let g = run_to("g", &["--backend", "gpu"]);
-    assert_eq!(g.status.code(), Some(2));
-    assert!(
-        stderr(&g).contains("mini-batch") && stderr(&g).contains("--backend cpu"),
-        "{}",
-        stderr(&g)
-    );
 }
 
 #[test]
@@ -406,12 +398,6 @@ fn deeper_networks_train_save_pytorch_names_and_test() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // auto moves a deep network to the CPU with a notice.
-    assert!(
-        stderr(&o).contains("more than one hidden layer"),
-        "{}",
-        stderr(&o)
-    );
     let bytes = std::fs::read(out.join("best.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     for (name, shape) in [
@@ -438,7 +424,7 @@ fn deeper_networks_train_save_pytorch_names_and_test() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("accuracy 0."));
-    // --resume of a deep run, and a clear refusal on the GPU backend.
+    // --resume of a deep run (deep GPU runs: tests/gpu_robustness.rs).
     let o = run(&[
         "train",
         "--resume",
@@ -448,24 +434,6 @@ fn deeper_networks_train_save_pytorch_names_and_test() {
         "-q",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&[
-        "train",
-        "--optimizer",
-        "rprop-plus",
-        "--hidden",
-        "[32, 16]",
-        "--backend",
-        "gpu",
-        "--out",
-        d.path().join("g").to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("one hidden layer")
-            || stderr(&o).contains("more than one hidden layer"),
-        "{}",
-        stderr(&o)
-    );
     assert_clear_error(
         &run(&["train", "--optimizer", "sgd", "--hidden", "64,0"]),
         "hidden",

@@ -194,7 +194,7 @@ fn normalization_is_exact() {
         )
         .unwrap();
         let dump = g.debug_step().unwrap();
-        for (i, (&z, &px)) in dump.z1.iter().zip(&train.images).enumerate() {
+        for (i, (&z, &px)) in dump.z1().iter().zip(&train.images).enumerate() {
             assert_eq!(
                 z.to_bits(),
                 normalize(px).to_bits(),

@@ -84,7 +84,7 @@ fn verify_prints_every_tensor_and_passes() {
         );
         for t in [
             "Z1",
-            "H ",
+            "H1",
             "Z2",
             "loss",
             "dZ2",

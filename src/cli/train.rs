@@ -47,22 +47,6 @@ pub(super) fn make_backend(
     if kind == BackendKind::Cpu {
         return Ok(cpu(params, state));
     }
-    // The GPU backend's recorded plan is one full-batch step per epoch of a one-hidden-layer
-    // network.
-    let cpu_only = if cfg.minibatch() {
-        Some("mini-batch training (train_batch_size < train_set_size)")
-    } else if !params.layout.is_single_hidden() {
-        Some("more than one hidden layer")
-    } else {
-        None
-    };
-    if let Some(what) = cpu_only {
-        if kind == BackendKind::Gpu {
-            bail!("{what} runs on the CPU backend only for now; use --backend cpu");
-        }
-        eprintln!("notice: {what} runs on the CPU backend for now");
-        return Ok(cpu(params, state));
-    }
     let opts = gpu.options()?;
     match crate::gpu::GpuBackend::with_state(
         train,

@@ -1,12 +1,12 @@
-//! The compute pipelines (one per WGSL entry point), built once, and the small helpers that
-//! turn them into recorded dispatches.
+//! The compute pipelines (one per WGSL entry point), built once; the op recorders in
+//! [`super::ops`] turn them into recorded dispatches.
 
 use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{ensure, Result};
-use wgpu::util::DeviceExt;
 
+pub use super::ops::Stage;
 use super::GpuContext;
 
 /// Most storage buffers any entry point binds (optimizer.wgsl: 6; fwd_x_reg: 5).
@@ -20,6 +20,7 @@ pub const RELU_WGSL: &str = include_str!("../../shaders/relu.wgsl");
 pub const SOFTMAX_XENT_WGSL: &str = include_str!("../../shaders/softmax_xent.wgsl");
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 pub const RPROP_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
+pub const BATCH_WGSL: &str = include_str!("../../shaders/batch.wgsl");
 
 /// How the matrix products are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,6 +90,10 @@ pub struct Kernels {
     pub metrics_final: wgpu::ComputePipeline,
     pub rprop: wgpu::ComputePipeline,
     pub finish: wgpu::ComputePipeline,
+    /// `gather_rows`, `gather_labels`, `advance` (shaders/batch.wgsl).
+    pub gather_rows: wgpu::ComputePipeline,
+    pub gather_labels: wgpu::ComputePipeline,
+    pub advance: wgpu::ComputePipeline,
 }
 
 /// Compiles one WGSL file. The matmul kernels (matmul.wgsl, matmul_sg.wgsl) are the hot loops: naga's bounds checks
@@ -154,6 +159,7 @@ impl Kernels {
         let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL, false)?;
         let red = module(ctx, "reduce.wgsl", REDUCE_WGSL, false)?;
         let rp = module(ctx, "optimizer.wgsl", RPROP_WGSL, false)?;
+        let batch = module(ctx, "batch.wgsl", BATCH_WGSL, false)?;
         let reg = |name| -> Result<Option<wgpu::ComputePipeline>> {
             match strategy {
                 Strategy::Tiled => Ok(None),
@@ -201,193 +207,9 @@ impl Kernels {
             metrics_final: pipeline(ctx, &red, "metrics_final")?,
             rprop: pipeline(ctx, &rp, "optimizer")?,
             finish: pipeline(ctx, &rp, "finish")?,
+            gather_rows: pipeline(ctx, &batch, "gather_rows")?,
+            gather_labels: pipeline(ctx, &batch, "gather_labels")?,
+            advance: pipeline(ctx, &batch, "advance")?,
         })
-    }
-}
-
-/// What a group of dispatches computes, so benches and the debug path can run one stage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    Z1,
-    Relu,
-    Z2,
-    SoftmaxXent,
-    Metrics,
-    DW2,
-    DB2,
-    DH,
-    ReluBackward,
-    DW1,
-    DB1,
-    Rprop,
-}
-
-/// One recorded dispatch: pipeline, its bind group (uniforms included) and grid.
-pub struct Dispatch {
-    pub stage: Stage,
-    pub pipeline: wgpu::ComputePipeline,
-    pub bind: wgpu::BindGroup,
-    pub groups: [u32; 3],
-}
-
-impl Dispatch {
-    /// A dispatch of `pipeline` over `groups` with the buffers `entries` bound.
-    pub fn new(
-        device: &wgpu::Device,
-        stage: Stage,
-        pipeline: &wgpu::ComputePipeline,
-        entries: &[(u32, &wgpu::Buffer)],
-        groups: [u32; 3],
-    ) -> Dispatch {
-        Dispatch {
-            stage,
-            pipeline: pipeline.clone(),
-            bind: bind(device, pipeline, entries),
-            groups,
-        }
-    }
-
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind, &[]);
-        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
-    }
-}
-
-/// Records `list` into one compute pass of `enc`.
-pub fn encode_all<'a>(
-    enc: &mut wgpu::CommandEncoder,
-    list: impl IntoIterator<Item = &'a Dispatch>,
-) {
-    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: None,
-        timestamp_writes: None,
-    });
-    for d in list {
-        d.encode(&mut pass);
-    }
-}
-
-/// A uniform buffer holding `words` (padded to 16 bytes).
-pub fn uniform(device: &wgpu::Device, words: &[u32]) -> wgpu::Buffer {
-    let mut w = words.to_vec();
-    w.resize(words.len().div_ceil(4).max(1) * 4, 0);
-    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("params"),
-        contents: bytemuck::cast_slice(&w),
-        usage: wgpu::BufferUsages::UNIFORM,
-    })
-}
-
-/// A bind group for `pipeline` from (binding, buffer) pairs.
-pub fn bind(
-    device: &wgpu::Device,
-    pipeline: &wgpu::ComputePipeline,
-    entries: &[(u32, &wgpu::Buffer)],
-) -> wgpu::BindGroup {
-    bind_with_texture(device, pipeline, entries, &[])
-}
-
-/// [`bind`] plus (binding, texture view) pairs.
-pub fn bind_with_texture(
-    device: &wgpu::Device,
-    pipeline: &wgpu::ComputePipeline,
-    entries: &[(u32, &wgpu::Buffer)],
-    textures: &[(u32, &wgpu::TextureView)],
-) -> wgpu::BindGroup {
-    let mut entries: Vec<wgpu::BindGroupEntry> = entries
-        .iter()
-        .map(|&(binding, buf)| wgpu::BindGroupEntry {
-            binding,
-            resource: buf.as_entire_binding(),
-        })
-        .collect();
-    for &(binding, view) in textures {
-        entries.push(wgpu::BindGroupEntry {
-            binding,
-            resource: wgpu::BindingResource::TextureView(view),
-        });
-    }
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    })
-}
-
-/// A 2-D grid of `groups` workgroups (x at most 65535), for the element-wise kernels.
-pub fn grid(groups: usize) -> [u32; 3] {
-    let g = groups.max(1);
-    let x = g.min(65_535);
-    [x as u32, g.div_ceil(x) as u32, 1]
-}
-
-/// Uniform words of the generic product (`struct Mm` of matmul.wgsl).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Mm {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub k_split: u32,
-    pub a_off: u32,
-    pub a_rs: u32,
-    pub a_cs: u32,
-    pub a_u8: u32,
-    pub b_off: u32,
-    pub b_rs: u32,
-    pub b_cs: u32,
-    pub b_u8: u32,
-    pub c_off: u32,
-    pub c_rs: u32,
-    pub c_split: u32,
-    pub bias: u32,
-    pub bias_off: u32,
-}
-
-impl Mm {
-    pub fn words(&self) -> [u32; 20] {
-        [
-            self.m,
-            self.n,
-            self.k,
-            self.k_split,
-            self.a_off,
-            self.a_rs,
-            self.a_cs,
-            self.a_u8,
-            self.b_off,
-            self.b_rs,
-            self.b_cs,
-            self.b_u8,
-            self.c_off,
-            self.c_rs,
-            self.c_split,
-            self.bias,
-            self.bias_off,
-            0,
-            0,
-            0,
-        ]
-    }
-
-    /// Number of k splits.
-    pub fn splits(&self) -> u32 {
-        if self.k == 0 {
-            1
-        } else {
-            self.k.div_ceil(self.k_split.max(1))
-        }
-    }
-
-    /// The grid of the generic product for `strategy`.
-    pub fn groups(&self, strategy: Strategy) -> [u32; 3] {
-        match strategy {
-            Strategy::Tiled => [self.m.div_ceil(64), self.n.div_ceil(64), self.splits()],
-            Strategy::Register | Strategy::Texture => [
-                self.m.div_ceil(4).div_ceil(64),
-                self.n.div_ceil(4),
-                self.splits(),
-            ],
-        }
     }
 }

@@ -4,19 +4,29 @@
 //!   memory, device lost) collected by callbacks and turned into `anyhow` errors at the next
 //!   check, plus the submission / read-back counters.
 //! * [`kernels`]: the compute pipelines, all built once up front.
+//! * [`ops`]: one recorder per operation (linear layers, ReLU, softmax cross-entropy,
+//!   reductions, optimizer, mini-batch gather), each with its typed parameter struct.
+//! * [`mlp`]: a training step of any MLP as a loop over its layers, like `cpu::forward` /
+//!   `cpu::backward`.
+//! * [`buffers`]: the shared buffers and the per-pass ones (a Vec of per-layer activations).
 //! * [`backend`]: [`GpuBackend`], the [`crate::backend::Backend`] that keeps data, weights,
-//!   optimizer state and activations on the GPU.
+//!   optimizer state, best weights and activations on the GPU; [`dump`]: its debug step.
 //! * [`tune`]: the per-adapter choice of matmul strategy (timed once, cached on disk).
 
 pub mod backend;
+pub mod buffers;
+pub mod dump;
 pub mod kernels;
+pub mod mlp;
+pub mod ops;
 pub mod tune;
 
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-pub use backend::{GpuBackend, GpuOptions, StepDump};
+pub use backend::{GpuBackend, GpuOptions};
+pub use dump::StepDump;
 pub use kernels::Strategy;
 
 /// No adapter matched: the caller may fall back to the CPU (`--backend auto`).

@@ -1,12 +1,24 @@
 //! The per-adapter matmul strategy cache: a small JSON object `{adapter key: strategy}` in
 //! `$XDG_CACHE_HOME/rprop-lab/matmul-kernel.json` (or `~/.cache/...`, or the temp dir).
-//! Failures to read or write it only cost a re-timing, so they are ignored.
+//! Failures to read or write it only cost a re-timing, so they are ignored. The timing
+//! itself: [`choose_kernels`].
 
 use std::path::PathBuf;
+use std::time::Instant;
 
+use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
-use super::kernels::Strategy;
+use super::backend::GpuOptions;
+use super::buffers::{Pass, Shared};
+use super::kernels::{Kernels, Strategy};
+use super::mlp::{self, Net};
+use super::ops::{encode_all, Plan};
+use super::GpuContext;
+use crate::model::Layout;
+
+/// Rows the strategy timing runs Z1 on.
+const TUNE_ROWS: usize = 4096;
 
 /// Identifies an adapter and its driver (a driver update may change the best strategy) and
 /// the strategies there are to choose from (a new one must be timed, not shadowed by an
@@ -60,4 +72,65 @@ pub fn store(key: &str, strategy: Strategy) {
             let _ = std::fs::rename(&tmp, &path);
         }
     }
+}
+
+/// The forced, cached or timed matmul strategy, with its pipelines.
+pub fn choose_kernels(
+    ctx: &mut GpuContext,
+    opts: &GpuOptions,
+    l: Layout,
+    s: &Shared,
+    train: &Pass,
+) -> Result<Kernels> {
+    if let Some(k) = opts.matmul_kernel {
+        return Kernels::new(ctx, k);
+    }
+    let key = adapter_key(&ctx.info);
+    if let Some(k) = cached(&key) {
+        if opts.verbose {
+            eprintln!("matmul kernel: {k} (cached for this adapter)");
+        }
+        return Kernels::new(ctx, k);
+    }
+    let mut best: Option<(f64, Kernels)> = None;
+    let mut report = Vec::new();
+    for strategy in Strategy::ALL {
+        if strategy == Strategy::Texture && (train.tex.is_none() || s.w1t.is_none()) {
+            continue; // no subgroups of 8, layout or texture limits: it would time as register
+        }
+        let kernels = Kernels::new(ctx, strategy)?;
+        let plan = ctx.scoped("recording the timing dispatches", || {
+            let mut p = Plan::new(&ctx.device);
+            let net = Net { k: &kernels, l, s };
+            mlp::forward(&mut p, net, train, TUNE_ROWS);
+            p.list
+        })?;
+        let run = |ctx: &mut GpuContext| -> Result<f64> {
+            let t0 = Instant::now();
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            encode_all(&mut enc, plan.iter());
+            ctx.submit(enc.finish());
+            ctx.wait()?;
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        run(ctx)?; // compiles (JIT) the pipeline
+        let secs = run(ctx)?.min(run(ctx)?);
+        report.push(format!("{strategy} {:.1} ms", secs * 1e3));
+        if best.as_ref().is_none_or(|(b, _)| secs < *b) {
+            best = Some((secs, kernels));
+        }
+    }
+    let (_, kernels) = best.context("no matmul strategy")?;
+    if opts.verbose {
+        eprintln!(
+            "matmul kernel: {} (timed on Z1, {} rows: {})",
+            kernels.strategy,
+            TUNE_ROWS.min(train.n),
+            report.join(", ")
+        );
+    }
+    store(&key, kernels.strategy);
+    Ok(kernels)
 }

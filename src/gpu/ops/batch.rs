@@ -1,0 +1,107 @@
+//! Mini-batches on the device (shaders/batch.wgsl): a batch's image rows and labels
+//! gathered by index from the uploaded train set (no re-upload per batch), and the cursor
+//! that moves to the next batch and the next step's Adam scalars after each step, so an
+//! epoch's steps run in one submission.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{grid, Plan, Res, Stage};
+use crate::gpu::buffers::{Pass, Shared};
+use crate::gpu::kernels::Kernels;
+
+/// `struct Gather` of batch.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct Gather {
+    pub rows: u32,
+    pub row_words: u32,
+    pub src_row0: u32,
+    pub src_rows: u32,
+    pub dst_row0: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `struct Advance` of batch.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct Advance {
+    pub rows: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Bindings of batch.wgsl.
+mod bind {
+    pub const ORDER: u32 = 0;
+    pub const CURSOR: u32 = 1;
+    pub const SRC: u32 = 2;
+    pub const DST: u32 = 3;
+    pub const G: u32 = 4;
+    pub const LOSS: u32 = 5;
+    pub const TABLE: u32 = 6;
+    pub const A: u32 = 7;
+}
+
+/// The current batch's rows of `src` (the train set) into `dst` (a batch pass).
+pub fn gather(plan: &mut Plan, k: &Kernels, s: &Shared, src: &Pass, dst: &Pass, row_words: usize) {
+    for d in &dst.x {
+        for c in &src.x {
+            let u = Gather {
+                rows: d.rows as u32,
+                row_words: row_words as u32,
+                src_row0: c.row0 as u32,
+                src_rows: c.rows as u32,
+                dst_row0: d.row0 as u32,
+                _pad: [0; 3],
+            };
+            plan.push(
+                Stage::Gather,
+                &k.gather_rows,
+                (bind::G, &u),
+                &[
+                    (bind::ORDER, Res::Buf(&s.order)),
+                    (bind::CURSOR, Res::Buf(&s.cursor)),
+                    (bind::SRC, Res::Buf(&c.buf)),
+                    (bind::DST, Res::Buf(&d.buf)),
+                ],
+                grid((d.rows * row_words).div_ceil(256)),
+            );
+        }
+    }
+    let u = Gather {
+        rows: dst.n as u32,
+        ..Gather::default()
+    };
+    plan.push(
+        Stage::Gather,
+        &k.gather_labels,
+        (bind::G, &u),
+        &[
+            (bind::ORDER, Res::Buf(&s.order)),
+            (bind::CURSOR, Res::Buf(&s.cursor)),
+            (bind::SRC, Res::Buf(&src.labels)),
+            (bind::DST, Res::Buf(&dst.labels)),
+        ],
+        [dst.n.div_ceil(4).div_ceil(64) as u32, 1, 1],
+    );
+}
+
+/// After a step over `rows` rows: the cursor moves on, the next step's Adam scalars load.
+pub fn advance(plan: &mut Plan, k: &Kernels, s: &Shared, rows: usize) {
+    plan.push(
+        Stage::Rprop,
+        &k.advance,
+        (
+            bind::A,
+            &Advance {
+                rows: rows as u32,
+                _pad: [0; 3],
+            },
+        ),
+        &[
+            (bind::CURSOR, Res::Buf(&s.cursor)),
+            (bind::LOSS, Res::Buf(&s.lossbuf)),
+            (bind::TABLE, Res::Buf(&s.table)),
+        ],
+        [1, 1, 1],
+    );
+}

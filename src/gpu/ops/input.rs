@@ -1,0 +1,273 @@
+//! The first layer's two products over the u8 images (shaders/matmul.wgsl,
+//! shaders/matmul_sg.wgsl; CPU twins `cpu::linear`, `cpu::matmul`): Z1 = X W1^T + b1 (with
+//! H = relu(Z1) fused where the kernel can) and dW1 = dZ1^T X, from the images' texture
+//! (texture strategy), per image chunk with the register kernels, or with the generic
+//! product reading pixels.
+
+use super::linear::{aligned, bind, generic, k_split, Big, Mm, Tex, DW1_SG, FWD_SG};
+use super::{Plan, Res, Stage};
+use crate::gpu::buffers::{row_bytes, tex_cols, Pass, Shared, W1Tex, XChunk, XTex};
+use crate::gpu::kernels::Kernels;
+use crate::model::Layout;
+
+/// The texture strategy's pipelines (pack_w1, fwd_x_sg, dw1_sg) and textures, when this
+/// strategy, layout and pass can use them.
+pub struct TexKernels<'a> {
+    pub pack: &'a wgpu::ComputePipeline,
+    pub fwd: &'a wgpu::ComputePipeline,
+    pub dw1: &'a wgpu::ComputePipeline,
+    pub x: &'a XTex,
+    pub w1: &'a W1Tex,
+}
+
+pub fn tex_kernels<'a>(
+    k: &'a Kernels,
+    l: Layout,
+    s: &'a Shared,
+    p: &'a Pass,
+) -> Option<TexKernels<'a>> {
+    if !(aligned(l.inputs) && aligned(l.hidden)) {
+        return None;
+    }
+    Some(TexKernels {
+        pack: k.pack_w1.as_ref()?,
+        fwd: k.fwd_tex.as_ref()?,
+        dw1: k.dw1_tex.as_ref()?,
+        x: p.tex.as_ref()?,
+        w1: s.w1t.as_ref()?,
+    })
+}
+
+/// The register kernels over image chunks, when the shape allows them.
+fn fused(l: Layout, pipe: &Option<wgpu::ComputePipeline>) -> Option<&wgpu::ComputePipeline> {
+    pipe.as_ref()
+        .filter(|_| aligned(l.inputs) && aligned(l.hidden))
+}
+
+/// Z1 (and H when fused) of the first `cap` rows of `p`. Returns whether H was written
+/// (else the caller runs the ReLU).
+pub fn forward(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass, cap: usize) -> bool {
+    let t = l.tensors();
+    let (w1, b1) = (t[0].offset, t[1].offset);
+    let rb = row_bytes(l);
+    let lb = &p.layers[0];
+    let h = lb.h.as_ref().unwrap_or(&lb.z);
+    if let Some(tk) = tex_kernels(k, l, s, p) {
+        // All rows from the textures in one dispatch (relu fused), after W1's refresh.
+        let rows = p.n.min(cap);
+        let u = Tex {
+            rows: rows as u32,
+            hidden: l.hidden as u32,
+            inputs: l.inputs as u32,
+            xw: tex_cols(l) as u32,
+            w_off: w1 as u32,
+            b_off: b1 as u32,
+            out_off: 0,
+            layer_rows: tk.x.layer_rows as u32,
+        };
+        plan.push(
+            Stage::Z1,
+            tk.pack,
+            (bind::TEX, &u),
+            &[
+                (bind::PV, Res::Buf(&s.params)),
+                (bind::W1S, Res::Tex(&tk.w1.view)),
+            ],
+            [(4 * tex_cols(l)).div_ceil(64) as u32, l.hidden as u32, 1],
+        );
+        plan.push(
+            Stage::Z1,
+            tk.fwd,
+            (bind::TEX, &u),
+            &[
+                (bind::PF, Res::Buf(&s.params)),
+                (bind::OUT4, Res::Buf(&lb.z)),
+                (bind::HOUT4, Res::Buf(h)),
+                (bind::XT, Res::Tex(&tk.x.view)),
+                (bind::W1T, Res::Tex(&tk.w1.view)),
+            ],
+            [
+                rows.div_ceil(FWD_SG.0).div_ceil(FWD_SG.2) as u32,
+                l.hidden.div_ceil(FWD_SG.1) as u32,
+                1,
+            ],
+        );
+        return true;
+    }
+    let reg = fused(l, &k.fwd_x);
+    for ch in &p.x {
+        let rows = ch.rows.min(cap.saturating_sub(ch.row0));
+        if rows == 0 {
+            continue;
+        }
+        if let Some(fx) = reg {
+            let u = Big {
+                rows: rows as u32,
+                hidden: l.hidden as u32,
+                inputs: l.inputs as u32,
+                xw: (rb / 4) as u32,
+                w_off: w1 as u32,
+                b_off: b1 as u32,
+                out_off: (ch.row0 * l.hidden) as u32,
+                dz_row0: 0,
+            };
+            plan.push(
+                Stage::Z1,
+                fx,
+                (bind::BIG, &u),
+                &[
+                    (bind::XS, Res::Buf(&ch.buf)),
+                    (bind::PV, Res::Buf(&s.params)),
+                    (bind::PF, Res::Buf(&s.params)),
+                    (bind::OUT4, Res::Buf(&lb.z)),
+                    (bind::HOUT4, Res::Buf(h)),
+                ],
+                [
+                    rows.div_ceil(16).div_ceil(32) as u32,
+                    l.hidden.div_ceil(16) as u32,
+                    1,
+                ],
+            );
+        } else {
+            let mm = Mm {
+                m: rows as u32,
+                n: l.hidden as u32,
+                k: l.inputs as u32,
+                k_split: l.inputs as u32,
+                a_rs: rb as u32,
+                a_cs: 1,
+                a_u8: 1,
+                b_off: w1 as u32,
+                b_rs: 1,
+                b_cs: l.inputs as u32,
+                c_off: (ch.row0 * l.hidden) as u32,
+                c_rs: l.hidden as u32,
+                bias: 1,
+                bias_off: b1 as u32,
+                ..Mm::default()
+            };
+            generic(
+                plan,
+                k,
+                Stage::Z1,
+                mm,
+                [&ch.buf, &s.params, &lb.z, &s.params],
+            );
+        }
+    }
+    reg.is_some()
+}
+
+/// dW1 = dZ1^T X into the gradient: from the texture in one dispatch, or per image chunk
+/// (split over samples) summed in a fixed order.
+pub fn weight_grad(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass) {
+    let t = l.tensors();
+    let w1 = t[0].offset;
+    let rb = row_bytes(l);
+    let Some(dz1) = p.layers[0].dz.as_ref() else {
+        return;
+    };
+    let len1 = l.hidden * l.inputs;
+    if let Some(tk) = tex_kernels(k, l, s, p) {
+        let u = Tex {
+            rows: p.n as u32,
+            hidden: l.hidden as u32,
+            inputs: l.inputs as u32,
+            xw: tex_cols(l) as u32,
+            w_off: 0,
+            b_off: 0,
+            out_off: w1 as u32,
+            layer_rows: tk.x.layer_rows as u32,
+        };
+        plan.push(
+            Stage::DW1,
+            tk.dw1,
+            (bind::TEX, &u),
+            &[
+                (bind::PV, Res::Buf(dz1)),
+                (bind::OUT4, Res::Buf(&s.grads)),
+                (bind::XT, Res::Tex(&tk.x.view)),
+            ],
+            [
+                tex_cols(l).div_ceil(DW1_SG.2) as u32,
+                l.hidden.div_ceil(DW1_SG.0) as u32,
+                1,
+            ],
+        );
+        return;
+    }
+    let reg = fused(l, &k.dw1);
+    let slots_of = |rows: usize| {
+        if reg.is_some() {
+            1
+        } else {
+            rows.div_ceil(k_split(rows))
+        }
+    };
+    let chunks: &[XChunk] = &p.x;
+    let total_slots: usize = chunks.iter().map(|c| slots_of(c.rows)).sum();
+    let direct = total_slots == 1;
+    let target = if direct { &s.grads } else { &s.scratch };
+    let mut slot = 0;
+    for ch in chunks {
+        let base = if direct { w1 } else { slot * len1 };
+        if let Some(dw) = reg {
+            let u = Big {
+                rows: ch.rows as u32,
+                hidden: l.hidden as u32,
+                inputs: l.inputs as u32,
+                xw: (rb / 4) as u32,
+                w_off: 0,
+                b_off: 0,
+                out_off: base as u32,
+                dz_row0: ch.row0 as u32,
+            };
+            plan.push(
+                Stage::DW1,
+                dw,
+                (bind::BIG, &u),
+                &[
+                    (bind::XS, Res::Buf(&ch.buf)),
+                    (bind::PV, Res::Buf(dz1)),
+                    (bind::OUT4, Res::Buf(target)),
+                ],
+                [
+                    l.inputs.div_ceil(16).div_ceil(8) as u32,
+                    l.hidden.div_ceil(16) as u32,
+                    1,
+                ],
+            );
+        } else {
+            let mm = Mm {
+                m: l.hidden as u32,
+                n: l.inputs as u32,
+                k: ch.rows as u32,
+                k_split: k_split(ch.rows) as u32,
+                a_off: (ch.row0 * l.hidden) as u32,
+                a_rs: 1,
+                a_cs: l.hidden as u32,
+                b_rs: rb as u32,
+                b_cs: 1,
+                b_u8: 1,
+                c_off: base as u32,
+                c_rs: l.inputs as u32,
+                c_split: len1 as u32,
+                ..Mm::default()
+            };
+            generic(plan, k, Stage::DW1, mm, [dz1, &ch.buf, target, &s.params]);
+        }
+        slot += slots_of(ch.rows);
+    }
+    if !direct && !chunks.is_empty() {
+        super::reduce::sum_slots(
+            plan,
+            k,
+            Stage::DW1,
+            &s.scratch,
+            &s.grads,
+            len1,
+            total_slots,
+            w1,
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Op recorders: each records the dispatches of one operation of a training step into a
+//! [`Plan`], with its parameters as a typed `#[repr(C)]` struct (the twin of the WGSL
+//! `struct` its shader declares) and its buffers named by the shader's binding constants.
+//!
+//! * [`input`]: the first layer's Z1 and dW1, over the u8 images;
+//! * [`linear`]: Z = A W^T + b, dW = dZ^T A and dA = dZ W of the later layers;
+//! * [`pointwise`]: ReLU and its mask, softmax cross-entropy;
+//! * [`reduce`]: bias gradients, split-k sums and the pass metrics;
+//! * [`optimizer`]: the fused optimizer step;
+//! * [`batch`]: gathering a mini-batch's rows by index on the device, and the per-step
+//!   cursor.
+
+pub mod batch;
+pub mod input;
+pub mod linear;
+pub mod optimizer;
+pub mod pointwise;
+pub mod reduce;
+
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+/// What a group of dispatches computes, so benches and the debug path can run one stage.
+/// `Z1`/`DW1`/`DB1` are the first layer's (the products over the images); `Z2`/`DW2`/`DB2`
+/// those of every later layer; `DH` the gradient of a hidden layer's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Gather,
+    Z1,
+    Relu,
+    Z2,
+    SoftmaxXent,
+    Metrics,
+    DW2,
+    DB2,
+    DH,
+    ReluBackward,
+    DW1,
+    DB1,
+    Rprop,
+}
+
+/// One recorded dispatch: pipeline, its bind group (uniforms included) and grid.
+pub struct Dispatch {
+    pub stage: Stage,
+    pub pipeline: wgpu::ComputePipeline,
+    pub bind: wgpu::BindGroup,
+    pub groups: [u32; 3],
+}
+
+impl Dispatch {
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+    }
+}
+
+/// A resource bound at a binding of a shader.
+#[derive(Clone, Copy)]
+pub enum Res<'a> {
+    Buf(&'a wgpu::Buffer),
+    Tex(&'a wgpu::TextureView),
+}
+
+/// The recorded dispatches of a step or a pass, in order.
+pub struct Plan<'d> {
+    pub device: &'d wgpu::Device,
+    pub list: Vec<Dispatch>,
+}
+
+impl<'d> Plan<'d> {
+    pub fn new(device: &'d wgpu::Device) -> Plan<'d> {
+        Plan {
+            device,
+            list: Vec::new(),
+        }
+    }
+
+    /// Records `pipeline` over `groups` with `params` in a uniform at binding `uniform` and
+    /// the resources `res` at their bindings.
+    pub fn push<T: Pod>(
+        &mut self,
+        stage: Stage,
+        pipeline: &wgpu::ComputePipeline,
+        (uniform, params): (u32, &T),
+        res: &[(u32, Res)],
+        groups: [u32; 3],
+    ) {
+        let u = uniform_buffer(self.device, params);
+        let mut entries: Vec<wgpu::BindGroupEntry> = res
+            .iter()
+            .map(|&(binding, r)| wgpu::BindGroupEntry {
+                binding,
+                resource: match r {
+                    Res::Buf(b) => b.as_entire_binding(),
+                    Res::Tex(v) => wgpu::BindingResource::TextureView(v),
+                },
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: uniform,
+            resource: u.as_entire_binding(),
+        });
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.list.push(Dispatch {
+            stage,
+            pipeline: pipeline.clone(),
+            bind,
+            groups,
+        });
+    }
+}
+
+/// A uniform buffer holding `params` (padded to 16 bytes).
+pub fn uniform_buffer<T: Pod>(device: &wgpu::Device, params: &T) -> wgpu::Buffer {
+    let mut bytes = bytemuck::bytes_of(params).to_vec();
+    bytes.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("params"),
+        contents: &bytes,
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
+}
+
+/// Records `list` into one compute pass of `enc`.
+pub fn encode_all<'a>(
+    enc: &mut wgpu::CommandEncoder,
+    list: impl IntoIterator<Item = &'a Dispatch>,
+) {
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: None,
+        timestamp_writes: None,
+    });
+    for d in list {
+        d.encode(&mut pass);
+    }
+}
+
+/// A 2-D grid of `groups` workgroups (x at most 65535), for the element-wise kernels.
+pub fn grid(groups: usize) -> [u32; 3] {
+    let g = groups.max(1);
+    let x = g.min(65_535);
+    [x as u32, g.div_ceil(x) as u32, 1]
+}

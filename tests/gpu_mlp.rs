@@ -1,0 +1,274 @@
+//! The GPU backend on any network and batch size, driven by the trainer: one submission and
+//! at most 64 bytes read back per epoch (full batch and mini-batches), deep nets and
+//! mini-batch steps matching the CPU op by op (`verify`), reproducible runs, and a
+//! mini-batch `--resume` bit-identical to an uninterrupted run.
+//!
+//! Without an adapter these tests fail when CI is set and are skipped with a notice otherwise.
+
+mod common;
+
+use anyhow::Result;
+use rprop_lab::backend::{Backend, Batch, EpochStats};
+use rprop_lab::config::Config;
+use rprop_lab::data::{self, Part};
+use rprop_lab::gpu::{Counters, GpuBackend, GpuOptions};
+use rprop_lab::model::{Layout, Params};
+use rprop_lab::optim::{Hyper, RpropState, Variant};
+use rprop_lab::trainer::{self, RunOptions, Start};
+
+/// A GPU backend that records its traffic counters at the end of every epoch.
+struct Counting {
+    g: GpuBackend,
+    at_epoch_end: Vec<Counters>,
+}
+
+impl Backend for Counting {
+    fn name(&self) -> String {
+        self.g.name()
+    }
+    fn train_len(&self) -> usize {
+        self.g.train_len()
+    }
+    fn train_step(&mut self, batch: Batch) -> Result<()> {
+        self.g.train_step(batch)
+    }
+    fn end_epoch(&mut self) -> Result<EpochStats> {
+        let s = self.g.end_epoch()?;
+        self.at_epoch_end.push(self.g.counters());
+        Ok(s)
+    }
+    fn keep_best(&mut self) -> Result<()> {
+        self.g.keep_best()
+    }
+    fn best_params(&mut self) -> Result<Params> {
+        self.g.best_params()
+    }
+    fn params(&mut self) -> Result<Params> {
+        self.g.params()
+    }
+    fn state(&mut self) -> Result<RpropState> {
+        self.g.state()
+    }
+    fn restart(&mut self, p: Params, s: RpropState, v: Variant, h: Hyper) -> Result<()> {
+        self.g.restart(p, s, v, h)
+    }
+}
+
+fn sets(n: usize, n_eval: usize) -> (data::Dataset, data::Dataset) {
+    let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
+    data::split(&learn, n, n_eval).unwrap()
+}
+
+#[test]
+fn trainer_epoch_is_one_submission_and_at_most_64_bytes_read() {
+    if !common::have_gpu() {
+        return;
+    }
+    let (train, eval) = sets(2000, 500);
+    for (batch, hidden) in [(2000, vec![128]), (500, vec![64, 32])] {
+        let mut cfg = Config::report(Variant::IrpropPlus);
+        (cfg.epochs, cfg.train_set_size, cfg.eval_set_size) = (10, 2000, 500);
+        cfg.eval_batch_size = 500;
+        cfg.train_batch_size = batch;
+        cfg.hidden = hidden;
+        let l = cfg.layout(784, 10);
+        let g = GpuBackend::new(
+            &train,
+            &eval,
+            Params::init(l, 0),
+            cfg.optimizer,
+            cfg.hyper(),
+            &GpuOptions::default(),
+        )
+        .unwrap();
+        let mut b = Counting {
+            g,
+            at_epoch_end: vec![Counters::default()],
+        };
+        let d = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            out_dir: d.path().to_path_buf(),
+            quiet: true,
+            progress: None,
+            data_dir: None,
+            save_every: None,
+        };
+        let run = trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
+        assert_eq!(run.metrics.epochs.len(), 10);
+        assert_eq!(b.at_epoch_end.len(), 11);
+        for (e, w) in b.at_epoch_end.windows(2).enumerate() {
+            let (subs, read) = (
+                w[1].submissions - w[0].submissions,
+                w[1].bytes_read - w[0].bytes_read,
+            );
+            assert_eq!(subs, 1, "batch {batch}, epoch {}: submissions", e + 1);
+            assert!(read <= 64, "batch {batch}, epoch {}: {read} bytes", e + 1);
+        }
+        // The best weights kept on the device are those saved, and they score as recorded.
+        let best =
+            rprop_lab::checkpoint::load(&d.path().join("best.safetensors"), 784, 10).unwrap();
+        let ev = rprop_lab::cpu::evaluate(&best, &eval);
+        assert!(
+            (ev.stats.loss - run.best.eval_loss).abs() < 1e-4,
+            "best checkpoint eval loss {} vs recorded {}",
+            ev.stats.loss,
+            run.best.eval_loss
+        );
+    }
+}
+
+#[test]
+fn deep_mini_batch_gpu_runs_are_reproducible_and_learn() {
+    if !common::have_gpu() {
+        return;
+    }
+    let (train, eval) = sets(3000, 500);
+    let l = Layout::with_hidden(784, &[64, 48, 32], 10).unwrap();
+    // The trainer's loop: seeded shuffle, mini-batches of 700 (the last one 200).
+    let run = |b: &mut dyn Backend| {
+        let mut last = EpochStats::default();
+        for epoch in 1..=4 {
+            let order = rprop_lab::backend::epoch_order(train.len(), 7, epoch);
+            for rows in order.chunks(700) {
+                b.train_step(Batch::Rows(rows)).unwrap();
+            }
+            last = b.end_epoch().unwrap();
+        }
+        let bits: Vec<u32> = b
+            .params()
+            .unwrap()
+            .data
+            .iter()
+            .map(|f| f.to_bits())
+            .collect();
+        (last, bits)
+    };
+    let gpu = || {
+        GpuBackend::new(
+            &train,
+            &eval,
+            Params::init(l, 1),
+            Variant::Adam,
+            Hyper::default(),
+            &GpuOptions::default(),
+        )
+        .unwrap()
+    };
+    let (s1, p1) = run(&mut gpu());
+    let (s2, p2) = run(&mut gpu());
+    assert_eq!(s1, s2);
+    assert_eq!(p1, p2, "two GPU runs gave different weights");
+    assert_eq!(s1.train.samples, 3000);
+    // Adam moves smoothly, so the GPU run tracks the CPU's closely.
+    let mut cpu = rprop_lab::cpu::CpuBackend::new(
+        &train,
+        &eval,
+        Params::init(l, 1),
+        Variant::Adam,
+        Hyper::default(),
+    );
+    let (c, _) = run(&mut cpu);
+    for (g, c) in [(s1.train, c.train), (s1.eval, c.eval)] {
+        assert!(
+            (g.loss - c.loss).abs() < 1e-3 * c.loss,
+            "loss gpu {} cpu {}",
+            g.loss,
+            c.loss
+        );
+        assert!(
+            g.correct.abs_diff(c.correct) <= 3,
+            "correct gpu {} cpu {}",
+            g.correct,
+            c.correct
+        );
+    }
+    assert!(
+        s1.eval.accuracy() > 0.4,
+        "eval accuracy {}",
+        s1.eval.accuracy()
+    );
+}
+
+#[test]
+fn verify_passes_for_a_deep_net_and_mini_batches() {
+    if !common::have_gpu() {
+        return;
+    }
+    for (optimizer, batch) in [
+        ("irprop-plus", "300"),
+        ("rprop-plus", "900"),
+        ("adam", "250"),
+    ] {
+        let o = common::run(&[
+            "verify",
+            "--optimizer",
+            optimizer,
+            "--hidden",
+            "48,20,12",
+            "--steps",
+            "3",
+            "--train-set-size",
+            "900",
+            "--train-batch-size",
+            batch,
+            "--eval-set-size",
+            "100",
+            "--eval-batch-size",
+            "100",
+        ]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{text}{}", common::stderr(&o));
+        for t in ["Z4", "H3", "dZ4", "dW4", "dH3", "dZ3", "dW1", "weights"] {
+            assert!(
+                text.contains(&format!("  {t} ")),
+                "{optimizer}: no {t}:\n{text}"
+            );
+        }
+        assert!(!text.contains("FAIL"), "{text}");
+        assert!(text.trim_end().ends_with("verify: PASS"), "{text}");
+    }
+}
+
+#[test]
+fn gpu_mini_batch_resume_is_bit_identical() {
+    if !common::have_gpu() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let train = |out: &std::path::Path, epochs: &str| {
+        common::ok(&common::run(&[
+            "train",
+            "--optimizer",
+            "rprop-minus",
+            "--hidden",
+            "32,16",
+            "--train-set-size",
+            "1200",
+            "--train-batch-size",
+            "400",
+            "--eval-set-size",
+            "200",
+            "--eval-batch-size",
+            "200",
+            "--backend",
+            "gpu",
+            "--epochs",
+            epochs,
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+    };
+    train(&a, "6");
+    train(&b, "3");
+    common::ok(&common::run(&[
+        "train",
+        "--resume",
+        b.to_str().unwrap(),
+        "--epochs",
+        "6",
+        "-q",
+    ]));
+    common::assert_same_checkpoints(&a, &b);
+}
