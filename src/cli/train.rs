@@ -31,7 +31,8 @@ pub(super) fn make_backend(
     let cpu = |params, state| -> Box<dyn Backend> {
         Box::new(
             CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
-                .with_batches(cfg.train_batch_size, cfg.seed),
+                .with_batches(cfg.train_batch_size, cfg.seed)
+                .with_matmul(gpu.cpu_matmul),
         )
     };
     if cfg.minibatch() && cfg.optimizer.is_rprop() {
