@@ -14,7 +14,10 @@
 //! The kernels keep a tile of the output row (128 floats: 8 AVX-512 registers) in registers
 //! and run one multiply-add of a row of W1ᵀ (or of dZ1) per nonzero pixel: written with
 //! AVX-512 intrinsics, and as plain loops (compiled for AVX2 + FMA where the CPU has it)
-//! elsewhere; picked at run time.
+//! elsewhere; picked at run time. Each nonzero reads a 512-byte row of W1ᵀ from L2 (W1ᵀ is
+//! 400 KB), and that bounds them (~5 ns a nonzero on the 2-core EPYC): the forward kernel
+//! runs two rows at once to keep more of those reads in flight. (Column blocks of W1ᵀ small
+//! enough for L1 were tried: the per-nonzero overhead, paid once per block, cost more.)
 
 use crate::data::normalize_table;
 
@@ -55,7 +58,8 @@ pub struct SparseImages {
     /// Row n's nonzeros are `idx[starts[n]..starts[n + 1]]` (columns) and `vals[..]`.
     starts: Vec<usize>,
     idx: Vec<u16>,
-    vals: Vec<u8>,
+    /// The pixel values, as f32 (exact) so the kernels broadcast them straight from memory.
+    vals: Vec<f32>,
 }
 
 impl SparseImages {
@@ -76,7 +80,7 @@ impl SparseImages {
             for (k, &v) in row.iter().enumerate() {
                 if v != 0 {
                     s.idx.push(k as u16);
-                    s.vals.push(v);
+                    s.vals.push(v as f32);
                 }
             }
             s.starts.push(s.idx.len());
@@ -106,7 +110,7 @@ impl SparseImages {
     }
 
     /// The nonzeros of rows `start..start + count`, one (columns, values) pair per row.
-    fn rows_of(&self, start: usize, count: usize) -> impl Iterator<Item = (&[u16], &[u8])> {
+    fn rows_of(&self, start: usize, count: usize) -> impl Iterator<Item = (&[u16], &[f32])> {
         (start..start + count).map(move |n| {
             let r = self.starts[n]..self.starts[n + 1];
             (&self.idx[r.clone()], &self.vals[r])
@@ -211,7 +215,6 @@ fn forward_impl<const FMA: bool>(
             let mut acc = [0f32; TILE];
             for (&k, &v) in cols.iter().zip(vals) {
                 let w: &[f32; TILE] = wt[k as usize * h + j0..][..TILE].try_into().unwrap();
-                let v = v as f32;
                 for t in 0..TILE {
                     acc[t] = madd::<FMA>(v, w[t], acc[t]);
                 }
@@ -224,7 +227,7 @@ fn forward_impl<const FMA: bool>(
         for j in j0..h {
             let mut acc = 0f32;
             for (&k, &v) in cols.iter().zip(vals) {
-                acc = madd::<FMA>(v as f32, wt[k as usize * h + j], acc);
+                acc = madd::<FMA>(v, wt[k as usize * h + j], acc);
             }
             zrow[j] = madd::<FMA>(SCALE, acc, c[j]);
         }
@@ -249,7 +252,6 @@ fn grad_impl<const FMA: bool>(
             for (&k, &v) in cols.iter().zip(vals) {
                 let out: &mut [f32; TILE] =
                     (&mut s[k as usize * h + j0..][..TILE]).try_into().unwrap();
-                let v = v as f32;
                 for t in 0..TILE {
                     out[t] = madd::<FMA>(v, d[t], out[t]);
                 }
@@ -259,7 +261,7 @@ fn grad_impl<const FMA: bool>(
         for (&k, &v) in cols.iter().zip(vals) {
             for j in j0..h {
                 let o = &mut s[k as usize * h + j];
-                *o = madd::<FMA>(v as f32, drow[j], *o);
+                *o = madd::<FMA>(v, drow[j], *o);
             }
         }
     }
@@ -284,7 +286,34 @@ mod avx512 {
         z: &mut [f32],
     ) {
         let h = c.len();
-        for (i, (cols, vals)) in u.rows_of(start, count).enumerate() {
+        // Rows two at a time through the 128-wide blocks: twice the independent loads in
+        // flight (the kernel waits on L2, not on arithmetic).
+        let pairs = count / 2;
+        for p in 0..pairs {
+            let (i, n) = (2 * p, start + 2 * p);
+            let a = (u.starts[n], u.starts[n + 1]);
+            let b = (u.starts[n + 1], u.starts[n + 2]);
+            let rows = [
+                (&u.idx[a.0..a.1], &u.vals[a.0..a.1]),
+                (&u.idx[b.0..b.1], &u.vals[b.0..b.1]),
+            ];
+            let mut j = 0;
+            while j + 128 <= h {
+                forward_pair(
+                    rows,
+                    wt.as_ptr().add(j),
+                    h,
+                    c.as_ptr().add(j),
+                    z.as_mut_ptr().add(i * h + j),
+                );
+                j += 128;
+            }
+            for (r, (cols, vals)) in rows.into_iter().enumerate() {
+                forward_rest(cols, vals, wt, c, j, z.as_mut_ptr().add((i + r) * h));
+            }
+        }
+        for (i, (cols, vals)) in u.rows_of(start + 2 * pairs, count - 2 * pairs).enumerate() {
+            let i = i + 2 * pairs;
             let zrow = z.as_mut_ptr().add(i * h);
             let mut j = 0;
             while j + 128 <= h {
@@ -298,23 +327,76 @@ mod avx512 {
                 );
                 j += 128;
             }
-            while j + 16 <= h {
-                forward_block::<1>(
-                    cols,
-                    vals,
-                    wt.as_ptr().add(j),
-                    h,
-                    c.as_ptr().add(j),
-                    zrow.add(j),
-                );
-                j += 16;
+            forward_rest(cols, vals, wt, c, j, zrow);
+        }
+    }
+
+    /// Columns `j..` of one row: 16-wide blocks, then one by one.
+    #[inline(always)]
+    unsafe fn forward_rest(
+        cols: &[u16],
+        vals: &[f32],
+        wt: &[f32],
+        c: &[f32],
+        mut j: usize,
+        zrow: *mut f32,
+    ) {
+        let h = c.len();
+        while j + 16 <= h {
+            forward_block::<1>(
+                cols,
+                vals,
+                wt.as_ptr().add(j),
+                h,
+                c.as_ptr().add(j),
+                zrow.add(j),
+            );
+            j += 16;
+        }
+        for (j, &cj) in c.iter().enumerate().skip(j) {
+            let mut acc = 0f32;
+            for (&k, &v) in cols.iter().zip(vals) {
+                acc += v * *wt.get_unchecked(k as usize * h + j);
             }
-            for (j, &cj) in c.iter().enumerate().skip(j) {
-                let mut acc = 0f32;
-                for (&k, &v) in cols.iter().zip(vals) {
-                    acc += v as f32 * *wt.get_unchecked(k as usize * h + j);
+            *zrow.add(j) = SCALE * acc + cj;
+        }
+    }
+
+    /// [`forward_block`] with V = 8 for two rows at once (`z` and `z + h`).
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // t indexes two register arrays in step
+    unsafe fn forward_pair(
+        rows: [(&[u16], &[f32]); 2],
+        w: *const f32,
+        h: usize,
+        c: *const f32,
+        z: *mut f32,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 8]; 2];
+        let [(ca, va), (cb, vb)] = rows;
+        let both = ca.len().min(cb.len());
+        for i in 0..both {
+            let (ra, rb) = (w.add(ca[i] as usize * h), w.add(cb[i] as usize * h));
+            let (xa, xb) = (_mm512_set1_ps(va[i]), _mm512_set1_ps(vb[i]));
+            for t in 0..8 {
+                acc[0][t] = _mm512_fmadd_ps(xa, _mm512_loadu_ps(ra.add(16 * t)), acc[0][t]);
+                acc[1][t] = _mm512_fmadd_ps(xb, _mm512_loadu_ps(rb.add(16 * t)), acc[1][t]);
+            }
+        }
+        for (r, (cols, vals)) in [(ca, va), (cb, vb)].into_iter().enumerate() {
+            for (&k, &v) in cols[both..].iter().zip(&vals[both..]) {
+                let row = w.add(k as usize * h);
+                for t in 0..8 {
+                    let x = _mm512_loadu_ps(row.add(16 * t));
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_set1_ps(v), x, acc[r][t]);
                 }
-                *zrow.add(j) = SCALE * acc + cj;
+            }
+        }
+        let scale = _mm512_set1_ps(SCALE);
+        for (r, acc) in acc.iter().enumerate() {
+            for (t, a) in acc.iter().enumerate() {
+                let out = _mm512_fmadd_ps(scale, *a, _mm512_loadu_ps(c.add(16 * t)));
+                _mm512_storeu_ps(z.add(r * h + 16 * t), out);
             }
         }
     }
@@ -323,7 +405,7 @@ mod avx512 {
     #[inline(always)]
     unsafe fn forward_block<const V: usize>(
         cols: &[u16],
-        vals: &[u8],
+        vals: &[f32],
         w: *const f32,
         h: usize,
         c: *const f32,
@@ -331,7 +413,7 @@ mod avx512 {
     ) {
         let mut acc = [_mm512_setzero_ps(); V];
         for (&k, &v) in cols.iter().zip(vals) {
-            let vv = _mm512_set1_ps(v as f32);
+            let vv = _mm512_set1_ps(v);
             let row = w.add(k as usize * h);
             for (t, a) in acc.iter_mut().enumerate() {
                 *a = _mm512_fmadd_ps(vv, _mm512_loadu_ps(row.add(16 * t)), *a);
@@ -368,7 +450,7 @@ mod avx512 {
             }
             for j in j..h {
                 for (&k, &v) in cols.iter().zip(vals) {
-                    *sp.add(k as usize * h + j) += v as f32 * *drow.add(j);
+                    *sp.add(k as usize * h + j) += v * *drow.add(j);
                 }
             }
         }
@@ -378,7 +460,7 @@ mod avx512 {
     #[inline(always)]
     unsafe fn grad_block<const V: usize>(
         cols: &[u16],
-        vals: &[u8],
+        vals: &[f32],
         d: *const f32,
         h: usize,
         s: *mut f32,
@@ -388,7 +470,7 @@ mod avx512 {
             *x = _mm512_loadu_ps(d.add(16 * t));
         }
         for (&k, &v) in cols.iter().zip(vals) {
-            let vv = _mm512_set1_ps(v as f32);
+            let vv = _mm512_set1_ps(v);
             let row = s.add(k as usize * h);
             for (t, x) in dv.iter().enumerate() {
                 let p = row.add(16 * t);
