@@ -1,6 +1,6 @@
-//! The seam between the trainer and the hardware: a backend owns the data, the parameters
-//! and the optimizer state, and runs whole epochs. CPU now ([`crate::cpu::CpuBackend`]),
-//! GPU ([`crate::gpu`]) next; the trainer does not know which it drives.
+//! The seam between the trainer and the hardware: a backend owns the data, the parameters,
+//! and the optimizer state, and runs optimizer steps and eval passes; the trainer runs the epochs
+//! ([`crate::cpu::CpuBackend`], [`crate::gpu::GpuBackend`]) and does not know which it drives.
 
 use anyhow::Result;
 
@@ -36,12 +36,34 @@ pub struct EpochStats {
     pub eval: PassStats,
 }
 
+/// The train rows one optimizer step sees.
+#[derive(Clone, Copy, Debug)]
+pub enum Batch<'a> {
+    /// The whole train set, in order (full-batch training).
+    Full,
+    /// These rows of the train set, in this order (a mini-batch of a shuffled epoch).
+    Rows(&'a [u32]),
+}
+
+/// A backend at step level: it holds the uploaded sets, the parameters, the optimizer state
+/// and a copy of the best parameters; the trainer drives epochs, shuffles and checkpoints.
+/// A GPU backend may queue steps and run them with the eval pass of [`Backend::end_epoch`]
+/// (one submission, a few bytes read back per epoch).
 pub trait Backend {
-    /// A short description, e.g. "cpu (gemm, 2 threads)" or "gpu: llvmpipe (Vulkan)".
+    /// A short description, e.g. "cpu (2 threads)" or "gpu: llvmpipe (Vulkan)".
     fn name(&self) -> String;
-    /// One epoch: one full-batch optimizer step on the train set, then a forward pass over
-    /// the eval set with the updated weights.
-    fn epoch(&mut self) -> Result<EpochStats>;
+    /// Number of train samples (the rows a [`Batch::Rows`] indexes).
+    fn train_len(&self) -> usize;
+    /// One optimizer step on `batch`: forward, loss, gradient, update. Its loss and correct
+    /// count (at the weights before the update) add to the epoch's train stats.
+    fn train_step(&mut self, batch: Batch) -> Result<()>;
+    /// Ends an epoch: a forward pass over the eval set with the current weights; returns it
+    /// with the train stats gathered since the last call (sample-weighted mean loss).
+    fn end_epoch(&mut self) -> Result<EpochStats>;
+    /// Keeps a copy of the current parameters as the best ones (on the device for a GPU).
+    fn keep_best(&mut self) -> Result<()>;
+    /// The parameters last kept by [`Backend::keep_best`] (a read-back on a GPU).
+    fn best_params(&mut self) -> Result<Params>;
     /// Current parameters (a read-back on a GPU).
     fn params(&mut self) -> Result<Params>;
     /// Current optimizer state (a read-back on a GPU).
@@ -60,4 +82,22 @@ pub trait Backend {
     fn traffic_note(&self, _epochs: usize) -> Option<String> {
         None
     }
+    /// One full-batch epoch: a step on the whole train set, then the eval pass (tests and
+    /// benches; the trainer drives mini-batches itself).
+    fn epoch(&mut self) -> Result<EpochStats> {
+        self.train_step(Batch::Full)?;
+        self.end_epoch()
+    }
+}
+
+/// The order of the train rows in mini-batch epoch `epoch` (1-based): a Fisher-Yates shuffle
+/// with the portable generator, seeded from `seed` and the epoch, so a resumed run sees the
+/// same batches. One shuffle for every backend.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut rng = crate::rng::Rng::new(seed ^ epoch.wrapping_mul(0x9E37_79B9));
+    for i in (1..n).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    order
 }

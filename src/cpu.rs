@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use crate::backend::{Backend, EpochStats, PassStats};
+use crate::backend::{Backend, Batch, EpochStats, PassStats};
 use crate::cpu_fast;
 use crate::data::{normalize_table, Dataset};
 use crate::model::{Layout, Params};
@@ -370,10 +370,10 @@ pub struct CpuBackend {
     /// Intermediates of the last training step (read by `verify`).
     pub train_ws: Workspace,
     eval_ws: Workspace,
-    /// Mini-batch size (the whole train set: full batch) and the seed of the per-epoch
-    /// shuffle.
-    batch: usize,
-    shuffle_seed: u64,
+    /// The epoch's train stats so far: sample-weighted loss sum, correct, samples.
+    acc: (f64, u32, u32),
+    /// The parameters kept by [`Backend::keep_best`].
+    best: Option<Params>,
     /// The first layer's matmul strategy (sparse copies of the sets when it is on).
     sparse: cpu_fast::SparseSets,
 }
@@ -412,67 +412,38 @@ impl CpuBackend {
             eval_y: eval.labels.clone(),
             train_ws: Workspace::new(layout, train.len()),
             eval_ws: Workspace::new(layout, eval.len()),
-            batch: train.len(),
-            shuffle_seed: 0,
+            acc: (0.0, 0, 0),
+            best: None,
             sparse: cpu_fast::SparseSets::default(),
             params,
         }
     }
 
-    /// Trains on mini-batches of `batch` samples, in an order shuffled anew every epoch from
-    /// `seed` and the epoch number (so a resumed run sees the same batches). The last batch
-    /// of an epoch holds the rest.
-    pub fn with_batches(mut self, batch: usize, seed: u64) -> CpuBackend {
-        self.batch = batch.clamp(1, self.train_y.len().max(1));
-        self.shuffle_seed = seed;
-        self
-    }
-
-    /// Computes the first layer's products as `choice` says (dense by default; mini-batches
-    /// always run dense).
+    /// Computes the first layer's products as `choice` says (dense by default; mini-batch
+    /// steps always run dense).
     pub fn with_matmul(mut self, choice: cpu_fast::CpuMatmul) -> CpuBackend {
         let train = (&self.train_x[..], &self.train_y[..]);
         self.sparse = cpu_fast::SparseSets::choose(choice, &self.params, train, &self.eval_x);
         self
     }
 
-    /// One epoch of mini-batch steps; the stats are the batch losses' sample-weighted mean
-    /// and the correct count, each batch scored before its update (as the report's train
-    /// loop gathers them).
-    fn minibatch_epoch(&mut self) -> PassStats {
-        let (n, f) = (self.train_y.len(), self.params.layout.inputs);
-        let steps = n.div_ceil(self.batch) as u64;
-        let epoch = self.state.t / steps;
-        let mut order: Vec<usize> = (0..n).collect();
-        // Fisher-Yates with the portable generator, seeded per epoch.
-        let mut rng =
-            crate::rng::Rng::new(self.shuffle_seed ^ (epoch + 1).wrapping_mul(0x9E37_79B9));
-        for i in (1..n).rev() {
-            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    /// One step on the train rows `idx`, gathered in that order.
+    fn step_rows(&mut self, idx: &[u32]) -> PassStats {
+        let f = self.params.layout.inputs;
+        let mut x = Vec::with_capacity(idx.len() * f);
+        for &i in idx {
+            let i = i as usize;
+            x.extend_from_slice(&self.train_x[i * f..(i + 1) * f]);
         }
-        let (mut loss_sum, mut correct) = (0f64, 0u32);
-        for idx in order.chunks(self.batch) {
-            let mut x = Vec::with_capacity(idx.len() * f);
-            for &i in idx {
-                x.extend_from_slice(&self.train_x[i * f..(i + 1) * f]);
-            }
-            let y: Vec<u8> = idx.iter().map(|&i| self.train_y[i]).collect();
-            let s = train_on(
-                &mut self.params,
-                &mut self.state,
-                &mut self.train_ws,
-                (self.variant, &self.hyper),
-                cpu_fast::Input::dense(&x),
-                &y,
-            );
-            loss_sum += s.loss as f64 * idx.len() as f64;
-            correct += s.correct;
-        }
-        PassStats {
-            loss: (loss_sum / n.max(1) as f64) as f32,
-            correct,
-            samples: n as u32,
-        }
+        let y: Vec<u8> = idx.iter().map(|&i| self.train_y[i as usize]).collect();
+        train_on(
+            &mut self.params,
+            &mut self.state,
+            &mut self.train_ws,
+            (self.variant, &self.hyper),
+            cpu_fast::Input::dense(&x),
+            &y,
+        )
     }
 
     /// One full-batch step: forward, loss, gradient, optimizer update. Returns the train
@@ -508,14 +479,48 @@ impl Backend for CpuBackend {
             note => format!("cpu ({note}, {} threads)", rayon_threads()),
         }
     }
-    fn epoch(&mut self) -> Result<EpochStats> {
-        let train = if self.batch < self.train_y.len() {
-            self.minibatch_epoch()
-        } else {
-            self.step()
+    fn train_len(&self) -> usize {
+        self.train_y.len()
+    }
+    fn train_step(&mut self, batch: Batch) -> Result<()> {
+        let s = match batch {
+            Batch::Full => self.step(),
+            Batch::Rows(idx) => {
+                let n = self.train_y.len();
+                anyhow::ensure!(
+                    idx.iter().all(|&i| (i as usize) < n),
+                    "batch row out of the train set ({n} rows)"
+                );
+                self.step_rows(idx)
+            }
+        };
+        // Batch losses weighted by their sizes, as the report's train loop gathers them.
+        self.acc.0 += s.loss as f64 * s.samples as f64;
+        self.acc.1 += s.correct;
+        self.acc.2 += s.samples;
+        Ok(())
+    }
+    fn end_epoch(&mut self) -> Result<EpochStats> {
+        let (sum, correct, samples) = std::mem::take(&mut self.acc);
+        let train = PassStats {
+            loss: (sum / samples.max(1) as f64) as f32,
+            correct,
+            samples,
         };
         let eval = self.eval();
         Ok(EpochStats { train, eval })
+    }
+    fn keep_best(&mut self) -> Result<()> {
+        match &mut self.best {
+            Some(b) => b.data.copy_from_slice(&self.params.data),
+            None => self.best = Some(self.params.clone()),
+        }
+        Ok(())
+    }
+    fn best_params(&mut self) -> Result<Params> {
+        self.best
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no best parameters kept yet"))
     }
     fn params(&mut self) -> Result<Params> {
         Ok(self.params.clone())
@@ -535,6 +540,7 @@ impl Backend for CpuBackend {
             "restart with another model layout"
         );
         (self.params, self.state, self.variant, self.hyper) = (params, state, variant, hyper);
+        (self.acc, self.best) = ((0.0, 0, 0), None);
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::backend::Backend;
+use crate::backend::{epoch_order, Backend, Batch};
 use crate::checkpoint::{self, write_atomic};
 use crate::config::Config;
 use crate::data::{self, Dataset, Part};
@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub progress: Option<ProgressBar>,
     /// The data folder, recorded in metrics.json so `--resume` finds it again.
     pub data_dir: Option<PathBuf>,
+    /// Also write the best and last weights and the optimizer state every N epochs (a GPU
+    /// reads them back then); None: only at the end and when interrupted.
+    pub save_every: Option<usize>,
 }
 
 /// The outcome of a run.
@@ -132,10 +135,15 @@ impl Start {
 }
 
 /// Runs epochs `start.epoch + 1 ..= cfg.epochs` on `backend`, writing into
-/// `opts.out_dir`: `config.json`, `best.safetensors` (whenever the eval loss improves),
-/// `metrics.json`/`.csv` (every epoch), and `last.safetensors` with the optimizer state
-/// (`optimizer.safetensors`) at the end or when interrupted. A non-finite loss stops the run
-/// with an error naming the epoch; the best checkpoint so far stays as it was.
+/// `opts.out_dir`: `config.json`, `metrics.json`/`.csv` (every epoch), and, every
+/// `opts.save_every` epochs, at the end and when interrupted, `best.safetensors` (the
+/// weights of the epoch with the lowest eval loss, kept by the backend meanwhile, on the
+/// device for a GPU) and `last.safetensors` with the optimizer state
+/// (`optimizer.safetensors`). Reading weights back only then keeps a GPU epoch at one
+/// submission and a few bytes read. Each epoch is one full-batch step or, when
+/// `train_batch_size` is below the train set, mini-batches of rows shuffled by
+/// [`epoch_order`]. A non-finite loss stops the run with an error naming the epoch, after
+/// writing the best weights so far.
 pub fn train(
     backend: &mut dyn Backend,
     cfg: &Config,
@@ -179,13 +187,31 @@ pub fn train(
     bar.set_prefix(cfg.optimizer.name());
     let lines = !opts.quiet && bar.is_hidden();
     let t_run = Instant::now();
+    // The epoch of best weights the backend keeps that best.safetensors does not hold yet.
+    let mut unsaved_best: Option<usize> = None;
+    let save_best = |backend: &mut dyn Backend, unsaved: &mut Option<usize>| -> Result<()> {
+        if let Some(epoch) = unsaved.take() {
+            checkpoint::save(&dir.join(BEST), &backend.best_params()?, &meta(epoch))?;
+        }
+        Ok(())
+    };
     let save_last = |backend: &mut dyn Backend, epoch: usize| -> Result<()> {
         checkpoint::save(&dir.join(LAST), &backend.params()?, &meta(epoch))?;
         checkpoint::save_state(&dir.join(STATE), &backend.state()?, epoch)
     };
+    let n = backend.train_len();
+    let batch = cfg.train_batch_size.clamp(1, n.max(1));
     for epoch in start.epoch + 1..=cfg.epochs {
         let t0 = Instant::now();
-        let s = backend.epoch()?;
+        if batch < n {
+            let order = epoch_order(n, cfg.seed, epoch as u64);
+            for rows in order.chunks(batch) {
+                backend.train_step(Batch::Rows(rows))?;
+            }
+        } else {
+            backend.train_step(Batch::Full)?;
+        }
+        let s = backend.end_epoch()?;
         let rec = EpochRecord {
             epoch,
             train_loss: s.train.loss,
@@ -196,6 +222,7 @@ pub fn train(
         };
         if !(rec.train_loss.is_finite() && rec.eval_loss.is_finite()) {
             bar.abandon();
+            save_best(backend, &mut unsaved_best)?;
             bail!(
                 "epoch {epoch}: the loss is not finite (train {}, eval {}), the weights have diverged; stopped. {}",
                 rec.train_loss,
@@ -211,8 +238,8 @@ pub fn train(
             );
         }
         if best.as_ref().is_none_or(|b| rec.eval_loss < b.eval_loss) {
-            let params = backend.params()?;
-            checkpoint::save(&dir.join(BEST), &params, &meta(epoch))?;
+            backend.keep_best()?;
+            unsaved_best = Some(epoch);
             metrics.best_epoch = epoch;
             best = Some(rec.clone());
         }
@@ -231,8 +258,13 @@ pub fn train(
         bar.inc(1);
         metrics.epochs.push(rec);
         metrics.save(dir)?;
-        if INTERRUPTED.load(Ordering::SeqCst) && epoch < cfg.epochs {
+        let interrupted = INTERRUPTED.load(Ordering::SeqCst) && epoch < cfg.epochs;
+        let due = opts.save_every.is_some_and(|k| k > 0 && epoch % k == 0);
+        if interrupted || due || epoch == cfg.epochs {
+            save_best(backend, &mut unsaved_best)?;
             save_last(backend, epoch)?;
+        }
+        if interrupted {
             bar.abandon();
             return Err(Interrupted {
                 epoch,
@@ -244,7 +276,6 @@ pub fn train(
     if own_bar {
         bar.finish_and_clear();
     }
-    save_last(backend, cfg.epochs)?;
     let best = best.context("no epoch ran")?;
     Ok(RunSummary {
         metrics,

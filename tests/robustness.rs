@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use rprop_lab::backend::{Backend, EpochStats};
+use rprop_lab::backend::{Backend, Batch, EpochStats};
 use rprop_lab::checkpoint;
 use rprop_lab::config::Config;
 use rprop_lab::cpu::CpuBackend;
@@ -252,14 +252,26 @@ impl Backend for Diverging {
     fn name(&self) -> String {
         "diverging".into()
     }
-    fn epoch(&mut self) -> Result<EpochStats> {
+    fn train_len(&self) -> usize {
+        self.inner.train_len()
+    }
+    fn train_step(&mut self, batch: Batch) -> Result<()> {
+        self.inner.train_step(batch)
+    }
+    fn end_epoch(&mut self) -> Result<EpochStats> {
         self.epoch += 1;
-        let mut s = self.inner.epoch()?;
+        let mut s = self.inner.end_epoch()?;
         if self.epoch >= self.nan_at {
             self.inner.params.data[0] = f32::NAN;
             s.train.loss = f32::NAN;
         }
         Ok(s)
+    }
+    fn keep_best(&mut self) -> Result<()> {
+        self.inner.keep_best()
+    }
+    fn best_params(&mut self) -> Result<Params> {
+        self.inner.best_params()
     }
     fn params(&mut self) -> Result<Params> {
         self.inner.params()
@@ -306,6 +318,7 @@ fn non_finite_loss_stops_naming_the_epoch_and_keeps_the_best() {
         quiet: true,
         progress: None,
         data_dir: None,
+        save_every: None,
     };
     let e = format!(
         "{:#}",

@@ -31,6 +31,7 @@ fn soak_200_epochs_memory_does_not_grow() {
         quiet: true,
         progress: None,
         data_dir: None,
+        save_every: None,
     };
     // Warm up (allocator pools, first files), then 200 epochs with all their file writes.
     cfg.epochs = 20;

@@ -91,6 +91,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
                 quiet: args.quiet,
                 progress: Some(bar.clone()),
                 data_dir: Some(args.data.dir()),
+                save_every: None,
             },
             Start::default(),
         )?;

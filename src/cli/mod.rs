@@ -227,6 +227,11 @@ pub struct TrainArgs {
     /// Overwrite a run already in the output folder.
     #[arg(long)]
     pub force: bool,
+    /// Also save the best and last weights and the optimizer state every N epochs (a crash
+    /// then loses at most N epochs; on a GPU each save is a read-back) [default: only at the
+    /// end and on Ctrl-C].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub save_every: Option<u64>,
     #[command(flatten)]
     pub overrides: Overrides,
 }

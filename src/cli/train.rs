@@ -31,7 +31,6 @@ pub(super) fn make_backend(
     let cpu = |params, state| -> Box<dyn Backend> {
         Box::new(
             CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
-                .with_batches(cfg.train_batch_size, cfg.seed)
                 .with_matmul(gpu.cpu_matmul),
         )
     };
@@ -204,6 +203,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             quiet: args.quiet,
             progress: None,
             data_dir: Some(plan.data_dir.clone()),
+            save_every: args.save_every.map(|n| n as usize),
         },
         plan.start,
     )?;

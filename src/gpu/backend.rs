@@ -89,6 +89,8 @@ struct Shared {
     /// W1 as an rgba32float texture, refreshed each step (texture strategy).
     w1t: Option<W1Tex>,
     params: wgpu::Buffer,
+    /// The parameters of the best epoch so far (a device-side copy).
+    best: wgpu::Buffer,
     grads: wgpu::Buffer,
     step: wgpu::Buffer,
     prev_grad: wgpu::Buffer,
@@ -141,6 +143,12 @@ pub struct GpuBackend {
     name: String,
     /// Seconds spent building pipelines, timing strategies and warming up.
     pub setup_seconds: f64,
+    /// Steps recorded but not submitted yet: they run with the epoch's eval pass.
+    pending: Option<wgpu::CommandEncoder>,
+    /// A copy of the parameters as the best ones is due before the next step.
+    best_due: bool,
+    /// The best-parameters buffer holds a kept copy.
+    has_best: bool,
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -196,7 +204,7 @@ impl GpuBackend {
         hyper: Hyper,
         opts: &GpuOptions,
     ) -> Result<GpuBackend> {
-        let state = RpropState::new(params.data.len(), &hyper);
+        let state = RpropState::for_variant(params.data.len(), variant, &hyper);
         GpuBackend::with_state(train, eval, params, state, variant, hyper, opts)
     }
 
@@ -313,6 +321,9 @@ impl GpuBackend {
             eval_plan,
             name: String::new(),
             setup_seconds: 0.0,
+            pending: None,
+            best_due: false,
+            has_best: false,
         };
         me.name = format!(
             "gpu: {} (matmul {})",
@@ -323,6 +334,7 @@ impl GpuBackend {
         // now (then restore the state) to keep compile time out of the epoch timings.
         me.epoch().context("GPU warm-up epoch")?;
         me.set_state(&params, &state)?;
+        me.has_best = false;
         me.ctx.counters = Counters::default();
         me.setup_seconds = t0.elapsed().as_secs_f64();
         Ok(me)
@@ -375,6 +387,7 @@ impl GpuBackend {
                     .all(|v| v.len() == params.data.len()),
             "parameters or state of another layout"
         );
+        self.flush();
         self.t = state.t;
         let s = &self.s;
         for (buf, data) in [
@@ -427,14 +440,42 @@ impl GpuBackend {
         self.variant = variant;
         self.hyper = hyper;
         self.set_state(&params, &state)?;
+        (self.best_due, self.has_best) = (false, false);
         self.ctx.counters = Counters::default();
         Ok(())
+    }
+
+    /// Submits the steps recorded so far (before a read-back or a host write that must
+    /// not overtake them).
+    fn flush(&mut self) {
+        if let Some(enc) = self.pending.take() {
+            self.ctx.submit(enc.finish());
+        }
+    }
+
+    /// The encoder the next dispatches go into: the pending one, or a new one that starts
+    /// with the due copy of the best parameters.
+    fn encoder(&mut self) -> wgpu::CommandEncoder {
+        let mut enc = self.pending.take().unwrap_or_else(|| {
+            self.ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("epoch"),
+                })
+        });
+        if std::mem::take(&mut self.best_due) {
+            let bytes = (self.layout.total() * 4) as u64;
+            enc.copy_buffer_to_buffer(&self.s.params, 0, &self.s.best, 0, bytes);
+            self.has_best = true;
+        }
+        enc
     }
 
     /// Runs only the fused rprop kernel (and its loss bookkeeping) with the given gradients
     /// and current loss E_t: the bit-exactness test of the optimizer.
     pub fn debug_rprop(&mut self, grads: &[f32], loss: f32) -> Result<()> {
         ensure!(grads.len() == self.layout.total(), "gradient length");
+        self.flush();
         self.ctx
             .write(&self.s.grads, 0, bytemuck::cast_slice(grads));
         self.ctx
@@ -459,6 +500,7 @@ impl GpuBackend {
     /// Runs the dispatches of `stages` (train plan) `reps` times in one submission and waits.
     /// For benches: the inputs are whatever the buffers hold.
     pub fn run_stages(&mut self, stages: &[Stage], reps: usize) -> Result<()> {
+        self.flush();
         let mut enc = self
             .ctx
             .device
@@ -475,6 +517,7 @@ impl GpuBackend {
 
     /// Runs the eval forward pass `reps` times in one submission (benches).
     pub fn run_eval(&mut self, reps: usize) -> Result<()> {
+        self.flush();
         let mut enc = self
             .ctx
             .device
@@ -487,6 +530,7 @@ impl GpuBackend {
     }
 
     fn read_f32(&mut self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        self.flush();
         Ok(f32s(&self.ctx.read_buffer(buf, 0, (len * 4) as u64)?))
     }
 
@@ -501,13 +545,12 @@ impl GpuBackend {
 
     /// One training step (no eval pass), then every intermediate read back. Slow: debug only.
     pub fn debug_step(&mut self) -> Result<StepDump> {
-        let mut enc = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        self.write_step_scalars();
+        let mut enc = self.encoder();
         encode_all(&mut enc, self.train_plan.iter());
         self.ctx.submit(enc.finish());
         self.ctx.wait()?;
+        self.t += 1;
         let (n, hid, c) = (self.train.n, self.layout.hidden, self.layout.classes);
         let t = &self.train;
         let (z1b, hb, z2b, lb, cb, dz2b) = (
@@ -581,22 +624,55 @@ impl Backend for GpuBackend {
         self.name.clone()
     }
 
-    fn epoch(&mut self) -> Result<EpochStats> {
+    fn train_len(&self) -> usize {
+        self.train.n
+    }
+
+    fn train_step(&mut self, batch: crate::backend::Batch) -> Result<()> {
+        ensure!(
+            matches!(batch, crate::backend::Batch::Full),
+            "the GPU backend runs full-batch steps only for now"
+        );
+        // Adam's scalars are a queue write, which runs before the whole submission: one
+        // step per submission.
+        self.flush();
         self.write_step_scalars();
-        let mut enc = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("epoch"),
-            });
-        encode_all(&mut enc, self.train_plan.iter().chain(&self.eval_plan));
+        let mut enc = self.encoder();
+        encode_all(&mut enc, self.train_plan.iter());
+        self.pending = Some(enc);
+        self.t += 1;
+        Ok(())
+    }
+
+    fn end_epoch(&mut self) -> Result<EpochStats> {
+        let mut enc = self.encoder();
+        encode_all(&mut enc, self.eval_plan.iter());
         enc.copy_buffer_to_buffer(&self.s.metrics, 0, &self.s.staging, 0, METRIC_BYTES);
         self.ctx.submit(enc.finish());
         let staging = self.s.staging.clone();
         let m = f32s(&self.ctx.map_read(&staging, METRIC_BYTES)?);
         let (train, eval, _) = self.parse_metrics(&m);
-        self.t += 1;
         Ok(EpochStats { train, eval })
+    }
+
+    fn keep_best(&mut self) -> Result<()> {
+        // Copied on the device at the start of the next submission, before any update.
+        self.best_due = true;
+        Ok(())
+    }
+
+    fn best_params(&mut self) -> Result<Params> {
+        let buf = if self.best_due {
+            self.s.params.clone()
+        } else {
+            ensure!(self.has_best, "no best parameters kept yet");
+            self.s.best.clone()
+        };
+        let data = self.read_f32(&buf, self.layout.total())?;
+        Ok(Params {
+            layout: self.layout,
+            data,
+        })
     }
 
     fn params(&mut self) -> Result<Params> {
@@ -702,6 +778,7 @@ fn create_shared(
     Shared {
         w1t,
         params: storage(device, "params", total * 4),
+        best: storage(device, "best params", total * 4),
         grads: storage(device, "grads", total * 4),
         step: storage(device, "step", total * 4),
         prev_grad: storage(device, "prev_grad", total * 4),
