@@ -5,91 +5,15 @@
 //! element-wise parts are plain loops.
 
 use anyhow::Result;
-use gemm::Parallelism;
 
 use crate::backend::{Backend, Batch, EpochStats, PassStats};
+use crate::cpu_fast;
 use crate::data::{normalize_table, Dataset};
 use crate::model::{Layout, Params};
 use crate::optim::{self, Elem, Hyper, RpropState, StepScalars, Variant};
 
-/// A strided read-only matrix view: element (r, c) is `data[r*rs + c*cs]`.
-#[derive(Clone, Copy, Debug)]
-pub struct View<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    pub rs: usize,
-    pub cs: usize,
-}
-
-impl<'a> View<'a> {
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
-        assert!(data.len() >= rows * cols, "matrix view out of bounds");
-        View {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
-        }
-    }
-    /// The transpose, by swapping strides (no copy).
-    pub fn t(self) -> View<'a> {
-        View {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-        }
-    }
-}
-
-/// `out = a · b` (or `out += a · b` when `accumulate`), `out` row-major `a.rows x b.cols`.
-/// Twin of `shaders/matmul.wgsl`.
-pub fn matmul(out: &mut [f32], a: View, b: View, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(k, b.rows, "matmul inner dimensions differ");
-    assert_eq!(out.len(), m * n, "matmul output has the wrong size");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            out.fill(0.0);
-        }
-        return;
-    }
-    for v in [&a, &b] {
-        let last = (v.rows - 1) * v.rs + (v.cols - 1) * v.cs;
-        assert!(last < v.data.len(), "matmul operand view out of bounds");
-    }
-    // SAFETY: every index the views can produce was bounds-checked just above, `out` holds
-    // exactly m*n elements and does not alias the inputs (it is a unique borrow).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(0),
-        );
-    }
-}
+// The matrix products live in `matmul.rs` (shared with the fused step in `cpu_fast.rs`).
+pub use crate::matmul::{matmul, View};
 
 /// `out[n][j] = bias[j] + sum_k x[n][k] * w[j][k]`: a linear layer, `w` in PyTorch's
 /// [out, in] layout (transposed by indexing).
@@ -413,15 +337,15 @@ fn train_on(
     state: &mut RpropState,
     ws: &mut Workspace,
     (variant, hyper): (Variant, &Hyper),
-    x: &[f32],
+    x: cpu_fast::Input,
     y: &[u8],
 ) -> PassStats {
     // Batches of another size (the last mini-batch, or full batch after mini-batches).
     if ws.n != y.len() {
         *ws = Workspace::new(params.layout, y.len());
     }
-    let stats = forward(params, x, y, ws);
-    backward(params, x, ws);
+    // forward + backward, fused (same math; see cpu_fast).
+    let stats = cpu_fast::train_pass(params, x, y, ws);
     optimizer(
         variant,
         hyper,
@@ -450,6 +374,8 @@ pub struct CpuBackend {
     acc: (f64, u32, u32),
     /// The parameters kept by [`Backend::keep_best`].
     best: Option<Params>,
+    /// The first layer's matmul strategy (sparse copies of the sets when it is on).
+    sparse: cpu_fast::SparseSets,
 }
 
 impl CpuBackend {
@@ -488,8 +414,17 @@ impl CpuBackend {
             eval_ws: Workspace::new(layout, eval.len()),
             acc: (0.0, 0, 0),
             best: None,
+            sparse: cpu_fast::SparseSets::default(),
             params,
         }
+    }
+
+    /// Computes the first layer's products as `choice` says (dense by default; mini-batch
+    /// steps always run dense).
+    pub fn with_matmul(mut self, choice: cpu_fast::CpuMatmul) -> CpuBackend {
+        let train = (&self.train_x[..], &self.train_y[..]);
+        self.sparse = cpu_fast::SparseSets::choose(choice, &self.params, train, &self.eval_x);
+        self
     }
 
     /// One step on the train rows `idx`, gathered in that order.
@@ -506,7 +441,7 @@ impl CpuBackend {
             &mut self.state,
             &mut self.train_ws,
             (self.variant, &self.hyper),
-            &x,
+            cpu_fast::Input::dense(&x),
             &y,
         )
     }
@@ -519,20 +454,30 @@ impl CpuBackend {
             &mut self.state,
             &mut self.train_ws,
             (self.variant, &self.hyper),
-            &self.train_x,
+            cpu_fast::Input {
+                x: &self.train_x,
+                sparse: self.sparse.train.as_ref(),
+            },
             &self.train_y,
         )
     }
 
     /// Loss and accuracy on the eval set with the current weights.
     pub fn eval(&mut self) -> PassStats {
-        forward(&self.params, &self.eval_x, &self.eval_y, &mut self.eval_ws)
+        let x = cpu_fast::Input {
+            x: &self.eval_x,
+            sparse: self.sparse.eval.as_ref(),
+        };
+        cpu_fast::eval_pass(&self.params, x, &self.eval_y, &mut self.eval_ws)
     }
 }
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        format!("cpu ({} threads)", rayon_threads())
+        match self.sparse.note.as_str() {
+            "" => format!("cpu ({} threads)", rayon_threads()),
+            note => format!("cpu ({note}, {} threads)", rayon_threads()),
+        }
     }
     fn train_len(&self) -> usize {
         self.train_y.len()

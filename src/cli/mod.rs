@@ -332,6 +332,10 @@ pub struct GpuArgs {
     /// broadcasts; lavapipe); default: timed once per adapter and cached.
     #[arg(long, value_name = "NAME")]
     pub matmul_kernel: Option<String>,
+    /// CPU backend: the first layer's products dense (the exact reference), sparse (from
+    /// the nonzero u8 pixels, equal up to f32 rounding) or auto (sparse if timed faster).
+    #[arg(long, value_enum, default_value_t)]
+    pub cpu_matmul: crate::cpu_fast::CpuMatmul,
 }
 
 impl GpuArgs {

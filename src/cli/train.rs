@@ -29,14 +29,10 @@ pub(super) fn make_backend(
     let state = state
         .unwrap_or_else(|| RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
-        Box::new(CpuBackend::with_state(
-            train,
-            eval,
-            params,
-            state,
-            cfg.optimizer,
-            cfg.hyper(),
-        ))
+        Box::new(
+            CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
+                .with_matmul(gpu.cpu_matmul),
+        )
     };
     if cfg.minibatch() && cfg.optimizer.is_rprop() {
         eprintln!(

@@ -1,0 +1,481 @@
+//! The first layer's products from the sparse u8 pixels: the `sparse` CPU matmul strategy.
+//!
+//! A normalized image is X = a·U + b with U the u8 pixels (0..=255), a = 2/255 and b = -1,
+//! and most of U is zero (about 81% on MNIST). So, with W1 in [hidden, inputs]:
+//!
+//! * forward:  Z1 = X·W1ᵀ + b1 = a·(U·W1ᵀ) + c,  c[j] = b1[j] + b·Σ_k W1[j][k]
+//! * backward: dW1 = dZ1ᵀ·X = a·(dZ1ᵀ·U) + b·db1 ⊗ 1,  db1 = Σ_n dZ1[n] (already computed)
+//!
+//! Only the nonzero pixels are touched: ~5x fewer multiply-adds than the dense products.
+//! The results equal the dense ones up to f32 rounding (torch's normalization rounds each
+//! pixel slightly differently from a·U + b, and the sums run in another order); the dense
+//! path stays the exact reference and tests/cpu_fast.rs bounds the difference.
+//!
+//! The kernels keep a tile of the output row (128 floats: 8 AVX-512 registers) in registers
+//! and run one multiply-add of a row of W1ᵀ (or of dZ1) per nonzero pixel: written with
+//! AVX-512 intrinsics, and as plain loops (compiled for AVX2 + FMA where the CPU has it)
+//! elsewhere; picked at run time. Each nonzero reads a 512-byte row of W1ᵀ from L2 (W1ᵀ is
+//! 400 KB), and that bounds them (~5 ns a nonzero on the 2-core EPYC): the forward kernel
+//! runs two rows at once to keep more of those reads in flight. (Column blocks of W1ᵀ small
+//! enough for L1 were tried: the per-nonzero overhead, paid once per block, cost more.)
+
+use crate::data::normalize_table;
+
+/// a in X = a·U + b.
+pub const SCALE: f32 = 2.0 / 255.0;
+/// b in X = a·U + b.
+pub const OFFSET: f32 = -1.0;
+/// Output columns handled per pass over a row's nonzeros (4 AVX-512 registers).
+const TILE: usize = 64;
+
+/// Calls `$f::<FMA>(args)` compiled for AVX2 + FMA when the CPU has them (plain otherwise);
+/// AVX-512 CPUs take the hand-written kernels in [`avx512`] instead.
+macro_rules! dispatch {
+    ($f:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn narrow(
+                    u: &SparseImages, start: usize, count: usize, a: &[f32], b: &[f32],
+                    hidden: usize, out: &mut [f32],
+                ) {
+                    $f::<true>(u, start, count, a, b, hidden, out)
+                }
+                // SAFETY: the CPU supports the features `narrow` is compiled for (checked).
+                return unsafe { narrow($($arg),*) };
+            }
+        }
+        $f::<false>($($arg),*)
+    }};
+}
+
+/// Images as compressed sparse rows of their nonzero u8 pixels.
+#[derive(Clone, Debug, Default)]
+pub struct SparseImages {
+    pub rows: usize,
+    pub cols: usize,
+    /// Row n's nonzeros are `idx[starts[n]..starts[n + 1]]` (columns) and `vals[..]`.
+    starts: Vec<usize>,
+    idx: Vec<u16>,
+    /// The pixel values, as f32 (exact) so the kernels broadcast them straight from memory.
+    vals: Vec<f32>,
+}
+
+impl SparseImages {
+    /// From u8 pixels, `cols` per image. None when a column index would not fit in u16.
+    pub fn from_pixels(pixels: &[u8], cols: usize) -> Option<SparseImages> {
+        if cols == 0 || cols > u16::MAX as usize + 1 {
+            return None;
+        }
+        let rows = pixels.len() / cols;
+        let mut s = SparseImages {
+            rows,
+            cols,
+            starts: Vec::with_capacity(rows + 1),
+            ..SparseImages::default()
+        };
+        s.starts.push(0);
+        for row in pixels.chunks_exact(cols) {
+            for (k, &v) in row.iter().enumerate() {
+                if v != 0 {
+                    s.idx.push(k as u16);
+                    s.vals.push(v as f32);
+                }
+            }
+            s.starts.push(s.idx.len());
+        }
+        Some(s)
+    }
+
+    /// From images already normalized by [`crate::data::normalize`], recovering each pixel.
+    /// None if some value is not a normalized pixel (then only the dense path applies).
+    pub fn from_normalized(x: &[f32], cols: usize) -> Option<SparseImages> {
+        let table = normalize_table();
+        let mut pixels = Vec::with_capacity(x.len());
+        for &v in x {
+            // The table is increasing, so the nearest a·U + b names the candidate pixel.
+            let p = ((v - OFFSET) / SCALE).round().clamp(0.0, 255.0) as usize;
+            if table[p].to_bits() != v.to_bits() {
+                return None;
+            }
+            pixels.push(p as u8);
+        }
+        SparseImages::from_pixels(&pixels, cols)
+    }
+
+    /// Fraction of nonzero pixels.
+    pub fn density(&self) -> f64 {
+        self.idx.len() as f64 / (self.rows * self.cols).max(1) as f64
+    }
+
+    /// The nonzeros of rows `start..start + count`, one (columns, values) pair per row.
+    fn rows_of(&self, start: usize, count: usize) -> impl Iterator<Item = (&[u16], &[f32])> {
+        (start..start + count).map(move |n| {
+            let r = self.starts[n]..self.starts[n + 1];
+            (&self.idx[r.clone()], &self.vals[r])
+        })
+    }
+}
+
+/// The first layer's constants for [`forward_rows`]: `wt` = W1ᵀ (inputs x hidden,
+/// row-major) and `c[j] = b1[j] + b·Σ_k W1[j][k]` (summed in f64).
+pub fn first_layer_consts(w: &[f32], b: &[f32], inputs: usize) -> (Vec<f32>, Vec<f32>) {
+    let hidden = b.len();
+    let mut wt = vec![0f32; inputs * hidden];
+    for (j, row) in w.chunks_exact(inputs).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            wt[k * hidden + j] = v;
+        }
+    }
+    let c = w
+        .chunks_exact(inputs)
+        .zip(b)
+        .map(|(row, &bj)| {
+            let s: f64 = row.iter().map(|&v| v as f64).sum();
+            (bj as f64 + OFFSET as f64 * s) as f32
+        })
+        .collect();
+    (wt, c)
+}
+
+/// `z = a·(U·W1ᵀ) + c` for the `z.len() / c.len()` rows of `u` from `start`, with `wt`
+/// and `c` from [`first_layer_consts`].
+pub fn forward_rows(u: &SparseImages, start: usize, wt: &[f32], c: &[f32], z: &mut [f32]) {
+    let h = c.len();
+    let count = z.len() / h.max(1);
+    assert!(
+        start + count <= u.rows && wt.len() == u.cols * h,
+        "sparse forward: bad shapes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked); the shapes were checked above and every
+        // column index in `u` is below `u.cols` (by construction).
+        return unsafe { avx512::forward(u, start, count, wt, c, z) };
+    }
+    dispatch!(forward_impl(u, start, count, wt, c, h, z))
+}
+
+/// `s += dZ1ᵀ·U` laid out as `s[k][j]` (inputs x hidden), for the `dz.len() / hidden`
+/// rows of `u` from `start`.
+pub fn grad_rows(u: &SparseImages, start: usize, dz: &[f32], hidden: usize, s: &mut [f32]) {
+    let count = dz.len() / hidden.max(1);
+    assert!(
+        start + count <= u.rows && s.len() == u.cols * hidden,
+        "sparse grad: bad shapes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: as in `forward_rows`.
+        return unsafe { avx512::grad(u, start, count, dz, hidden, s) };
+    }
+    dispatch!(grad_impl(u, start, count, dz, &[], hidden, s))
+}
+
+/// dW1 (hidden x inputs, PyTorch's layout) from `s` = dZ1ᵀ·U summed over all rows (inputs x
+/// hidden) and db1: `dw[j][k] = a·s[k][j] + b·db1[j]`.
+pub fn finish_grad(s: &[f32], db: &[f32], dw: &mut [f32]) {
+    let hidden = db.len();
+    let inputs = s.len() / hidden.max(1);
+    for (j, row) in dw.chunks_exact_mut(inputs).enumerate() {
+        for (k, d) in row.iter_mut().enumerate() {
+            *d = SCALE * s[k * hidden + j] + OFFSET * db[j];
+        }
+    }
+}
+
+/// `acc + v·w`, fused where the instruction set has it.
+#[inline(always)]
+fn madd<const FMA: bool>(v: f32, w: f32, acc: f32) -> f32 {
+    if FMA {
+        v.mul_add(w, acc)
+    } else {
+        acc + v * w
+    }
+}
+
+// The kernels share one signature so `dispatch!` can wrap either: (images, first row, row
+// count, the dense operand, the per-column constants or dZ1, hidden width, output).
+
+#[inline(always)]
+fn forward_impl<const FMA: bool>(
+    u: &SparseImages,
+    start: usize,
+    count: usize,
+    wt: &[f32],
+    c: &[f32],
+    _hidden: usize,
+    z: &mut [f32],
+) {
+    let h = c.len();
+    for ((cols, vals), zrow) in u.rows_of(start, count).zip(z.chunks_exact_mut(h)) {
+        let mut j0 = 0;
+        while j0 + TILE <= h {
+            let mut acc = [0f32; TILE];
+            for (&k, &v) in cols.iter().zip(vals) {
+                let w: &[f32; TILE] = wt[k as usize * h + j0..][..TILE].try_into().unwrap();
+                for t in 0..TILE {
+                    acc[t] = madd::<FMA>(v, w[t], acc[t]);
+                }
+            }
+            for t in 0..TILE {
+                zrow[j0 + t] = madd::<FMA>(SCALE, acc[t], c[j0 + t]);
+            }
+            j0 += TILE;
+        }
+        for j in j0..h {
+            let mut acc = 0f32;
+            for (&k, &v) in cols.iter().zip(vals) {
+                acc = madd::<FMA>(v, wt[k as usize * h + j], acc);
+            }
+            zrow[j] = madd::<FMA>(SCALE, acc, c[j]);
+        }
+    }
+}
+
+#[inline(always)]
+fn grad_impl<const FMA: bool>(
+    u: &SparseImages,
+    start: usize,
+    count: usize,
+    dz: &[f32],
+    _unused: &[f32],
+    hidden: usize,
+    s: &mut [f32],
+) {
+    let h = hidden;
+    for ((cols, vals), drow) in u.rows_of(start, count).zip(dz.chunks_exact(h)) {
+        let mut j0 = 0;
+        while j0 + TILE <= h {
+            let d: &[f32; TILE] = drow[j0..j0 + TILE].try_into().unwrap();
+            for (&k, &v) in cols.iter().zip(vals) {
+                let out: &mut [f32; TILE] =
+                    (&mut s[k as usize * h + j0..][..TILE]).try_into().unwrap();
+                for t in 0..TILE {
+                    out[t] = madd::<FMA>(v, d[t], out[t]);
+                }
+            }
+            j0 += TILE;
+        }
+        for (&k, &v) in cols.iter().zip(vals) {
+            for j in j0..h {
+                let o = &mut s[k as usize * h + j];
+                *o = madd::<FMA>(v, drow[j], *o);
+            }
+        }
+    }
+}
+
+/// The AVX-512 kernels: columns in blocks of 128 (8 registers), then 16, then one by one.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{SparseImages, SCALE};
+
+    /// See [`super::forward_rows`]. Safety: AVX-512F present, shapes checked, indices of `u`
+    /// below `u.cols`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn forward(
+        u: &SparseImages,
+        start: usize,
+        count: usize,
+        wt: &[f32],
+        c: &[f32],
+        z: &mut [f32],
+    ) {
+        let h = c.len();
+        // Rows two at a time through the 128-wide blocks: twice the independent loads in
+        // flight (the kernel waits on L2, not on arithmetic).
+        let pairs = count / 2;
+        for p in 0..pairs {
+            let (i, n) = (2 * p, start + 2 * p);
+            let a = (u.starts[n], u.starts[n + 1]);
+            let b = (u.starts[n + 1], u.starts[n + 2]);
+            let rows = [
+                (&u.idx[a.0..a.1], &u.vals[a.0..a.1]),
+                (&u.idx[b.0..b.1], &u.vals[b.0..b.1]),
+            ];
+            let mut j = 0;
+            while j + 128 <= h {
+                forward_pair(
+                    rows,
+                    wt.as_ptr().add(j),
+                    h,
+                    c.as_ptr().add(j),
+                    z.as_mut_ptr().add(i * h + j),
+                );
+                j += 128;
+            }
+            for (r, (cols, vals)) in rows.into_iter().enumerate() {
+                forward_rest(cols, vals, wt, c, j, z.as_mut_ptr().add((i + r) * h));
+            }
+        }
+        for (i, (cols, vals)) in u.rows_of(start + 2 * pairs, count - 2 * pairs).enumerate() {
+            let i = i + 2 * pairs;
+            let zrow = z.as_mut_ptr().add(i * h);
+            let mut j = 0;
+            while j + 128 <= h {
+                forward_block::<8>(
+                    cols,
+                    vals,
+                    wt.as_ptr().add(j),
+                    h,
+                    c.as_ptr().add(j),
+                    zrow.add(j),
+                );
+                j += 128;
+            }
+            forward_rest(cols, vals, wt, c, j, zrow);
+        }
+    }
+
+    /// Columns `j..` of one row: 16-wide blocks, then one by one.
+    #[inline(always)]
+    unsafe fn forward_rest(
+        cols: &[u16],
+        vals: &[f32],
+        wt: &[f32],
+        c: &[f32],
+        mut j: usize,
+        zrow: *mut f32,
+    ) {
+        let h = c.len();
+        while j + 16 <= h {
+            forward_block::<1>(
+                cols,
+                vals,
+                wt.as_ptr().add(j),
+                h,
+                c.as_ptr().add(j),
+                zrow.add(j),
+            );
+            j += 16;
+        }
+        for (j, &cj) in c.iter().enumerate().skip(j) {
+            let mut acc = 0f32;
+            for (&k, &v) in cols.iter().zip(vals) {
+                acc += v * *wt.get_unchecked(k as usize * h + j);
+            }
+            *zrow.add(j) = SCALE * acc + cj;
+        }
+    }
+
+    /// [`forward_block`] with V = 8 for two rows at once (`z` and `z + h`).
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // t indexes two register arrays in step
+    unsafe fn forward_pair(
+        rows: [(&[u16], &[f32]); 2],
+        w: *const f32,
+        h: usize,
+        c: *const f32,
+        z: *mut f32,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 8]; 2];
+        let [(ca, va), (cb, vb)] = rows;
+        let both = ca.len().min(cb.len());
+        for i in 0..both {
+            let (ra, rb) = (w.add(ca[i] as usize * h), w.add(cb[i] as usize * h));
+            let (xa, xb) = (_mm512_set1_ps(va[i]), _mm512_set1_ps(vb[i]));
+            for t in 0..8 {
+                acc[0][t] = _mm512_fmadd_ps(xa, _mm512_loadu_ps(ra.add(16 * t)), acc[0][t]);
+                acc[1][t] = _mm512_fmadd_ps(xb, _mm512_loadu_ps(rb.add(16 * t)), acc[1][t]);
+            }
+        }
+        for (r, (cols, vals)) in [(ca, va), (cb, vb)].into_iter().enumerate() {
+            for (&k, &v) in cols[both..].iter().zip(&vals[both..]) {
+                let row = w.add(k as usize * h);
+                for t in 0..8 {
+                    let x = _mm512_loadu_ps(row.add(16 * t));
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_set1_ps(v), x, acc[r][t]);
+                }
+            }
+        }
+        let scale = _mm512_set1_ps(SCALE);
+        for (r, acc) in acc.iter().enumerate() {
+            for (t, a) in acc.iter().enumerate() {
+                let out = _mm512_fmadd_ps(scale, *a, _mm512_loadu_ps(c.add(16 * t)));
+                _mm512_storeu_ps(z.add(r * h + 16 * t), out);
+            }
+        }
+    }
+
+    /// `z[0..16V] = a·Σ v·w[k·h ..][0..16V] + c[0..16V]` over one row's nonzeros.
+    #[inline(always)]
+    unsafe fn forward_block<const V: usize>(
+        cols: &[u16],
+        vals: &[f32],
+        w: *const f32,
+        h: usize,
+        c: *const f32,
+        z: *mut f32,
+    ) {
+        let mut acc = [_mm512_setzero_ps(); V];
+        for (&k, &v) in cols.iter().zip(vals) {
+            let vv = _mm512_set1_ps(v);
+            let row = w.add(k as usize * h);
+            for (t, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_fmadd_ps(vv, _mm512_loadu_ps(row.add(16 * t)), *a);
+            }
+        }
+        let scale = _mm512_set1_ps(SCALE);
+        for (t, a) in acc.iter().enumerate() {
+            let r = _mm512_fmadd_ps(scale, *a, _mm512_loadu_ps(c.add(16 * t)));
+            _mm512_storeu_ps(z.add(16 * t), r);
+        }
+    }
+
+    /// See [`super::grad_rows`]. Safety: as for [`forward`].
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn grad(
+        u: &SparseImages,
+        start: usize,
+        count: usize,
+        dz: &[f32],
+        h: usize,
+        s: &mut [f32],
+    ) {
+        let sp = s.as_mut_ptr();
+        for (i, (cols, vals)) in u.rows_of(start, count).enumerate() {
+            let drow = dz.as_ptr().add(i * h);
+            let mut j = 0;
+            while j + 128 <= h {
+                grad_block::<8>(cols, vals, drow.add(j), h, sp.add(j));
+                j += 128;
+            }
+            while j + 16 <= h {
+                grad_block::<1>(cols, vals, drow.add(j), h, sp.add(j));
+                j += 16;
+            }
+            for j in j..h {
+                for (&k, &v) in cols.iter().zip(vals) {
+                    *sp.add(k as usize * h + j) += v * *drow.add(j);
+                }
+            }
+        }
+    }
+
+    /// `s[k·h ..][0..16V] += v·d[0..16V]` for each of one row's nonzeros (k, v).
+    #[inline(always)]
+    unsafe fn grad_block<const V: usize>(
+        cols: &[u16],
+        vals: &[f32],
+        d: *const f32,
+        h: usize,
+        s: *mut f32,
+    ) {
+        let mut dv = [_mm512_setzero_ps(); V];
+        for (t, x) in dv.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(d.add(16 * t));
+        }
+        for (&k, &v) in cols.iter().zip(vals) {
+            let vv = _mm512_set1_ps(v);
+            let row = s.add(k as usize * h);
+            for (t, x) in dv.iter().enumerate() {
+                let p = row.add(16 * t);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(vv, *x, _mm512_loadu_ps(p)));
+            }
+        }
+    }
+}
