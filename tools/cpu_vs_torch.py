@@ -4,6 +4,7 @@ eval pass) in PyTorch and in rprop-lab's CPU backend, side by side in one run.
 
 Usage (from the repository root):
   python3 tools/cpu_vs_torch.py [--rounds 7] [--epochs 5] [--matmul dense,sparse] [--no-torch]
+      [--products]
 
 The two take turns: each round times --epochs epochs of torch (in this process), then
 --epochs epochs of rprop-lab (`cargo run --release --example cpu_epoch`, its strategies
@@ -88,6 +89,21 @@ class TorchEpoch:
             self.eval_acc = (out.argmax(1) == self.ye).float().mean().item()
 
 
+    def products(self):
+        """Seconds of torch's two big products alone: Z1 = X·W1ᵀ + b1 and dW1 = dZ1ᵀ·X."""
+        torch = self.torch
+        if not hasattr(self, "dz1"):
+            self.dz1 = torch.randn(self.xt.shape[0], 128)
+        w, b = self.model[0].weight.detach(), self.model[0].bias.detach()
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            torch.addmm(b, self.xt, w.t())
+            t1 = time.perf_counter()
+            self.dz1.t().mm(self.xt)
+            t2 = time.perf_counter()
+        return t1 - t0, t2 - t1
+
+
 def time_torch(t, epochs):
     wall, cpu = [], []
     for _ in range(epochs):
@@ -111,6 +127,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=5, help="timed epochs per side per round")
     ap.add_argument("--matmul", default="dense,sparse", help="rprop-lab strategies")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--products", action="store_true",
+                    help="also time torch's two big products alone (GFLOP/s, vs cpu_step's)")
     ap.add_argument("--data", default="data/mnist")
     a = ap.parse_args()
     if a.rounds < 1 or a.epochs < 1:
@@ -143,9 +161,15 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "cpu_epoch"],
                    cwd=root, check=True)
     rows = {}  # name -> list of (wall, cpu) per round
+    prods = {}  # torch product -> seconds
     for r in range(a.rounds):
         if t is not None:
             rows.setdefault("torch", []).append(time_torch(t, a.epochs))
+            if a.products:
+                for _ in range(a.epochs):
+                    z1, dw1 = t.products()
+                    prods.setdefault("Z1 = X·W1ᵀ + b1", []).append(z1)
+                    prods.setdefault("dW1 = dZ1ᵀ·X", []).append(dw1)
         for j in time_rprop(root, a.epochs, a.matmul):
             rows.setdefault(f"rprop-lab {j['matmul']}", []).append((j["wall_s"], j["cpu_s"]))
         line = ", ".join(f"{k} {v[-1][0] * 1e3:.0f} ms" for k, v in rows.items())
@@ -161,6 +185,10 @@ def main():
         if base:
             line += f" {w / base[0]:11.2f} {c / base[1]:10.2f}"
         print(line)
+    flops = 2 * 50_000 * 784 * 128
+    for k, v in prods.items():
+        m = statistics.median(v)
+        print(f"torch {k:18} {m * 1e3:7.1f} ms  {flops / m / 1e9:6.1f} GFLOP/s")
     if t is not None:
         print(f"(torch eval accuracy after its epochs: {t.eval_acc:.4f})")
 
