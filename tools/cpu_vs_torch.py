@@ -152,7 +152,8 @@ def main():
         mkl_note = ""
         if mkl and vendor != "GenuineIntel":
             mkl_note = " (not an Intel CPU: MKL may not take its fastest code paths)"
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        cap = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, kernels {cap}, "
               f"MKL {'yes' if mkl else 'no'}{mkl_note}, oneDNN "
               f"{'yes' if torch.backends.mkldnn.is_available() else 'no'}")
         t = TorchEpoch(torch, data)
