@@ -7,6 +7,8 @@
 //! * [`pointwise`]: ReLU and its mask, softmax cross-entropy;
 //! * [`reduce`]: bias gradients, split-k sums and the pass metrics;
 //! * [`optimizer`]: the fused optimizer step;
+//! * [`sparse`]: the first layer's Z1 from the nonzero u8 pixels (a probe, not yet a
+//!   strategy of the backend);
 //! * [`batch`]: gathering a mini-batch's rows by index on the device, and the per-step
 //!   cursor.
 
@@ -16,6 +18,7 @@ pub mod linear;
 pub mod optimizer;
 pub mod pointwise;
 pub mod reduce;
+pub mod sparse;
 
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
