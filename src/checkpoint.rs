@@ -112,7 +112,10 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
             .collect();
         // NaN or inf weights would train or score as garbage without any error.
         if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-            bail!("tensor `{name}` holds a non-finite value ({}) at index {i}", data[i]);
+            bail!(
+                "tensor `{name}` holds a non-finite value ({}) at index {i}",
+                data[i]
+            );
         }
         Ok((t.shape().to_vec(), data))
     };
@@ -179,7 +182,8 @@ pub fn load_with_meta(
     classes: usize,
 ) -> Result<(Params, HashMap<String, String>)> {
     let bytes = fsio::read_capped(path, "weights", fsio::MAX_WEIGHTS)?;
-    let params = from_bytes(&bytes, inputs, classes).with_context(|| format!("{}", path.display()))?;
+    let params =
+        from_bytes(&bytes, inputs, classes).with_context(|| format!("{}", path.display()))?;
     let meta = SafeTensors::read_metadata(&bytes)
         .ok()
         .and_then(|(_, m)| m.metadata().clone())
@@ -205,7 +209,11 @@ pub fn save_state_with(
     let tensors: [(&str, Vec<usize>, &[f32]); 3] = [
         ("step", vec![n], &state.step),
         ("prev_grad", vec![state.prev_grad.len()], &state.prev_grad),
-        ("prev_change", vec![state.prev_change.len()], &state.prev_change),
+        (
+            "prev_change",
+            vec![state.prev_change.len()],
+            &state.prev_change,
+        ),
     ];
     let mut meta = vec![
         // The bits, so the loss compared by iRprop+ after a resume is exactly the same.

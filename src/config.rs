@@ -189,7 +189,12 @@ impl Config {
             "mu" => as_f32(v).map(|x| self.mu = x),
             "hidden" => v
                 .as_array()
-                .ok_or_else(|| anyhow!("expected a list of layer sizes such as [128], got {}", show(v)))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "expected a list of layer sizes such as [128], got {}",
+                        show(v)
+                    )
+                })
                 .and_then(|a| a.iter().map(as_usize).collect::<Result<Vec<_>>>())
                 .map(|x| self.hidden = x),
             _ => bail!(

@@ -48,7 +48,9 @@ pub enum DataError {
     },
     #[error("data directory {0} does not exist (expected the four MNIST .gz files there; see data/mnist/README.md)")]
     MissingDir(PathBuf),
-    #[error("data directory {0} is not a directory (expected a folder with the four MNIST .gz files)")]
+    #[error(
+        "data directory {0} is not a directory (expected a folder with the four MNIST .gz files)"
+    )]
     NotDir(PathBuf),
 }
 
