@@ -69,7 +69,7 @@ fn force_keeps_the_old_run_until_the_new_one_has_an_epoch() {
             }
         }
         let mut args = with(&base, &t);
-        args.extend_from_slice(extra);
+        args.extend(extra.iter().map(|s| s.to_string()));
         refused(&run(d.path(), &args), needle);
         let mut now = snapshot(d.path());
         now.remove(Path::new("junk.safetensors"));
@@ -132,12 +132,10 @@ fn compare_force_keeps_every_old_run_on_a_bad_input() {
         std::fs::write(d.path().join(f), format!("{{\"optimizer\": \"{o}\"}}")).unwrap();
     }
     let good = args(data.to_str().unwrap());
-    let good: Vec<&str> = good.iter().map(|s| s.as_str()).collect();
     ok(&run(d.path(), &good));
     let before = snapshot(&d.path().join("cmp"));
     assert!(before.contains_key(Path::new("rprop-plus/best.safetensors")));
     let bad = args("nowhere");
-    let bad: Vec<&str> = bad.iter().map(|s| s.as_str()).collect();
     refused(&run(d.path(), &bad), "nowhere");
     assert!(snapshot(&d.path().join("cmp")) == before);
 }

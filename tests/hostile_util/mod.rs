@@ -14,10 +14,10 @@ pub const MEMORY_CAP: u64 = 1536 << 20;
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The binary with `args`, run in `cwd` under [`MEMORY_CAP`] (RLIMIT_AS).
-pub fn command(cwd: &Path, args: &[&str]) -> Command {
+pub fn command<S: AsRef<str>>(cwd: &Path, args: &[S]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rprop-lab"));
     c.current_dir(cwd)
-        .args(args)
+        .args(args.iter().map(|a| a.as_ref()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -54,10 +54,11 @@ pub fn wait(mut child: std::process::Child, what: &str) -> Output {
 }
 
 /// Runs the binary capped (memory and time) and returns what it did.
-pub fn run(cwd: &Path, args: &[&str]) -> Output {
+pub fn run<S: AsRef<str>>(cwd: &Path, args: &[S]) -> Output {
+    let shown: Vec<&str> = args.iter().map(|a| a.as_ref()).take(12).collect();
     wait(
         command(cwd, args).spawn().unwrap(),
-        &format!("rprop-lab {}", args.join(" ")),
+        &format!("rprop-lab {}", shown.join(" ")),
     )
 }
 
@@ -142,9 +143,9 @@ pub fn tiny_data(dir: &Path) -> PathBuf {
     d
 }
 
-/// `args` followed by `more`, as the `&str`s [`run`] takes.
-pub fn with<'a>(args: &[&'a str], more: &'a [String]) -> Vec<&'a str> {
-    let mut v = args.to_vec();
-    v.extend(more.iter().map(|s| s.as_str()));
+/// `args` followed by `more`.
+pub fn with(args: &[&str], more: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.extend(more.iter().cloned());
     v
 }
