@@ -66,7 +66,7 @@ pub fn to_bytes(params: &Params, metadata: &[(&str, String)]) -> Result<Vec<u8>>
     let tensors = params.layout.tensors();
     let views: Vec<(&str, Vec<usize>, &[f32])> = tensors
         .iter()
-        .map(|t| (t.name.as_ref(), t.dims().to_vec(), &params.data[t.range()]))
+        .map(|t| (t.name, t.dims().to_vec(), &params.data[t.range()]))
         .collect();
     Ok(serialize(&views, metadata))
 }

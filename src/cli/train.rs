@@ -99,6 +99,14 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         );
     }
     let mut cfg = Config::load(&dir.join("config.json"))?;
+    let state = dir.join(trainer::STATE);
+    if !state.exists() {
+        bail!(
+            "{}: missing; {} holds no run that can be resumed",
+            state.display(),
+            dir.display()
+        );
+    }
     let run = crate::metrics::Metrics::load(&dir.join("metrics.json"))?;
     let backend = args.backend.unwrap_or(if run.backend.starts_with("cpu") {
         BackendKind::Cpu
@@ -128,6 +136,8 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
 /// consistent pair (same epoch, optimizer and weights fingerprint) of the network the
 /// config and the data describe.
 fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, RpropState, Start)> {
+    let state_path = dir.join(trainer::STATE);
+    let (start, state, _) = Start::resume(dir, layout.total())?;
     let last = dir.join(trainer::LAST);
     let (params, meta) = checkpoint::load_with_meta(&last, layout.inputs, layout.classes)?;
     if params.layout != layout {
@@ -139,8 +149,6 @@ fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, Rpr
             layout.describe()
         );
     }
-    let state_path = dir.join(trainer::STATE);
-    let (start, state, _) = Start::resume(dir, layout.total())?;
     let (_, _, smeta) = checkpoint::load_state_with_meta(&state_path, layout.total())?;
     let name = cfg.optimizer.name();
     for (file, m) in [(&last, &meta), (&state_path, &smeta)] {
