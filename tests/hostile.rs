@@ -75,6 +75,10 @@ fn force_keeps_the_old_run_until_the_new_one_has_an_epoch() {
         now.remove(Path::new("junk.safetensors"));
         assert!(now == before, "{extra:?} changed the old run");
     }
+    // A run killed before its first epoch left its folder (SIGKILL): cleared next time.
+    let stale = d.path().join(".V.new-run");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("config.json"), "{}").unwrap();
     // Reading the weights of the run being replaced works: they are read first.
     let out = ok(&run(
         d.path(),
