@@ -138,7 +138,9 @@ where
             m.epochs
                 .iter()
                 .map(|r| (r.epoch as f64, panel.value(r)))
-                .filter(|p| p.1.is_finite() && (!log || p.1 > 0.0))
+                // Values beyond 1e100 (and non-finite ones) are not drawn: their range
+                // would overflow the axis arithmetic (1.7e308 - -1.7e308 = inf).
+                .filter(|p| p.1.abs() < 1e100 && (!log || p.1 > 1e-100))
                 .collect()
         })
         .collect();
