@@ -1,5 +1,5 @@
-//! Probe for a `sparse` GPU matmul strategy: Z1 = X·W1ᵀ + b1 on 50,000 MNIST images from
-//! the nonzero u8 pixels (shaders/sparse_first.wgsl, W1ᵀ from a storage buffer or a
+//! Probe for a `sparse` GPU matmul strategy: Z1 = X·W1ᵀ + b1 (and dW1 = dZ1ᵀ·X with
+//! block_dw1) on 50,000 MNIST images from the nonzero u8 pixels (shaders/sparse_first.wgsl, W1ᵀ from a storage buffer or a
 //! texture), timed in the same run against the backend's own Z1 stage (its dense strategy,
 //! timed and cached per adapter, or `--matmul-kernel`-style as the first argument), and
 //! checked against the CPU twin.
@@ -15,10 +15,11 @@ use rprop_lab::backend::Backend;
 use rprop_lab::cpu_sparse::{self, SparseImages};
 use rprop_lab::data::{self, Part};
 use rprop_lab::gpu::kernels::Stage;
-use rprop_lab::gpu::ops::sparse::{SparseKernel, SparseZ1Probe};
+use rprop_lab::gpu::ops::sparse::{BlockDw1Probe, SparseKernel, SparseZ1Probe};
 use rprop_lab::gpu::{GpuBackend, GpuContext, GpuOptions, Needs};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, Variant};
+use rprop_lab::rng::Rng;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -104,6 +105,50 @@ fn main() -> Result<()> {
         let check = match i {
             0 => String::new(),
             _ => format!("  vs CPU twin {:.1e}", diffs[i - 1]),
+        };
+        println!(
+            "{name:<32} {:8.1} ms  {:6.1} GFLOP/s(-equivalent)  {:.2}x dense{check}",
+            s * 1e3,
+            flops / s / 1e9,
+            s / best[0]
+        );
+    }
+    // dW1 = dZ1ᵀ·X: the backend's DW1 stage vs block_dw1 (+ final sum) on a random dZ1.
+    let mut r = Rng::new(1);
+    let dz: Vec<f32> = (0..50_000 * 128).map(|_| r.unit() - 0.5).collect();
+    let db: Vec<f32> = (0..128)
+        .map(|j| (0..50_000).map(|n| dz[n * 128 + j] as f64).sum::<f64>() as f32)
+        .collect();
+    let dw1 = BlockDw1Probe::new(&ctx, &u, &dz, &db, 8)?;
+    g.run_stages(&[Stage::DW1], 1)?;
+    dw1.run(&mut ctx, 1)?;
+    let mut best = [f64::INFINITY; 2];
+    for _ in 0..3 {
+        let t = Instant::now();
+        g.run_stages(&[Stage::DW1], reps)?;
+        best[0] = best[0].min(t.elapsed().as_secs_f64() / reps as f64);
+        let t = Instant::now();
+        dw1.run(&mut ctx, reps)?;
+        best[1] = best[1].min(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    let got = dw1.read_dw(&mut ctx)?;
+    let mut s = vec![0f32; 784 * 128];
+    cpu_sparse::grad_rows(&u, 0, &dz, 128, &mut s);
+    let mut want = vec![0f32; 128 * 784];
+    cpu_sparse::finish_grad(&s, &db, &mut want);
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = got
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    for (i, (name, s)) in ["dense (backend DW1 stage)", "block_dw1 + final (8 parts)"]
+        .iter()
+        .zip(best)
+        .enumerate()
+    {
+        let check = match i {
+            0 => String::new(),
+            _ => format!("  vs CPU twin {:.1e}", d / scale),
         };
         println!(
             "{name:<32} {:8.1} ms  {:6.1} GFLOP/s(-equivalent)  {:.2}x dense{check}",

@@ -19,7 +19,11 @@ struct SparseZ1 {
     rows: u32,
     hidden: u32, // multiple of 16
     scale: f32,  // a = 2/255
-    kw: u32,     // block_z1: u32 words (4 pixels) per image
+    kw: u32,     // block_z1, block_dw1: u32 words (4 pixels) per image
+    parts: u32,  // block_dw1: split-k parts
+    _p1: u32,
+    _p2: u32,
+    _p3: u32,
 }
 
 @group(0) @binding(0) var<uniform> q: SparseZ1;
@@ -151,4 +155,75 @@ fn block_z1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
     block_store(r0 + 4u, j0, c10); block_store(r0 + 4u, j0 + 4u, c11); block_store(r0 + 4u, j0 + 8u, c12); block_store(r0 + 4u, j0 + 12u, c13);
     block_store(r0 + 8u, j0, c20); block_store(r0 + 8u, j0 + 4u, c21); block_store(r0 + 8u, j0 + 8u, c22); block_store(r0 + 8u, j0 + 12u, c23);
     block_store(r0 + 12u, j0, c30); block_store(r0 + 12u, j0 + 4u, c31); block_store(r0 + 12u, j0 + 8u, c32); block_store(r0 + 12u, j0 + 12u, c33);
+}
+
+// block_dw1 + block_dw1_final: dW1 = dZ1^T X = a (dZ1^T U) + b db1 (x) 1, skipping the
+// 16-image blocks where a 4-pixel word is zero in all 16 images. `dz`: dZ1 [rows, hidden] as
+// vec4s; `wl`: per (word w, part s), the blocks of part s (a fixed range of block ids) where
+// word w is nonzero, from wl[starts[w * q.parts + s]] on; `part`: part s's sums
+// sum_n dZ1[n][j] U[n][k] as [parts, inputs, hidden] vec4s. block_dw1_final adds the parts in
+// order s = 0, 1, ... (deterministic) into dW1 [hidden, inputs] (`z`, as vec4s along the
+// inputs) with db1 in `c`.
+// Grid (block_dw1): x = blocks of 128 hidden units (8 invocations of 16), y = words, z =
+// parts. Grid (block_dw1_final): x = words (64 per group), y = hidden units.
+@group(0) @binding(10) var<storage, read> dz: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> wl: array<u32>;
+@group(0) @binding(12) var<storage, read_write> part: array<vec4<f32>>;
+
+@compute @workgroup_size(8)
+fn block_dw1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let j0 = gid.x * 16u;
+    let w = wid.y;
+    let s = wid.z;
+    if (j0 >= q.hidden || w >= q.kw) {
+        return;
+    }
+    let h4 = q.hidden / 4u;
+    let jb = j0 / 4u;
+    var a00 = vec4<f32>(); var a01 = vec4<f32>(); var a02 = vec4<f32>(); var a03 = vec4<f32>();
+    var a10 = vec4<f32>(); var a11 = vec4<f32>(); var a12 = vec4<f32>(); var a13 = vec4<f32>();
+    var a20 = vec4<f32>(); var a21 = vec4<f32>(); var a22 = vec4<f32>(); var a23 = vec4<f32>();
+    var a30 = vec4<f32>(); var a31 = vec4<f32>(); var a32 = vec4<f32>(); var a33 = vec4<f32>();
+    for (var e = starts[w * q.parts + s]; e < starts[w * q.parts + s + 1u]; e++) {
+        let r0 = wl[e] * 16u;
+        let rn = min(r0 + 16u, q.rows);
+        for (var n = r0; n < rn; n++) {
+            let x = px(xs[n * q.kw + w]);
+            let d0 = dz[n * h4 + jb]; let d1 = dz[n * h4 + jb + 1u];
+            let d2 = dz[n * h4 + jb + 2u]; let d3 = dz[n * h4 + jb + 3u];
+            a00 = fma(d0, vec4<f32>(x.x), a00); a01 = fma(d0, vec4<f32>(x.y), a01);
+            a02 = fma(d0, vec4<f32>(x.z), a02); a03 = fma(d0, vec4<f32>(x.w), a03);
+            a10 = fma(d1, vec4<f32>(x.x), a10); a11 = fma(d1, vec4<f32>(x.y), a11);
+            a12 = fma(d1, vec4<f32>(x.z), a12); a13 = fma(d1, vec4<f32>(x.w), a13);
+            a20 = fma(d2, vec4<f32>(x.x), a20); a21 = fma(d2, vec4<f32>(x.y), a21);
+            a22 = fma(d2, vec4<f32>(x.z), a22); a23 = fma(d2, vec4<f32>(x.w), a23);
+            a30 = fma(d3, vec4<f32>(x.x), a30); a31 = fma(d3, vec4<f32>(x.y), a31);
+            a32 = fma(d3, vec4<f32>(x.z), a32); a33 = fma(d3, vec4<f32>(x.w), a33);
+        }
+    }
+    // part[s][4w + p][j0 .. j0 + 15]
+    let at = (s * q.kw * 4u + 4u * w) * h4 + jb;
+    part[at] = a00; part[at + 1u] = a10; part[at + 2u] = a20; part[at + 3u] = a30;
+    part[at + h4] = a01; part[at + h4 + 1u] = a11; part[at + h4 + 2u] = a21; part[at + h4 + 3u] = a31;
+    part[at + 2u * h4] = a02; part[at + 2u * h4 + 1u] = a12; part[at + 2u * h4 + 2u] = a22; part[at + 2u * h4 + 3u] = a32;
+    part[at + 3u * h4] = a03; part[at + 3u * h4 + 1u] = a13; part[at + 3u * h4 + 2u] = a23; part[at + 3u * h4 + 3u] = a33;
+}
+
+@compute @workgroup_size(64)
+fn block_dw1_final(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let w = gid.x;
+    let j = gid.y;
+    if (w >= q.kw || j >= q.hidden) {
+        return;
+    }
+    let h4 = q.hidden / 4u;
+    var sum = vec4<f32>(0.0);
+    for (var s = 0u; s < q.parts; s++) {
+        let base = (s * q.kw * 4u + 4u * w) * h4 + j / 4u;
+        let lane = j % 4u;
+        sum += vec4<f32>(part[base][lane], part[base + h4][lane], part[base + 2u * h4][lane],
+                         part[base + 3u * h4][lane]);
+    }
+    let db = c[j / 4u][j % 4u];
+    z[j * q.kw + w] = fma(vec4<f32>(q.scale), sum, vec4<f32>(-db));
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use rprop_lab::cpu_sparse::{self, SparseImages};
-use rprop_lab::gpu::ops::sparse::{pack_blocks, SparseKernel, SparseZ1Probe};
+use rprop_lab::gpu::ops::sparse::{pack_blocks, BlockDw1Probe, SparseKernel, SparseZ1Probe};
 use rprop_lab::gpu::{GpuContext, Needs};
 use rprop_lab::rng::Rng;
 
@@ -59,6 +59,55 @@ fn sparse_z1_kernels_match_the_cpu_twin() {
                 d / scale
             );
         }
+    }
+}
+
+/// block_dw1 (+ its fixed-order final sum) against `grad_rows` + `finish_grad`, with more
+/// parts than some words have blocks, and rows not a multiple of 16.
+#[test]
+fn block_dw1_matches_the_cpu_twin() {
+    if !common::have_gpu() {
+        return;
+    }
+    let mut ctx = GpuContext::new(
+        None,
+        Needs {
+            binding: 1 << 20,
+            buffer: 1 << 20,
+        },
+    )
+    .unwrap();
+    let mut r = Rng::new(9);
+    for (rows, inputs, hidden, parts) in [(37, 36, 32, 3), (100, 784, 128, 4), (16, 8, 144, 1)] {
+        let pixels: Vec<u8> = (0..rows * inputs)
+            .map(|_| match r.unit() < 0.8 {
+                true => 0,
+                false => (r.next_u64() % 256) as u8,
+            })
+            .collect();
+        let u = SparseImages::from_pixels(&pixels, inputs).unwrap();
+        let dz: Vec<f32> = (0..rows * hidden).map(|_| r.unit() - 0.5).collect();
+        let db: Vec<f32> = (0..hidden)
+            .map(|j| (0..rows).map(|n| dz[n * hidden + j] as f64).sum::<f64>() as f32)
+            .collect();
+        let mut s = vec![0f32; inputs * hidden];
+        cpu_sparse::grad_rows(&u, 0, &dz, hidden, &mut s);
+        let mut want = vec![0f32; hidden * inputs];
+        cpu_sparse::finish_grad(&s, &db, &mut want);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.1);
+        let probe = BlockDw1Probe::new(&ctx, &u, &dz, &db, parts).unwrap();
+        probe.run(&mut ctx, 1).unwrap();
+        let dw = probe.read_dw(&mut ctx).unwrap();
+        let d = dw
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            d / scale < 1e-5,
+            "{rows}x{inputs}x{hidden}/{parts}: dW1 differs by {:e}",
+            d / scale
+        );
     }
 }
 

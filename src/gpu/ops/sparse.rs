@@ -20,8 +20,11 @@ pub struct SparseZ1 {
     pub rows: u32,
     pub hidden: u32,
     pub scale: f32,
-    /// block_z1: u32 words (4 pixels) per image.
+    /// block_z1, block_dw1: u32 words (4 pixels) per image.
     pub kw: u32,
+    /// block_dw1: split-k parts.
+    pub parts: u32,
+    pub _pad: [u32; 3],
 }
 
 /// Which kernel of shaders/sparse_first.wgsl computes Z1.
@@ -84,6 +87,28 @@ pub fn pack_entries(u: &SparseImages) -> (Vec<u32>, Vec<u32>) {
     (starts, nz)
 }
 
+/// The pipeline of one entry point of shaders/sparse_first.wgsl. The module keeps naga's
+/// bounds checks (their cost is part of what the probe measures).
+fn pipeline(ctx: &GpuContext, entry: &str) -> Result<wgpu::ComputePipeline> {
+    let d = &ctx.device;
+    let m = ctx.scoped("compiling shaders/sparse_first.wgsl", || {
+        d.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("sparse_first.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(SPARSE_FIRST_WGSL.into()),
+        })
+    })?;
+    ctx.scoped(&format!("creating pipeline {entry}"), || {
+        d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &m,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    })
+}
+
 /// Bind group entries for buffers at their bindings.
 fn entries<'a>(list: &[(u32, &'a wgpu::Buffer)]) -> Vec<wgpu::BindGroupEntry<'a>> {
     list.iter()
@@ -137,6 +162,7 @@ impl SparseZ1Probe {
             hidden: hidden as u32,
             scale: cpu_sparse::SCALE,
             kw: inputs.div_ceil(4) as u32,
+            ..SparseZ1::default()
         };
         let q = buf(
             "sparse q",
@@ -178,26 +204,7 @@ impl SparseZ1Probe {
             bytemuck::cast_slice(&wt),
         );
         let view = tex.create_view(&Default::default());
-        // Checked module: the entries come from a SparseImages of `inputs` columns, but the
-        // probe keeps naga's bounds checks (the cost is part of what it measures).
-        let m = ctx.scoped("compiling shaders/sparse_first.wgsl", || {
-            d.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("sparse_first.wgsl"),
-                source: wgpu::ShaderSource::Wgsl(SPARSE_FIRST_WGSL.into()),
-            })
-        })?;
-        let pipe = |entry| {
-            ctx.scoped(&format!("creating pipeline {entry}"), || {
-                d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: None,
-                    module: &m,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
-            })
-        };
+        let pipe = |entry| pipeline(ctx, entry);
         let (storage, texp, blockp) = (
             pipe("sparse_z1")?,
             pipe("sparse_z1_tex")?,
@@ -325,6 +332,169 @@ impl SparseZ1Probe {
     /// Z1 as last computed, [rows, hidden] row-major.
     pub fn read_z(&self, ctx: &mut GpuContext) -> Result<Vec<f32>> {
         let bytes = ctx.read_buffer(&self.z, 0, (self.rows * self.hidden * 4) as u64)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+}
+
+/// Per (word w, part p) at `starts[w * parts + p]`: the 16-image blocks of part p (block ids
+/// `p * blocks / parts ..` up to the next part's) where word w is nonzero in some image.
+pub fn pack_word_blocks(xs: &[u32], kw: usize, rows: usize, parts: usize) -> (Vec<u32>, Vec<u32>) {
+    let blocks = rows.div_ceil(BLOCK_ROWS);
+    let (mut starts, mut list) = (vec![0u32], Vec::new());
+    for w in 0..kw {
+        for p in 0..parts {
+            for b in p * blocks / parts..(p + 1) * blocks / parts {
+                let r = b * BLOCK_ROWS..rows.min((b + 1) * BLOCK_ROWS);
+                if r.into_iter().any(|n| xs[n * kw + w] != 0) {
+                    list.push(b as u32);
+                }
+            }
+            starts.push(list.len() as u32);
+        }
+    }
+    (starts, list)
+}
+
+/// dW1 = a·(dZ1ᵀ·U) − db1 ⊗ 1 by `block_dw1` (fixed-order split-k over `parts`) and
+/// `block_dw1_final`; CPU twin `cpu_sparse::grad_rows` + `cpu_sparse::finish_grad`.
+pub struct BlockDw1Probe {
+    pipes: [wgpu::ComputePipeline; 2],
+    binds: [wgpu::BindGroup; 2],
+    groups: [[u32; 3]; 2],
+    pub dw: wgpu::Buffer,
+    len: usize,
+}
+
+impl BlockDw1Probe {
+    /// For images `u` and dZ1 [u.rows, hidden], db1 [hidden].
+    pub fn new(
+        ctx: &GpuContext,
+        u: &SparseImages,
+        dz: &[f32],
+        db1: &[f32],
+        parts: usize,
+    ) -> Result<Self> {
+        let (hidden, inputs) = (db1.len(), u.cols);
+        ensure!(
+            hidden % 16 == 0 && inputs % 4 == 0 && dz.len() == u.rows * hidden && parts > 0,
+            "block dW1: hidden width {hidden} must be a multiple of 16, inputs {inputs} of 4"
+        );
+        let kw = inputs / 4;
+        let (xs, _, _) = pack_blocks(u);
+        let (starts, wl) = pack_word_blocks(&xs, kw, u.rows, parts);
+        let d = &ctx.device;
+        let st = wgpu::BufferUsages::STORAGE;
+        let buf = |label, bytes: &[u8], usage| {
+            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage,
+            })
+        };
+        let params = SparseZ1 {
+            rows: u.rows as u32,
+            hidden: hidden as u32,
+            scale: cpu_sparse::SCALE,
+            kw: kw as u32,
+            parts: parts as u32,
+            ..SparseZ1::default()
+        };
+        let q = buf(
+            "dw1 q",
+            bytemuck::bytes_of(&params),
+            wgpu::BufferUsages::UNIFORM,
+        );
+        let starts = buf("dw1 starts", bytemuck::cast_slice(&starts), st);
+        let wl = buf(
+            "dw1 wl",
+            bytemuck::cast_slice(&[&wl[..], &[0]].concat()),
+            st,
+        );
+        let xs = buf(
+            "dw1 xs",
+            bytemuck::cast_slice(&[&xs[..], &[0]].concat()),
+            st,
+        );
+        let dzb = buf(
+            "dw1 dz",
+            bytemuck::cast_slice(&[dz, &[0.0; 4]].concat()),
+            st,
+        );
+        let db = buf("dw1 db1", bytemuck::cast_slice(db1), st);
+        let empty = |label, size: usize, usage| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (size * 4) as u64,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let part = empty("dw1 parts", parts * inputs * hidden, st);
+        let dw = empty("dw1", hidden * inputs, st | wgpu::BufferUsages::COPY_SRC);
+        let pipes = [
+            pipeline(ctx, "block_dw1")?,
+            pipeline(ctx, "block_dw1_final")?,
+        ];
+        let bind = |p: &wgpu::ComputePipeline, list: &[(u32, &wgpu::Buffer)]| {
+            d.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &p.get_bind_group_layout(0),
+                entries: &entries(list),
+            })
+        };
+        let binds = [
+            bind(
+                &pipes[0],
+                &[
+                    (0, &q),
+                    (1, &starts),
+                    (8, &xs),
+                    (10, &dzb),
+                    (11, &wl),
+                    (12, &part),
+                ],
+            ),
+            bind(&pipes[1], &[(0, &q), (4, &db), (5, &dw), (12, &part)]),
+        ];
+        ctx.check()?;
+        Ok(BlockDw1Probe {
+            pipes,
+            binds,
+            groups: [
+                [hidden.div_ceil(128) as u32, kw as u32, parts as u32],
+                [kw.div_ceil(64) as u32, hidden as u32, 1],
+            ],
+            dw,
+            len: hidden * inputs,
+        })
+    }
+
+    /// Runs dW1 `reps` times in one submission and waits.
+    pub fn run(&self, ctx: &mut GpuContext, reps: usize) -> Result<()> {
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
+            for _ in 0..reps {
+                for i in 0..2 {
+                    pass.set_pipeline(&self.pipes[i]);
+                    pass.set_bind_group(0, &self.binds[i], &[]);
+                    let g = self.groups[i];
+                    pass.dispatch_workgroups(g[0], g[1], g[2]);
+                }
+            }
+        }
+        ctx.submit(enc.finish());
+        ctx.wait()
+    }
+
+    /// dW1 as last computed, [hidden, inputs] row-major.
+    pub fn read_dw(&self, ctx: &mut GpuContext) -> Result<Vec<f32>> {
+        let bytes = ctx.read_buffer(&self.dw, 0, (self.len * 4) as u64)?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 }
