@@ -18,5 +18,6 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod rng;
+pub mod telemetry;
 pub mod trainer;
 pub mod verify;

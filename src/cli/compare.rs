@@ -38,8 +38,8 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
     for job in &jobs {
         trainer::prepare_out_dir(&job.dir, args.force)?;
     }
-    let learn = data::load(&args.data.dir(), Part::Learn)?;
-    let test = data::load(&args.data.dir(), Part::Test)?;
+    let learn = data::load(&args.data.dir()?, Part::Learn)?;
+    let test = data::load(&args.data.dir()?, Part::Test)?;
     let mnist = data::is_mnist(&learn);
     let total = jobs.iter().map(|j| j.config.epochs).sum();
     let bar = trainer::progress(total, args.quiet);
@@ -90,7 +90,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
                 out_dir: job.dir.clone(),
                 quiet: args.quiet,
                 progress: Some(bar.clone()),
-                data_dir: Some(args.data.dir()),
+                data_dir: Some(args.data.dir()?),
                 save_every: None,
             },
             Start::default(),
@@ -118,7 +118,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
     bar.finish_and_clear();
     let note = format!(
         "Data: {}. Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
-        args.data.dir().display(),
+        args.data.dir()?.display(),
         test.len(),
         if mnist {
             "Report: the PyTorch study's table 3.1 (MNIST)."

@@ -2,6 +2,7 @@
 //! `train` (train, test), `compare` (compare, plot), `digits` (predict, samples).
 
 mod compare;
+mod data_dir;
 mod digits;
 mod train;
 
@@ -11,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
+pub use data_dir::{DataArgs, TestDataArgs, TrainDataArgs, DEFAULT_DATA_DIR};
 use crate::optim::Variant;
 
 #[derive(Parser, Debug)]
@@ -54,25 +56,6 @@ pub enum BackendKind {
     Gpu,
     /// The CPU reference (gemm + plain Rust).
     Cpu,
-}
-
-/// The bundled MNIST.
-pub const DEFAULT_DATA_DIR: &str = "data/mnist";
-
-#[derive(Args, Debug, Clone)]
-pub struct DataArgs {
-    /// Folder with the four MNIST-shaped IDX .gz files (MNIST, Fashion-MNIST, ...)
-    /// [default: data/mnist; with --resume, the run's own].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl DataArgs {
-    pub fn dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
-    }
 }
 
 /// Overrides for any config key, by its name in kebab case.
@@ -205,7 +188,7 @@ pub struct TrainArgs {
     #[arg(long, short, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: TrainDataArgs,
     /// Output folder [default: runs/<optimizer>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -232,6 +215,10 @@ pub struct TrainArgs {
     /// end and on Ctrl-C].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub save_every: Option<u64>,
+    /// Skip testing the best weights on the test images at the end (recorded in
+    /// metrics.json otherwise).
+    #[arg(long)]
+    pub no_test: bool,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -242,7 +229,7 @@ pub struct TestArgs {
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: TestDataArgs,
 }
 
 #[derive(Args, Debug)]
@@ -389,7 +376,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let cfg = a.overrides.resolve(a.config.as_deref())?;
             crate::verify::run(
                 &cfg,
-                &a.data.dir(),
+                &a.data.dir()?,
                 a.init_weights.as_deref(),
                 a.steps,
                 &a.gpu.options()?,
