@@ -10,8 +10,13 @@ use crate::checkpoint::write_atomic;
 use crate::telemetry::LayerTelemetry;
 
 /// The CSV columns of each layer's telemetry (prefixed `l1_`, `l2_`, ...).
-pub const TELEMETRY_COLUMNS: [&str; 5] =
-    ["sign_changes", "backtracks", "at_min", "at_max", "median_step"];
+pub const TELEMETRY_COLUMNS: [&str; 5] = [
+    "sign_changes",
+    "backtracks",
+    "at_min",
+    "at_max",
+    "median_step",
+];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {

@@ -302,7 +302,7 @@ pub fn train(
 /// lines a run (the first epoch, every tenth of the run, and the last).
 pub fn history_due(epoch: usize, epochs: usize) -> bool {
     let every = epochs.div_ceil(10).max(1);
-    epoch == 1 || epoch == epochs || epoch % every == 0
+    epoch == 1 || epoch == epochs || epoch.is_multiple_of(every)
 }
 
 /// Fills the telemetry the backend gathered since the last call into the latest epochs'

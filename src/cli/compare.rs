@@ -22,10 +22,16 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
     if args.overrides.optimizer.is_some() {
         bail!("--optimizer cannot be used with compare: each config names its optimizer");
     }
+    if args.seeds.is_some() && args.overrides.seed.is_some() {
+        bail!("--seed and --seeds cannot both be given: --seeds sets each run's seed");
+    }
     let paths = if args.configs.is_empty() {
         Variant::RPROP
             .iter()
-            .map(|v| PathBuf::from("configs").join(format!("{}.json", v.name())))
+            .map(|v| {
+                let rel = PathBuf::from("configs").join(format!("{}.json", v.name()));
+                super::data_dir::bundled_file(&rel)
+            })
             .collect()
     } else {
         args.configs.clone()
@@ -34,12 +40,13 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
         .iter()
         .map(|p| Ok((p.clone(), args.overrides.resolve(Some(p))?)))
         .collect::<Result<Vec<_>>>()?;
-    let jobs = compare::plan(configs, &args.out)?;
+    let jobs = compare::plan(configs, &args.out, args.seeds.as_ref().map(|s| &s.0[..]))?;
     for job in &jobs {
         trainer::prepare_out_dir(&job.dir, args.force)?;
     }
-    let learn = data::load(&args.data.dir()?, Part::Learn)?;
-    let test = data::load(&args.data.dir()?, Part::Test)?;
+    let data_dir = args.data.dir()?;
+    let learn = data::load(&data_dir, Part::Learn)?;
+    let test = data::load(&data_dir, Part::Test)?;
     let mnist = data::is_mnist(&learn);
     let total = jobs.iter().map(|j| j.config.epochs).sum();
     let bar = trainer::progress(total, args.quiet);
@@ -90,35 +97,36 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
                 out_dir: job.dir.clone(),
                 quiet: args.quiet,
                 progress: Some(bar.clone()),
-                data_dir: Some(args.data.dir()?),
+                data_dir: Some(data_dir.clone()),
                 save_every: None,
             },
             Start::default(),
         )?;
         let ev = compare::test_run(&job.dir, &test)?;
+        let name = match &args.seeds {
+            Some(_) => format!("{}/seed-{}", job.group, cfg.seed),
+            None => job.group.clone(),
+        };
         rows.push(compare::ResultRow {
-            name: job
-                .dir
-                .file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            name,
+            group: job.group.clone(),
             optimizer: cfg.optimizer,
+            seed: cfg.seed,
             best_epoch: run.best.epoch,
             eval_acc: run.best.eval_acc,
             test_acc: ev.stats.accuracy(),
             test_loss: ev.stats.loss,
             seconds: run.seconds,
-            // Beside the report's numbers only what the report ran: its network, on MNIST,
-            // full batch.
+            // Beside the report's numbers only what the report ran: its settings, on MNIST.
             report: compare::report_numbers(cfg.optimizer)
-                .filter(|_| mnist && cfg.hidden == [128] && !cfg.minibatch()),
+                .filter(|_| mnist && compare::is_report_settings(cfg)),
         });
-        runs.push(run.metrics);
+        runs.push((job.group.clone(), run.metrics));
     }
     bar.finish_and_clear();
     let note = format!(
         "Data: {}. Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
-        args.data.dir()?.display(),
+        data_dir.display(),
         test.len(),
         if mnist {
             "Report: the PyTorch study's table 3.1 (MNIST)."
@@ -137,6 +145,9 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
         },
     )?;
     println!("{}", compare::results_markdown(&rows, ""));
+    if let Some(seeds) = &args.seeds {
+        println!("({} seeds per config: {:?})", seeds.0.len(), seeds.0);
+    }
     let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     println!("wrote {}", names.join(", "));
     Ok(())
@@ -144,21 +155,26 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
 
 pub(super) fn plot(args: PlotArgs) -> Result<()> {
     let runs = compare::load_metrics(&args.metrics)?;
+    let groups = plot::group_runs(&runs);
     let opts = ChartOptions {
         log_loss: !args.linear_loss,
         ..ChartOptions::default()
     };
+    let panel = |p| match p {
+        PanelArg::TrainLoss => Panel::TrainLoss,
+        PanelArg::EvalLoss => Panel::EvalLoss,
+        PanelArg::TrainAcc => Panel::TrainAcc,
+        _ => Panel::EvalAcc,
+    };
     match args.panel {
-        None => plot::grid(&args.out, &runs, &opts)?,
-        Some(p) => {
-            let panel = match p {
-                PanelArg::TrainLoss => Panel::TrainLoss,
-                PanelArg::EvalLoss => Panel::EvalLoss,
-                PanelArg::TrainAcc => Panel::TrainAcc,
-                PanelArg::EvalAcc => Panel::EvalAcc,
-            };
-            plot::chart(&args.out, &runs, panel, &opts)?
+        None => plot::grid(&args.out, &groups, &opts)?,
+        Some(PanelArg::Telemetry) => {
+            if !compare::has_telemetry(&runs) {
+                bail!("no Rprop telemetry in these metrics files (runs of other optimizers, or from before telemetry was recorded)");
+            }
+            plot::telemetry_chart(&args.out, &groups, &opts)?
         }
+        Some(p) => plot::chart(&args.out, &groups, panel(p), &opts)?,
     }
     println!("wrote {}", args.out.display());
     Ok(())

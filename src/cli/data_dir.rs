@@ -56,19 +56,32 @@ fn has_data(dir: &Path) -> bool {
     dir.join("train-images-idx3-ubyte.gz").is_file()
 }
 
-/// Where the bundled MNIST may be, in order: `data/mnist` under the current folder, beside
-/// the binary's repository (`target/release/..` and an installed binary's source checkout),
-/// so the binary works from any folder.
-pub fn bundled_candidates() -> Vec<PathBuf> {
-    let mut c = vec![PathBuf::from(DEFAULT_DATA_DIR)];
+/// Where the repository's bundled files may be, in order: the current folder, the binary's
+/// repository (`target/release/..`) and the source checkout it was built from, so the
+/// binary finds them from any folder.
+fn roots() -> Vec<PathBuf> {
+    let mut c = vec![PathBuf::new()];
     if let Ok(exe) = std::env::current_exe() {
         // target/release/rprop-lab -> the repository root two folders up.
-        for up in exe.ancestors().skip(1).take(3) {
-            c.push(up.join(DEFAULT_DATA_DIR));
-        }
+        c.extend(exe.ancestors().skip(1).take(3).map(Path::to_path_buf));
     }
-    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_DATA_DIR));
+    c.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     c
+}
+
+/// Where the bundled MNIST may be (see [`roots`]).
+pub fn bundled_candidates() -> Vec<PathBuf> {
+    roots().iter().map(|r| r.join(DEFAULT_DATA_DIR)).collect()
+}
+
+/// A bundled file (e.g. `configs/irprop-plus.json`) from the first root holding it; the
+/// path as given when none does (so the error names it).
+pub fn bundled_file(rel: &Path) -> PathBuf {
+    roots()
+        .iter()
+        .map(|r| r.join(rel))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| rel.to_path_buf())
 }
 
 /// The bundled MNIST's folder, or an error saying where it looked.

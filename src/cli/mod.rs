@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-pub use data_dir::{DataArgs, TestDataArgs, TrainDataArgs, DEFAULT_DATA_DIR};
 use crate::optim::Variant;
+pub use data_dir::{DataArgs, TestDataArgs, TrainDataArgs, DEFAULT_DATA_DIR};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,7 +33,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Score saved weights on the 10,000 test images.
     Test(TestArgs),
-    /// Train every config, test each best checkpoint, write a results table and charts.
+    /// Train every config (by default the four Rprop configs in configs/, the report's
+    /// settings), test each best checkpoint, write a results table and charts.
     Compare(Box<CompareArgs>),
     /// Draw loss/accuracy curves from existing runs' metrics.json files.
     Plot(PlotArgs),
@@ -233,10 +234,19 @@ pub struct TestArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    long_about = "Trains every config, tests each run's best weights on the test images, and writes results.md/.csv and the charts (curves, and Rprop telemetry) into --out.\n\nBy default it runs the four Rprop configs in configs/ (rprop-minus, rprop-plus, irprop-plus, irprop-minus: the report's settings, 50 full-batch epochs on the bundled MNIST), once each with the config's seed (0); --seeds 0..9 runs each config over ten seeds and reports mean ± std and a 95% interval."
+)]
 pub struct CompareArgs {
-    /// Configs to run, e.g. `configs/*.json` [default: the four Rprop configs in configs/].
+    /// Configs to run, e.g. `configs/*.json` [default: configs/rprop-minus.json,
+    /// configs/rprop-plus.json, configs/irprop-plus.json, configs/irprop-minus.json].
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub configs: Vec<PathBuf>,
+    /// Run every config once per seed (`0..9`: seeds 0 to 9; or `1,5,7`), into
+    /// OUT/NAME/seed-N; results.md then gives each config's mean ± std and 95% interval
+    /// [default: once, with the config's seed].
+    #[arg(long, value_name = "SEEDS")]
+    pub seeds: Option<crate::compare::Seeds>,
     /// Output folder: one sub-folder per run, results.md/.csv and the charts.
     #[arg(long, value_name = "DIR", default_value = "runs/compare")]
     pub out: PathBuf,
@@ -267,7 +277,7 @@ pub struct PlotArgs {
     /// Output PNG.
     #[arg(long, value_name = "FILE", default_value = "chart.png")]
     pub out: PathBuf,
-    /// Draw one quantity instead of all four in a 2x2 grid.
+    /// Draw one quantity (or the telemetry chart) instead of all four in a 2x2 grid.
     #[arg(long, value_enum)]
     pub panel: Option<PanelArg>,
     /// Plot loss on a linear axis (default: log scale).
@@ -281,6 +291,8 @@ pub enum PanelArg {
     EvalLoss,
     TrainAcc,
     EvalAcc,
+    /// The Rprop telemetry chart (sign changes, backtracks, step sizes).
+    Telemetry,
 }
 
 #[derive(Args, Debug)]
