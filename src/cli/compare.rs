@@ -103,6 +103,16 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             Start::default(),
         )?;
         let ev = compare::test_run(&job.dir, &test)?;
+        let mut metrics = run.metrics.clone();
+        metrics.test = Some(crate::metrics::TestRecord {
+            loss: ev.stats.loss,
+            accuracy: ev.stats.accuracy(),
+            correct: ev.stats.correct,
+            samples: ev.stats.samples,
+            epoch: run.best.epoch,
+            data_dir: data_dir.clone(),
+        });
+        metrics.save(&job.dir)?;
         let name = match &args.seeds {
             Some(_) => format!("{}/seed-{}", job.group, cfg.seed),
             None => job.group.clone(),
@@ -121,7 +131,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             report: compare::report_numbers(cfg.optimizer)
                 .filter(|_| mnist && compare::is_report_settings(cfg)),
         });
-        runs.push((job.group.clone(), run.metrics));
+        runs.push((job.group.clone(), metrics));
     }
     bar.finish_and_clear();
     let note = format!(

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::optim::Variant;
-pub use data_dir::{DataArgs, TestDataArgs, TrainDataArgs, DEFAULT_DATA_DIR};
+pub use data_dir::{bundled_candidates, DataArgs, TestDataArgs, TrainDataArgs, DEFAULT_DATA_DIR};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,6 +35,9 @@ pub enum Command {
     Test(TestArgs),
     /// Train every config (by default the four Rprop configs in configs/, the report's
     /// settings), test each best checkpoint, write a results table and charts.
+    #[command(
+        long_about = "Trains every config, tests each run's best weights on the test images, and writes results.md/.csv and the charts (curves, and Rprop telemetry) into --out.\n\nBy default it runs the four Rprop configs in configs/ (rprop-minus, rprop-plus, irprop-plus, irprop-minus: the report's settings, 50 full-batch epochs on the bundled MNIST), once each with the config's seed (0); --seeds 0..9 runs each config over ten seeds and reports mean ± std and a 95% interval."
+    )]
     Compare(Box<CompareArgs>),
     /// Draw loss/accuracy curves from existing runs' metrics.json files.
     Plot(PlotArgs),
@@ -234,9 +237,6 @@ pub struct TestArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Trains every config, tests each run's best weights on the test images, and writes results.md/.csv and the charts (curves, and Rprop telemetry) into --out.\n\nBy default it runs the four Rprop configs in configs/ (rprop-minus, rprop-plus, irprop-plus, irprop-minus: the report's settings, 50 full-batch epochs on the bundled MNIST), once each with the config's seed (0); --seeds 0..9 runs each config over ten seeds and reports mean ± std and a 95% interval."
-)]
 pub struct CompareArgs {
     /// Configs to run, e.g. `configs/*.json` [default: configs/rprop-minus.json,
     /// configs/rprop-plus.json, configs/irprop-plus.json, configs/irprop-minus.json].
