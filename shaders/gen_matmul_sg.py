@@ -3,8 +3,8 @@
 
 usage: python3 shaders/gen_matmul_sg.py [RA HB WG_FWD HB_DW1 WG_DW1]
 Defaults 4 32 32 32 8 are the committed block sizes; keep FWD_SG and DW1_SG in
-src/gpu/backend.rs in step, and paste the output over the two kernels at the end of
-matmul_sg.wgsl.
+src/gpu/ops/linear.rs in step, and paste the output over the two kernels at the end of
+matmul_sg.wgsl (tests/shader_sources.rs checks both).
 """
 import sys
 

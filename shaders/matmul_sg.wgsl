@@ -33,14 +33,14 @@ struct Tex {
     layer_rows: u32, // image rows per texture layer
 }
 
-@group(0) @binding(6) var<storage, read> pv: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> pf: array<f32>;
-@group(0) @binding(8) var<storage, read_write> out4: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read_write> hout4: array<vec4<f32>>;
-@group(0) @binding(15) var xt: texture_2d_array<u32>;
-@group(0) @binding(16) var<uniform> qt: Tex;
-@group(0) @binding(17) var w1t: texture_2d<f32>;
-@group(0) @binding(18) var w1s: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(0) var<storage, read> pv: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> pf: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> hout4: array<vec4<f32>>;
+@group(0) @binding(4) var xt: texture_2d_array<u32>;
+@group(0) @binding(5) var<uniform> qt: Tex;
+@group(0) @binding(6) var w1t: texture_2d<f32>;
+@group(0) @binding(7) var w1s: texture_storage_2d<rgba32float, write>;
 
 fn norm4(w: u32) -> vec4<f32> {
     return (vec4<f32>(unpack4xU8(w)) / 255.0 - 0.5) / 0.5;

@@ -2,63 +2,90 @@
 //! `model.load_state_dict(safetensors.torch.load_file(path))` works, and atomic file writes.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 
+use crate::fsio;
 use crate::model::{Layout, Params, MAX_HIDDEN};
 use crate::optim::RpropState;
 
-/// Writes `bytes` to `path` atomically: into `path.tmp` first, flushed to disk, then renamed
-/// over `path`, so a crash leaves either the old file or the new one, never half of one.
+/// Writes `bytes` to `path` atomically (see [`fsio::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.with_context(|| format!("{}: cannot write", path.display()))
+    fsio::write_atomic(path, bytes)
 }
 
 /// The temporary name [`write_atomic`] writes to before renaming.
 pub fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+    fsio::tmp_path(path)
+}
+
+/// Serializes F32 tensors (name, shape, data) and string metadata as safetensors bytes,
+/// everything in the order given: equal inputs give byte-identical files (the crate's own
+/// serializer writes metadata in hash-map order, which varies from run to run).
+pub fn serialize(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &[(&str, String)]) -> Vec<u8> {
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let mut parts = Vec::new();
+    if !metadata.is_empty() {
+        let kv: Vec<String> = metadata
+            .iter()
+            .map(|(k, v)| format!("{}:{}", q(k), q(v)))
+            .collect();
+        parts.push(format!("\"__metadata__\":{{{}}}", kv.join(",")));
+    }
+    let mut offset = 0usize;
+    for (name, shape, data) in tensors {
+        let end = offset + 4 * data.len();
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        parts.push(format!(
+            "{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+            q(name),
+            dims.join(",")
+        ));
+        offset = end;
+    }
+    let mut header = format!("{{{}}}", parts.join(",")).into_bytes();
+    // The data starts 8-byte aligned, as the format asks.
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend((header.len() as u64).to_le_bytes());
+    out.extend(header);
+    for (_, _, data) in tensors {
+        for x in data.iter() {
+            out.extend(x.to_le_bytes());
+        }
+    }
+    out
 }
 
 /// Serializes parameters (and optional string metadata) as safetensors bytes.
 pub fn to_bytes(params: &Params, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
     let tensors = params.layout.tensors();
-    let bytes: Vec<&[u8]> = tensors
+    let views: Vec<(&str, Vec<usize>, &[f32])> = tensors
         .iter()
-        .map(|t| bytemuck::cast_slice(&params.data[t.range()]))
+        .map(|t| (t.name, t.dims().to_vec(), &params.data[t.range()]))
         .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            TensorView::new(Dtype::F32, t.dims().to_vec(), b).map(|v| (t.name.to_string(), v))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let meta: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    Ok(safetensors::serialize(
-        views,
-        if meta.is_empty() { None } else { Some(meta) },
-    )?)
+    Ok(serialize(&views, metadata))
 }
 
 /// Saves parameters to a safetensors file, atomically.
 pub fn save(path: &Path, params: &Params, metadata: &[(&str, String)]) -> Result<()> {
     write_atomic(path, &to_bytes(params, metadata)?)
+}
+
+/// A fingerprint of a set of weights (FNV-1a over their bits), stored in the optimizer
+/// state so a resume can tell that state and weights were saved together.
+pub fn fingerprint(data: &[f32]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in data {
+        for b in x.to_bits().to_le_bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 /// Reads parameters from safetensors bytes, checking names, dtype and that the shapes of
@@ -78,11 +105,18 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
                 t.shape()
             );
         }
-        let data = t
+        let data: Vec<f32> = t
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        // NaN or inf weights would train or score as garbage without any error.
+        if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+            bail!(
+                "tensor `{name}` holds a non-finite value ({}) at index {i}",
+                data[i]
+            );
+        }
         Ok((t.shape().to_vec(), data))
     };
     // fc1, fc2, ... up to the first missing layer; each layer's input is the last one's
@@ -138,44 +172,82 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
 
 /// Loads parameters from a safetensors file; errors name the file.
 pub fn load(path: &Path, inputs: usize, classes: usize) -> Result<Params> {
-    let bytes =
-        fs::read(path).with_context(|| format!("{}: cannot read weights", path.display()))?;
-    from_bytes(&bytes, inputs, classes).with_context(|| format!("{}", path.display()))
+    Ok(load_with_meta(path, inputs, classes)?.0)
+}
+
+/// [`load`], also returning the file's metadata (epoch, optimizer, ...).
+pub fn load_with_meta(
+    path: &Path,
+    inputs: usize,
+    classes: usize,
+) -> Result<(Params, HashMap<String, String>)> {
+    let bytes = fsio::read_capped(path, "weights", fsio::MAX_WEIGHTS)?;
+    let params =
+        from_bytes(&bytes, inputs, classes).with_context(|| format!("{}", path.display()))?;
+    let meta = SafeTensors::read_metadata(&bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().clone())
+        .unwrap_or_default();
+    Ok((params, meta))
 }
 
 /// Saves an optimizer state (step sizes, previous gradients, previous changes as flat f32
 /// tensors in the parameter layout; the previous loss and the epoch as exact metadata).
 pub fn save_state(path: &Path, state: &RpropState, epoch: usize) -> Result<()> {
-    let tensors: [(&str, &[f32]); 3] = [
-        ("step", &state.step),
-        ("prev_grad", &state.prev_grad),
-        ("prev_change", &state.prev_change),
+    save_state_with(path, state, epoch, &[])
+}
+
+/// [`save_state`] with extra metadata (the optimizer and the fingerprint of the weights it
+/// goes with, so a resume refuses a state and weights that were not saved together).
+pub fn save_state_with(
+    path: &Path,
+    state: &RpropState,
+    epoch: usize,
+    extra: &[(&str, String)],
+) -> Result<()> {
+    let n = state.step.len();
+    let tensors: [(&str, Vec<usize>, &[f32]); 3] = [
+        ("step", vec![n], &state.step),
+        ("prev_grad", vec![state.prev_grad.len()], &state.prev_grad),
+        (
+            "prev_change",
+            vec![state.prev_change.len()],
+            &state.prev_change,
+        ),
     ];
-    let views = tensors
-        .iter()
-        .map(|(name, v)| {
-            TensorView::new(Dtype::F32, vec![v.len()], bytemuck::cast_slice(v))
-                .map(|t| (name.to_string(), t))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let meta = HashMap::from([
+    let mut meta = vec![
         // The bits, so the loss compared by iRprop+ after a resume is exactly the same.
         (
-            "prev_loss_bits".to_string(),
+            "prev_loss_bits",
             format!("{:08x}", state.prev_loss.to_bits()),
         ),
-        ("epoch".to_string(), epoch.to_string()),
-        ("t".to_string(), state.t.to_string()),
-    ]);
-    write_atomic(path, &safetensors::serialize(views, Some(meta))?)
+        ("epoch", epoch.to_string()),
+        ("t", state.t.to_string()),
+    ];
+    meta.extend(extra.iter().cloned());
+    write_atomic(path, &serialize(&tensors, &meta))
 }
 
 /// Loads an optimizer state saved by [`save_state`] for a model of `len` flat parameters;
 /// returns it with the number of epochs it has seen. Errors name the file.
 pub fn load_state(path: &Path, len: usize) -> Result<(RpropState, usize)> {
-    let bytes = fs::read(path)
-        .with_context(|| format!("{}: cannot read optimizer state", path.display()))?;
-    state_from_bytes(&bytes, len).with_context(|| format!("{}", path.display()))
+    let (state, epoch, _) = load_state_with_meta(path, len)?;
+    Ok((state, epoch))
+}
+
+/// [`load_state`], also returning the file's metadata.
+pub fn load_state_with_meta(
+    path: &Path,
+    len: usize,
+) -> Result<(RpropState, usize, HashMap<String, String>)> {
+    let bytes = fsio::read_capped(path, "optimizer state", 3 * fsio::MAX_WEIGHTS)?;
+    let (state, epoch) =
+        state_from_bytes(&bytes, len).with_context(|| format!("{}", path.display()))?;
+    let meta = SafeTensors::read_metadata(&bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().clone())
+        .unwrap_or_default();
+    Ok((state, epoch, meta))
 }
 
 fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(RpropState, usize)> {

@@ -133,6 +133,8 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| anyhow!("malformed JSON: {e}"))?;
+        // serde_json keeps the last of two equal keys; which one the user meant is unknown.
+        serde_json::from_str::<NoDuplicateKeys>(text).map_err(|e| anyhow!("{e}"))?;
         let Value::Object(map) = value else {
             bail!("expected a JSON object of settings");
         };
@@ -147,8 +149,7 @@ impl Config {
 
     /// Reads and checks a config file; errors name the file and the key.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read config", path.display()))?;
+        let text = crate::fsio::read_text(path, "config", crate::fsio::MAX_CONFIG)?;
         Config::parse(&text).with_context(|| format!("{}", path.display()))
     }
 
@@ -179,7 +180,7 @@ impl Config {
             "momentum" => as_f32(v).map(|x| self.momentum = x),
             "nesterov" => v
                 .as_bool()
-                .ok_or_else(|| anyhow!("expected true or false, got {v}"))
+                .ok_or_else(|| anyhow!("expected true or false, got {}", show(v)))
                 .map(|x| self.nesterov = x),
             "alpha" => as_f64(v).map(|x| self.alpha = x),
             "eps" => as_f32(v).map(|x| self.eps = x),
@@ -188,12 +189,21 @@ impl Config {
             "mu" => as_f32(v).map(|x| self.mu = x),
             "hidden" => v
                 .as_array()
-                .ok_or_else(|| anyhow!("expected a list of layer sizes such as [128], got {v}"))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "expected a list of layer sizes such as [128], got {}",
+                        show(v)
+                    )
+                })
                 .and_then(|a| a.iter().map(as_usize).collect::<Result<Vec<_>>>())
                 .map(|x| self.hidden = x),
-            _ => bail!("unknown key `{key}` (known keys: {})", KEYS.join(", ")),
+            _ => bail!(
+                "unknown key `{}` (known keys: {})",
+                cut(key),
+                KEYS.join(", ")
+            ),
         };
-        r.with_context(|| format!("key `{key}`"))
+        r.with_context(|| format!("key `{}`", cut(key)))
     }
 
     /// Sets one key from command-line text (`--epochs 5`): numbers are read as JSON numbers,
@@ -204,6 +214,11 @@ impl Config {
         let v = serde_json::from_str::<Value>(text)
             .ok()
             .filter(|v| v.is_number() || v.is_boolean() || v.is_array())
+            // One hidden layer may be given as one number: --hidden 128.
+            .map(|v| match v {
+                Value::Number(_) if key == "hidden" => Value::Array(vec![v]),
+                v => v,
+            })
             .or_else(|| {
                 (key == "hidden")
                     .then(|| serde_json::from_str::<Value>(&list).ok())
@@ -228,7 +243,7 @@ impl Config {
                 "criterion",
                 format!(
                     "{:?} is not supported (only \"cross_entropy\")",
-                    self.criterion
+                    cut(&self.criterion)
                 ),
             );
         }
@@ -343,13 +358,49 @@ impl Config {
             return key_err(
                 "hidden",
                 format!(
-                    "must list 1 to {MAX_HIDDEN} layer sizes in 1..=65536, got {:?}",
-                    self.hidden
+                    "must list 1 to {MAX_HIDDEN} layer sizes in 1..=65536, got {}",
+                    cut(&format!("{:?}", self.hidden))
                 ),
             );
         }
         if !(self.mu > 0.0 && self.mu.is_finite()) {
             return key_err("mu", format!("must be a positive number, got {}", self.mu));
+        }
+        Ok(())
+    }
+
+    /// Bytes a run of this config needs, roughly, on `inputs`-pixel data: per parameter the
+    /// weights, best weights, gradient, optimizer state and device copies (8 floats), and
+    /// per train-batch and eval row the activations and deltas of every layer (3 floats).
+    pub fn memory_estimate(&self, inputs: usize, classes: usize) -> u128 {
+        let mut widths = vec![inputs as u128];
+        widths.extend(self.hidden.iter().map(|&h| h as u128));
+        widths.push(classes as u128);
+        let params: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        let units: u128 = widths[1..].iter().sum();
+        let rows = (self.train_batch_size + self.eval_set_size) as u128;
+        4 * (8 * params + 3 * rows * units)
+    }
+
+    /// Refuses, before anything is allocated, a network and batch that cannot fit in the
+    /// memory this process may use (RAM, or a lower `ulimit -v`), naming the keys to change.
+    pub fn check_memory(&self, inputs: usize, classes: usize) -> Result<()> {
+        let need = self.memory_estimate(inputs, classes);
+        let limit = memory_limit();
+        if need > limit as u128 {
+            let gb = |b: u128| b as f64 / (1u64 << 30) as f64;
+            bail!(
+                "key `hidden`: a {inputs}-{}-{classes} network trained on batches of {} rows (plus {} eval rows) needs about {:.1} GiB, more than the {:.1} GiB this process may use; use smaller `hidden` layers or a smaller `train_batch_size`",
+                self.hidden
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>()
+                    .join("-"),
+                self.train_batch_size,
+                self.eval_set_size,
+                gb(need),
+                gb(limit as u128)
+            );
         }
         Ok(())
     }
@@ -394,18 +445,123 @@ fn short(x: f32) -> Value {
 }
 
 fn parse_optimizer(v: &Value) -> Result<Variant> {
-    as_str(v)?.parse::<Variant>().map_err(|e| anyhow!(e))
+    let name = as_str(v)?;
+    name.parse::<Variant>().map_err(|e: String| {
+        // The parser's message echoes the name; cut it.
+        anyhow!("{}", e.replace(name, &cut(name)))
+    })
+}
+
+/// Memory this process may use: the machine's RAM or the address-space limit
+/// (`ulimit -v`), whichever is lower, less a quarter for the data, code and threads.
+pub fn memory_limit() -> u64 {
+    let ram = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kb| kb.saturating_mul(1024));
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let rlimit = if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0
+        && lim.rlim_cur != libc::RLIM_INFINITY
+    {
+        lim.rlim_cur
+    } else {
+        u64::MAX
+    };
+    ram.min(rlimit) / 4 * 3
+}
+
+/// Longest echo of a user's value in an error line.
+const MAX_ECHO: usize = 80;
+
+/// Text cut to [`MAX_ECHO`] characters (an error line must not echo a 50 MB value).
+pub fn cut(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO) {
+        Some((i, _)) => format!("{}... ({} bytes)", &text[..i], text.len()),
+        None => text.to_string(),
+    }
+}
+
+/// A JSON value as cut text for an error line.
+fn show(v: &Value) -> String {
+    cut(&v.to_string())
+}
+
+/// Deserializes any JSON only to fail on an object with a key twice (at any depth).
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key `{}` appears twice",
+                    cut(&key)
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(self)
+    }
 }
 
 fn as_str(v: &Value) -> Result<&str> {
     v.as_str()
-        .ok_or_else(|| anyhow!("expected a string, got {v}"))
+        .ok_or_else(|| anyhow!("expected a string, got {}", show(v)))
 }
 
 fn as_f32(v: &Value) -> Result<f32> {
     let x = v
         .as_f64()
-        .ok_or_else(|| anyhow!("expected a number, got {v}"))?;
+        .ok_or_else(|| anyhow!("expected a number, got {}", show(v)))?;
     if !x.is_finite() || x.abs() > f32::MAX as f64 {
         bail!("{x} is out of range for f32");
     }
@@ -415,12 +571,12 @@ fn as_f32(v: &Value) -> Result<f32> {
 fn as_f64(v: &Value) -> Result<f64> {
     v.as_f64()
         .filter(|x| x.is_finite())
-        .ok_or_else(|| anyhow!("expected a number, got {v}"))
+        .ok_or_else(|| anyhow!("expected a number, got {}", show(v)))
 }
 
 fn as_u64(v: &Value) -> Result<u64> {
     v.as_u64()
-        .ok_or_else(|| anyhow!("expected a non-negative integer, got {v}"))
+        .ok_or_else(|| anyhow!("expected a non-negative integer, got {}", show(v)))
 }
 
 fn as_usize(v: &Value) -> Result<usize> {

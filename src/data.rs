@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 /// Magic number of an IDX file of unsigned bytes with three dimensions (images).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -17,6 +17,8 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 pub const CLASSES: usize = 10;
 /// No real IDX file of this kind is larger: a cap so a lying gzip cannot exhaust memory.
 const MAX_DECOMPRESSED: u64 = 1 << 30;
+/// Largest gzip file read (compressed).
+const MAX_COMPRESSED: u64 = 1 << 30;
 
 pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte.gz";
 pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte.gz";
@@ -46,6 +48,10 @@ pub enum DataError {
     },
     #[error("data directory {0} does not exist (expected the four MNIST .gz files there; see data/mnist/README.md)")]
     MissingDir(PathBuf),
+    #[error(
+        "data directory {0} is not a directory (expected a folder with the four MNIST .gz files)"
+    )]
+    NotDir(PathBuf),
 }
 
 /// Images (row-major, `rows*cols` bytes each) with their labels.
@@ -96,25 +102,61 @@ pub fn normalize_table() -> [f32; 256] {
     std::array::from_fn(|p| normalize(p as u8))
 }
 
-/// Decompresses a whole gzip file, refusing to inflate past [`MAX_DECOMPRESSED`].
+/// Decompresses a whole gzip file (every member: `cat a.gz b.gz` is valid gzip and `zcat`
+/// reads it), allocating only what the IDX header it starts with claims, capped at
+/// [`MAX_DECOMPRESSED`]; [`parse_idx`] then checks the claim against the payload.
 fn read_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let file = File::open(path).map_err(|source| DataError::Io {
+    let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let fmt = |msg: String| DataError::Format {
+        path: path.to_owned(),
+        msg,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(fmt("not a regular file".into()));
+    }
+    if meta.len() > MAX_COMPRESSED {
+        return Err(fmt(format!(
+            "{} bytes, more than the {MAX_COMPRESSED} a data file may have",
+            meta.len()
+        )));
+    }
+    let file = File::open(path).map_err(io)?;
+    let gz_err = |source| DataError::Gzip {
+        path: path.to_owned(),
+        source,
+    };
+    let mut reader = MultiGzDecoder::new(file).take(MAX_DECOMPRESSED + 1);
+    // The header first: its dimensions say how much to reserve.
     let mut out = Vec::new();
-    GzDecoder::new(file)
-        .take(MAX_DECOMPRESSED + 1)
+    (&mut reader)
+        .take(4)
         .read_to_end(&mut out)
-        .map_err(|source| DataError::Gzip {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(gz_err)?;
+    if out.len() == 4 {
+        let ndims = (be_u32(&out, 0) & 0xff).min(4) as u64;
+        (&mut reader)
+            .take(4 * ndims)
+            .read_to_end(&mut out)
+            .map_err(gz_err)?;
+        let claimed = out[4..]
+            .chunks_exact(4)
+            .try_fold(1u64, |acc, c| {
+                acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64)
+            })
+            .unwrap_or(u64::MAX);
+        if claimed <= MAX_DECOMPRESSED {
+            out.reserve_exact(claimed as usize + 1);
+        }
+    }
+    reader.read_to_end(&mut out).map_err(gz_err)?;
     if out.len() as u64 > MAX_DECOMPRESSED {
-        return Err(DataError::Format {
-            path: path.to_owned(),
-            msg: format!("decompresses to more than {MAX_DECOMPRESSED} bytes"),
-        });
+        return Err(fmt(format!(
+            "decompresses to more than {MAX_DECOMPRESSED} bytes"
+        )));
     }
     Ok(out)
 }
@@ -177,6 +219,12 @@ pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, Data
     let raw = read_gz(images_path)?;
     let (dims, pixels) = parse_idx(images_path, &raw, IMAGES_MAGIC)?;
     let (n_images, rows, cols) = (dims[0], dims[1], dims[2]);
+    if n_images == 0 {
+        return Err(DataError::Format {
+            path: images_path.to_owned(),
+            msg: "holds no images".into(),
+        });
+    }
     if rows == 0 || cols == 0 {
         return Err(DataError::Format {
             path: images_path.to_owned(),
@@ -226,7 +274,12 @@ pub enum Part {
 /// Loads one part of an MNIST-shaped folder (MNIST, Fashion-MNIST, ...).
 pub fn load(dir: &Path, part: Part) -> Result<Dataset, DataError> {
     if !dir.is_dir() {
-        return Err(DataError::MissingDir(dir.to_owned()));
+        // "does not exist" only when it does not.
+        return Err(if dir.exists() {
+            DataError::NotDir(dir.to_owned())
+        } else {
+            DataError::MissingDir(dir.to_owned())
+        });
     }
     let (i, l) = match part {
         Part::Learn => (TRAIN_IMAGES, TRAIN_LABELS),

@@ -19,11 +19,31 @@ const BOX: u32 = 20;
 /// Reads an image file (PNG, JPEG, ...) as an MNIST-like digit: 28x28 grey-scale, white
 /// digit on black.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
-    let img = image::open(path)
-        .with_context(|| format!("{}: cannot read image", path.display()))?
+    let bytes = crate::fsio::read_capped(path, "image", crate::fsio::MAX_IMAGE)?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .with_context(|| format!("{}: cannot read image", path.display()))?;
+    // The header's dimensions bound the decode and the resize before anything is
+    // allocated (a few-KB PNG may claim 500,000,000 x 1 pixels).
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(256 << 20);
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .with_context(|| {
+            format!(
+                "{}: cannot read image (PNG or JPEG of at most {MAX_SIDE}x{MAX_SIDE} pixels)",
+                path.display()
+            )
+        })?
         .to_luma8();
     Ok(to_mnist(img))
 }
+
+/// Largest picture side `predict` reads (a photo of a digit needs far less).
+pub const MAX_SIDE: u32 = 8192;
 
 /// Converts a grey-scale picture to MNIST's form: inverted when its background (border) is
 /// light, then, unless it is already 28x28, cropped to the digit, scaled to fit 20x20 and
@@ -100,7 +120,10 @@ pub fn save_digit(path: &Path, pixels: &[u8]) -> Result<()> {
     write_png(path, SIDE, SIDE, rgb)
 }
 
-/// Draws up to `max` misclassified digits in a grid, each captioned "true -> predicted".
+/// Most digits a grid draws (100 rows of 10).
+pub const MAX_GRID: usize = 1000;
+
+/// Draws up to `max` (at most [`MAX_GRID`]) misclassified digits in a grid, each captioned "true -> predicted".
 /// Returns how many were misclassified in all.
 pub fn misclassified_grid(
     path: &Path,
@@ -111,7 +134,8 @@ pub fn misclassified_grid(
     let wrong: Vec<usize> = (0..set.len())
         .filter(|&i| predictions[i] != set.labels[i])
         .collect();
-    let shown = wrong.len().min(max);
+    // The grid's pixel buffer grows with the rows; a cap keeps it (and u32 sizes) small.
+    let shown = wrong.len().min(max).min(MAX_GRID);
     const SCALE: u32 = 3;
     const CELL_W: u32 = SIDE * SCALE + 16;
     const CELL_H: u32 = SIDE * SCALE + 34;

@@ -11,6 +11,7 @@ pub mod cpu_fast;
 pub mod cpu_sparse;
 pub mod data;
 pub mod digits;
+pub mod fsio;
 pub mod gpu;
 pub mod matmul;
 pub mod metrics;

@@ -17,8 +17,7 @@ fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Err(e) => {
-            // One line: the whole context chain, outermost first.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             // A verify mismatch is a result (1), not a failure to run (2).
             if e.downcast_ref::<VerifyFailed>().is_some() {
                 ExitCode::from(1)
@@ -27,4 +26,28 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The whole context chain on one line, outermost first. A cause whose text the line
+/// already ends with (an error that prints its source itself) is not repeated, and
+/// each part is cut to a bounded length, so a 50 MB value never reaches the terminal.
+fn one_line(e: &anyhow::Error) -> String {
+    const MAX_PART: usize = 400;
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.replace(['\n', '\r'], " ");
+        let text = match text.char_indices().nth(MAX_PART) {
+            Some((i, _)) => format!("{}...", &text[..i]),
+            None => text,
+        };
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

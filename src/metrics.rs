@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::write_atomic;
@@ -41,7 +41,7 @@ pub struct TestRecord {
     pub correct: u32,
     pub samples: u32,
     /// The epoch whose weights were tested (the best one).
-    pub epoch: usize,
+    pub best_epoch: usize,
     pub data_dir: std::path::PathBuf,
 }
 
@@ -102,8 +102,7 @@ impl Metrics {
 
     /// Reads a `metrics.json`; errors name the file.
     pub fn load(path: &Path) -> Result<Metrics> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read metrics", path.display()))?;
+        let text = crate::fsio::read_text(path, "metrics", crate::fsio::MAX_METRICS)?;
         serde_json::from_str(&text)
             .map_err(|e| anyhow!("{}: not a metrics file: {e}", path.display()))
     }

@@ -98,11 +98,6 @@ impl Layout {
             .collect()
     }
 
-    /// One hidden layer, the shape every backend runs (the GPU runs only this one so far).
-    pub fn is_single_hidden(&self) -> bool {
-        self.deeper[0] == 0
-    }
-
     /// Number of linear layers (hidden layers + the output layer).
     pub fn depth(&self) -> usize {
         self.hidden_sizes().len() + 1

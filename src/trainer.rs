@@ -33,6 +33,10 @@ pub struct RunOptions {
     /// Also write the best and last weights and the optimizer state every N epochs (a GPU
     /// reads them back then); None: only at the end and when interrupted.
     pub save_every: Option<usize>,
+    /// `--force` over an existing run: `out_dir` is a fresh sibling folder, and this run
+    /// folder is replaced by it (atomically) once the first epoch's files are written. A
+    /// failure before that leaves the old run as it was.
+    pub replace: Option<PathBuf>,
 }
 
 /// The outcome of a run.
@@ -151,8 +155,29 @@ pub fn train(
     opts: &RunOptions,
     start: Start,
 ) -> Result<RunSummary> {
-    let dir = &opts.out_dir;
-    std::fs::create_dir_all(dir)
+    let result = train_in(backend, cfg, opts, start);
+    if let (Err(e), Some(old)) = (&result, &opts.replace) {
+        if opts.out_dir.exists() {
+            // Failed before replacing the old run: drop the new folder, keep the old run.
+            crate::fsio::remove_run_dir(&opts.out_dir, &RUN_FILES);
+            return Err(anyhow::anyhow!(
+                "{e:#} (the run in {} is kept as it was)",
+                old.display()
+            ));
+        }
+    }
+    result
+}
+
+fn train_in(
+    backend: &mut dyn Backend,
+    cfg: &Config,
+    opts: &RunOptions,
+    start: Start,
+) -> Result<RunSummary> {
+    let mut dir = opts.out_dir.clone();
+    let mut pending_replace = opts.replace.clone();
+    std::fs::create_dir_all(&dir)
         .with_context(|| format!("{}: cannot create output directory", dir.display()))?;
     write_atomic(
         &dir.join("config.json"),
@@ -191,15 +216,27 @@ pub fn train(
     let t_run = Instant::now();
     // The epoch of best weights the backend keeps that best.safetensors does not hold yet.
     let mut unsaved_best: Option<usize> = None;
-    let save_best = |backend: &mut dyn Backend, unsaved: &mut Option<usize>| -> Result<()> {
-        if let Some(epoch) = unsaved.take() {
-            checkpoint::save(&dir.join(BEST), &backend.best_params()?, &meta(epoch))?;
-        }
-        Ok(())
-    };
-    let save_last = |backend: &mut dyn Backend, epoch: usize| -> Result<()> {
-        checkpoint::save(&dir.join(LAST), &backend.params()?, &meta(epoch))?;
-        checkpoint::save_state(&dir.join(STATE), &backend.state()?, epoch)
+    let save_best =
+        |backend: &mut dyn Backend, dir: &Path, unsaved: &mut Option<usize>| -> Result<()> {
+            if let Some(epoch) = unsaved.take() {
+                checkpoint::save(&dir.join(BEST), &backend.best_params()?, &meta(epoch))?;
+            }
+            Ok(())
+        };
+    // The state records the epoch, optimizer and fingerprint of the weights it goes with:
+    // a crash between the two writes is caught by `--resume`, not silently resumed.
+    let save_last = |backend: &mut dyn Backend, dir: &Path, epoch: usize| -> Result<()> {
+        let params = backend.params()?;
+        checkpoint::save(&dir.join(LAST), &params, &meta(epoch))?;
+        checkpoint::save_state_with(
+            &dir.join(STATE),
+            &backend.state()?,
+            epoch,
+            &[
+                ("optimizer", cfg.optimizer.name().to_string()),
+                ("weights", checkpoint::fingerprint(&params.data)),
+            ],
+        )
     };
     let n = backend.train_len();
     let batch = cfg.train_batch_size.clamp(1, n.max(1));
@@ -225,12 +262,12 @@ pub fn train(
         };
         if !(rec.train_loss.is_finite() && rec.eval_loss.is_finite()) {
             bar.abandon();
-            save_best(backend, &mut unsaved_best)?;
+            save_best(backend, &dir, &mut unsaved_best)?;
             let mut rows = backend.take_telemetry()?;
             // The diverged epoch's row goes with the epoch, which is not recorded.
             rows.pop();
             attach_telemetry(rows, &mut metrics)?;
-            metrics.save(dir)?;
+            metrics.save(&dir)?;
             bail!(
                 "epoch {epoch}: the loss is not finite (train {}, eval {}), the weights have diverged; stopped. {}",
                 rec.train_loss,
@@ -269,14 +306,18 @@ pub fn train(
         bar.set_message(msg);
         bar.inc(1);
         metrics.epochs.push(rec);
-        metrics.save(dir)?;
+        metrics.save(&dir)?;
+        if let Some(old) = pending_replace.take() {
+            replace_run(&dir, &old)?;
+            dir = old;
+        }
         let interrupted = INTERRUPTED.load(Ordering::SeqCst) && epoch < cfg.epochs;
         let due = opts.save_every.is_some_and(|k| k > 0 && epoch % k == 0);
         if interrupted || due || epoch == cfg.epochs {
-            save_best(backend, &mut unsaved_best)?;
-            save_last(backend, epoch)?;
+            save_best(backend, &dir, &mut unsaved_best)?;
+            save_last(backend, &dir, epoch)?;
             attach_telemetry(backend.take_telemetry()?, &mut metrics)?;
-            metrics.save(dir)?;
+            metrics.save(&dir)?;
         }
         if interrupted {
             bar.abandon();
@@ -330,8 +371,33 @@ pub const RUN_FILES: [&str; 6] = [
     "config.json",
 ];
 
-/// Refuses to write into a folder holding another run unless `force`; with `force`,
-/// removes that run's files first so none of them can be mistaken for the new run's.
+/// Puts the new run in `new` where the old run in `old` was: the two folders are
+/// exchanged atomically, the old folder's other files (not a run's) move to the new one,
+/// and the old run's files are removed.
+pub fn replace_run(new: &Path, old: &Path) -> Result<()> {
+    crate::fsio::exchange_dirs(new, old)?;
+    // `new` now holds the old run.
+    crate::fsio::move_other_entries(new, old, &RUN_FILES)?;
+    crate::fsio::remove_run_dir(new, &RUN_FILES);
+    Ok(())
+}
+
+/// Where a run for `dir` writes: `dir` itself, or, when `force` finds a run there, a
+/// fresh hidden sibling that replaces it after the first epoch (the second value, for
+/// [`RunOptions::replace`]). Refuses a folder holding a run without `force`. Nothing of
+/// an old run is touched here.
+pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)> {
+    crate::fsio::recover_dir(dir, &RUN_FILES);
+    prepare_out_dir(dir, force)?;
+    let existing = RUN_FILES.iter().any(|f| dir.join(f).exists());
+    if !existing {
+        return Ok((dir.to_path_buf(), None));
+    }
+    let new = crate::fsio::sibling(dir, crate::fsio::NEW_RUN);
+    Ok((new, Some(dir.to_path_buf())))
+}
+
+/// Refuses to write into a folder holding another run unless `force`.
 pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
     let existing: Vec<&str> = RUN_FILES
         .iter()
@@ -348,10 +414,6 @@ pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
             existing.join(", "),
             dir.display()
         );
-    }
-    for f in existing {
-        std::fs::remove_file(dir.join(f))
-            .with_context(|| format!("{}: cannot remove", dir.join(f).display()))?;
     }
     Ok(())
 }
@@ -372,7 +434,25 @@ pub fn load_train_eval(dir: &Path, cfg: &Config) -> Result<(Dataset, Dataset)> {
 /// The initial parameters of a run: `--init-weights` or the seeded init.
 pub fn initial_params(init: Option<&Path>, layout: Layout, seed: u64) -> Result<Params> {
     match init {
-        Some(path) => checkpoint::load(path, layout.inputs, layout.classes),
+        Some(path) => {
+            let p = checkpoint::load(path, layout.inputs, layout.classes)?;
+            // config.json would otherwise record a network the weights are not.
+            if p.layout != layout {
+                bail!(
+                    "{}: holds a {} network but the config asks for {}; pass --hidden {} to match the weights",
+                    path.display(),
+                    p.layout.describe(),
+                    layout.describe(),
+                    p.layout
+                        .hidden_sizes()
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+            Ok(p)
+        }
         None => Ok(Params::init(layout, seed)),
     }
 }

@@ -53,7 +53,7 @@ fn train_ends_with_the_best_weights_test_score_and_no_test_skips_it() {
     let ev = rprop_lab::cpu::evaluate(&p, &set);
     assert_eq!((t.correct, t.samples), (ev.stats.correct, 10_000));
     assert_eq!(t.accuracy, ev.stats.accuracy());
-    assert_eq!(t.epoch, m.best_epoch);
+    assert_eq!(t.best_epoch, m.best_epoch);
     assert_eq!(
         t.data_dir.canonicalize().unwrap(),
         common::mnist_dir().canonicalize().unwrap()

@@ -89,6 +89,7 @@ fn trainer_epoch_is_one_submission_and_at_most_64_bytes_read() {
             progress: None,
             data_dir: None,
             save_every: None,
+            replace: None,
         };
         let run = trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
         assert_eq!(run.metrics.epochs.len(), 10);
@@ -182,39 +183,117 @@ fn deep_mini_batch_gpu_runs_are_reproducible_and_learn() {
     );
 }
 
-fn verify_passes_for_a_deep_net_and_mini_batches() {
-    for (optimizer, batch) in [
-        ("irprop-plus", "300"),
-        ("rprop-plus", "900"),
-        ("adam", "250"),
+fn verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer() {
+    let optimizers = [
+        "rprop-minus",
+        "rprop-plus",
+        "irprop-plus",
+        "irprop-minus",
+        "sgd",
+        "rmsprop",
+        "adam",
+        "quickprop",
+    ];
+    // Each optimizer on a deep net, once full-batch (900 rows) and once on mini-batches of a
+    // size that leaves a short last batch; the report's one-hidden-layer net too.
+    for (i, optimizer) in optimizers.iter().enumerate() {
+        for (hidden, batch) in [
+            ("48,20,12", "900"),
+            ("40,16", ["300", "250"][i % 2]),
+            ("128", "400"),
+        ] {
+            // One hidden layer of 128 is the config's default.
+            let net: &[&str] = match hidden {
+                "128" => &[],
+                _ => &["--hidden", hidden],
+            };
+            let o = common::run(
+                &[
+                    &["verify", "--optimizer", optimizer],
+                    net,
+                    &[
+                        "--steps",
+                        "3",
+                        "--train-set-size",
+                        "900",
+                        "--train-batch-size",
+                        batch,
+                        "--eval-set-size",
+                        "100",
+                        "--eval-batch-size",
+                        "100",
+                    ],
+                ]
+                .concat(),
+            );
+            let text = String::from_utf8_lossy(&o.stdout);
+            let what = format!("{optimizer}, hidden {hidden}, batch {batch}");
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{what}: {text}{}",
+                common::stderr(&o)
+            );
+            let last = hidden.split(',').count() + 1;
+            for t in [
+                format!("Z{last}"),
+                format!("dZ{last}"),
+                format!("dW{last}"),
+                "dW1".to_string(),
+                "weights".to_string(),
+            ] {
+                assert!(text.contains(&format!("  {t} ")), "{what}: no {t}:\n{text}");
+            }
+            assert!(!text.contains("FAIL"), "{what}: {text}");
+            assert!(text.trim_end().ends_with("verify: PASS"), "{what}: {text}");
+        }
+    }
+}
+
+/// The two commands, on a subset: a deep net and mini-batches train on the GPU itself
+/// (no move to the CPU), and the run records the GPU backend.
+fn deep_and_mini_batch_runs_train_on_the_gpu() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, extra) in [
+        (
+            "deep",
+            vec!["--hidden", "200,150,100", "--train-batch-size", "3000"],
+        ),
+        ("mini", vec!["--train-batch-size", "1000"]),
     ] {
-        let o = common::run(&[
-            "verify",
-            "--optimizer",
-            optimizer,
-            "--hidden",
-            "48,20,12",
-            "--steps",
+        let out = d.path().join(name);
+        let mut args = vec![
+            "train",
+            "--config",
+            "configs/irprop-plus.json",
+            "--backend",
+            "gpu",
+            "--epochs",
             "3",
             "--train-set-size",
-            "900",
-            "--train-batch-size",
-            batch,
+            "3000",
             "--eval-set-size",
-            "100",
+            "500",
             "--eval-batch-size",
-            "100",
-        ]);
-        let text = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(o.status.code(), Some(0), "{text}{}", common::stderr(&o));
-        for t in ["Z4", "H3", "dZ4", "dW4", "dH3", "dZ3", "dW1", "weights"] {
-            assert!(
-                text.contains(&format!("  {t} ")),
-                "{optimizer}: no {t}:\n{text}"
-            );
-        }
-        assert!(!text.contains("FAIL"), "{text}");
-        assert!(text.trim_end().ends_with("verify: PASS"), "{text}");
+            "500",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = common::run(&args);
+        let err = common::stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{name}: {err}");
+        assert!(!err.to_lowercase().contains("cpu"), "{name}: {err}");
+        let m = rprop_lab::metrics::Metrics::load(&out.join("metrics.json")).unwrap();
+        assert_eq!(m.epochs.len(), 3, "{name}");
+        assert!(
+            m.epochs[2].train_loss < m.epochs[0].train_loss,
+            "{name}: train loss {} -> {}",
+            m.epochs[0].train_loss,
+            m.epochs[2].train_loss
+        );
+        assert!(m.backend.starts_with("gpu"), "{name}: {}", m.backend);
     }
 }
 
@@ -269,8 +348,12 @@ fn main() {
             deep_mini_batch_gpu_runs_are_reproducible_and_learn,
         ),
         (
-            "verify_passes_for_a_deep_net_and_mini_batches",
-            verify_passes_for_a_deep_net_and_mini_batches,
+            "verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer",
+            verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer,
+        ),
+        (
+            "deep_and_mini_batch_runs_train_on_the_gpu",
+            deep_and_mini_batch_runs_train_on_the_gpu,
         ),
         (
             "gpu_mini_batch_resume_is_bit_identical",

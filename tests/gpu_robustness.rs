@@ -169,6 +169,7 @@ fn lost_device_is_a_clear_error_and_keeps_saved_files() {
         progress: None,
         data_dir: None,
         save_every: None,
+        replace: None,
     };
     let run = trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
     let best = std::fs::read(d.path().join("best.safetensors")).unwrap();

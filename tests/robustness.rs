@@ -319,6 +319,7 @@ fn non_finite_loss_stops_naming_the_epoch_and_keeps_the_best() {
         progress: None,
         data_dir: None,
         save_every: None,
+        replace: None,
     };
     let e = format!(
         "{:#}",

@@ -32,6 +32,7 @@ fn soak_200_epochs_memory_does_not_grow() {
         progress: None,
         data_dir: None,
         save_every: None,
+        replace: None,
     };
     // Warm up (allocator pools, first files), then 200 epochs with all their file writes.
     cfg.epochs = 20;

@@ -1,6 +1,7 @@
 //! `compare` (train every config, test, tabulate, draw) and `plot`.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
 
@@ -8,11 +9,12 @@ use super::train::make_backend;
 use super::{CompareArgs, PanelArg, PlotArgs};
 use crate::backend::Backend;
 use crate::compare;
+use crate::config::Config;
 use crate::data::{self, Part, CLASSES};
 use crate::model::Params;
 use crate::optim::{RpropState, Variant};
 use crate::plot::{self, ChartOptions, Panel};
-use crate::trainer::{self, RunOptions, Start};
+use crate::trainer::{self, Interrupted, RunOptions, Start};
 
 /// What decides whether two runs of a comparison can share a backend: train set size,
 /// eval set size, batch size, and the shuffle seed (mini-batches only).
@@ -41,129 +43,227 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
         .map(|p| Ok((p.clone(), args.overrides.resolve(Some(p))?)))
         .collect::<Result<Vec<_>>>()?;
     let jobs = compare::plan(configs, &args.out, args.seeds.as_ref().map(|s| &s.0[..]))?;
-    for job in &jobs {
-        trainer::prepare_out_dir(&job.dir, args.force)?;
-    }
+    // Checks only: every old run stays untouched until its new run has an epoch.
+    let outs = jobs
+        .iter()
+        .map(|job| trainer::out_dir_for(&job.dir, args.force))
+        .collect::<Result<Vec<_>>>()?;
     let data_dir = args.data.dir()?;
     let learn = data::load(&data_dir, Part::Learn)?;
     let test = data::load(&data_dir, Part::Test)?;
+    for job in &jobs {
+        job.config
+            .check_memory(learn.features(), CLASSES)
+            .with_context(|| job.config_path.display().to_string())?;
+    }
     let mnist = data::is_mnist(&learn);
     let total = jobs.iter().map(|j| j.config.epochs).sum();
     let bar = trainer::progress(total, args.quiet);
+    trainer::install_interrupt_handler();
     let mut rows = Vec::new();
     let mut runs = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut stopped: Option<String> = None;
     let mut backend_name = String::new();
     // One backend for consecutive runs on the same sets: the data is uploaded (and the GPU
     // pipelines built) once.
     let mut shared: Option<(BatchPlan, Box<dyn Backend>)> = None;
-    for job in &jobs {
+    for (k, (job, (out_dir, replace))) in jobs.iter().zip(outs).enumerate() {
+        let name = run_name(job, args.seeds.is_some());
+        let not_run = || {
+            jobs[k..]
+                .iter()
+                .map(|j| run_name(j, args.seeds.is_some()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // Ctrl-C between runs stops before the next one starts.
+        if trainer::INTERRUPTED.load(Ordering::SeqCst) {
+            stopped = Some(format!(
+                "interrupted before run {name}; not run: {}",
+                not_run()
+            ));
+            break;
+        }
         let cfg = &job.config;
-        // Runs share a backend when they train on the same batches of the same sets.
-        let sizes = (
-            cfg.train_set_size,
-            cfg.eval_set_size,
-            cfg.train_batch_size,
-            if cfg.minibatch() { cfg.seed } else { 0 },
-        );
-        let layout = cfg.layout(learn.features(), CLASSES);
-        let params = Params::init(layout, cfg.seed);
-        let state = RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
-        match &mut shared {
-            Some((s, b)) if *s == sizes => b.restart(params, state, cfg.optimizer, cfg.hyper())?,
-            _ => {
-                let (train, eval) = data::split(&learn, cfg.train_set_size, cfg.eval_set_size)
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| job.config_path.display().to_string())?;
-                let b = make_backend(
-                    args.backend,
-                    &args.gpu,
-                    &train,
-                    &eval,
-                    params,
-                    Some(state),
-                    cfg,
-                )?;
-                shared = Some((sizes, b));
+        let opts = RunOptions {
+            out_dir: out_dir.clone(),
+            quiet: args.quiet,
+            progress: Some(bar.clone()),
+            data_dir: Some(data_dir.clone()),
+            save_every: None,
+            replace,
+        };
+        match run_job(&args, &learn, &test, mnist, cfg, &opts, &mut shared) {
+            Ok((row, metrics, backend)) => {
+                backend_name = backend;
+                let group = job.group.clone();
+                rows.push(compare::ResultRow { name, group, ..row });
+                runs.push((job.group.clone(), metrics));
+            }
+            Err(e) => {
+                if let Some(i) = e.downcast_ref::<Interrupted>() {
+                    stopped = Some(format!(
+                        "interrupted run {name} after epoch {}, saved in {} (continue it with `rprop-lab train --resume {}`); not run: {}",
+                        i.epoch,
+                        i.dir.display(),
+                        i.dir.display(),
+                        if k + 1 < jobs.len() {
+                            jobs[k + 1..]
+                                .iter()
+                                .map(|j| run_name(j, args.seeds.is_some()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        } else {
+                            "none".into()
+                        }
+                    ));
+                    break;
+                }
+                // The backend may be half-way through a run: the next run makes its own.
+                shared = None;
+                failed.push(format!("{}: {e:#}", job.config_path.display()));
             }
         }
-        let Some((_, backend)) = &mut shared else {
-            unreachable!("a backend was just made or reused");
-        };
-        backend_name = backend.name();
-        let run = trainer::train(
-            backend.as_mut(),
-            cfg,
-            &RunOptions {
-                out_dir: job.dir.clone(),
-                quiet: args.quiet,
-                progress: Some(bar.clone()),
-                data_dir: Some(data_dir.clone()),
-                save_every: None,
-            },
-            Start::default(),
-        )?;
-        let ev = compare::test_run(&job.dir, &test)?;
-        let mut metrics = run.metrics.clone();
-        metrics.test = Some(crate::metrics::TestRecord {
-            loss: ev.stats.loss,
-            accuracy: ev.stats.accuracy(),
-            correct: ev.stats.correct,
-            samples: ev.stats.samples,
-            epoch: run.best.epoch,
-            data_dir: data_dir.clone(),
-        });
-        metrics.save(&job.dir)?;
-        let name = match &args.seeds {
-            Some(_) => format!("{}/seed-{}", job.group, cfg.seed),
-            None => job.group.clone(),
-        };
-        rows.push(compare::ResultRow {
-            name,
-            group: job.group.clone(),
-            optimizer: cfg.optimizer,
-            seed: cfg.seed,
-            best_epoch: run.best.epoch,
-            eval_acc: run.best.eval_acc,
-            test_acc: ev.stats.accuracy(),
-            test_loss: ev.stats.loss,
-            seconds: run.seconds,
-            // Beside the report's numbers only what the report ran: its settings, on MNIST.
-            report: compare::report_numbers(cfg.optimizer)
-                .filter(|_| mnist && compare::is_report_settings(cfg)),
-        });
-        runs.push((job.group.clone(), metrics));
     }
     bar.finish_and_clear();
-    let note = format!(
-        "Data: {}. Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
-        data_dir.display(),
-        test.len(),
-        if mnist {
-            "Report: the PyTorch study's table 3.1 (MNIST)."
-        } else {
-            "No report numbers: the report studied MNIST only."
+    let mut summary = String::new();
+    if !rows.is_empty() {
+        let note = format!(
+            "Data: {}. Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
+            data_dir.display(),
+            test.len(),
+            if mnist {
+                "Report: the PyTorch study's table 3.1 (MNIST)."
+            } else {
+                "No report numbers: the report studied MNIST only."
+            }
+        );
+        let written = compare::write_outputs(
+            &args.out,
+            &rows,
+            &runs,
+            &note,
+            &ChartOptions {
+                log_loss: !args.linear_loss,
+                ..ChartOptions::default()
+            },
+        )?;
+        println!("{}", compare::results_markdown(&rows, ""));
+        if let Some(seeds) = &args.seeds {
+            println!("({} seeds per config: {:?})", seeds.0.len(), seeds.0);
         }
-    );
-    let written = compare::write_outputs(
-        &args.out,
-        &rows,
-        &runs,
-        &note,
-        &ChartOptions {
-            log_loss: !args.linear_loss,
-            ..ChartOptions::default()
-        },
-    )?;
-    println!("{}", compare::results_markdown(&rows, ""));
-    if let Some(seeds) = &args.seeds {
-        println!("({} seeds per config: {:?})", seeds.0.len(), seeds.0);
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        println!("wrote {}", names.join(", "));
+        summary = format!(
+            "; the {} finished run(s) are in {}",
+            rows.len(),
+            args.out.join("results.md").display()
+        );
     }
-    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-    println!("wrote {}", names.join(", "));
+    if let Some(msg) = stopped {
+        let (epoch, dir) = (0, args.out.clone());
+        return Err(
+            anyhow::Error::new(Interrupted { epoch, dir }).context(format!("{msg}{summary}"))
+        );
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs failed: {}{summary}",
+            failed.len(),
+            jobs.len(),
+            failed.join("; ")
+        );
+    }
     Ok(())
 }
 
+/// A run's name in the table: its config's, plus `/seed-N` when the comparison runs seeds.
+fn run_name(job: &compare::Job, seeds: bool) -> String {
+    if seeds {
+        format!("{}/seed-{}", job.group, job.config.seed)
+    } else {
+        job.group.clone()
+    }
+}
+
+/// One run of a comparison: trains (on the shared backend when the batches allow),
+/// tests its best checkpoint. Returns its row (name left to the caller), its metrics and
+/// the backend's name.
+fn run_job(
+    args: &CompareArgs,
+    learn: &data::Dataset,
+    test: &data::Dataset,
+    mnist: bool,
+    cfg: &Config,
+    opts: &RunOptions,
+    shared: &mut Option<(BatchPlan, Box<dyn Backend>)>,
+) -> Result<(compare::ResultRow, crate::metrics::Metrics, String)> {
+    // Runs share a backend when they train on the same batches of the same sets.
+    let sizes = (
+        cfg.train_set_size,
+        cfg.eval_set_size,
+        cfg.train_batch_size,
+        if cfg.minibatch() { cfg.seed } else { 0 },
+    );
+    let layout = cfg.layout(learn.features(), CLASSES);
+    let params = Params::init(layout, cfg.seed);
+    let state = RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
+    match shared {
+        Some((s, b)) if *s == sizes => b.restart(params, state, cfg.optimizer, cfg.hyper())?,
+        _ => {
+            *shared = None;
+            let (train, eval) = data::split(learn, cfg.train_set_size, cfg.eval_set_size)
+                .map_err(anyhow::Error::msg)?;
+            let b = make_backend(
+                args.backend,
+                &args.gpu,
+                &train,
+                &eval,
+                params,
+                Some(state),
+                cfg,
+            )?;
+            *shared = Some((sizes, b));
+        }
+    }
+    let Some((_, backend)) = shared else {
+        unreachable!("a backend was just made or reused");
+    };
+    let run = trainer::train(backend.as_mut(), cfg, opts, Start::default())?;
+    let dir = opts.replace.as_ref().unwrap_or(&opts.out_dir);
+    let ev = compare::test_run(dir, test)?;
+    let mut metrics = run.metrics;
+    metrics.test = Some(crate::metrics::TestRecord {
+        loss: ev.stats.loss,
+        accuracy: ev.stats.accuracy(),
+        correct: ev.stats.correct,
+        samples: ev.stats.samples,
+        best_epoch: run.best.epoch,
+        data_dir: opts.data_dir.clone().unwrap_or_default(),
+    });
+    metrics.save(dir)?;
+    let row = compare::ResultRow {
+        name: String::new(),
+        group: String::new(),
+        optimizer: cfg.optimizer,
+        seed: cfg.seed,
+        best_epoch: run.best.epoch,
+        eval_acc: run.best.eval_acc,
+        test_acc: ev.stats.accuracy(),
+        test_loss: ev.stats.loss,
+        seconds: run.seconds,
+        // Beside the report's numbers only what the report ran: its settings, on MNIST.
+        report: compare::report_numbers(cfg.optimizer)
+            .filter(|_| mnist && compare::is_report_settings(cfg)),
+    };
+    Ok((row, metrics, backend.name()))
+}
+
 pub(super) fn plot(args: PlotArgs) -> Result<()> {
+    crate::fsio::check_png_out(&args.out)?;
+    let inputs: Vec<&std::path::Path> = args.metrics.iter().map(|p| p.as_path()).collect();
+    crate::fsio::check_not_input(&args.out, &inputs)?;
     let runs = compare::load_metrics(&args.metrics)?;
     let groups = plot::group_runs(&runs);
     let opts = ChartOptions {

@@ -24,6 +24,8 @@ pub(super) fn predict(args: PredictArgs) -> Result<()> {
 }
 
 pub(super) fn samples(args: SamplesArgs) -> Result<()> {
+    crate::fsio::check_png_out(&args.out)?;
+    crate::fsio::check_not_input(&args.out, &[&args.weights])?;
     let set = data::load(&args.data.dir()?, Part::Test)?;
     let params = checkpoint::load(&args.weights, set.features(), CLASSES)?;
     let ev = cpu::evaluate(&params, &set);
@@ -31,7 +33,7 @@ pub(super) fn samples(args: SamplesArgs) -> Result<()> {
     println!(
         "{wrong} of {} test digits misclassified; drew {} in {}",
         set.len(),
-        wrong.min(args.max),
+        wrong.min(args.max).min(digits::MAX_GRID),
         args.out.display()
     );
     Ok(())

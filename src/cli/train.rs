@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::cpu::{self, CpuBackend};
 use crate::data::{self, Dataset, Part, CLASSES};
 use crate::metrics::{Metrics, TestRecord};
-use crate::model::Params;
+use crate::model::{Layout, Params};
 use crate::optim::RpropState;
 use crate::trainer::{self, initial_params, load_train_eval, RunOptions, Start};
 
@@ -75,13 +75,15 @@ struct Plan {
     data_dir: PathBuf,
     backend: BackendKind,
     out: PathBuf,
-    params_from: Option<PathBuf>,
-    state: Option<RpropState>,
-    start: Start,
+    /// The run folder the new run replaces once it has written its first epoch (`--force`).
+    replace: Option<PathBuf>,
+    /// `--resume`: the run's folder.
+    resume: Option<PathBuf>,
 }
 
 /// `--resume DIR`: the run's own config (only `--epochs` may change, to extend it), its
-/// last weights and optimizer state, and its metrics so far.
+/// backend and data folder as metrics.json records them. The weights and optimizer state
+/// are read (and checked against the data) in [`resume_start`].
 fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
     if args.config.is_some() || args.init_weights.is_some() || args.out.is_some() {
         bail!("--resume continues a run with its own config and weights; drop --config, --init-weights and --out");
@@ -98,7 +100,15 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         );
     }
     let mut cfg = Config::load(&dir.join("config.json"))?;
-    let (start, state, run) = Start::resume(dir, cfg.layout(28 * 28, CLASSES).total())?;
+    let state = dir.join(trainer::STATE);
+    if !state.exists() {
+        bail!(
+            "{}: missing; {} holds no run that can be resumed",
+            state.display(),
+            dir.display()
+        );
+    }
+    let run = crate::metrics::Metrics::load(&dir.join("metrics.json"))?;
     let backend = args.backend.unwrap_or(if run.backend.starts_with("cpu") {
         BackendKind::Cpu
     } else {
@@ -113,23 +123,65 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         cfg.set_str("epochs", e).context("--epochs")?;
         cfg.validate()?;
     }
-    if start.epoch >= cfg.epochs {
-        bail!(
-            "{} already finished its {} epochs; pass --epochs N (> {}) to train it further",
-            dir.display(),
-            cfg.epochs,
-            start.epoch
-        );
-    }
     Ok(Plan {
         cfg,
         data_dir,
         backend,
         out: dir.to_path_buf(),
-        params_from: Some(dir.join(trainer::LAST)),
-        state: Some(state),
-        start,
+        replace: None,
+        resume: Some(dir.to_path_buf()),
     })
+}
+
+/// Where a resumed run starts: its last weights and optimizer state, checked to be one
+/// consistent pair (same epoch, optimizer and weights fingerprint) of the network the
+/// config and the data describe.
+fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, RpropState, Start)> {
+    let state_path = dir.join(trainer::STATE);
+    let (start, state, _) = Start::resume(dir, layout.total())?;
+    let last = dir.join(trainer::LAST);
+    let (params, meta) = checkpoint::load_with_meta(&last, layout.inputs, layout.classes)?;
+    if params.layout != layout {
+        bail!(
+            "{}: holds a {} network but {} describes {}",
+            last.display(),
+            params.layout.describe(),
+            dir.join("config.json").display(),
+            layout.describe()
+        );
+    }
+    let (_, _, smeta) = checkpoint::load_state_with_meta(&state_path, layout.total())?;
+    let name = cfg.optimizer.name();
+    for (file, m) in [(&last, &meta), (&state_path, &smeta)] {
+        if let Some(o) = m.get("optimizer").filter(|o| o.as_str() != name) {
+            bail!(
+                "{}: was saved by {} but config.json now says {name}; a resumed run keeps its optimizer (start a new run with --out)",
+                file.display(),
+                crate::config::cut(o)
+            );
+        }
+    }
+    if let Some(e) = meta.get("epoch").filter(|e| **e != start.epoch.to_string()) {
+        bail!(
+            "{} is from epoch {} but {} is from epoch {}; they were not saved together (a crash between the two writes?)",
+            last.display(),
+            crate::config::cut(e),
+            state_path.display(),
+            start.epoch
+        );
+    }
+    if let Some(w) = smeta
+        .get("weights")
+        .filter(|w| **w != checkpoint::fingerprint(&params.data))
+    {
+        bail!(
+            "{} belongs to other weights (fingerprint {}) than {}; they were not saved together",
+            state_path.display(),
+            crate::config::cut(w),
+            last.display()
+        );
+    }
+    Ok((params, state, start))
 }
 
 pub(super) fn train(args: TrainArgs) -> Result<()> {
@@ -141,31 +193,45 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
-            trainer::prepare_out_dir(&out, args.force)?;
+            // Only checks: the old run stays untouched until the new one has an epoch.
+            let (out, replace) = trainer::out_dir_for(&out, args.force)?;
             Plan {
                 cfg,
                 data_dir: args.data.dir()?,
                 backend: args.backend.unwrap_or(BackendKind::Auto),
                 out,
-                params_from: args.init_weights.clone(),
-                state: None,
-                start: Start::default(),
+                replace,
+                resume: None,
             }
         }
     };
     let cfg = &plan.cfg;
     let (train, eval) = load_train_eval(&plan.data_dir, cfg)?;
+    cfg.check_memory(train.features(), CLASSES)?;
     let layout = cfg.layout(train.features(), CLASSES);
-    let params = initial_params(plan.params_from.as_deref(), layout, cfg.seed)?;
-    let mut backend = make_backend(
-        plan.backend,
-        &args.gpu,
-        &train,
-        &eval,
-        params,
-        plan.state,
-        cfg,
-    )?;
+    // Everything is read (even `--init-weights` from the folder being replaced) before
+    // anything is written.
+    let (params, state, start) = match &plan.resume {
+        Some(dir) => {
+            let (p, s, start) = resume_start(dir, cfg, layout)?;
+            (p, Some(s), start)
+        }
+        None => (
+            initial_params(args.init_weights.as_deref(), layout, cfg.seed)?,
+            None,
+            Start::default(),
+        ),
+    };
+    if start.epoch >= cfg.epochs {
+        bail!(
+            "{} already finished its {} epochs; pass --epochs N (> {}) to train it further",
+            plan.out.display(),
+            cfg.epochs,
+            start.epoch
+        );
+    }
+    let mut backend = make_backend(plan.backend, &args.gpu, &train, &eval, params, state, cfg)?;
+    let shown_out = plan.replace.as_ref().unwrap_or(&plan.out);
     if !args.quiet {
         eprintln!(
             "training {} on {} ({} train / {} eval images, epochs {}..={}) -> {}",
@@ -173,13 +239,13 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             backend.name(),
             train.len(),
             eval.len(),
-            plan.start.epoch + 1,
+            start.epoch + 1,
             cfg.epochs,
-            plan.out.display()
+            shown_out.display()
         );
     }
     trainer::install_interrupt_handler();
-    let first = plan.start.epoch;
+    let first = start.epoch;
     let run = trainer::train(
         backend.as_mut(),
         cfg,
@@ -189,8 +255,9 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             progress: None,
             data_dir: Some(plan.data_dir.clone()),
             save_every: args.save_every.map(|n| n as usize),
+            replace: plan.replace.clone(),
         },
-        plan.start,
+        start,
     )?;
     let per_epoch = run.seconds / (cfg.epochs - first) as f64;
     println!(
@@ -201,7 +268,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         run.best.eval_acc,
         run.seconds,
         per_epoch,
-        trainer::best_path(&plan.out).display()
+        trainer::best_path(shown_out).display()
     );
     if let Some(note) = backend.traffic_note(cfg.epochs - first) {
         println!("{note}");
@@ -209,7 +276,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     if !args.no_test {
         let mut metrics = run.metrics;
         let set = data::load(&plan.data_dir, Part::Test)?;
-        let ev = crate::compare::test_run(&plan.out, &set)?;
+        let ev = crate::compare::test_run(shown_out, &set)?;
         println!(
             "test: best weights (epoch {}) on {} test images from {} (cpu): loss {:.4}, accuracy {:.4}",
             run.best.epoch,
@@ -223,10 +290,10 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             accuracy: ev.stats.accuracy(),
             correct: ev.stats.correct,
             samples: ev.stats.samples,
-            epoch: run.best.epoch,
+            best_epoch: run.best.epoch,
             data_dir: plan.data_dir.clone(),
         });
-        metrics.save(&plan.out)?;
+        metrics.save(shown_out)?;
     }
     Ok(())
 }

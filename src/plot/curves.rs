@@ -113,7 +113,7 @@ where
         .map(|g| {
             mean_band(g, |r| Some(panel.value(r)))
                 .into_iter()
-                .filter(|p| p.0 >= first as f64 && (!log || p.1 - p.2 > 0.0))
+                .filter(|p| p.0 >= first as f64 && (!log || p.1 - p.2 > 1e-100))
                 .collect()
         })
         .collect();

@@ -79,7 +79,9 @@ pub fn mean_band(g: &Group, f: impl Fn(&EpochRecord) -> Option<f64>) -> Vec<Poin
                 .iter()
                 .map(|m| f(&m.epochs[i]))
                 .collect::<Option<Vec<f64>>>()?;
-            if vals.iter().any(|v| !v.is_finite()) {
+            // Values beyond 1e100 (and non-finite ones) are not drawn: their range would
+            // overflow the axis arithmetic (1.7e308 - -1.7e308 = inf).
+            if vals.iter().any(|v| v.is_nan() || v.abs() >= 1e100) {
                 return None;
             }
             let (mean, sd) = crate::stats::mean_std(&vals);

@@ -4,7 +4,7 @@
 //! (texture strategy), per image chunk with the register kernels, or with the generic
 //! product reading pixels.
 
-use super::linear::{aligned, bind, generic, k_split, Big, Mm, Tex, DW1_SG, FWD_SG};
+use super::linear::{aligned, bind, bind_sg, generic, k_split, Big, Mm, Tex, DW1_SG, FWD_SG};
 use super::{Plan, Res, Stage};
 use crate::gpu::buffers::{row_bytes, tex_cols, Pass, Shared, W1Tex, XChunk, XTex};
 use crate::gpu::kernels::Kernels;
@@ -68,23 +68,23 @@ pub fn forward(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass, ca
         plan.push(
             Stage::Z1,
             tk.pack,
-            (bind::TEX, &u),
+            (bind_sg::TEX, &u),
             &[
-                (bind::PV, Res::Buf(&s.params)),
-                (bind::W1S, Res::Tex(&tk.w1.view)),
+                (bind_sg::PV, Res::Buf(&s.params)),
+                (bind_sg::W1S, Res::Tex(&tk.w1.view)),
             ],
             [(4 * tex_cols(l)).div_ceil(64) as u32, l.hidden as u32, 1],
         );
         plan.push(
             Stage::Z1,
             tk.fwd,
-            (bind::TEX, &u),
+            (bind_sg::TEX, &u),
             &[
-                (bind::PF, Res::Buf(&s.params)),
-                (bind::OUT4, Res::Buf(&lb.z)),
-                (bind::HOUT4, Res::Buf(h)),
-                (bind::XT, Res::Tex(&tk.x.view)),
-                (bind::W1T, Res::Tex(&tk.w1.view)),
+                (bind_sg::PF, Res::Buf(&s.params)),
+                (bind_sg::OUT4, Res::Buf(&lb.z)),
+                (bind_sg::HOUT4, Res::Buf(h)),
+                (bind_sg::XT, Res::Tex(&tk.x.view)),
+                (bind_sg::W1T, Res::Tex(&tk.w1.view)),
             ],
             [
                 rows.div_ceil(FWD_SG.0).div_ceil(FWD_SG.2) as u32,
@@ -182,11 +182,11 @@ pub fn weight_grad(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass
         plan.push(
             Stage::DW1,
             tk.dw1,
-            (bind::TEX, &u),
+            (bind_sg::TEX, &u),
             &[
-                (bind::PV, Res::Buf(dz1)),
-                (bind::OUT4, Res::Buf(&s.grads)),
-                (bind::XT, Res::Tex(&tk.x.view)),
+                (bind_sg::PV, Res::Buf(dz1)),
+                (bind_sg::OUT4, Res::Buf(&s.grads)),
+                (bind_sg::XT, Res::Tex(&tk.x.view)),
             ],
             [
                 tex_cols(l).div_ceil(DW1_SG.2) as u32,

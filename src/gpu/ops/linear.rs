@@ -8,8 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{Plan, Res, Stage};
 use crate::gpu::kernels::{Kernels, Strategy};
 
-/// Bindings of matmul.wgsl and matmul_sg.wgsl (one numbering across the two files, since
-/// they declare shared operands).
+/// Bindings of matmul.wgsl.
 pub mod bind {
     pub const A: u32 = 0;
     pub const B: u32 = 1;
@@ -26,10 +25,18 @@ pub mod bind {
     pub const SV: u32 = 12;
     pub const OUTF: u32 = 13;
     pub const SMALL: u32 = 14;
-    pub const XT: u32 = 15;
-    pub const TEX: u32 = 16;
-    pub const W1T: u32 = 17;
-    pub const W1S: u32 = 18;
+}
+
+/// Bindings of matmul_sg.wgsl (the texture strategy's first layer).
+pub mod bind_sg {
+    pub const PV: u32 = 0;
+    pub const PF: u32 = 1;
+    pub const OUT4: u32 = 2;
+    pub const HOUT4: u32 = 3;
+    pub const XT: u32 = 4;
+    pub const TEX: u32 = 5;
+    pub const W1T: u32 = 6;
+    pub const W1S: u32 = 7;
 }
 
 /// Most k splits of one chunk of a long product (split-k weight gradients).

@@ -1,0 +1,222 @@
+//! File input and output that a hostile path cannot turn into a hang, a runaway
+//! allocation or a lost file: bounded reads of regular files only, atomic writes that
+//! leave no temp file behind, outputs that may not be inputs, and run folders replaced
+//! only once the new run has something to show.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Size caps per kind of input file (a bigger file is refused before it is read).
+pub const MAX_CONFIG: u64 = 1 << 20;
+/// metrics.json of a run of up to 1,000,000 epochs is well below this.
+pub const MAX_METRICS: u64 = 256 << 20;
+/// A picture for `predict`.
+pub const MAX_IMAGE: u64 = 64 << 20;
+/// Weights of any network the memory estimate lets through, plus the header.
+pub const MAX_WEIGHTS: u64 = 1 << 30;
+
+/// Reads a whole regular file of at most `max` bytes. FIFOs, devices and folders are
+/// refused before they are opened (a FIFO would block, `/dev/zero` never ends), and the
+/// read stops at `max + 1` bytes even if the file grows meanwhile. `what` names the kind
+/// of file in errors ("config", "weights", ...).
+pub fn read_capped(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).with_context(|| cannot_read(path, what))?;
+    if !meta.is_file() {
+        bail!(
+            "{}: cannot read {what}: not a regular file{}",
+            path.display(),
+            if meta.is_dir() { " (a folder)" } else { "" }
+        );
+    }
+    if meta.len() > max {
+        bail!(
+            "{}: {what} file is {} bytes, more than the {max} a {what} file may have",
+            path.display(),
+            meta.len()
+        );
+    }
+    let file = fs::File::open(path).with_context(|| cannot_read(path, what))?;
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut out)
+        .with_context(|| cannot_read(path, what))?;
+    if out.len() as u64 > max {
+        bail!("{}: {what} file grew past {max} bytes", path.display());
+    }
+    Ok(out)
+}
+
+/// [`read_capped`] as UTF-8 text.
+pub fn read_text(path: &Path, what: &str, max: u64) -> Result<String> {
+    String::from_utf8(read_capped(path, what, max)?)
+        .map_err(|_| anyhow::anyhow!("{}: {what} file is not UTF-8 text", path.display()))
+}
+
+fn cannot_read(path: &Path, what: &str) -> String {
+    format!("{}: cannot read {what}", path.display())
+}
+
+/// The temporary name [`write_atomic`] writes to before renaming: a hidden sibling (same
+/// folder, so the rename is atomic) with the process id, so two writers never share one.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to `path` atomically: into a temp sibling first, flushed to disk, then
+/// renamed over `path`, so a crash leaves either the old file or the new one, never half
+/// of one. On any failure the temp file is removed (a full disk does not stay full).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // The rename itself reaches the disk with the folder's entry (best effort: not
+        // every file system lets a folder be synced).
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// The absolute, symlink-free form of a path that may not exist yet (its folder must).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = path.canonicalize() {
+        return Some(p);
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(parent.canonicalize().ok()?.join(path.file_name()?))
+}
+
+/// Refuses an output path that is one of the command's input files (writing it would
+/// destroy the input before, or instead of, reading it).
+pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+    let Some(o) = resolved(out) else {
+        return Ok(());
+    };
+    for input in inputs {
+        if resolved(input).is_some_and(|i| i == o) {
+            bail!(
+                "--out {}: is also an input ({}); choose another output file",
+                out.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a picture output whose extension is not `.png` (the only format written), so
+/// `--out x.jpg` never holds PNG bytes and `--out run/best.safetensors` is not clobbered.
+pub fn check_png_out(out: &Path) -> Result<()> {
+    let ext = out.extension().map(|e| e.to_string_lossy().to_lowercase());
+    if ext.as_deref() != Some("png") {
+        bail!(
+            "--out {}: charts and digit grids are written as PNG; give a file name ending in .png",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// A hidden sibling of `dir` named after it with `suffix` (same file system, so renames
+/// between them are atomic).
+pub fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(dir.file_name().unwrap_or_default());
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
+/// Suffix of the folder a `--force` run writes into until it replaces the old run.
+pub const NEW_RUN: &str = ".new-run";
+
+/// Swaps two folders atomically (Linux `renameat2(RENAME_EXCHANGE)`): there is no moment
+/// at which either path is missing, so a SIGKILL cannot lose the old run. Falls back to
+/// two renames where the file system lacks the call.
+pub fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let ca = CString::new(a.as_os_str().as_bytes())?;
+        let cb = CString::new(b.as_os_str().as_bytes())?;
+        // SAFETY: two valid NUL-terminated paths; the call only reads them.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                ca.as_ptr(),
+                libc::AT_FDCWD,
+                cb.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+    }
+    // Not atomic: a kill between the renames leaves `a` under a temp name, which
+    // [`recover_dir`] puts back.
+    let aside = sibling(b, ".swap");
+    fs::rename(b, &aside).with_context(|| format!("{}: cannot move aside", b.display()))?;
+    fs::rename(a, b).with_context(|| format!("{}: cannot move into place", b.display()))?;
+    fs::rename(&aside, a).with_context(|| format!("{}: cannot move", a.display()))?;
+    Ok(())
+}
+
+/// Puts a run folder back after a crash in the middle of [`exchange_dirs`]'s fallback,
+/// and clears a `--force` run's leftover folder: only run files are removed from it, so
+/// a file the user put there is never deleted (the folder then stays, with a warning).
+pub fn recover_dir(dir: &Path, run_files: &[&str]) {
+    let aside = sibling(dir, ".swap");
+    if !dir.exists() && aside.is_dir() {
+        let _ = fs::rename(&aside, dir);
+    }
+    let stale = sibling(dir, NEW_RUN);
+    if stale.is_dir() {
+        remove_run_dir(&stale, run_files);
+    }
+}
+
+/// Removes a folder's run files, then the folder if that left it empty.
+pub fn remove_run_dir(dir: &Path, run_files: &[&str]) {
+    for f in run_files {
+        let _ = fs::remove_file(dir.join(f));
+    }
+    if fs::remove_dir(dir).is_err() && dir.exists() {
+        eprintln!(
+            "warning: {} holds files other than a run's; left in place",
+            dir.display()
+        );
+    }
+}
+
+/// Moves the entries of `from` other than `skip` (a run's files) that `to` lacks into
+/// `to`: a replaced run folder's other files (notes, charts) follow the new run.
+pub fn move_other_entries(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
+    for entry in fs::read_dir(from).with_context(|| format!("{}: cannot list", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let target = to.join(&name);
+        if !skip.iter().any(|s| name == *s) && !target.exists() {
+            fs::rename(entry.path(), &target)
+                .with_context(|| format!("{}: cannot move", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
