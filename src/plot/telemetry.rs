@@ -96,7 +96,8 @@ where
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-3);
+    // At least a percent either side, so a flat line at 0 gets readable ticks.
+    let pad = ((hi - lo) * 0.05).max(1e-2);
     let max_epoch = lines
         .iter()
         .flat_map(|(_, _, p)| p.last().map(|x| x.0))
