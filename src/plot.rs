@@ -114,10 +114,12 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 /// A label for a run in a legend: its optimizer, plus what tells runs of it apart.
 pub fn run_label(m: &Metrics, all: &[Metrics]) -> String {
     let same = all.iter().filter(|o| o.optimizer == m.optimizer).count();
+    // A metrics file may hold any text there; a legend of 50 MB would never finish.
+    let cut = |s: &str| s.chars().take(40).collect::<String>();
     if same > 1 {
-        format!("{} ({})", m.optimizer, m.backend)
+        format!("{} ({})", cut(&m.optimizer), cut(&m.backend))
     } else {
-        m.optimizer.clone()
+        cut(&m.optimizer)
     }
 }
 
