@@ -362,7 +362,9 @@ pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)
     let dir = dir
         .canonicalize()
         .with_context(|| format!("{}: cannot resolve", dir.display()))?;
-    let cwd = std::env::current_dir().ok().and_then(|c| c.canonicalize().ok());
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|c| c.canonicalize().ok());
     if dir.parent().is_none() || cwd.is_some_and(|c| c.starts_with(&dir)) {
         bail!(
             "--out {}: --force replaces the whole run folder, which cannot be the current folder or one above it; use a sub-folder",
