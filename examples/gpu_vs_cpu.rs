@@ -62,22 +62,30 @@ fn main() -> Result<()> {
     );
     let mut cpu = CpuBackend::new(&train, &eval, params, v, hyper);
 
-    let time = |b: &mut dyn Backend| -> Result<f64> {
-        let mut best = f64::INFINITY;
+    // Best wall time of `epochs` epochs, and the best CPU time of this process (all threads,
+    // lavapipe's included): on a shared machine the second moves less with the load.
+    let time = |b: &mut dyn Backend| -> Result<(f64, f64)> {
+        let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..epochs {
             let t = Instant::now();
+            let c0 = cpu_seconds().unwrap_or(f64::NAN);
             b.epoch()?;
             best = best.min(t.elapsed().as_secs_f64());
+            best_cpu = best_cpu.min(cpu_seconds().unwrap_or(f64::NAN) - c0);
         }
-        Ok(best)
+        Ok((best, best_cpu))
     };
     let c0 = gpu.counters();
-    let g = time(&mut gpu)?;
+    let (g, g_cpu) = time(&mut gpu)?;
     let c1 = gpu.counters();
-    let c = time(&mut cpu)?;
+    let (c, c_cpu) = time(&mut cpu)?;
     println!(
         "epoch (best of {epochs}): gpu {g:.3}s  cpu {c:.3}s  ratio gpu/cpu {:.2}",
         g / c
+    );
+    println!(
+        "epoch CPU time (all threads): gpu {g_cpu:.2}s  cpu {c_cpu:.2}s  ratio gpu/cpu {:.2}",
+        g_cpu / c_cpu
     );
     println!(
         "gpu per epoch: {} submissions, {} bytes read back",
@@ -87,19 +95,23 @@ fn main() -> Result<()> {
 
     // A mini-batch epoch as the trainer runs it: the seeded shuffle, 50 steps of 1,000 rows
     // gathered on the device, then the eval pass.
-    let mut mini = f64::INFINITY;
+    let (mut mini, mut mini_cpu) = (f64::INFINITY, f64::INFINITY);
     for e in 1..=epochs as u64 {
         let t = Instant::now();
+        let c0 = cpu_seconds().unwrap_or(f64::NAN);
         let order = epoch_order(gpu.train_len(), 0, e);
         for rows in order.chunks(1000) {
             gpu.train_step(Batch::Rows(rows))?;
         }
         gpu.end_epoch()?;
         mini = mini.min(t.elapsed().as_secs_f64());
+        mini_cpu = mini_cpu.min(cpu_seconds().unwrap_or(f64::NAN) - c0);
     }
     println!(
-        "gpu mini-batch epoch (50 x 1000, best of {epochs}): {mini:.3}s  ratio to full-batch {:.2}",
-        mini / g
+        "gpu mini-batch epoch (50 x 1000, best of {epochs}): {mini:.3}s ({mini_cpu:.2}s CPU time)  \
+         ratio to full-batch {:.2} (CPU time {:.2})",
+        mini / g,
+        mini_cpu / g_cpu
     );
 
     // Per-stage GPU time (each stage alone, repeated in one submission).

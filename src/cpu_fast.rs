@@ -26,8 +26,9 @@ use crate::model::Params;
 
 /// Fixed row ranges summed separately (a multiple of any likely core count's small factors).
 pub const LANES: usize = 8;
-/// Rows per fused chunk: X's chunk (784 floats a row) and the lane's dW1 sums stay in L2.
-pub const CHUNK: usize = 128;
+/// Rows per fused chunk: X's chunk (784 floats a row) and the lane's dW1 sums stay in L2;
+/// the sparse pixels' column-sorted blocks are as long.
+pub const CHUNK: usize = cpu_sparse::BLOCK;
 
 /// How the first layer's two big products are computed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -130,7 +131,11 @@ fn run(p: &Params, input: Input, labels: &[u8], ws: &mut Workspace, backward: bo
     if n == 0 {
         return cpu::reduce_metrics(&ws.loss, &ws.correct);
     }
-    let per_lane = n.div_ceil(LANES);
+    // The sparse gradient kernel reads whole column-sorted blocks: lanes start on one.
+    let per_lane = match sparse {
+        Some(_) => n.div_ceil(LANES).next_multiple_of(CHUNK),
+        None => n.div_ceil(LANES),
+    };
     let bufs = (
         &mut ws.hidden[..],
         &mut ws.z2[..],

@@ -11,13 +11,16 @@
 //! pixel slightly differently from a·U + b, and the sums run in another order); the dense
 //! path stays the exact reference and tests/cpu_fast.rs bounds the difference.
 //!
-//! The kernels keep a tile of the output row (128 floats: 8 AVX-512 registers) in registers
-//! and run one multiply-add of a row of W1ᵀ (or of dZ1) per nonzero pixel: written with
-//! AVX-512 intrinsics, and as plain loops (compiled for AVX2 + FMA where the CPU has it)
-//! elsewhere; picked at run time. Each nonzero reads a 512-byte row of W1ᵀ from L2 (W1ᵀ is
-//! 400 KB), and that bounds them (~5 ns a nonzero on the 2-core EPYC): the forward kernel
-//! runs two rows at once to keep more of those reads in flight. (Column blocks of W1ᵀ small
-//! enough for L1 were tried: the per-nonzero overhead, paid once per block, cost more.)
+//! The kernels keep a tile of the output (128 floats: 8 AVX-512 registers) in registers and
+//! run one multiply-add of a 128-float row per nonzero pixel: written with AVX-512
+//! intrinsics, and as plain loops (compiled for AVX2 + FMA where the CPU has it) elsewhere;
+//! picked at run time. The forward kernel sums rows of W1ᵀ (400 KB, in L2) into a row of
+//! Z1, two image rows at once to keep more of those reads in flight. (Column blocks of W1ᵀ
+//! small enough for L1 were tried: the per-nonzero overhead, paid once per block, cost more.)
+//! The AVX-512 gradient kernel walks each block of [`BLOCK`] images by pixel column (a
+//! second, column-sorted copy of the nonzeros made once): a column's 128 sums of dZ1ᵀ·U stay
+//! in registers while it reads the block's dZ1 rows (64 KB, in cache), instead of a
+//! read-modify-write of a 512-byte row of the sums per nonzero: 1.3x faster on the epoch.
 
 use crate::data::normalize_table;
 
@@ -60,7 +63,19 @@ pub struct SparseImages {
     idx: Vec<u16>,
     /// The pixel values, as f32 (exact) so the kernels broadcast them straight from memory.
     vals: Vec<f32>,
+    /// The same nonzeros by column within each block of [`BLOCK`] rows (for the gradient):
+    /// block b's column k is `brow[r]`, `bval[r]` for r in `bstarts[b·(cols+1) + k]..` up
+    /// to the next column's start; `brow` is the row within the block, increasing.
+    bstarts: Vec<usize>,
+    brow: Vec<u8>,
+    bval: Vec<f32>,
 }
+
+const _: () = assert!(BLOCK <= 256, "rows within a block are stored as u8");
+
+/// Rows per column-sorted block: the fused pass's chunk (one block's dZ1 rows stay in cache
+/// while the gradient kernel reads them by column).
+pub const BLOCK: usize = 128;
 
 impl SparseImages {
     /// From u8 pixels, `cols` per image. None when a column index would not fit in u16.
@@ -85,7 +100,40 @@ impl SparseImages {
             }
             s.starts.push(s.idx.len());
         }
+        s.by_column_blocks();
         Some(s)
+    }
+
+    /// Fills `bstarts`/`brow`/`bval` from the rows (a counting sort per block).
+    fn by_column_blocks(&mut self) {
+        let cols = self.cols;
+        let blocks = self.rows.div_ceil(BLOCK);
+        self.bstarts = Vec::with_capacity(blocks * (cols + 1));
+        self.brow = vec![0; self.idx.len()];
+        self.bval = vec![0.0; self.idx.len()];
+        let mut next = vec![0usize; cols];
+        for b in 0..blocks {
+            let rows = b * BLOCK..self.rows.min((b + 1) * BLOCK);
+            let (e0, e1) = (self.starts[rows.start], self.starts[rows.end]);
+            next.fill(0);
+            for &k in &self.idx[e0..e1] {
+                next[k as usize] += 1;
+            }
+            let mut at = e0;
+            for n in next.iter_mut() {
+                self.bstarts.push(at);
+                at += std::mem::replace(n, at);
+            }
+            self.bstarts.push(at);
+            for (r, n) in rows.enumerate() {
+                for e in self.starts[n]..self.starts[n + 1] {
+                    let slot = &mut next[self.idx[e] as usize];
+                    self.brow[*slot] = r as u8;
+                    self.bval[*slot] = self.vals[e];
+                    *slot += 1;
+                }
+            }
+        }
     }
 
     /// From images already normalized by [`crate::data::normalize`], recovering each pixel.
@@ -267,215 +315,6 @@ fn grad_impl<const FMA: bool>(
     }
 }
 
-/// The AVX-512 kernels: columns in blocks of 128 (8 registers), then 16, then one by one.
+/// The AVX-512 kernels.
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use super::{SparseImages, SCALE};
-
-    /// See [`super::forward_rows`]. Safety: AVX-512F present, shapes checked, indices of `u`
-    /// below `u.cols`.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn forward(
-        u: &SparseImages,
-        start: usize,
-        count: usize,
-        wt: &[f32],
-        c: &[f32],
-        z: &mut [f32],
-    ) {
-        let h = c.len();
-        // Rows two at a time through the 128-wide blocks: twice the independent loads in
-        // flight (the kernel waits on L2, not on arithmetic).
-        let pairs = count / 2;
-        for p in 0..pairs {
-            let (i, n) = (2 * p, start + 2 * p);
-            let a = (u.starts[n], u.starts[n + 1]);
-            let b = (u.starts[n + 1], u.starts[n + 2]);
-            let rows = [
-                (&u.idx[a.0..a.1], &u.vals[a.0..a.1]),
-                (&u.idx[b.0..b.1], &u.vals[b.0..b.1]),
-            ];
-            let mut j = 0;
-            while j + 128 <= h {
-                forward_pair(
-                    rows,
-                    wt.as_ptr().add(j),
-                    h,
-                    c.as_ptr().add(j),
-                    z.as_mut_ptr().add(i * h + j),
-                );
-                j += 128;
-            }
-            for (r, (cols, vals)) in rows.into_iter().enumerate() {
-                forward_rest(cols, vals, wt, c, j, z.as_mut_ptr().add((i + r) * h));
-            }
-        }
-        for (i, (cols, vals)) in u.rows_of(start + 2 * pairs, count - 2 * pairs).enumerate() {
-            let i = i + 2 * pairs;
-            let zrow = z.as_mut_ptr().add(i * h);
-            let mut j = 0;
-            while j + 128 <= h {
-                forward_block::<8>(
-                    cols,
-                    vals,
-                    wt.as_ptr().add(j),
-                    h,
-                    c.as_ptr().add(j),
-                    zrow.add(j),
-                );
-                j += 128;
-            }
-            forward_rest(cols, vals, wt, c, j, zrow);
-        }
-    }
-
-    /// Columns `j..` of one row: 16-wide blocks, then one by one.
-    #[inline(always)]
-    unsafe fn forward_rest(
-        cols: &[u16],
-        vals: &[f32],
-        wt: &[f32],
-        c: &[f32],
-        mut j: usize,
-        zrow: *mut f32,
-    ) {
-        let h = c.len();
-        while j + 16 <= h {
-            forward_block::<1>(
-                cols,
-                vals,
-                wt.as_ptr().add(j),
-                h,
-                c.as_ptr().add(j),
-                zrow.add(j),
-            );
-            j += 16;
-        }
-        for (j, &cj) in c.iter().enumerate().skip(j) {
-            let mut acc = 0f32;
-            for (&k, &v) in cols.iter().zip(vals) {
-                acc += v * *wt.get_unchecked(k as usize * h + j);
-            }
-            *zrow.add(j) = SCALE * acc + cj;
-        }
-    }
-
-    /// [`forward_block`] with V = 8 for two rows at once (`z` and `z + h`).
-    #[inline(always)]
-    #[allow(clippy::needless_range_loop)] // t indexes two register arrays in step
-    unsafe fn forward_pair(
-        rows: [(&[u16], &[f32]); 2],
-        w: *const f32,
-        h: usize,
-        c: *const f32,
-        z: *mut f32,
-    ) {
-        let mut acc = [[_mm512_setzero_ps(); 8]; 2];
-        let [(ca, va), (cb, vb)] = rows;
-        let both = ca.len().min(cb.len());
-        for i in 0..both {
-            let (ra, rb) = (w.add(ca[i] as usize * h), w.add(cb[i] as usize * h));
-            let (xa, xb) = (_mm512_set1_ps(va[i]), _mm512_set1_ps(vb[i]));
-            for t in 0..8 {
-                acc[0][t] = _mm512_fmadd_ps(xa, _mm512_loadu_ps(ra.add(16 * t)), acc[0][t]);
-                acc[1][t] = _mm512_fmadd_ps(xb, _mm512_loadu_ps(rb.add(16 * t)), acc[1][t]);
-            }
-        }
-        for (r, (cols, vals)) in [(ca, va), (cb, vb)].into_iter().enumerate() {
-            for (&k, &v) in cols[both..].iter().zip(&vals[both..]) {
-                let row = w.add(k as usize * h);
-                for t in 0..8 {
-                    let x = _mm512_loadu_ps(row.add(16 * t));
-                    acc[r][t] = _mm512_fmadd_ps(_mm512_set1_ps(v), x, acc[r][t]);
-                }
-            }
-        }
-        let scale = _mm512_set1_ps(SCALE);
-        for (r, acc) in acc.iter().enumerate() {
-            for (t, a) in acc.iter().enumerate() {
-                let out = _mm512_fmadd_ps(scale, *a, _mm512_loadu_ps(c.add(16 * t)));
-                _mm512_storeu_ps(z.add(r * h + 16 * t), out);
-            }
-        }
-    }
-
-    /// `z[0..16V] = a·Σ v·w[k·h ..][0..16V] + c[0..16V]` over one row's nonzeros.
-    #[inline(always)]
-    unsafe fn forward_block<const V: usize>(
-        cols: &[u16],
-        vals: &[f32],
-        w: *const f32,
-        h: usize,
-        c: *const f32,
-        z: *mut f32,
-    ) {
-        let mut acc = [_mm512_setzero_ps(); V];
-        for (&k, &v) in cols.iter().zip(vals) {
-            let vv = _mm512_set1_ps(v);
-            let row = w.add(k as usize * h);
-            for (t, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_fmadd_ps(vv, _mm512_loadu_ps(row.add(16 * t)), *a);
-            }
-        }
-        let scale = _mm512_set1_ps(SCALE);
-        for (t, a) in acc.iter().enumerate() {
-            let r = _mm512_fmadd_ps(scale, *a, _mm512_loadu_ps(c.add(16 * t)));
-            _mm512_storeu_ps(z.add(16 * t), r);
-        }
-    }
-
-    /// See [`super::grad_rows`]. Safety: as for [`forward`].
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn grad(
-        u: &SparseImages,
-        start: usize,
-        count: usize,
-        dz: &[f32],
-        h: usize,
-        s: &mut [f32],
-    ) {
-        let sp = s.as_mut_ptr();
-        for (i, (cols, vals)) in u.rows_of(start, count).enumerate() {
-            let drow = dz.as_ptr().add(i * h);
-            let mut j = 0;
-            while j + 128 <= h {
-                grad_block::<8>(cols, vals, drow.add(j), h, sp.add(j));
-                j += 128;
-            }
-            while j + 16 <= h {
-                grad_block::<1>(cols, vals, drow.add(j), h, sp.add(j));
-                j += 16;
-            }
-            for j in j..h {
-                for (&k, &v) in cols.iter().zip(vals) {
-                    *sp.add(k as usize * h + j) += v * *drow.add(j);
-                }
-            }
-        }
-    }
-
-    /// `s[k·h ..][0..16V] += v·d[0..16V]` for each of one row's nonzeros (k, v).
-    #[inline(always)]
-    unsafe fn grad_block<const V: usize>(
-        cols: &[u16],
-        vals: &[f32],
-        d: *const f32,
-        h: usize,
-        s: *mut f32,
-    ) {
-        let mut dv = [_mm512_setzero_ps(); V];
-        for (t, x) in dv.iter_mut().enumerate() {
-            *x = _mm512_loadu_ps(d.add(16 * t));
-        }
-        for (&k, &v) in cols.iter().zip(vals) {
-            let vv = _mm512_set1_ps(v);
-            let row = s.add(k as usize * h);
-            for (t, x) in dv.iter().enumerate() {
-                let p = row.add(16 * t);
-                _mm512_storeu_ps(p, _mm512_fmadd_ps(vv, *x, _mm512_loadu_ps(p)));
-            }
-        }
-    }
-}
+mod avx512;
