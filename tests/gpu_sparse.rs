@@ -11,11 +11,7 @@ use rprop_lab::gpu::ops::sparse::{pack_blocks, BlockDw1Probe, SparseKernel, Spar
 use rprop_lab::gpu::{GpuContext, Needs};
 use rprop_lab::rng::Rng;
 
-#[test]
 fn sparse_z1_kernels_match_the_cpu_twin() {
-    if !common::have_gpu() {
-        return;
-    }
     let mut ctx = GpuContext::new(
         None,
         Needs {
@@ -113,7 +109,6 @@ fn block_dw1_matches_the_cpu_twin() {
 
 /// block_z1's word lists: a word is listed for a 16-image block iff some image of the block
 /// has a nonzero pixel in it; pixels packed lowest byte first.
-#[test]
 fn block_lists_name_the_nonzero_words() {
     let (rows, inputs) = (20, 12);
     let mut pixels = vec![0u8; rows * inputs];
@@ -127,4 +122,17 @@ fn block_lists_name_the_nonzero_words() {
     assert_eq!(xs[3 * 3 + 1], 7 << 8);
     assert_eq!(xs[17 * 3 + 2], 9 | 1 << 24);
     assert_eq!(xs.iter().filter(|&&w| w != 0).count(), 2);
+}
+
+fn main() {
+    common::gpu::main_with(
+        &[(
+            "sparse_z1_kernels_match_the_cpu_twin",
+            sparse_z1_kernels_match_the_cpu_twin,
+        )],
+        &[(
+            "block_lists_name_the_nonzero_words",
+            block_lists_name_the_nonzero_words,
+        )],
+    )
 }
