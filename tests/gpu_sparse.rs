@@ -2,7 +2,8 @@
 //! `cpu_sparse::forward_rows`, on odd shapes: rows not a multiple of the 8- and 16-row
 //! blocks, a hidden width below one 128-wide block, rows with no nonzero pixel, and a 4-pixel
 //! word zero in some images only. Tolerance 1e-5 relative to the largest |Z1| (sums over the
-//! same nonzeros, in another order; block_z1 adds exact zeros too).
+//! same nonzeros, in another order; block_z1 adds exact zeros too); block_dw1 against
+//! `grad_rows` + `finish_grad` likewise.
 
 mod common;
 
@@ -60,11 +61,7 @@ fn sparse_z1_kernels_match_the_cpu_twin() {
 
 /// block_dw1 (+ its fixed-order final sum) against `grad_rows` + `finish_grad`, with more
 /// parts than some words have blocks, and rows not a multiple of 16.
-#[test]
 fn block_dw1_matches_the_cpu_twin() {
-    if !common::have_gpu() {
-        return;
-    }
     let mut ctx = GpuContext::new(
         None,
         Needs {
@@ -126,10 +123,16 @@ fn block_lists_name_the_nonzero_words() {
 
 fn main() {
     common::gpu::main_with(
-        &[(
-            "sparse_z1_kernels_match_the_cpu_twin",
-            sparse_z1_kernels_match_the_cpu_twin,
-        )],
+        &[
+            (
+                "sparse_z1_kernels_match_the_cpu_twin",
+                sparse_z1_kernels_match_the_cpu_twin,
+            ),
+            (
+                "block_dw1_matches_the_cpu_twin",
+                block_dw1_matches_the_cpu_twin,
+            ),
+        ],
         &[(
             "block_lists_name_the_nonzero_words",
             block_lists_name_the_nonzero_words,
