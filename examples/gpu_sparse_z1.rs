@@ -119,36 +119,46 @@ fn main() -> Result<()> {
     let db: Vec<f32> = (0..128)
         .map(|j| (0..50_000).map(|n| dz[n * 128 + j] as f64).sum::<f64>() as f32)
         .collect();
-    let dw1 = BlockDw1Probe::new(&ctx, &u, &dz, &db, 8)?;
+    let probes = [
+        BlockDw1Probe::new(&ctx, &u, (&dz, &db), 8, false)?,
+        BlockDw1Probe::new(&ctx, &u, (&dz, &db), 8, true)?,
+    ];
     g.run_stages(&[Stage::DW1], 1)?;
-    dw1.run(&mut ctx, 1)?;
-    let mut best = [f64::INFINITY; 2];
-    for _ in 0..3 {
-        let t = Instant::now();
-        g.run_stages(&[Stage::DW1], reps)?;
-        best[0] = best[0].min(t.elapsed().as_secs_f64() / reps as f64);
-        let t = Instant::now();
-        dw1.run(&mut ctx, reps)?;
-        best[1] = best[1].min(t.elapsed().as_secs_f64() / reps as f64);
-    }
-    let got = dw1.read_dw(&mut ctx)?;
     let mut s = vec![0f32; 784 * 128];
     cpu_sparse::grad_rows(&u, 0, &dz, 128, &mut s);
     let mut want = vec![0f32; 128 * 784];
     cpu_sparse::finish_grad(&s, &db, &mut want);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let d = got
-        .iter()
-        .zip(&want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    for (i, (name, s)) in ["dense (backend DW1 stage)", "block_dw1 + final (8 parts)"]
-        .iter()
-        .zip(best)
-        .enumerate()
-    {
+    let mut diffs = [0f32; 2];
+    for (p, d) in probes.iter().zip(diffs.iter_mut()) {
+        p.run(&mut ctx, 1)?;
+        let got = p.read_dw(&mut ctx)?;
+        *d = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+            / scale;
+    }
+    let mut best = [f64::INFINITY; 3];
+    for _ in 0..3 {
+        let t = Instant::now();
+        g.run_stages(&[Stage::DW1], reps)?;
+        best[0] = best[0].min(t.elapsed().as_secs_f64() / reps as f64);
+        for (i, p) in probes.iter().enumerate() {
+            let t = Instant::now();
+            p.run(&mut ctx, reps)?;
+            best[i + 1] = best[i + 1].min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+    }
+    let names = [
+        "dense (backend DW1 stage)",
+        "block_dw1 + final (8 parts)",
+        "block_dw1_16 + final (8 parts)",
+    ];
+    for (i, (name, s)) in names.iter().zip(best).enumerate() {
         let check = match i {
             0 => String::new(),
-            _ => format!("  vs CPU twin {:.1e}", d / scale),
+            _ => format!("  vs CPU twin {:.1e}", diffs[i - 1]),
         };
         println!(
             "{name:<32} {:8.1} ms  {:6.1} GFLOP/s(-equivalent)  {:.2}x dense{check}",

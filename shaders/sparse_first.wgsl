@@ -227,3 +227,68 @@ fn block_dw1_final(@builtin(global_invocation_id) gid: vec3<u32>) {
     let db = c[j / 4u][j % 4u];
     z[j * q.kw + w] = fma(vec4<f32>(q.scale), sum, vec4<f32>(-db));
 }
+
+// block_dw1_16: block_dw1 with 16 x 16 tiles (16 hidden units x 4 words = 16 pixels per
+// invocation, 4 + 4 loads per 256 multiply-adds per image row), skipping the 16-image blocks
+// where all 4 words are zero; `wl` then lists blocks per (group of 4 words g, part s) at
+// starts[g * q.parts + s]. Needs q.kw a multiple of 4. Grid: x = blocks of 128 hidden units,
+// y = word groups, z = parts. Same `part` layout, so block_dw1_final finishes it.
+@compute @workgroup_size(8)
+fn block_dw1_16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let j0 = gid.x * 16u;
+    let g = wid.y;
+    let s = wid.z;
+    if (j0 >= q.hidden || 4u * g >= q.kw) {
+        return;
+    }
+    let h4 = q.hidden / 4u;
+    let jb = j0 / 4u;
+    var a00 = mat4x4<f32>(); var a01 = mat4x4<f32>(); var a02 = mat4x4<f32>(); var a03 = mat4x4<f32>();
+    var a10 = mat4x4<f32>(); var a11 = mat4x4<f32>(); var a12 = mat4x4<f32>(); var a13 = mat4x4<f32>();
+    var a20 = mat4x4<f32>(); var a21 = mat4x4<f32>(); var a22 = mat4x4<f32>(); var a23 = mat4x4<f32>();
+    var a30 = mat4x4<f32>(); var a31 = mat4x4<f32>(); var a32 = mat4x4<f32>(); var a33 = mat4x4<f32>();
+    for (var e = starts[g * q.parts + s]; e < starts[g * q.parts + s + 1u]; e++) {
+        let r0 = wl[e] * 16u;
+        let rn = min(r0 + 16u, q.rows);
+        for (var n = r0; n < rn; n++) {
+            let xb = n * q.kw + 4u * g;
+            let x0 = px(xs[xb]); let x1 = px(xs[xb + 1u]); let x2 = px(xs[xb + 2u]); let x3 = px(xs[xb + 3u]);
+            let d0 = dz[n * h4 + jb]; let d1 = dz[n * h4 + jb + 1u];
+            let d2 = dz[n * h4 + jb + 2u]; let d3 = dz[n * h4 + jb + 3u];
+            a00[0] = fma(d0, vec4<f32>(x0.x), a00[0]); a00[1] = fma(d0, vec4<f32>(x0.y), a00[1]); a00[2] = fma(d0, vec4<f32>(x0.z), a00[2]); a00[3] = fma(d0, vec4<f32>(x0.w), a00[3]);
+            a01[0] = fma(d0, vec4<f32>(x1.x), a01[0]); a01[1] = fma(d0, vec4<f32>(x1.y), a01[1]); a01[2] = fma(d0, vec4<f32>(x1.z), a01[2]); a01[3] = fma(d0, vec4<f32>(x1.w), a01[3]);
+            a02[0] = fma(d0, vec4<f32>(x2.x), a02[0]); a02[1] = fma(d0, vec4<f32>(x2.y), a02[1]); a02[2] = fma(d0, vec4<f32>(x2.z), a02[2]); a02[3] = fma(d0, vec4<f32>(x2.w), a02[3]);
+            a03[0] = fma(d0, vec4<f32>(x3.x), a03[0]); a03[1] = fma(d0, vec4<f32>(x3.y), a03[1]); a03[2] = fma(d0, vec4<f32>(x3.z), a03[2]); a03[3] = fma(d0, vec4<f32>(x3.w), a03[3]);
+            a10[0] = fma(d1, vec4<f32>(x0.x), a10[0]); a10[1] = fma(d1, vec4<f32>(x0.y), a10[1]); a10[2] = fma(d1, vec4<f32>(x0.z), a10[2]); a10[3] = fma(d1, vec4<f32>(x0.w), a10[3]);
+            a11[0] = fma(d1, vec4<f32>(x1.x), a11[0]); a11[1] = fma(d1, vec4<f32>(x1.y), a11[1]); a11[2] = fma(d1, vec4<f32>(x1.z), a11[2]); a11[3] = fma(d1, vec4<f32>(x1.w), a11[3]);
+            a12[0] = fma(d1, vec4<f32>(x2.x), a12[0]); a12[1] = fma(d1, vec4<f32>(x2.y), a12[1]); a12[2] = fma(d1, vec4<f32>(x2.z), a12[2]); a12[3] = fma(d1, vec4<f32>(x2.w), a12[3]);
+            a13[0] = fma(d1, vec4<f32>(x3.x), a13[0]); a13[1] = fma(d1, vec4<f32>(x3.y), a13[1]); a13[2] = fma(d1, vec4<f32>(x3.z), a13[2]); a13[3] = fma(d1, vec4<f32>(x3.w), a13[3]);
+            a20[0] = fma(d2, vec4<f32>(x0.x), a20[0]); a20[1] = fma(d2, vec4<f32>(x0.y), a20[1]); a20[2] = fma(d2, vec4<f32>(x0.z), a20[2]); a20[3] = fma(d2, vec4<f32>(x0.w), a20[3]);
+            a21[0] = fma(d2, vec4<f32>(x1.x), a21[0]); a21[1] = fma(d2, vec4<f32>(x1.y), a21[1]); a21[2] = fma(d2, vec4<f32>(x1.z), a21[2]); a21[3] = fma(d2, vec4<f32>(x1.w), a21[3]);
+            a22[0] = fma(d2, vec4<f32>(x2.x), a22[0]); a22[1] = fma(d2, vec4<f32>(x2.y), a22[1]); a22[2] = fma(d2, vec4<f32>(x2.z), a22[2]); a22[3] = fma(d2, vec4<f32>(x2.w), a22[3]);
+            a23[0] = fma(d2, vec4<f32>(x3.x), a23[0]); a23[1] = fma(d2, vec4<f32>(x3.y), a23[1]); a23[2] = fma(d2, vec4<f32>(x3.z), a23[2]); a23[3] = fma(d2, vec4<f32>(x3.w), a23[3]);
+            a30[0] = fma(d3, vec4<f32>(x0.x), a30[0]); a30[1] = fma(d3, vec4<f32>(x0.y), a30[1]); a30[2] = fma(d3, vec4<f32>(x0.z), a30[2]); a30[3] = fma(d3, vec4<f32>(x0.w), a30[3]);
+            a31[0] = fma(d3, vec4<f32>(x1.x), a31[0]); a31[1] = fma(d3, vec4<f32>(x1.y), a31[1]); a31[2] = fma(d3, vec4<f32>(x1.z), a31[2]); a31[3] = fma(d3, vec4<f32>(x1.w), a31[3]);
+            a32[0] = fma(d3, vec4<f32>(x2.x), a32[0]); a32[1] = fma(d3, vec4<f32>(x2.y), a32[1]); a32[2] = fma(d3, vec4<f32>(x2.z), a32[2]); a32[3] = fma(d3, vec4<f32>(x2.w), a32[3]);
+            a33[0] = fma(d3, vec4<f32>(x3.x), a33[0]); a33[1] = fma(d3, vec4<f32>(x3.y), a33[1]); a33[2] = fma(d3, vec4<f32>(x3.z), a33[2]); a33[3] = fma(d3, vec4<f32>(x3.w), a33[3]);
+        }
+    }
+    // part[s][16g + 4p + c][j0 + 4qq ..] = a{qq}{p}[c]
+    let at = (s * q.kw * 4u + 16u * g) * h4 + jb;
+    part[at + 0u * h4 + 0u] = a00[0]; part[at + 0u * h4 + 1u] = a10[0]; part[at + 0u * h4 + 2u] = a20[0]; part[at + 0u * h4 + 3u] = a30[0];
+    part[at + 1u * h4 + 0u] = a00[1]; part[at + 1u * h4 + 1u] = a10[1]; part[at + 1u * h4 + 2u] = a20[1]; part[at + 1u * h4 + 3u] = a30[1];
+    part[at + 2u * h4 + 0u] = a00[2]; part[at + 2u * h4 + 1u] = a10[2]; part[at + 2u * h4 + 2u] = a20[2]; part[at + 2u * h4 + 3u] = a30[2];
+    part[at + 3u * h4 + 0u] = a00[3]; part[at + 3u * h4 + 1u] = a10[3]; part[at + 3u * h4 + 2u] = a20[3]; part[at + 3u * h4 + 3u] = a30[3];
+    part[at + 4u * h4 + 0u] = a01[0]; part[at + 4u * h4 + 1u] = a11[0]; part[at + 4u * h4 + 2u] = a21[0]; part[at + 4u * h4 + 3u] = a31[0];
+    part[at + 5u * h4 + 0u] = a01[1]; part[at + 5u * h4 + 1u] = a11[1]; part[at + 5u * h4 + 2u] = a21[1]; part[at + 5u * h4 + 3u] = a31[1];
+    part[at + 6u * h4 + 0u] = a01[2]; part[at + 6u * h4 + 1u] = a11[2]; part[at + 6u * h4 + 2u] = a21[2]; part[at + 6u * h4 + 3u] = a31[2];
+    part[at + 7u * h4 + 0u] = a01[3]; part[at + 7u * h4 + 1u] = a11[3]; part[at + 7u * h4 + 2u] = a21[3]; part[at + 7u * h4 + 3u] = a31[3];
+    part[at + 8u * h4 + 0u] = a02[0]; part[at + 8u * h4 + 1u] = a12[0]; part[at + 8u * h4 + 2u] = a22[0]; part[at + 8u * h4 + 3u] = a32[0];
+    part[at + 9u * h4 + 0u] = a02[1]; part[at + 9u * h4 + 1u] = a12[1]; part[at + 9u * h4 + 2u] = a22[1]; part[at + 9u * h4 + 3u] = a32[1];
+    part[at + 10u * h4 + 0u] = a02[2]; part[at + 10u * h4 + 1u] = a12[2]; part[at + 10u * h4 + 2u] = a22[2]; part[at + 10u * h4 + 3u] = a32[2];
+    part[at + 11u * h4 + 0u] = a02[3]; part[at + 11u * h4 + 1u] = a12[3]; part[at + 11u * h4 + 2u] = a22[3]; part[at + 11u * h4 + 3u] = a32[3];
+    part[at + 12u * h4 + 0u] = a03[0]; part[at + 12u * h4 + 1u] = a13[0]; part[at + 12u * h4 + 2u] = a23[0]; part[at + 12u * h4 + 3u] = a33[0];
+    part[at + 13u * h4 + 0u] = a03[1]; part[at + 13u * h4 + 1u] = a13[1]; part[at + 13u * h4 + 2u] = a23[1]; part[at + 13u * h4 + 3u] = a33[1];
+    part[at + 14u * h4 + 0u] = a03[2]; part[at + 14u * h4 + 1u] = a13[2]; part[at + 14u * h4 + 2u] = a23[2]; part[at + 14u * h4 + 3u] = a33[2];
+    part[at + 15u * h4 + 0u] = a03[3]; part[at + 15u * h4 + 1u] = a13[3]; part[at + 15u * h4 + 2u] = a23[3]; part[at + 15u * h4 + 3u] = a33[3];
+}

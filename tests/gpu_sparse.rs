@@ -59,8 +59,9 @@ fn sparse_z1_kernels_match_the_cpu_twin() {
     }
 }
 
-/// block_dw1 (+ its fixed-order final sum) against `grad_rows` + `finish_grad`, with more
-/// parts than some words have blocks, and rows not a multiple of 16.
+/// block_dw1 and block_dw1_16 (+ the fixed-order final sum) against `grad_rows` +
+/// `finish_grad`, with more parts than some words have blocks, and rows not a multiple of 16;
+/// block_dw1_16 refuses inputs that are not a multiple of 16.
 fn block_dw1_matches_the_cpu_twin() {
     let mut ctx = GpuContext::new(
         None,
@@ -71,7 +72,13 @@ fn block_dw1_matches_the_cpu_twin() {
     )
     .unwrap();
     let mut r = Rng::new(9);
-    for (rows, inputs, hidden, parts) in [(37, 36, 32, 3), (100, 784, 128, 4), (16, 8, 144, 1)] {
+    let shapes = [
+        (37, 48, 32, 3),
+        (100, 784, 128, 4),
+        (16, 16, 144, 1),
+        (21, 36, 16, 2),
+    ];
+    for (rows, inputs, hidden, parts) in shapes {
         let pixels: Vec<u8> = (0..rows * inputs)
             .map(|_| match r.unit() < 0.8 {
                 true => 0,
@@ -89,18 +96,24 @@ fn block_dw1_matches_the_cpu_twin() {
         cpu_sparse::finish_grad(&s, &db, &mut want);
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(scale > 0.1);
-        let probe = BlockDw1Probe::new(&ctx, &u, &dz, &db, parts).unwrap();
-        probe.run(&mut ctx, 1).unwrap();
-        let dw = probe.read_dw(&mut ctx).unwrap();
-        let d = dw
-            .iter()
-            .zip(&want)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(
-            d / scale < 1e-5,
-            "{rows}x{inputs}x{hidden}/{parts}: dW1 differs by {:e}",
-            d / scale
-        );
+        for wide in [false, true] {
+            if wide && inputs % 16 != 0 {
+                assert!(BlockDw1Probe::new(&ctx, &u, (&dz, &db), parts, wide).is_err());
+                continue;
+            }
+            let probe = BlockDw1Probe::new(&ctx, &u, (&dz, &db), parts, wide).unwrap();
+            probe.run(&mut ctx, 1).unwrap();
+            let dw = probe.read_dw(&mut ctx).unwrap();
+            let d = dw
+                .iter()
+                .zip(&want)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                d / scale < 1e-5,
+                "{rows}x{inputs}x{hidden}/{parts} wide {wide}: dW1 differs by {:e}",
+                d / scale
+            );
+        }
     }
 }
 

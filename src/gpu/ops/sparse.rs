@@ -336,16 +336,27 @@ impl SparseZ1Probe {
     }
 }
 
-/// Per (word w, part p) at `starts[w * parts + p]`: the 16-image blocks of part p (block ids
-/// `p * blocks / parts ..` up to the next part's) where word w is nonzero in some image.
-pub fn pack_word_blocks(xs: &[u32], kw: usize, rows: usize, parts: usize) -> (Vec<u32>, Vec<u32>) {
+/// Per (group g of `group` words, part p) at `starts[g * parts + p]`: the 16-image blocks of
+/// part p (block ids `p * blocks / parts ..` up to the next part's) where some word of the
+/// group is nonzero in some image.
+pub fn pack_word_blocks(
+    xs: &[u32],
+    (kw, group): (usize, usize),
+    rows: usize,
+    parts: usize,
+) -> (Vec<u32>, Vec<u32>) {
     let blocks = rows.div_ceil(BLOCK_ROWS);
     let (mut starts, mut list) = (vec![0u32], Vec::new());
-    for w in 0..kw {
+    for g in 0..kw / group {
+        let words = g * group..(g + 1) * group;
         for p in 0..parts {
             for b in p * blocks / parts..(p + 1) * blocks / parts {
-                let r = b * BLOCK_ROWS..rows.min((b + 1) * BLOCK_ROWS);
-                if r.into_iter().any(|n| xs[n * kw + w] != 0) {
+                let mut r = b * BLOCK_ROWS..rows.min((b + 1) * BLOCK_ROWS);
+                if r.any(|n| {
+                    xs[n * kw + words.start..n * kw + words.end]
+                        .iter()
+                        .any(|&w| w != 0)
+                }) {
                     list.push(b as u32);
                 }
             }
@@ -366,22 +377,28 @@ pub struct BlockDw1Probe {
 }
 
 impl BlockDw1Probe {
-    /// For images `u` and dZ1 [u.rows, hidden], db1 [hidden].
+    /// For images `u` and dZ1 [u.rows, hidden], db1 [hidden]; `wide` runs `block_dw1_16`
+    /// (16 pixels per invocation; inputs a multiple of 16), else `block_dw1` (4 pixels).
     pub fn new(
         ctx: &GpuContext,
         u: &SparseImages,
-        dz: &[f32],
-        db1: &[f32],
+        (dz, db1): (&[f32], &[f32]),
         parts: usize,
+        wide: bool,
     ) -> Result<Self> {
         let (hidden, inputs) = (db1.len(), u.cols);
+        let group = if wide { 4 } else { 1 };
         ensure!(
-            hidden % 16 == 0 && inputs % 4 == 0 && dz.len() == u.rows * hidden && parts > 0,
-            "block dW1: hidden width {hidden} must be a multiple of 16, inputs {inputs} of 4"
+            hidden % 16 == 0
+                && inputs % (4 * group) == 0
+                && dz.len() == u.rows * hidden
+                && parts > 0,
+            "block dW1: hidden width {hidden} must be a multiple of 16, inputs {inputs} of {}",
+            4 * group
         );
         let kw = inputs / 4;
         let (xs, _, _) = pack_blocks(u);
-        let (starts, wl) = pack_word_blocks(&xs, kw, u.rows, parts);
+        let (starts, wl) = pack_word_blocks(&xs, (kw, group), u.rows, parts);
         let d = &ctx.device;
         let st = wgpu::BufferUsages::STORAGE;
         let buf = |label, bytes: &[u8], usage| {
@@ -431,10 +448,8 @@ impl BlockDw1Probe {
         };
         let part = empty("dw1 parts", parts * inputs * hidden, st);
         let dw = empty("dw1", hidden * inputs, st | wgpu::BufferUsages::COPY_SRC);
-        let pipes = [
-            pipeline(ctx, "block_dw1")?,
-            pipeline(ctx, "block_dw1_final")?,
-        ];
+        let entry = if wide { "block_dw1_16" } else { "block_dw1" };
+        let pipes = [pipeline(ctx, entry)?, pipeline(ctx, "block_dw1_final")?];
         let bind = |p: &wgpu::ComputePipeline, list: &[(u32, &wgpu::Buffer)]| {
             d.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
@@ -461,7 +476,11 @@ impl BlockDw1Probe {
             pipes,
             binds,
             groups: [
-                [hidden.div_ceil(128) as u32, kw as u32, parts as u32],
+                [
+                    hidden.div_ceil(128) as u32,
+                    (kw / group) as u32,
+                    parts as u32,
+                ],
                 [kw.div_ceil(64) as u32, hidden as u32, 1],
             ],
             dw,
