@@ -1,5 +1,7 @@
-// sparse_first.wgsl: the first layer's forward product from the nonzero u8 pixels (the
-// `sparse` strategy of the CPU backend on the device). CPU twin: cpu_sparse::forward_rows.
+// sparse_first.wgsl: the first layer's two products from the u8 pixels' nonzeros (the
+// `sparse` strategy of the CPU backend on the device; measured probes, see the README's
+// Speed section). CPU twins: cpu_sparse::forward_rows (sparse_z1, sparse_z1_tex, block_z1),
+// cpu_sparse::grad_rows + finish_grad (block_dw1 or block_dw1_16, then block_dw1_final).
 //
 //   X = a U + b (a = 2/255, b = -1, U the u8 pixels), so
 //   Z1 = X W1^T + b1 = a (U W1^T) + c,   c[j] = b1[j] + b sum_k W1[j][k]   (host-computed)
@@ -163,7 +165,7 @@ fn block_z1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
 // word w is nonzero, from wl[starts[w * q.parts + s]] on; `part`: part s's sums
 // sum_n dZ1[n][j] U[n][k] as [parts, inputs, hidden] vec4s. block_dw1_final adds the parts in
 // order s = 0, 1, ... (deterministic) into dW1 [hidden, inputs] (`z`, as vec4s along the
-// inputs) with db1 in `c`.
+// inputs) with db1 in `c` (b = -1 is written into the kernel).
 // Grid (block_dw1): x = blocks of 128 hidden units (8 invocations of 16), y = words, z =
 // parts. Grid (block_dw1_final): x = words (64 per group), y = hidden units.
 @group(0) @binding(10) var<storage, read> dz: array<vec4<f32>>;

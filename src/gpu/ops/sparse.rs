@@ -1,8 +1,10 @@
-//! The first layer's forward product from the nonzero u8 pixels on the device
-//! (shaders/sparse_first.wgsl; CPU twin `cpu_sparse::forward_rows`): Z1 = a·(U·W1ᵀ) + c.
+//! The first layer's products from the u8 pixels' nonzeros on the device
+//! (shaders/sparse_first.wgsl): Z1 = a·(U·W1ᵀ) + c (CPU twin `cpu_sparse::forward_rows`) and
+//! dW1 = a·(dZ1ᵀ·U) − db1 ⊗ 1 (CPU twin `cpu_sparse::grad_rows` + `finish_grad`).
 //!
-//! A probe for a `sparse` GPU matmul strategy, timed against the dense strategies by
-//! `examples/gpu_sparse_z1.rs`; not wired into the backend (it has no dW1 kernel yet).
+//! Measured probes for a `sparse` GPU matmul strategy, timed against the dense strategies by
+//! `examples/gpu_sparse_z1.rs` (figures in the README's Speed section); not wired into the
+//! backend yet.
 
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
