@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use crate::model::Params;
 use crate::optim::{Hyper, RpropState, Variant};
+use crate::telemetry::LayerTelemetry;
 
 /// Sums gathered over one pass over a set (the report's `gather_metrics`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -78,6 +79,12 @@ pub trait Backend {
         variant: Variant,
         hyper: Hyper,
     ) -> Result<()>;
+    /// Rprop telemetry rows (one per layer) of the epochs ended since the last call, oldest
+    /// first; empty for other optimizers. A GPU keeps them on the device until this call,
+    /// which the trainer makes only where it reads weights back anyway.
+    fn take_telemetry(&mut self) -> Result<Vec<Vec<LayerTelemetry>>> {
+        Ok(Vec::new())
+    }
     /// Host/device traffic over a run of `epochs` epochs, for the closing note (GPU only).
     fn traffic_note(&self, _epochs: usize) -> Option<String> {
         None

@@ -414,28 +414,38 @@ impl Config {
         serde_json::json!({
             "criterion": self.criterion,
             "optimizer": self.optimizer.name(),
-            "learning_rate": self.learning_rate,
+            "learning_rate": short(self.learning_rate),
             "epochs": self.epochs,
             "train_set_size": self.train_set_size,
             "train_batch_size": self.train_batch_size,
             "eval_set_size": self.eval_set_size,
             "eval_batch_size": self.eval_batch_size,
-            "eta_minus": self.eta_minus,
-            "eta_plus": self.eta_plus,
-            "step_min": self.step_min,
-            "step_max": self.step_max,
+            "eta_minus": short(self.eta_minus),
+            "eta_plus": short(self.eta_plus),
+            "step_min": short(self.step_min),
+            "step_max": short(self.step_max),
             "seed": self.seed,
-            "weight_decay": self.weight_decay,
-            "momentum": self.momentum,
+            "weight_decay": short(self.weight_decay),
+            "momentum": short(self.momentum),
             "nesterov": self.nesterov,
             "alpha": self.alpha,
-            "eps": self.eps,
+            "eps": short(self.eps),
             "beta1": self.beta1,
             "beta2": self.beta2,
-            "mu": self.mu,
+            "mu": short(self.mu),
             "hidden": self.hidden,
         })
     }
+}
+
+/// An f32 as the shortest decimal that reads back as the same f32 (0.001, not the f64
+/// widening 0.0010000000474974513), so config.json says what the user wrote.
+fn short(x: f32) -> Value {
+    format!("{x}")
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
 }
 
 fn parse_optimizer(v: &Value) -> Result<Variant> {

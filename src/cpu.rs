@@ -11,6 +11,7 @@ use crate::cpu_fast;
 use crate::data::{normalize_table, Dataset};
 use crate::model::{Layout, Params};
 use crate::optim::{self, Elem, Hyper, RpropState, StepScalars, Variant};
+use crate::telemetry::{self, Counts, LayerTelemetry};
 
 // The matrix products live in `matmul.rs` (shared with the fused step in `cpu_fast.rs`).
 pub use crate::matmul::{matmul, View};
@@ -342,6 +343,7 @@ fn train_on(
     (variant, hyper): (Variant, &Hyper),
     x: cpu_fast::Input,
     y: &[u8],
+    tele: Option<&mut [Counts]>,
 ) -> PassStats {
     // Batches of another size (the last mini-batch, or full batch after mini-batches).
     if ws.n != y.len() {
@@ -349,6 +351,11 @@ fn train_on(
     }
     // forward + backward, fused (same math; see cpu_fast).
     let stats = cpu_fast::train_pass(params, x, y, ws);
+    if let Some(counts) = tele {
+        let loss_up = stats.loss > state.prev_loss;
+        let bufs = (&params.data[..], &ws.grads[..], &state.prev_grad[..]);
+        telemetry::signs(params.layout, variant, hyper, loss_up, bufs, counts);
+    }
     optimizer(
         variant,
         hyper,
@@ -379,6 +386,10 @@ pub struct CpuBackend {
     best: Option<Params>,
     /// The first layer's matmul strategy (sparse copies of the sets when it is on).
     sparse: cpu_fast::SparseSets,
+    /// The epoch's telemetry counts so far (Rprop only), one per layer.
+    tele: Vec<Counts>,
+    /// Telemetry rows of the epochs ended since the last [`Backend::take_telemetry`].
+    tele_rows: Vec<Vec<LayerTelemetry>>,
 }
 
 impl CpuBackend {
@@ -418,6 +429,8 @@ impl CpuBackend {
             acc: (0.0, 0, 0),
             best: None,
             sparse: cpu_fast::SparseSets::default(),
+            tele: fresh_counts(variant, layout),
+            tele_rows: Vec::new(),
             params,
         }
     }
@@ -446,6 +459,7 @@ impl CpuBackend {
             (self.variant, &self.hyper),
             cpu_fast::Input::dense(&x),
             &y,
+            self.variant.is_rprop().then_some(&mut self.tele[..]),
         )
     }
 
@@ -462,6 +476,7 @@ impl CpuBackend {
                 sparse: self.sparse.train.as_ref(),
             },
             &self.train_y,
+            self.variant.is_rprop().then_some(&mut self.tele[..]),
         )
     }
 
@@ -511,6 +526,13 @@ impl Backend for CpuBackend {
             samples,
         };
         let eval = self.eval();
+        if self.variant.is_rprop() {
+            let (layout, h) = (self.params.layout, &self.hyper);
+            telemetry::steps(layout, h, &self.state.step, &mut self.tele);
+            self.tele_rows
+                .push(self.tele.iter().map(|c| c.finish(h)).collect());
+            self.tele = fresh_counts(self.variant, layout);
+        }
         Ok(EpochStats { train, eval })
     }
     fn keep_best(&mut self) -> Result<()> {
@@ -544,7 +566,20 @@ impl Backend for CpuBackend {
         );
         (self.params, self.state, self.variant, self.hyper) = (params, state, variant, hyper);
         (self.acc, self.best) = ((0.0, 0, 0), None);
+        (self.tele, self.tele_rows) = (fresh_counts(variant, self.params.layout), Vec::new());
         Ok(())
+    }
+    fn take_telemetry(&mut self) -> Result<Vec<Vec<LayerTelemetry>>> {
+        Ok(std::mem::take(&mut self.tele_rows))
+    }
+}
+
+/// Zeroed telemetry counts, one per layer (none for an optimizer that is not Rprop).
+fn fresh_counts(variant: Variant, layout: Layout) -> Vec<Counts> {
+    if variant.is_rprop() {
+        vec![Counts::default(); layout.depth()]
+    } else {
+        Vec::new()
     }
 }
 

@@ -20,5 +20,7 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod rng;
+pub mod stats;
+pub mod telemetry;
 pub mod trainer;
 pub mod verify;

@@ -7,6 +7,16 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::write_atomic;
+use crate::telemetry::LayerTelemetry;
+
+/// The CSV columns of each layer's telemetry (prefixed `l1_`, `l2_`, ...).
+pub const TELEMETRY_COLUMNS: [&str; 5] = [
+    "sign_changes",
+    "backtracks",
+    "at_min",
+    "at_max",
+    "median_step",
+];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -17,6 +27,22 @@ pub struct EpochRecord {
     pub eval_acc: f64,
     /// Wall-clock seconds of the epoch (train step + eval).
     pub seconds: f64,
+    /// Rprop telemetry, one entry per layer (input layer first); empty for other optimizers.
+    /// A GPU reads it back only at save points, so it fills in there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telemetry: Vec<LayerTelemetry>,
+}
+
+/// The test score of a run's best weights, recorded at the end of `train`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestRecord {
+    pub loss: f32,
+    pub accuracy: f64,
+    pub correct: u32,
+    pub samples: u32,
+    /// The epoch whose weights were tested (the best one).
+    pub best_epoch: usize,
+    pub data_dir: std::path::PathBuf,
 }
 
 /// What `metrics.json` holds.
@@ -29,16 +55,40 @@ pub struct Metrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<std::path::PathBuf>,
     pub epochs: Vec<EpochRecord>,
+    /// The best weights' test score (absent with `--no-test` or before the run ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestRecord>,
 }
 
 impl Metrics {
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("epoch,train_loss,train_acc,eval_loss,eval_acc,seconds\n");
+        let layers = self.epochs.iter().map(|r| r.telemetry.len()).max();
+        let layers = layers.unwrap_or(0);
+        let mut s = String::from("epoch,train_loss,train_acc,eval_loss,eval_acc,seconds");
+        for l in 1..=layers {
+            for k in TELEMETRY_COLUMNS {
+                s += &format!(",l{l}_{k}");
+            }
+        }
+        s.push('\n');
         for r in &self.epochs {
             s += &format!(
-                "{},{},{},{},{},{:.6}\n",
+                "{},{},{},{},{},{:.6}",
                 r.epoch, r.train_loss, r.train_acc, r.eval_loss, r.eval_acc, r.seconds
             );
+            for l in 0..layers {
+                match r.telemetry.get(l) {
+                    Some(t) => {
+                        s += &format!(
+                            ",{},{},{},{},{}",
+                            t.sign_changes, t.backtracks, t.at_min, t.at_max, t.median_step
+                        )
+                    }
+                    // Not read back yet (a GPU between save points).
+                    None => s += ",,,,,",
+                }
+            }
+            s.push('\n');
         }
         s
     }

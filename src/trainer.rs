@@ -17,6 +17,7 @@ use crate::data::{self, Dataset, Part};
 use crate::metrics::{EpochRecord, Metrics};
 use crate::model::{Layout, Params};
 use crate::optim::RpropState;
+use crate::telemetry::LayerTelemetry;
 
 /// Where a run writes and how it reports.
 #[derive(Clone, Debug)]
@@ -203,6 +204,7 @@ fn train_in(
         best_epoch: best.as_ref().map_or(0, |b| b.epoch),
         data_dir: opts.data_dir.clone(),
         epochs: start.epochs,
+        test: None,
     };
     let own_bar = opts.progress.is_none();
     let bar = opts
@@ -259,10 +261,16 @@ fn train_in(
             eval_loss: s.eval.loss,
             eval_acc: s.eval.accuracy(),
             seconds: t0.elapsed().as_secs_f64(),
+            telemetry: Vec::new(),
         };
         if !(rec.train_loss.is_finite() && rec.eval_loss.is_finite()) {
             bar.abandon();
             save_best(backend, &dir, &mut unsaved_best)?;
+            let mut rows = backend.take_telemetry()?;
+            // The diverged epoch's row goes with the epoch, which is not recorded.
+            rows.pop();
+            attach_telemetry(rows, &mut metrics)?;
+            metrics.save(&dir)?;
             bail!(
                 "epoch {epoch}: the loss is not finite (train {}, eval {}), the weights have diverged; stopped. {}",
                 rec.train_loss,
@@ -291,8 +299,12 @@ fn train_in(
             100.0 * rec.eval_acc,
             rec.seconds
         );
+        let line = format!("{} epoch {epoch:>3}/{}: {msg}", cfg.optimizer, cfg.epochs);
         if lines {
-            println!("{} epoch {epoch:>3}/{}: {msg}", cfg.optimizer, cfg.epochs);
+            println!("{line}");
+        } else if !opts.quiet && history_due(epoch, cfg.epochs) {
+            // Above the bar, so the history stays on screen as the bar moves.
+            bar.println(line);
         }
         bar.set_message(msg);
         bar.inc(1);
@@ -307,6 +319,8 @@ fn train_in(
         if interrupted || due || epoch == cfg.epochs {
             save_best(backend, &dir, &mut unsaved_best)?;
             save_last(backend, &dir, epoch)?;
+            attach_telemetry(backend.take_telemetry()?, &mut metrics)?;
+            metrics.save(&dir)?;
         }
         if interrupted {
             bar.abandon();
@@ -326,6 +340,28 @@ fn train_in(
         best,
         seconds: t_run.elapsed().as_secs_f64(),
     })
+}
+
+/// Whether a terminal run prints epoch `epoch`'s line above its progress bar: about ten
+/// lines a run (the first epoch, every tenth of the run, and the last).
+pub fn history_due(epoch: usize, epochs: usize) -> bool {
+    let every = epochs.div_ceil(10).max(1);
+    epoch == 1 || epoch == epochs || epoch.is_multiple_of(every)
+}
+
+/// Fills the telemetry the backend gathered since the last call into the latest epochs'
+/// records (the backend's rows are those of the epochs ended since then, oldest first).
+fn attach_telemetry(rows: Vec<Vec<LayerTelemetry>>, metrics: &mut Metrics) -> Result<()> {
+    let n = metrics.epochs.len();
+    anyhow::ensure!(
+        rows.len() <= n,
+        "the backend reported telemetry for {} epochs, {n} ran",
+        rows.len()
+    );
+    for (rec, row) in metrics.epochs[n - rows.len()..].iter_mut().zip(rows) {
+        rec.telemetry = row;
+    }
+    Ok(())
 }
 
 /// Files of a run, which `--force` clears before a new run writes there.

@@ -1,8 +1,8 @@
 //! Every GPU kernel against its CPU twin (src/cpu.rs), on odd shapes, both matmul
 //! strategies; the fused optimizer kernel bit-identical to cpu::optimizer for Rprop; determinism.
 //!
-//! Without an adapter these tests fail when CI is set (CI=true) and are skipped with a
-//! notice otherwise.
+//! Without an adapter these tests are reported as ignored (failed when a GPU is required:
+//! `RPROP_LAB_REQUIRE_GPU=1`, set by .ci/run, or CI=true; see tests/common/gpu.rs).
 
 mod common;
 
@@ -110,11 +110,7 @@ fn check_layout(
     g.image_chunks()
 }
 
-#[test]
 fn kernels_match_cpu_on_odd_shapes() {
-    if !common::have_gpu() {
-        return;
-    }
     // 4-aligned but not multiples of any tile: the register kernels' edge handling.
     let aligned = Layout::new(20, 12, 10);
     // Not 4-aligned, 13 classes: the generic fallbacks of the register strategy.
@@ -126,11 +122,7 @@ fn kernels_match_cpu_on_odd_shapes() {
     }
 }
 
-#[test]
 fn kernels_match_cpu_with_chunked_images() {
-    if !common::have_gpu() {
-        return;
-    }
     // A 1 KiB cap on one image binding splits 300 images of 40 pixels into 12 bindings:
     // Z1 per chunk, dW1 summed over chunks.
     let l = Layout::new(40, 16, 10);
@@ -144,11 +136,7 @@ fn kernels_match_cpu_with_chunked_images() {
     }
 }
 
-#[test]
 fn full_size_step_matches_cpu() {
-    if !common::have_gpu() {
-        return;
-    }
     // N = 50,000 at the MNIST shape: every kernel, including the forward matmul (and, for
     // the texture strategy, images over several texture layers).
     for k in [Strategy::Register, Strategy::Texture] {
@@ -163,11 +151,7 @@ fn full_size_step_matches_cpu() {
     }
 }
 
-#[test]
 fn normalization_is_exact() {
-    if !common::have_gpu() {
-        return;
-    }
     // W1 = identity, b1 = 0: Z1 is the normalized pixels themselves, which must equal
     // data::normalize bit for bit for all 256 values.
     let l = Layout::new(8, 8, 10);
@@ -233,11 +217,7 @@ fn random_state(len: usize, h: &Hyper, seed: u64) -> (Vec<f32>, RpropState, Vec<
     (w, st, g)
 }
 
-#[test]
 fn rprop_is_bit_identical_to_cpu() {
-    if !common::have_gpu() {
-        return;
-    }
     let l = Layout::MNIST;
     let h = Hyper::default();
     let set = dataset(4, 28, 28, 10, 3);
@@ -308,11 +288,7 @@ fn rprop_is_bit_identical_to_cpu() {
     }
 }
 
-#[test]
 fn training_is_deterministic() {
-    if !common::have_gpu() {
-        return;
-    }
     let l = Layout::new(64, 32, 10);
     let train = dataset(3000, 8, 8, 10, 5);
     let eval = dataset(500, 8, 8, 10, 6);
@@ -348,11 +324,7 @@ fn training_is_deterministic() {
     }
 }
 
-#[test]
 fn restart_is_bit_identical_to_a_fresh_backend() {
-    if !common::have_gpu() {
-        return;
-    }
     let l = Layout::new(64, 32, 10);
     let train = dataset(700, 8, 8, 10, 21);
     let eval = dataset(90, 8, 8, 10, 22);
@@ -429,11 +401,7 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
     }
 }
 
-#[test]
 fn one_submission_and_32_bytes_per_epoch() {
-    if !common::have_gpu() {
-        return;
-    }
     let set = dataset(100, 28, 28, 10, 9);
     let mut g = GpuBackend::new(
         &set,
@@ -453,11 +421,7 @@ fn one_submission_and_32_bytes_per_epoch() {
     assert_eq!(c1.bytes_read - c0.bytes_read, 3 * 32);
 }
 
-#[test]
 fn unknown_adapter_is_a_clear_error() {
-    if !common::have_gpu() {
-        return;
-    }
     let set = dataset(10, 28, 28, 10, 9);
     let o = GpuOptions {
         adapter: Some("no-such-adapter-xyz".into()),
@@ -476,11 +440,7 @@ fn unknown_adapter_is_a_clear_error() {
     assert!(format!("{e:#}").contains("no-such-adapter-xyz"), "{e:#}");
 }
 
-#[test]
 fn other_optimizers_match_cpu() {
-    if !common::have_gpu() {
-        return;
-    }
     let l = Layout::MNIST;
     let set = dataset(4, 28, 28, 10, 3);
     let base = Hyper::default();
@@ -592,4 +552,37 @@ fn other_optimizers_match_cpu() {
             );
         }
     }
+}
+
+fn main() {
+    common::gpu::main(&[
+        (
+            "kernels_match_cpu_on_odd_shapes",
+            kernels_match_cpu_on_odd_shapes,
+        ),
+        (
+            "kernels_match_cpu_with_chunked_images",
+            kernels_match_cpu_with_chunked_images,
+        ),
+        ("full_size_step_matches_cpu", full_size_step_matches_cpu),
+        ("normalization_is_exact", normalization_is_exact),
+        (
+            "rprop_is_bit_identical_to_cpu",
+            rprop_is_bit_identical_to_cpu,
+        ),
+        ("training_is_deterministic", training_is_deterministic),
+        (
+            "restart_is_bit_identical_to_a_fresh_backend",
+            restart_is_bit_identical_to_a_fresh_backend,
+        ),
+        (
+            "one_submission_and_32_bytes_per_epoch",
+            one_submission_and_32_bytes_per_epoch,
+        ),
+        (
+            "unknown_adapter_is_a_clear_error",
+            unknown_adapter_is_a_clear_error,
+        ),
+        ("other_optimizers_match_cpu", other_optimizers_match_cpu),
+    ]);
 }

@@ -3,7 +3,8 @@
 //! mini-batch steps matching the CPU op by op (`verify`), reproducible runs, and a
 //! mini-batch `--resume` bit-identical to an uninterrupted run.
 //!
-//! Without an adapter these tests fail when CI is set and are skipped with a notice otherwise.
+//! Without an adapter these tests are reported as ignored (failed when a GPU is required:
+//! `RPROP_LAB_REQUIRE_GPU=1`, set by .ci/run, or CI=true; see tests/common/gpu.rs).
 
 mod common;
 
@@ -59,11 +60,7 @@ fn sets(n: usize, n_eval: usize) -> (data::Dataset, data::Dataset) {
     data::split(&learn, n, n_eval).unwrap()
 }
 
-#[test]
 fn trainer_epoch_is_one_submission_and_at_most_64_bytes_read() {
-    if !common::have_gpu() {
-        return;
-    }
     let (train, eval) = sets(2000, 500);
     for (batch, hidden) in [(2000, vec![128]), (500, vec![64, 32])] {
         let mut cfg = Config::report(Variant::IrpropPlus);
@@ -118,11 +115,7 @@ fn trainer_epoch_is_one_submission_and_at_most_64_bytes_read() {
     }
 }
 
-#[test]
 fn deep_mini_batch_gpu_runs_are_reproducible_and_learn() {
-    if !common::have_gpu() {
-        return;
-    }
     let (train, eval) = sets(3000, 500);
     let l = Layout::with_hidden(784, &[64, 48, 32], 10).unwrap();
     // The trainer's loop: seeded shuffle, mini-batches of 700 (the last one 200).
@@ -190,11 +183,7 @@ fn deep_mini_batch_gpu_runs_are_reproducible_and_learn() {
     );
 }
 
-#[test]
 fn verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer() {
-    if !common::have_gpu() {
-        return;
-    }
     let optimizers = [
         "rprop-minus",
         "rprop-plus",
@@ -263,11 +252,7 @@ fn verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer() {
 
 /// The two commands, on a subset: a deep net and mini-batches train on the GPU itself
 /// (no move to the CPU), and the run records the GPU backend.
-#[test]
 fn deep_and_mini_batch_runs_train_on_the_gpu() {
-    if !common::have_gpu() {
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
     for (name, extra) in [
         (
@@ -312,11 +297,7 @@ fn deep_and_mini_batch_runs_train_on_the_gpu() {
     }
 }
 
-#[test]
 fn gpu_mini_batch_resume_is_bit_identical() {
-    if !common::have_gpu() {
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (d.path().join("a"), d.path().join("b"));
     let train = |out: &std::path::Path, epochs: &str| {
@@ -354,4 +335,29 @@ fn gpu_mini_batch_resume_is_bit_identical() {
         "-q",
     ]));
     common::assert_same_checkpoints(&a, &b);
+}
+
+fn main() {
+    common::gpu::main(&[
+        (
+            "trainer_epoch_is_one_submission_and_at_most_64_bytes_read",
+            trainer_epoch_is_one_submission_and_at_most_64_bytes_read,
+        ),
+        (
+            "deep_mini_batch_gpu_runs_are_reproducible_and_learn",
+            deep_mini_batch_gpu_runs_are_reproducible_and_learn,
+        ),
+        (
+            "verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer",
+            verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer,
+        ),
+        (
+            "deep_and_mini_batch_runs_train_on_the_gpu",
+            deep_and_mini_batch_runs_train_on_the_gpu,
+        ),
+        (
+            "gpu_mini_batch_resume_is_bit_identical",
+            gpu_mini_batch_resume_is_bit_identical,
+        ),
+    ]);
 }

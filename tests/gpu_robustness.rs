@@ -1,15 +1,12 @@
 //! The GPU backend's part of robustness: its optimizer state survives a save and a
 //! `--resume` exactly (bit-identical to an uninterrupted GPU run).
 //!
-//! Without an adapter this fails when CI is set and is skipped with a notice otherwise.
+//! Without an adapter these are reported as ignored (failed when a GPU is required:
+//! `RPROP_LAB_REQUIRE_GPU=1`, set by .ci/run, or CI=true; see tests/common/gpu.rs).
 
 mod common;
 
-#[test]
 fn gpu_resume_is_bit_identical() {
-    if !common::have_gpu() {
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (d.path().join("a"), d.path().join("b"));
     let base = [
@@ -54,11 +51,7 @@ fn gpu_resume_is_bit_identical() {
     assert_eq!(m.epochs.len(), 12);
 }
 
-#[test]
 fn verify_prints_every_tensor_and_passes() {
-    if !common::have_gpu() {
-        return;
-    }
     for config in ["configs/irprop-plus.json", "configs/quickprop.json"] {
         let o = common::run(&[
             "verify",
@@ -108,7 +101,6 @@ fn verify_prints_every_tensor_and_passes() {
     }
 }
 
-#[test]
 fn verify_diff_flags_a_mismatch() {
     use rprop_lab::verify::{diff, exact};
     assert!(diff("x", &[1.0, 2.0], &[1.0, 2.0], 1e-5).pass);
@@ -119,11 +111,7 @@ fn verify_diff_flags_a_mismatch() {
     assert!(!exact("w", &[0.0], &[-0.0]).pass, "signed zeros count");
 }
 
-#[test]
 fn devices_lists_adapters_and_a_missing_one_is_named() {
-    if !common::have_gpu() {
-        return;
-    }
     let o = common::run(&["devices"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
@@ -158,13 +146,9 @@ fn devices_lists_adapters_and_a_missing_one_is_named() {
     assert_eq!(e.trim().lines().count(), 1, "{e}");
 }
 
-#[test]
 fn lost_device_is_a_clear_error_and_keeps_saved_files() {
     use rprop_lab::backend::Backend;
     use rprop_lab::trainer::{self, RunOptions, Start};
-    if !common::have_gpu() {
-        return;
-    }
     let learn = rprop_lab::data::load(&common::mnist_dir(), rprop_lab::data::Part::Learn).unwrap();
     let (train, eval) = rprop_lab::data::split(&learn, 400, 100).unwrap();
     let mut cfg = rprop_lab::config::Config::report(rprop_lab::optim::Variant::RpropPlus);
@@ -216,4 +200,25 @@ fn lost_device_is_a_clear_error_and_keeps_saved_files() {
         metrics
     );
     eprintln!("lost device error: {e}");
+}
+
+fn main() {
+    common::gpu::main_with(
+        &[
+            ("gpu_resume_is_bit_identical", gpu_resume_is_bit_identical),
+            (
+                "verify_prints_every_tensor_and_passes",
+                verify_prints_every_tensor_and_passes,
+            ),
+            (
+                "devices_lists_adapters_and_a_missing_one_is_named",
+                devices_lists_adapters_and_a_missing_one_is_named,
+            ),
+            (
+                "lost_device_is_a_clear_error_and_keeps_saved_files",
+                lost_device_is_a_clear_error_and_keeps_saved_files,
+            ),
+        ],
+        &[("verify_diff_flags_a_mismatch", verify_diff_flags_a_mismatch)],
+    );
 }

@@ -384,7 +384,7 @@ fn small_ones() {
         d.path(),
         &["test", "--weights", w, "--data-dir", data.to_str().unwrap()],
     ));
-    assert!(out.contains("test: 50 images"), "{out}");
+    assert!(out.contains("on 50 images from"), "{out}");
     let now = snapshot(d.path());
     assert!(now.len() == before.len() && now[Path::new(w)] == before[Path::new(w)]);
 }

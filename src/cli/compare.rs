@@ -24,10 +24,16 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
     if args.overrides.optimizer.is_some() {
         bail!("--optimizer cannot be used with compare: each config names its optimizer");
     }
+    if args.seeds.is_some() && args.overrides.seed.is_some() {
+        bail!("--seed and --seeds cannot both be given: --seeds sets each run's seed");
+    }
     let paths = if args.configs.is_empty() {
         Variant::RPROP
             .iter()
-            .map(|v| PathBuf::from("configs").join(format!("{}.json", v.name())))
+            .map(|v| {
+                let rel = PathBuf::from("configs").join(format!("{}.json", v.name()));
+                super::data_dir::bundled_file(&rel)
+            })
             .collect()
     } else {
         args.configs.clone()
@@ -36,14 +42,15 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
         .iter()
         .map(|p| Ok((p.clone(), args.overrides.resolve(Some(p))?)))
         .collect::<Result<Vec<_>>>()?;
-    let jobs = compare::plan(configs, &args.out)?;
+    let jobs = compare::plan(configs, &args.out, args.seeds.as_ref().map(|s| &s.0[..]))?;
     // Checks only: every old run stays untouched until its new run has an epoch.
     let outs = jobs
         .iter()
         .map(|job| trainer::out_dir_for(&job.dir, args.force))
         .collect::<Result<Vec<_>>>()?;
-    let learn = data::load(&args.data.dir(), Part::Learn)?;
-    let test = data::load(&args.data.dir(), Part::Test)?;
+    let data_dir = args.data.dir()?;
+    let learn = data::load(&data_dir, Part::Learn)?;
+    let test = data::load(&data_dir, Part::Test)?;
     for job in &jobs {
         job.config
             .check_memory(learn.features(), CLASSES)
@@ -62,11 +69,11 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
     // pipelines built) once.
     let mut shared: Option<(BatchPlan, Box<dyn Backend>)> = None;
     for (k, (job, (out_dir, replace))) in jobs.iter().zip(outs).enumerate() {
-        let name = run_name(&job.dir);
+        let name = run_name(job, args.seeds.is_some());
         let not_run = || {
             jobs[k..]
                 .iter()
-                .map(|j| run_name(&j.dir))
+                .map(|j| run_name(j, args.seeds.is_some()))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -83,15 +90,16 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             out_dir: out_dir.clone(),
             quiet: args.quiet,
             progress: Some(bar.clone()),
-            data_dir: Some(args.data.dir()),
+            data_dir: Some(data_dir.clone()),
             save_every: None,
             replace,
         };
         match run_job(&args, &learn, &test, mnist, cfg, &opts, &mut shared) {
             Ok((row, metrics, backend)) => {
                 backend_name = backend;
-                rows.push(compare::ResultRow { name, ..row });
-                runs.push(metrics);
+                let group = job.group.clone();
+                rows.push(compare::ResultRow { name, group, ..row });
+                runs.push((job.group.clone(), metrics));
             }
             Err(e) => {
                 if let Some(i) = e.downcast_ref::<Interrupted>() {
@@ -103,7 +111,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
                         if k + 1 < jobs.len() {
                             jobs[k + 1..]
                                 .iter()
-                                .map(|j| run_name(&j.dir))
+                                .map(|j| run_name(j, args.seeds.is_some()))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         } else {
@@ -123,7 +131,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
     if !rows.is_empty() {
         let note = format!(
             "Data: {}. Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
-            args.data.dir().display(),
+            data_dir.display(),
             test.len(),
             if mnist {
                 "Report: the PyTorch study's table 3.1 (MNIST)."
@@ -142,6 +150,9 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             },
         )?;
         println!("{}", compare::results_markdown(&rows, ""));
+        if let Some(seeds) = &args.seeds {
+            println!("({} seeds per config: {:?})", seeds.0.len(), seeds.0);
+        }
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
         println!("wrote {}", names.join(", "));
         summary = format!(
@@ -167,10 +178,13 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_name(dir: &std::path::Path) -> String {
-    dir.file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+/// A run's name in the table: its config's, plus `/seed-N` when the comparison runs seeds.
+fn run_name(job: &compare::Job, seeds: bool) -> String {
+    if seeds {
+        format!("{}/seed-{}", job.group, job.config.seed)
+    } else {
+        job.group.clone()
+    }
 }
 
 /// One run of a comparison: trains (on the shared backend when the batches allow),
@@ -219,20 +233,31 @@ fn run_job(
     let run = trainer::train(backend.as_mut(), cfg, opts, Start::default())?;
     let dir = opts.replace.as_ref().unwrap_or(&opts.out_dir);
     let ev = compare::test_run(dir, test)?;
+    let mut metrics = run.metrics;
+    metrics.test = Some(crate::metrics::TestRecord {
+        loss: ev.stats.loss,
+        accuracy: ev.stats.accuracy(),
+        correct: ev.stats.correct,
+        samples: ev.stats.samples,
+        best_epoch: run.best.epoch,
+        data_dir: opts.data_dir.clone().unwrap_or_default(),
+    });
+    metrics.save(dir)?;
     let row = compare::ResultRow {
         name: String::new(),
+        group: String::new(),
         optimizer: cfg.optimizer,
+        seed: cfg.seed,
         best_epoch: run.best.epoch,
         eval_acc: run.best.eval_acc,
         test_acc: ev.stats.accuracy(),
         test_loss: ev.stats.loss,
         seconds: run.seconds,
-        // Beside the report's numbers only what the report ran: its network, on MNIST,
-        // full batch.
+        // Beside the report's numbers only what the report ran: its settings, on MNIST.
         report: compare::report_numbers(cfg.optimizer)
-            .filter(|_| mnist && cfg.hidden == [128] && !cfg.minibatch()),
+            .filter(|_| mnist && compare::is_report_settings(cfg)),
     };
-    Ok((row, run.metrics, backend.name()))
+    Ok((row, metrics, backend.name()))
 }
 
 pub(super) fn plot(args: PlotArgs) -> Result<()> {
@@ -240,21 +265,26 @@ pub(super) fn plot(args: PlotArgs) -> Result<()> {
     let inputs: Vec<&std::path::Path> = args.metrics.iter().map(|p| p.as_path()).collect();
     crate::fsio::check_not_input(&args.out, &inputs)?;
     let runs = compare::load_metrics(&args.metrics)?;
+    let groups = plot::group_runs(&runs);
     let opts = ChartOptions {
         log_loss: !args.linear_loss,
         ..ChartOptions::default()
     };
+    let panel = |p| match p {
+        PanelArg::TrainLoss => Panel::TrainLoss,
+        PanelArg::EvalLoss => Panel::EvalLoss,
+        PanelArg::TrainAcc => Panel::TrainAcc,
+        _ => Panel::EvalAcc,
+    };
     match args.panel {
-        None => plot::grid(&args.out, &runs, &opts)?,
-        Some(p) => {
-            let panel = match p {
-                PanelArg::TrainLoss => Panel::TrainLoss,
-                PanelArg::EvalLoss => Panel::EvalLoss,
-                PanelArg::TrainAcc => Panel::TrainAcc,
-                PanelArg::EvalAcc => Panel::EvalAcc,
-            };
-            plot::chart(&args.out, &runs, panel, &opts)?
+        None => plot::grid(&args.out, &groups, &opts)?,
+        Some(PanelArg::Telemetry) => {
+            if !compare::has_telemetry(&runs) {
+                bail!("no Rprop telemetry in these metrics files (runs of other optimizers, or from before telemetry was recorded)");
+            }
+            plot::telemetry_chart(&args.out, &groups, &opts)?
         }
+        Some(p) => plot::chart(&args.out, &groups, panel(p), &opts)?,
     }
     println!("wrote {}", args.out.display());
     Ok(())

@@ -26,7 +26,7 @@ pub(super) fn predict(args: PredictArgs) -> Result<()> {
 pub(super) fn samples(args: SamplesArgs) -> Result<()> {
     crate::fsio::check_png_out(&args.out)?;
     crate::fsio::check_not_input(&args.out, &[&args.weights])?;
-    let set = data::load(&args.data.dir(), Part::Test)?;
+    let set = data::load(&args.data.dir()?, Part::Test)?;
     let params = checkpoint::load(&args.weights, set.features(), CLASSES)?;
     let ev = cpu::evaluate(&params, &set);
     let wrong = digits::misclassified_grid(&args.out, &set, &ev.predictions, args.max)?;

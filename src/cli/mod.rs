@@ -2,6 +2,7 @@
 //! `train` (train, test), `compare` (compare, plot), `digits` (predict, samples).
 
 mod compare;
+mod data_dir;
 mod digits;
 mod train;
 
@@ -12,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::optim::Variant;
+pub use data_dir::{bundled_candidates, DataArgs, TestDataArgs, TrainDataArgs, DEFAULT_DATA_DIR};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,7 +33,11 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Score saved weights on the 10,000 test images.
     Test(TestArgs),
-    /// Train every config, test each best checkpoint, write a results table and charts.
+    /// Train every config (by default the four Rprop configs in configs/, the report's
+    /// settings), test each best checkpoint, write a results table and charts.
+    #[command(
+        long_about = "Trains every config, tests each run's best weights on the test images, and writes results.md/.csv and the charts (curves, and Rprop telemetry) into --out.\n\nBy default it runs the four Rprop configs in configs/ (rprop-minus, rprop-plus, irprop-plus, irprop-minus: the report's settings, 50 full-batch epochs on the bundled MNIST), once each with the config's seed (0); --seeds 0..9 runs each config over ten seeds and reports mean ± std and a 95% interval."
+    )]
     Compare(Box<CompareArgs>),
     /// Draw loss/accuracy curves from existing runs' metrics.json files.
     Plot(PlotArgs),
@@ -54,25 +60,6 @@ pub enum BackendKind {
     Gpu,
     /// The CPU reference (gemm + plain Rust).
     Cpu,
-}
-
-/// The bundled MNIST.
-pub const DEFAULT_DATA_DIR: &str = "data/mnist";
-
-#[derive(Args, Debug, Clone)]
-pub struct DataArgs {
-    /// Folder with the four MNIST-shaped IDX .gz files (MNIST, Fashion-MNIST, ...)
-    /// [default: data/mnist; with --resume, the run's own].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl DataArgs {
-    pub fn dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
-    }
 }
 
 /// Overrides for any config key, by its name in kebab case.
@@ -205,7 +192,7 @@ pub struct TrainArgs {
     #[arg(long, short, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: TrainDataArgs,
     /// Output folder [default: runs/<optimizer>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -232,6 +219,10 @@ pub struct TrainArgs {
     /// end and on Ctrl-C].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub save_every: Option<u64>,
+    /// Skip testing the best weights on the test images at the end (recorded in
+    /// metrics.json otherwise).
+    #[arg(long)]
+    pub no_test: bool,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -242,14 +233,20 @@ pub struct TestArgs {
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: TestDataArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// Configs to run, e.g. `configs/*.json` [default: the four Rprop configs in configs/].
+    /// Configs to run, e.g. `configs/*.json` [default: configs/rprop-minus.json,
+    /// configs/rprop-plus.json, configs/irprop-plus.json, configs/irprop-minus.json].
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub configs: Vec<PathBuf>,
+    /// Run every config once per seed (`0..9`: seeds 0 to 9; or `1,5,7`), into
+    /// OUT/NAME/seed-N; results.md then gives each config's mean ± std and 95% interval
+    /// [default: once, with the config's seed].
+    #[arg(long, value_name = "SEEDS")]
+    pub seeds: Option<crate::compare::Seeds>,
     /// Output folder: one sub-folder per run, results.md/.csv and the charts.
     #[arg(long, value_name = "DIR", default_value = "runs/compare")]
     pub out: PathBuf,
@@ -280,7 +277,7 @@ pub struct PlotArgs {
     /// Output PNG.
     #[arg(long, value_name = "FILE", default_value = "chart.png")]
     pub out: PathBuf,
-    /// Draw one quantity instead of all four in a 2x2 grid.
+    /// Draw one quantity (or the telemetry chart) instead of all four in a 2x2 grid.
     #[arg(long, value_enum)]
     pub panel: Option<PanelArg>,
     /// Plot loss on a linear axis (default: log scale).
@@ -294,6 +291,8 @@ pub enum PanelArg {
     EvalLoss,
     TrainAcc,
     EvalAcc,
+    /// The Rprop telemetry chart (sign changes, backtracks, step sizes).
+    Telemetry,
 }
 
 #[derive(Args, Debug)]
@@ -389,7 +388,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let cfg = a.overrides.resolve(a.config.as_deref())?;
             crate::verify::run(
                 &cfg,
-                &a.data.dir(),
+                &a.data.dir()?,
                 a.init_weights.as_deref(),
                 a.steps,
                 &a.gpu.options()?,

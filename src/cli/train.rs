@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::{BackendKind, GpuArgs, TestArgs, TrainArgs, DEFAULT_DATA_DIR};
+use super::{BackendKind, GpuArgs, TestArgs, TrainArgs};
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::config::Config;
 use crate::cpu::{self, CpuBackend};
 use crate::data::{self, Dataset, Part, CLASSES};
+use crate::metrics::{Metrics, TestRecord};
 use crate::model::{Layout, Params};
 use crate::optim::RpropState;
 use crate::trainer::{self, initial_params, load_train_eval, RunOptions, Start};
@@ -118,7 +119,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
     let data_dir = match (&args.data.data_dir, &run.data_dir) {
         (Some(d), _) => d.clone(),
         (None, Some(d)) => d.clone(),
-        (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
+        (None, None) => super::data_dir::bundled()?,
     };
     if let Some(e) = &args.overrides.epochs {
         cfg.set_str("epochs", e).context("--epochs")?;
@@ -200,7 +201,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             Plan {
                 shown: out,
                 cfg,
-                data_dir: args.data.dir(),
+                data_dir: args.data.dir()?,
                 backend: args.backend.unwrap_or(BackendKind::Auto),
                 out: new,
                 replace,
@@ -276,17 +277,60 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     if let Some(note) = backend.traffic_note(cfg.epochs - first) {
         println!("{note}");
     }
+    if !args.no_test {
+        let mut metrics = run.metrics;
+        let set = data::load(&plan.data_dir, Part::Test)?;
+        let ev = crate::compare::test_run(shown_out, &set)?;
+        println!(
+            "test: best weights (epoch {}) on {} test images from {} (cpu): loss {:.4}, accuracy {:.4}",
+            run.best.epoch,
+            set.len(),
+            plan.data_dir.display(),
+            ev.stats.loss,
+            ev.stats.accuracy()
+        );
+        metrics.test = Some(TestRecord {
+            loss: ev.stats.loss,
+            accuracy: ev.stats.accuracy(),
+            correct: ev.stats.correct,
+            samples: ev.stats.samples,
+            best_epoch: run.best.epoch,
+            data_dir: plan.data_dir.clone(),
+        });
+        metrics.save(shown_out)?;
+    }
     Ok(())
 }
 
+/// The data `test` scores on: `--data-dir`, else the run's own (from the metrics.json
+/// beside the weights), else the bundled MNIST; with a word on where it came from.
+fn test_data_dir(args: &TestArgs) -> Result<(PathBuf, &'static str)> {
+    if let Some(d) = &args.data.data_dir {
+        return Ok((d.clone(), "--data-dir"));
+    }
+    let metrics = args
+        .weights
+        .parent()
+        .map(|p| p.join("metrics.json"))
+        .filter(|p| p.is_file());
+    if let Some(path) = metrics {
+        if let Some(d) = Metrics::load(&path)?.data_dir {
+            return Ok((d, "the run's own data, from its metrics.json"));
+        }
+    }
+    Ok((super::data_dir::bundled()?, "the bundled MNIST"))
+}
+
 pub(super) fn test(args: TestArgs) -> Result<()> {
-    let set = data::load(&args.data.dir(), Part::Test)?;
+    let (dir, why) = test_data_dir(&args)?;
+    let set = data::load(&dir, Part::Test)?;
     let params = checkpoint::load(&args.weights, set.features(), CLASSES)?;
     let ev = cpu::evaluate(&params, &set);
     println!(
-        "test: {} images from {}",
+        "test: {} on {} images from {} ({why}); backend: cpu",
+        args.weights.display(),
         set.len(),
-        args.data.dir().display()
+        dir.display()
     );
     println!(
         "loss {:.4}  accuracy {:.4} ({}/{})",

@@ -73,6 +73,8 @@ pub struct GpuBackend {
     best_due: bool,
     /// The best-parameters buffer holds a kept copy.
     has_best: bool,
+    /// Rprop telemetry (gpu/telemetry.rs).
+    pub(super) tele: super::telemetry::TeleState,
 }
 
 pub(super) fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -191,6 +193,7 @@ impl GpuBackend {
             queued: Queued::default(),
             best_due: false,
             has_best: false,
+            tele: Default::default(),
         };
         me.record()?;
         me.name = format!(
@@ -231,6 +234,7 @@ impl GpuBackend {
             (tp.list, ep.list)
         })?;
         (self.train_plan, self.eval_plan) = (tp, ep);
+        self.record_telemetry();
         Ok(())
     }
 
@@ -328,6 +332,7 @@ impl GpuBackend {
         );
         self.ctx.write(&s.metrics, 0, &[0u8; METRIC_BYTES as usize]);
         (self.best_due, self.has_best) = (false, false);
+        self.reset_telemetry();
         self.ctx.wait()
     }
 
@@ -499,7 +504,11 @@ impl Backend for GpuBackend {
     }
 
     fn end_epoch(&mut self) -> Result<EpochStats> {
+        if self.telemetry_full() {
+            self.pull_telemetry()?;
+        }
         let mut enc = self.encoder();
+        self.close_telemetry(&mut enc)?;
         encode_all(&mut enc, self.eval_plan.iter());
         enc.copy_buffer_to_buffer(&self.s.metrics, 0, &self.s.staging, 0, METRIC_BYTES);
         // The next epoch's train stats start from zero.
@@ -512,6 +521,10 @@ impl Backend for GpuBackend {
             train: slot_stats(&m[..4]),
             eval: slot_stats(&m[4..]),
         })
+    }
+
+    fn take_telemetry(&mut self) -> Result<Vec<Vec<crate::telemetry::LayerTelemetry>>> {
+        self.take_telemetry_rows()
     }
 
     fn keep_best(&mut self) -> Result<()> {

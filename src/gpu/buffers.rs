@@ -122,6 +122,8 @@ pub struct Shared {
     pub table: wgpu::Buffer,
     /// Entries of `order` and steps of `table` one submission can hold.
     pub capacity: usize,
+    /// Rprop telemetry counts and history (ops::telemetry).
+    pub tele: crate::gpu::ops::telemetry::TeleBuffers,
 }
 
 /// Floats of split-k scratch any train pass over at most `n` rows may need.
@@ -192,6 +194,7 @@ pub fn create_shared(
         cursor: storage(device, "batch cursor", 16),
         table: storage(device, "adam scalars", (capacity + 1) * 8),
         capacity,
+        tele: crate::gpu::ops::telemetry::create(device, l),
     }
 }
 

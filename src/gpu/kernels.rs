@@ -21,6 +21,7 @@ pub const SOFTMAX_XENT_WGSL: &str = include_str!("../../shaders/softmax_xent.wgs
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 pub const RPROP_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
 pub const BATCH_WGSL: &str = include_str!("../../shaders/batch.wgsl");
+pub const TELEMETRY_WGSL: &str = include_str!("../../shaders/telemetry.wgsl");
 
 /// How the matrix products are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,6 +95,10 @@ pub struct Kernels {
     pub gather_rows: wgpu::ComputePipeline,
     pub gather_labels: wgpu::ComputePipeline,
     pub advance: wgpu::ComputePipeline,
+    /// `signs`, `steps`, `close` (shaders/telemetry.wgsl).
+    pub tele_signs: wgpu::ComputePipeline,
+    pub tele_steps: wgpu::ComputePipeline,
+    pub tele_close: wgpu::ComputePipeline,
 }
 
 /// Compiles one WGSL file. The matmul kernels (matmul.wgsl, matmul_sg.wgsl) are the hot loops: naga's bounds checks
@@ -159,6 +164,7 @@ impl Kernels {
         let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL, false)?;
         let red = module(ctx, "reduce.wgsl", REDUCE_WGSL, false)?;
         let rp = module(ctx, "optimizer.wgsl", RPROP_WGSL, false)?;
+        let tele = module(ctx, "telemetry.wgsl", TELEMETRY_WGSL, false)?;
         let batch = module(ctx, "batch.wgsl", BATCH_WGSL, false)?;
         let reg = |name| -> Result<Option<wgpu::ComputePipeline>> {
             match strategy {
@@ -210,6 +216,9 @@ impl Kernels {
             gather_rows: pipeline(ctx, &batch, "gather_rows")?,
             gather_labels: pipeline(ctx, &batch, "gather_labels")?,
             advance: pipeline(ctx, &batch, "advance")?,
+            tele_signs: pipeline(ctx, &tele, "signs")?,
+            tele_steps: pipeline(ctx, &tele, "steps")?,
+            tele_close: pipeline(ctx, &tele, "close")?,
         })
     }
 }

@@ -119,7 +119,11 @@ pub fn step(plan: &mut Plan, net: Net, p: &Pass, full: Option<&Pass>, (v, h): (V
     }
     forward(plan, net, p, usize::MAX);
     backward(plan, net, p);
-    // Issue 12's per-layer Rprop telemetry records here, between the gradient and the update.
+    // Rprop telemetry: the sign test needs the gradient and the previous one, before the
+    // update overwrites it.
+    if v.is_rprop() {
+        super::ops::telemetry::signs(plan, net.k, net.s, &net.s.tele, net.l, (v, h));
+    }
     optimizer::step(plan, net.k, net.s, net.l.total(), v, h);
     // A full-batch step leaves the batch order where it is.
     batch::advance(plan, net.k, net.s, if full.is_some() { p.n } else { 0 });

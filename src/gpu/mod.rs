@@ -19,6 +19,7 @@ pub mod dump;
 pub mod kernels;
 pub mod mlp;
 pub mod ops;
+mod telemetry;
 pub mod tune;
 
 use std::sync::{Arc, Mutex};

@@ -7,6 +7,8 @@ use std::path::Path;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+pub mod gpu;
+
 /// Bytes of an IDX file: magic, big-endian dims, payload.
 pub fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
     let mut v = magic.to_be_bytes().to_vec();
@@ -51,20 +53,6 @@ pub fn write_dataset(dir: &Path, n_learn: u32, n_test: u32, side: u32) {
 /// The bundled MNIST folder.
 pub fn mnist_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
-}
-
-/// True when a GPU adapter exists. In CI (CI=true) a missing adapter fails the test, since
-/// `.ci/run` installs lavapipe; elsewhere the test is skipped with a notice.
-pub fn have_gpu() -> bool {
-    if !rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()).is_empty() {
-        return true;
-    }
-    assert!(
-        !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-        "CI: no GPU adapter found (install mesa-vulkan-drivers for lavapipe)"
-    );
-    eprintln!("notice: no GPU adapter found; skipping GPU test");
-    false
 }
 
 /// Asserts two run folders hold the same weights (best and last) and optimizer state, bit

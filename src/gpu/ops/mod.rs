@@ -7,6 +7,7 @@
 //! * [`pointwise`]: ReLU and its mask, softmax cross-entropy;
 //! * [`reduce`]: bias gradients, split-k sums and the pass metrics;
 //! * [`optimizer`]: the fused optimizer step;
+//! * [`telemetry`]: Rprop telemetry counts and the per-epoch history;
 //! * [`batch`]: gathering a mini-batch's rows by index on the device, and the per-step
 //!   cursor.
 
@@ -16,6 +17,7 @@ pub mod linear;
 pub mod optimizer;
 pub mod pointwise;
 pub mod reduce;
+pub mod telemetry;
 
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;

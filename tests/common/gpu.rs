@@ -1,0 +1,57 @@
+//! The harness of the GPU test files (`harness = false`, libtest-mimic): with no GPU adapter
+//! the tests are reported as ignored (never a silent `ok`), unless a GPU is required
+//! (`RPROP_LAB_REQUIRE_GPU=1`, which `.ci/run` sets, or `CI=true`): then each fails with a
+//! clear message.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// A GPU test: its name and body (which panics on failure).
+pub type GpuTest = (&'static str, fn());
+
+/// Whether a missing adapter must fail the tests rather than skip them.
+pub fn gpu_required() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| v == "1" || v == "true");
+    set("RPROP_LAB_REQUIRE_GPU") || set("CI")
+}
+
+/// Runs `tests` as a test binary's main: each is a trial, ignored when no adapter exists
+/// (failed instead when a GPU is required); `cpu_tests` in the same file always run.
+pub fn main(tests: &[GpuTest]) -> ! {
+    main_with(tests, &[])
+}
+
+pub fn main_with(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
+    let args = Arguments::from_args();
+    // RPROP_LAB_TEST_NO_GPU=1 hides the adapters, so the harness's own test can see what a
+    // machine without one reports.
+    let hidden = std::env::var("RPROP_LAB_TEST_NO_GPU").is_ok_and(|v| v == "1");
+    let have = !hidden && !rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()).is_empty();
+    let required = gpu_required();
+    if !have && !required {
+        eprintln!(
+            "notice: no GPU adapter found; the GPU tests are ignored (install mesa-vulkan-drivers for lavapipe)"
+        );
+    }
+    let trials = tests
+        .iter()
+        .map(|&(name, body)| {
+            Trial::test(name, move || {
+                if !have {
+                    return Err(Failed::from(
+                        "no GPU adapter found, and RPROP_LAB_REQUIRE_GPU or CI requires one (install mesa-vulkan-drivers for lavapipe)",
+                    ));
+                }
+                body();
+                Ok(())
+            })
+            .with_ignored_flag(!have && !required)
+        })
+        .chain(cpu_tests.iter().map(|&(name, body)| {
+            Trial::test(name, move || {
+                body();
+                Ok(())
+            })
+        }))
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
+}
