@@ -396,6 +396,9 @@ pub fn replace_run(new: &Path, old: &Path) -> Result<()> {
 /// here.
 pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)> {
     crate::fsio::recover_dir(dir, &RUN_FILES);
+    if dir.exists() && !dir.is_dir() {
+        bail!("--out {}: is a file, not a folder", dir.display());
+    }
     prepare_out_dir(dir, force)?;
     // The folder is replaced as a whole: by its real path, and never one the process (or
     // the shell that started it) is in.
