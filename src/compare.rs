@@ -356,19 +356,21 @@ pub fn load_metrics(paths: &[PathBuf]) -> Result<Vec<(String, Metrics)>> {
             .and_then(|d| d.file_name())
             .map(|n| n.to_string_lossy().into_owned())
     };
+    // A metrics file may hold any text there; a legend of 50 MB would never finish.
+    let cut = |s: &str| s.chars().take(40).collect::<String>();
     let labels: Vec<String> = paths
         .iter()
         .zip(&runs)
         .map(|(p, m)| {
-            let parent = folder(p, 1).unwrap_or_default();
+            let parent = cut(&folder(p, 1).unwrap_or_default());
             if parent.starts_with("seed-") {
-                return folder(p, 2).unwrap_or_else(|| m.optimizer.clone());
+                return cut(&folder(p, 2).unwrap_or_else(|| m.optimizer.clone()));
             }
             let shared = runs.iter().filter(|o| o.optimizer == m.optimizer).count() > 1;
             if shared && !parent.is_empty() {
-                format!("{} ({parent})", m.optimizer)
+                format!("{} ({parent})", cut(&m.optimizer))
             } else {
-                m.optimizer.clone()
+                cut(&m.optimizer)
             }
         })
         .collect();

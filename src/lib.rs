@@ -13,6 +13,7 @@ pub mod data;
 pub mod digits;
 pub mod fsio;
 pub mod gpu;
+pub mod limits;
 pub mod matmul;
 pub mod metrics;
 pub mod model;

@@ -103,7 +103,12 @@ impl Metrics {
     /// Reads a `metrics.json`; errors name the file.
     pub fn load(path: &Path) -> Result<Metrics> {
         let text = crate::fsio::read_text(path, "metrics", crate::fsio::MAX_METRICS)?;
-        serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{}: not a metrics file: {e}", path.display()))
+        serde_json::from_str(&text).map_err(|e| {
+            anyhow!(
+                "{}: not a metrics file: {}",
+                path.display(),
+                crate::limits::cut(&e.to_string())
+            )
+        })
     }
 }

@@ -393,8 +393,22 @@ pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)
     if !existing {
         return Ok((dir.to_path_buf(), None));
     }
-    let new = crate::fsio::sibling(dir, crate::fsio::NEW_RUN);
-    Ok((new, Some(dir.to_path_buf())))
+    // The folder is replaced as a whole: by its real path, and never one the process (or
+    // the shell that started it) is in.
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("{}: cannot resolve", dir.display()))?;
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|c| c.canonicalize().ok());
+    if dir.parent().is_none() || cwd.is_some_and(|c| c.starts_with(&dir)) {
+        bail!(
+            "--out {}: --force replaces the whole run folder, which cannot be the current folder or one above it; use a sub-folder",
+            dir.display()
+        );
+    }
+    let new = crate::fsio::sibling(&dir, crate::fsio::NEW_RUN);
+    Ok((new, Some(dir)))
 }
 
 /// Refuses to write into a folder holding another run unless `force`.

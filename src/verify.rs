@@ -293,6 +293,8 @@ pub fn run(
     gpu_opts: &GpuOptions,
 ) -> Result<()> {
     let (train, eval) = load_train_eval(data_dir, cfg)?;
+    // Refused up front, as `train` does.
+    cfg.check_memory(train.features(), crate::data::CLASSES)?;
     let layout = cfg.layout(train.features(), crate::data::CLASSES);
     let params = initial_params(init_weights, layout, cfg.seed)?;
     let hyper = cfg.hyper();

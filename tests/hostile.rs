@@ -392,3 +392,53 @@ fn compare_keeps_finished_runs_on_a_failure_and_on_a_signal() {
         .join("cmp2/rprop-plus/optimizer.safetensors")
         .exists());
 }
+
+// 1. SIGKILL at any moment of a `--force` run leaves a whole run in the folder: the old
+// one byte-identical, or the new one with its first epoch; the next run clears leftovers.
+#[test]
+fn sigkill_during_force_never_leaves_a_broken_run() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    trained(d.path(), &data, "V");
+    let before = snapshot(&d.path().join("V"));
+    let t = tiny(&data, 100_000);
+    let args = with(
+        &[
+            "train",
+            "--optimizer",
+            "irprop-plus",
+            "--out",
+            "V",
+            "--force",
+        ],
+        &t,
+    );
+    for delay_ms in [0, 5, 30, 200] {
+        let mut child = hostile_util::command(d.path(), &args).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let now = snapshot(&d.path().join("V"));
+        let new_run = std::fs::read_to_string(d.path().join("V/config.json"))
+            .is_ok_and(|c| c.contains("irprop-plus"))
+            && std::fs::read_to_string(d.path().join("V/metrics.json"))
+                .is_ok_and(|m| m.contains("\"epoch\""));
+        assert!(
+            now == before || new_run,
+            "killed after {delay_ms} ms: a broken run"
+        );
+    }
+    let force = with(
+        &[
+            "train",
+            "--optimizer",
+            "rprop-plus",
+            "--out",
+            "V",
+            "--force",
+        ],
+        &tiny(&data, 1),
+    );
+    ok(&run(d.path(), &force));
+    assert!(!d.path().join(".V.new-run").exists());
+}

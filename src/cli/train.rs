@@ -79,6 +79,8 @@ struct Plan {
     replace: Option<PathBuf>,
     /// `--resume`: the run's folder.
     resume: Option<PathBuf>,
+    /// The run folder as the user named it (for messages).
+    shown: PathBuf,
 }
 
 /// `--resume DIR`: the run's own config (only `--epochs` may change, to extend it), its
@@ -130,6 +132,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         out: dir.to_path_buf(),
         replace: None,
         resume: Some(dir.to_path_buf()),
+        shown: dir.to_path_buf(),
     })
 }
 
@@ -194,12 +197,13 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
             // Only checks: the old run stays untouched until the new one has an epoch.
-            let (out, replace) = trainer::out_dir_for(&out, args.force)?;
+            let (new, replace) = trainer::out_dir_for(&out, args.force)?;
             Plan {
+                shown: out,
                 cfg,
                 data_dir: args.data.dir()?,
                 backend: args.backend.unwrap_or(BackendKind::Auto),
-                out,
+                out: new,
                 replace,
                 resume: None,
             }
@@ -231,7 +235,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         );
     }
     let mut backend = make_backend(plan.backend, &args.gpu, &train, &eval, params, state, cfg)?;
-    let shown_out = plan.replace.as_ref().unwrap_or(&plan.out);
+    let shown_out = &plan.shown;
     if !args.quiet {
         eprintln!(
             "training {} on {} ({} train / {} eval images, epochs {}..={}) -> {}",
