@@ -159,6 +159,50 @@ fn telemetry_is_read_back_only_when_taken() {
     assert_close(&gr[..20], &cr[..20], "260 epochs");
 }
 
+/// `train --backend gpu` writes every epoch's telemetry into metrics.json (taken at the
+/// save points), matching a CPU run of the same config.
+fn gpu_train_writes_telemetry_like_the_cpu() {
+    let d = tempfile::tempdir().unwrap();
+    let train = |backend: &str| {
+        let out = d.path().join(backend);
+        let o = common::run(&[
+            "train",
+            "--optimizer",
+            "rprop-plus",
+            "--epochs",
+            "5",
+            "--save-every",
+            "2",
+            "--train-set-size",
+            "1000",
+            "--train-batch-size",
+            "1000",
+            "--eval-set-size",
+            "200",
+            "--eval-batch-size",
+            "200",
+            "--backend",
+            backend,
+            "-q",
+            "--no-test",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        common::ok(&o);
+        rprop_lab::metrics::Metrics::load(&out.join("metrics.json")).unwrap()
+    };
+    let (g, c) = (train("gpu"), train("cpu"));
+    assert!(g.backend.starts_with("gpu"), "{}", g.backend);
+    let rows = |m: &rprop_lab::metrics::Metrics| {
+        m.epochs
+            .iter()
+            .map(|r| r.telemetry.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(rows(&g).iter().all(|r| r.len() == 2), "{:?}", rows(&g));
+    assert_close(&rows(&g), &rows(&c), "train --backend gpu vs cpu");
+}
+
 /// This binary run again with no adapter: its GPU tests are reported as ignored, or, when a
 /// GPU is required (as .ci/run requires), as failed with the reason.
 fn without_an_adapter_gpu_tests_are_ignored_or_fail_when_required() {
@@ -208,6 +252,10 @@ fn main() {
             (
                 "telemetry_is_read_back_only_when_taken",
                 telemetry_is_read_back_only_when_taken,
+            ),
+            (
+                "gpu_train_writes_telemetry_like_the_cpu",
+                gpu_train_writes_telemetry_like_the_cpu,
             ),
         ],
         &[(
