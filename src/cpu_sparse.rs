@@ -157,6 +157,12 @@ impl SparseImages {
         self.idx.len() as f64 / (self.rows * self.cols).max(1) as f64
     }
 
+    /// Row `n`'s nonzeros: (columns, pixel values).
+    pub fn row(&self, n: usize) -> (&[u16], &[f32]) {
+        let r = self.starts[n]..self.starts[n + 1];
+        (&self.idx[r.clone()], &self.vals[r])
+    }
+
     /// The nonzeros of rows `start..start + count`, one (columns, values) pair per row.
     fn rows_of(&self, start: usize, count: usize) -> impl Iterator<Item = (&[u16], &[f32])> {
         (start..start + count).map(move |n| {

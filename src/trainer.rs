@@ -158,12 +158,15 @@ pub fn train(
     let result = train_in(backend, cfg, opts, start);
     if let (Err(e), Some(old)) = (&result, &opts.replace) {
         if opts.out_dir.exists() {
-            // Failed before replacing the old run: drop the new folder, keep the old run.
+            // Failed before taking the folder's place: drop the new folder; an old run
+            // there is untouched.
             crate::fsio::remove_run_dir(&opts.out_dir, &RUN_FILES);
-            return Err(anyhow::anyhow!(
-                "{e:#} (the run in {} is kept as it was)",
-                old.display()
-            ));
+            if RUN_FILES.iter().any(|f| old.join(f).exists()) {
+                return Err(anyhow::anyhow!(
+                    "{e:#} (the run in {} is kept as it was)",
+                    old.display()
+                ));
+            }
         }
     }
     result
@@ -375,6 +378,10 @@ pub const RUN_FILES: [&str; 6] = [
 /// exchanged atomically, the old folder's other files (not a run's) move to the new one,
 /// and the old run's files are removed.
 pub fn replace_run(new: &Path, old: &Path) -> Result<()> {
+    if !old.exists() {
+        return std::fs::rename(new, old)
+            .with_context(|| format!("{}: cannot move the new run into place", old.display()));
+    }
     crate::fsio::exchange_dirs(new, old)?;
     // `new` now holds the old run.
     crate::fsio::move_other_entries(new, old, &RUN_FILES)?;
@@ -382,26 +389,34 @@ pub fn replace_run(new: &Path, old: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Where a run for `dir` writes: `dir` itself, or, when `force` finds a run there, a
-/// fresh hidden sibling that replaces it after the first epoch (the second value, for
-/// [`RunOptions::replace`]). Refuses a folder holding a run without `force`. Nothing of
-/// an old run is touched here.
+/// Where a new run for `dir` writes: a fresh hidden sibling that takes `dir`'s place
+/// once the first epoch is written (the second value, for [`RunOptions::replace`]), so a
+/// run failing before that leaves nothing behind, and with `force`, an old run in `dir`
+/// stays as it was. Refuses a folder holding a run without `force`. Nothing is written
+/// here.
 pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)> {
     crate::fsio::recover_dir(dir, &RUN_FILES);
-    prepare_out_dir(dir, force)?;
-    let existing = RUN_FILES.iter().any(|f| dir.join(f).exists());
-    if !existing {
-        return Ok((dir.to_path_buf(), None));
+    if dir.exists() && !dir.is_dir() {
+        bail!("--out {}: is a file, not a folder", dir.display());
     }
+    prepare_out_dir(dir, force)?;
     // The folder is replaced as a whole: by its real path, and never one the process (or
     // the shell that started it) is in.
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("{}: cannot resolve", dir.display()))?;
+    let dir = if dir.exists() {
+        dir.canonicalize()
+    } else {
+        std::path::absolute(dir)
+    }
+    .with_context(|| format!("{}: cannot resolve", dir.display()))?;
     let cwd = std::env::current_dir()
         .ok()
         .and_then(|c| c.canonicalize().ok());
-    if dir.parent().is_none() || cwd.is_some_and(|c| c.starts_with(&dir)) {
+    let holds_cwd = dir.parent().is_none() || cwd.is_some_and(|c| c.starts_with(&dir));
+    if holds_cwd && !RUN_FILES.iter().any(|f| dir.join(f).exists()) {
+        // Nothing to replace: write in place (`--out .` in an empty folder).
+        return Ok((dir, None));
+    }
+    if holds_cwd {
         bail!(
             "--out {}: --force replaces the whole run folder, which cannot be the current folder or one above it; use a sub-folder",
             dir.display()

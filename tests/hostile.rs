@@ -242,6 +242,11 @@ fn saves_leave_no_temp_and_never_overwrite_inputs() {
         )
     };
     refused(&samples(w), "PNG");
+    let train_into_a_file = with(
+        &["train", "--optimizer", "rprop-plus", "--out", w],
+        &tiny(&data, 1),
+    );
+    refused(&run(d.path(), &train_into_a_file), "not a folder");
     refused(
         &run(
             d.path(),

@@ -8,6 +8,8 @@
 //! * [`reduce`]: bias gradients, split-k sums and the pass metrics;
 //! * [`optimizer`]: the fused optimizer step;
 //! * [`telemetry`]: Rprop telemetry counts and the per-epoch history;
+//! * [`sparse`]: the first layer's Z1 from the nonzero u8 pixels (a probe, not yet a
+//!   strategy of the backend);
 //! * [`batch`]: gathering a mini-batch's rows by index on the device, and the per-step
 //!   cursor.
 
@@ -17,6 +19,7 @@ pub mod linear;
 pub mod optimizer;
 pub mod pointwise;
 pub mod reduce;
+pub mod sparse;
 pub mod telemetry;
 
 use bytemuck::Pod;

@@ -1,0 +1,330 @@
+//! The first layer's forward product from the nonzero u8 pixels on the device
+//! (shaders/sparse_first.wgsl; CPU twin `cpu_sparse::forward_rows`): Z1 = a·(U·W1ᵀ) + c.
+//!
+//! A probe for a `sparse` GPU matmul strategy, timed against the dense strategies by
+//! `examples/gpu_sparse_z1.rs`; not wired into the backend (it has no dW1 kernel yet).
+
+use anyhow::{ensure, Result};
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use crate::cpu_sparse::{self, SparseImages};
+use crate::gpu::GpuContext;
+
+pub const SPARSE_FIRST_WGSL: &str = include_str!("../../../shaders/sparse_first.wgsl");
+
+/// Twin of the WGSL `struct SparseZ1`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SparseZ1 {
+    pub rows: u32,
+    pub hidden: u32,
+    pub scale: f32,
+    /// block_z1: u32 words (4 pixels) per image.
+    pub kw: u32,
+}
+
+/// Which kernel of shaders/sparse_first.wgsl computes Z1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SparseKernel {
+    /// `sparse_z1`: per nonzero pixel, W1ᵀ's row from a storage buffer.
+    Buffer,
+    /// `sparse_z1_tex`: the same, W1ᵀ from a texture.
+    Texture,
+    /// `block_z1`: 16 x 16 register blocks, skipping 4-pixel words zero in all 16 images.
+    Block,
+}
+
+/// Images per `block_z1` row block.
+const BLOCK_ROWS: usize = 16;
+
+/// `block_z1`'s u8 pixels as u32 words (4 pixels each, lowest byte first, `inputs / 4` per
+/// image) and, per block of 16 images, the starts and the list of words nonzero in any.
+pub fn pack_blocks(u: &SparseImages) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    let kw = u.cols.div_ceil(4);
+    let mut xs = vec![0u32; u.rows * kw];
+    for n in 0..u.rows {
+        let (cols, vals) = u.row(n);
+        for (&k, &v) in cols.iter().zip(vals) {
+            let k = k as usize;
+            xs[n * kw + k / 4] |= (v as u32) << (8 * (k % 4));
+        }
+    }
+    let (mut starts, mut list) = (vec![0u32], Vec::new());
+    for block in xs.chunks(BLOCK_ROWS * kw) {
+        for k in 0..kw {
+            if block.chunks(kw).any(|row| row[k] != 0) {
+                list.push(k as u32);
+            }
+        }
+        starts.push(list.len() as u32);
+    }
+    (xs, starts, list)
+}
+
+/// Rows per workgroup (the shader's workgroup_size y) and lanes per 128 hidden units (x).
+const ROWS_PER_GROUP: usize = 8;
+
+/// The shader's row starts (in u32 entries, multiples of 4) and entries, `(column << 8) |
+/// pixel`, each row padded with zero entries to a multiple of 4.
+pub fn pack_entries(u: &SparseImages) -> (Vec<u32>, Vec<u32>) {
+    let mut starts = Vec::with_capacity(u.rows + 1);
+    let mut nz = Vec::new();
+    starts.push(0u32);
+    for n in 0..u.rows {
+        let (cols, vals) = u.row(n);
+        nz.extend(
+            cols.iter()
+                .zip(vals)
+                .map(|(&k, &v)| (k as u32) << 8 | v as u32),
+        );
+        nz.resize(nz.len().next_multiple_of(4), 0);
+        starts.push(nz.len() as u32);
+    }
+    (starts, nz)
+}
+
+/// Bind group entries for buffers at their bindings.
+fn entries<'a>(list: &[(u32, &'a wgpu::Buffer)]) -> Vec<wgpu::BindGroupEntry<'a>> {
+    list.iter()
+        .map(|&(binding, b)| wgpu::BindGroupEntry {
+            binding,
+            resource: b.as_entire_binding(),
+        })
+        .collect()
+}
+
+/// The pipelines and buffers of one set's sparse Z1.
+pub struct SparseZ1Probe {
+    storage: wgpu::ComputePipeline,
+    tex: wgpu::ComputePipeline,
+    block: wgpu::ComputePipeline,
+    bind_storage: wgpu::BindGroup,
+    bind_tex: wgpu::BindGroup,
+    bind_block: wgpu::BindGroup,
+    pub z: wgpu::Buffer,
+    groups: [u32; 3],
+    pub rows: usize,
+    pub hidden: usize,
+}
+
+impl SparseZ1Probe {
+    /// Uploads `u`'s nonzeros and W1ᵀ, c from (w1, b1) (W1 [hidden, u.cols]).
+    pub fn new(ctx: &GpuContext, u: &SparseImages, w1: &[f32], b1: &[f32]) -> Result<Self> {
+        let (hidden, inputs) = (b1.len(), u.cols);
+        ensure!(
+            hidden % 16 == 0 && inputs % 4 == 0 && w1.len() == hidden * inputs,
+            "sparse Z1: hidden width {hidden} must be a multiple of 16, inputs {inputs} of 4"
+        );
+        ensure!(
+            u.rows.div_ceil(ROWS_PER_GROUP) <= 65_535 && inputs <= 1 << 24,
+            "sparse Z1: {} rows of {inputs} is beyond one dispatch",
+            u.rows
+        );
+        let (starts, nz) = pack_entries(u);
+        let (wt, c) = cpu_sparse::first_layer_consts(w1, b1, inputs);
+        let d = &ctx.device;
+        let buf = |label, bytes: &[u8], usage| {
+            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage,
+            })
+        };
+        let st = wgpu::BufferUsages::STORAGE;
+        let params = SparseZ1 {
+            rows: u.rows as u32,
+            hidden: hidden as u32,
+            scale: cpu_sparse::SCALE,
+            kw: inputs.div_ceil(4) as u32,
+        };
+        let q = buf(
+            "sparse q",
+            bytemuck::bytes_of(&params),
+            wgpu::BufferUsages::UNIFORM,
+        );
+        let starts = buf("sparse starts", bytemuck::cast_slice(&starts), st);
+        // An empty set still binds a non-empty buffer.
+        let nz = buf(
+            "sparse nz",
+            bytemuck::cast_slice(&[&nz[..], &[0; 4]].concat()),
+            st,
+        );
+        let wt_buf = buf("sparse wt", bytemuck::cast_slice(&wt), st);
+        let c = buf("sparse c", bytemuck::cast_slice(&c), st);
+        let z = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("sparse z"),
+            size: (u.rows.max(1) * hidden * 4) as u64,
+            usage: st | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let tex = d.create_texture_with_data(
+            &ctx.queue,
+            &wgpu::TextureDescriptor {
+                label: Some("sparse wtt"),
+                size: wgpu::Extent3d {
+                    width: (hidden / 4) as u32,
+                    height: inputs as u32,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING,
+                view_formats: &[],
+            },
+            wgpu::util::TextureDataOrder::LayerMajor,
+            bytemuck::cast_slice(&wt),
+        );
+        let view = tex.create_view(&Default::default());
+        // Checked module: the entries come from a SparseImages of `inputs` columns, but the
+        // probe keeps naga's bounds checks (the cost is part of what it measures).
+        let m = ctx.scoped("compiling shaders/sparse_first.wgsl", || {
+            d.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("sparse_first.wgsl"),
+                source: wgpu::ShaderSource::Wgsl(SPARSE_FIRST_WGSL.into()),
+            })
+        })?;
+        let pipe = |entry| {
+            ctx.scoped(&format!("creating pipeline {entry}"), || {
+                d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &m,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+        };
+        let (storage, texp, blockp) = (
+            pipe("sparse_z1")?,
+            pipe("sparse_z1_tex")?,
+            pipe("block_z1")?,
+        );
+        let (xs, bstarts, kl) = pack_blocks(u);
+        let xs = buf(
+            "block xs",
+            bytemuck::cast_slice(&[&xs[..], &[0]].concat()),
+            st,
+        );
+        let bstarts = buf("block starts", bytemuck::cast_slice(&bstarts), st);
+        let kl = buf(
+            "block kl",
+            bytemuck::cast_slice(&[&kl[..], &[0]].concat()),
+            st,
+        );
+        let w4 = buf("block w1", bytemuck::cast_slice(w1), st);
+        let bind_block = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &blockp.get_bind_group_layout(0),
+            entries: &entries(&[
+                (0, &q),
+                (1, &bstarts),
+                (4, &c),
+                (5, &z),
+                (7, &kl),
+                (8, &xs),
+                (9, &w4),
+            ]),
+        });
+        let bind = |p: &wgpu::ComputePipeline, last: wgpu::BindGroupEntry| {
+            let mut e: Vec<wgpu::BindGroupEntry> = [&q, &starts, &nz]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: b.as_entire_binding(),
+                })
+                .collect();
+            e.push(wgpu::BindGroupEntry {
+                binding: 4,
+                resource: c.as_entire_binding(),
+            });
+            e.push(wgpu::BindGroupEntry {
+                binding: 5,
+                resource: z.as_entire_binding(),
+            });
+            e.push(last);
+            d.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &p.get_bind_group_layout(0),
+                entries: &e,
+            })
+        };
+        let bind_storage = bind(
+            &storage,
+            wgpu::BindGroupEntry {
+                binding: 3,
+                resource: wt_buf.as_entire_binding(),
+            },
+        );
+        let bind_tex = bind(
+            &texp,
+            wgpu::BindGroupEntry {
+                binding: 6,
+                resource: wgpu::BindingResource::TextureView(&view),
+            },
+        );
+        ctx.check()?;
+        Ok(SparseZ1Probe {
+            storage,
+            tex: texp,
+            block: blockp,
+            bind_storage,
+            bind_tex,
+            bind_block,
+            z,
+            groups: [
+                hidden.div_ceil(128) as u32,
+                u.rows.div_ceil(ROWS_PER_GROUP).max(1) as u32,
+                1,
+            ],
+            rows: u.rows,
+            hidden,
+        })
+    }
+
+    /// Records `reps` runs of Z1 with `kernel`.
+    pub fn encode(&self, enc: &mut wgpu::CommandEncoder, kernel: SparseKernel, reps: usize) {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        let (p, b, groups) = match kernel {
+            SparseKernel::Buffer => (&self.storage, &self.bind_storage, self.groups),
+            SparseKernel::Texture => (&self.tex, &self.bind_tex, self.groups),
+            SparseKernel::Block => (
+                &self.block,
+                &self.bind_block,
+                [
+                    self.hidden.div_ceil(128) as u32,
+                    self.rows.div_ceil(BLOCK_ROWS).max(1) as u32,
+                    1,
+                ],
+            ),
+        };
+        for _ in 0..reps {
+            pass.set_pipeline(p);
+            pass.set_bind_group(0, b, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+    }
+
+    /// Runs Z1 `reps` times in one submission and waits.
+    pub fn run(&self, ctx: &mut GpuContext, kernel: SparseKernel, reps: usize) -> Result<()> {
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        self.encode(&mut enc, kernel, reps);
+        ctx.submit(enc.finish());
+        ctx.wait()
+    }
+
+    /// Z1 as last computed, [rows, hidden] row-major.
+    pub fn read_z(&self, ctx: &mut GpuContext) -> Result<Vec<f32>> {
+        let bytes = ctx.read_buffer(&self.z, 0, (self.rows * self.hidden * 4) as u64)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+}
