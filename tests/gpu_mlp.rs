@@ -15,6 +15,7 @@ use rprop_lab::data::{self, Part};
 use rprop_lab::gpu::{Counters, GpuBackend, GpuOptions};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, RpropState, Variant};
+use rprop_lab::telemetry::LayerTelemetry;
 use rprop_lab::trainer::{self, RunOptions, Start};
 
 /// A GPU backend that records its traffic counters at the end of every epoch.
@@ -52,6 +53,9 @@ impl Backend for Counting {
     }
     fn restart(&mut self, p: Params, s: RpropState, v: Variant, h: Hyper) -> Result<()> {
         self.g.restart(p, s, v, h)
+    }
+    fn take_telemetry(&mut self) -> Result<Vec<Vec<LayerTelemetry>>> {
+        self.g.take_telemetry()
     }
 }
 
@@ -93,6 +97,11 @@ fn trainer_epoch_is_one_submission_and_at_most_64_bytes_read() {
         };
         let run = trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
         assert_eq!(run.metrics.epochs.len(), 10);
+        // Every epoch's Rprop telemetry is recorded, one row per layer, though it is read
+        // back only at the end of the run (outside the epochs counted below).
+        for r in &run.metrics.epochs {
+            assert_eq!(r.telemetry.len(), cfg.hidden.len() + 1, "epoch {}", r.epoch);
+        }
         assert_eq!(b.at_epoch_end.len(), 11);
         for (e, w) in b.at_epoch_end.windows(2).enumerate() {
             let (subs, read) = (
