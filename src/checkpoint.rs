@@ -2,6 +2,7 @@
 //! `model.load_state_dict(safetensors.torch.load_file(path))` works, and atomic file writes.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -25,6 +26,19 @@ pub fn tmp_path(path: &Path) -> PathBuf {
 /// everything in the order given: equal inputs give byte-identical files (the crate's own
 /// serializer writes metadata in hash-map order, which varies from run to run).
 pub fn serialize(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &[(&str, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = serialize_to(&mut out, tensors, metadata);
+    out
+}
+
+/// [`serialize`] straight into `w`, a block at a time: a save never holds a second full
+/// copy of the tensors in memory (for a large network that copy alone could exhaust it).
+pub fn serialize_to(
+    w: &mut dyn Write,
+    tensors: &[(&str, Vec<usize>, &[f32])],
+    metadata: &[(&str, String)],
+) -> std::io::Result<()> {
     let q = |s: &str| serde_json::Value::from(s).to_string();
     let mut parts = Vec::new();
     if !metadata.is_empty() {
@@ -50,30 +64,45 @@ pub fn serialize(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &[(&str, Stri
     while header.len() % 8 != 0 {
         header.push(b' ');
     }
-    let mut out = Vec::with_capacity(8 + header.len() + offset);
-    out.extend((header.len() as u64).to_le_bytes());
-    out.extend(header);
+    w.write_all(&(header.len() as u64).to_le_bytes())?;
+    w.write_all(&header)?;
+    let mut block = Vec::with_capacity(1 << 16);
     for (_, _, data) in tensors {
-        for x in data.iter() {
-            out.extend(x.to_le_bytes());
+        for chunk in data.chunks(1 << 14) {
+            block.clear();
+            for x in chunk {
+                block.extend(x.to_le_bytes());
+            }
+            w.write_all(&block)?;
         }
     }
-    out
+    Ok(())
+}
+
+/// The tensors of `params` as [`serialize`] takes them.
+fn views(params: &Params) -> Vec<(&'static str, Vec<usize>, &[f32])> {
+    params
+        .layout
+        .tensors()
+        .iter()
+        .map(|t| (t.name, t.dims().to_vec(), &params.data[t.range()]))
+        .collect()
 }
 
 /// Serializes parameters (and optional string metadata) as safetensors bytes.
 pub fn to_bytes(params: &Params, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
-    let tensors = params.layout.tensors();
-    let views: Vec<(&str, Vec<usize>, &[f32])> = tensors
-        .iter()
-        .map(|t| (t.name, t.dims().to_vec(), &params.data[t.range()]))
-        .collect();
-    Ok(serialize(&views, metadata))
+    Ok(serialize(&views(params), metadata))
 }
 
-/// Saves parameters to a safetensors file, atomically.
+/// Saves parameters to a safetensors file, atomically, written as it is serialized.
 pub fn save(path: &Path, params: &Params, metadata: &[(&str, String)]) -> Result<()> {
-    write_atomic(path, &to_bytes(params, metadata)?)
+    fsio::write_atomic_with(path, |w| serialize_to(w, &views(params), metadata))
+}
+
+/// Writes parameters to the temp sibling of `path` (see [`fsio::write_tmp`]), for a save
+/// of several files that become visible together.
+pub fn save_tmp(path: &Path, params: &Params, metadata: &[(&str, String)]) -> Result<PathBuf> {
+    fsio::write_tmp(path, |w| serialize_to(w, &views(params), metadata))
 }
 
 /// A fingerprint of a set of weights (FNV-1a over their bits), stored in the optimizer
@@ -92,7 +121,9 @@ pub fn fingerprint(data: &[f32]) -> String {
 /// fc1, fc2, ... chain into one MLP. `inputs`/`classes`, when given, must match the data it will run on.
 pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
-    let get = |name: &str, rank: usize| -> Result<(Vec<usize>, Vec<f32>)> {
+    // Checked here, copied straight into the parameters below (no second copy of a
+    // large network in memory).
+    let get = |name: &str, rank: usize| -> Result<(Vec<usize>, &[u8])> {
         let t = st
             .tensor(name)
             .map_err(|_| anyhow!("missing tensor `{name}`"))?;
@@ -105,17 +136,10 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
                 t.shape()
             );
         }
-        let data: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let data = t.data();
         // NaN or inf weights would train or score as garbage without any error.
-        if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-            bail!(
-                "tensor `{name}` holds a non-finite value ({}) at index {i}",
-                data[i]
-            );
+        if let Some((i, x)) = floats(data).enumerate().find(|(_, x)| !x.is_finite()) {
+            bail!("tensor `{name}` holds a non-finite value ({x}) at index {i}");
         }
         Ok((t.shape().to_vec(), data))
     };
@@ -164,15 +188,47 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
     let mut p = Params::zeros(layout);
     let tensors = layout.tensors();
     for (k, (_, w, _, b)) in layers.into_iter().enumerate() {
-        p.data[tensors[2 * k].range()].copy_from_slice(&w);
-        p.data[tensors[2 * k + 1].range()].copy_from_slice(&b);
+        for (dst, x) in p.data[tensors[2 * k].range()].iter_mut().zip(floats(w)) {
+            *dst = x;
+        }
+        for (dst, x) in p.data[tensors[2 * k + 1].range()].iter_mut().zip(floats(b)) {
+            *dst = x;
+        }
     }
     Ok(p)
+}
+
+/// Little-endian f32s of a tensor's bytes.
+fn floats(bytes: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 /// Loads parameters from a safetensors file; errors name the file.
 pub fn load(path: &Path, inputs: usize, classes: usize) -> Result<Params> {
     Ok(load_with_meta(path, inputs, classes)?.0)
+}
+
+/// Refuses, before reading it, a weights file whose loading would not fit in memory: the
+/// file's bytes and the parameters built from them (about its size each), next to the
+/// weights and data of the run (`predict`, `test`, `samples` then abort, not error).
+fn check_load_memory(path: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // read_capped names the problem
+    };
+    let need = 2 * meta.len() as u128 + (256 << 20);
+    let limit = crate::limits::memory_limit() as u128;
+    if meta.is_file() && need > limit {
+        bail!(
+            "{}: loading a weights file of {} bytes needs about {} MiB of memory, more than the {} MiB this process may use",
+            path.display(),
+            meta.len(),
+            need >> 20,
+            limit >> 20
+        );
+    }
+    Ok(())
 }
 
 /// [`load`], also returning the file's metadata (epoch, optimizer, ...).
@@ -181,6 +237,7 @@ pub fn load_with_meta(
     inputs: usize,
     classes: usize,
 ) -> Result<(Params, HashMap<String, String>)> {
+    check_load_memory(path)?;
     let bytes = fsio::read_capped(path, "weights", fsio::MAX_WEIGHTS)?;
     let params =
         from_bytes(&bytes, inputs, classes).with_context(|| format!("{}", path.display()))?;
@@ -194,17 +251,19 @@ pub fn load_with_meta(
 /// Saves an optimizer state (step sizes, previous gradients, previous changes as flat f32
 /// tensors in the parameter layout; the previous loss and the epoch as exact metadata).
 pub fn save_state(path: &Path, state: &RpropState, epoch: usize) -> Result<()> {
-    save_state_with(path, state, epoch, &[])
+    let tmp = save_state_tmp(path, state, epoch, &[])?;
+    fsio::commit_tmps(&[(tmp, path.to_path_buf())])
 }
 
-/// [`save_state`] with extra metadata (the optimizer and the fingerprint of the weights it
-/// goes with, so a resume refuses a state and weights that were not saved together).
-pub fn save_state_with(
+/// [`save_state`] into the temp sibling of `path`, with extra metadata (the optimizer and
+/// the fingerprint of the weights it goes with, so a resume refuses a state and weights
+/// that were not saved together); [`fsio::commit_tmps`] puts it in place.
+pub fn save_state_tmp(
     path: &Path,
     state: &RpropState,
     epoch: usize,
     extra: &[(&str, String)],
-) -> Result<()> {
+) -> Result<PathBuf> {
     let n = state.step.len();
     let tensors: [(&str, Vec<usize>, &[f32]); 3] = [
         ("step", vec![n], &state.step),
@@ -225,7 +284,7 @@ pub fn save_state_with(
         ("t", state.t.to_string()),
     ];
     meta.extend(extra.iter().cloned());
-    write_atomic(path, &serialize(&tensors, &meta))
+    fsio::write_tmp(path, |w| serialize_to(w, &tensors, &meta))
 }
 
 /// Loads an optimizer state saved by [`save_state`] for a model of `len` flat parameters;

@@ -372,7 +372,9 @@ impl Config {
     }
 
     /// Bytes a run of this config needs, roughly, on `inputs`-pixel data: per parameter the
-    /// weights, best weights, gradient, optimizer state and device copies (8 floats), per
+    /// weights, best weights, gradient, optimizer state and device copies (8 floats), the
+    /// copies a save reads back (weights, then the 3-float state: 3 more; the files are
+    /// written from them a block at a time, see `checkpoint::serialize_to`) and 1 to spare, per
     /// train-batch and eval row the activations, deltas and workspaces of every layer (4
     /// floats per unit), and 256 MiB for the data and the rest (measured: 784-128-10 full
     /// batch uses 0.36 GB, estimated 0.39; 784-1024-10 uses 1.18 GB, estimated 1.28).
@@ -383,7 +385,7 @@ impl Config {
         let params: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
         let units: u128 = widths[1..].iter().sum();
         let rows = (self.train_batch_size + self.eval_set_size) as u128;
-        4 * (8 * params + 4 * rows * units) + (256 << 20)
+        4 * (12 * params + 4 * rows * units) + (256 << 20)
     }
 
     /// Refuses, before anything is allocated, a network and batch that cannot fit in the

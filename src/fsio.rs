@@ -39,7 +39,15 @@ pub fn read_capped(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
         );
     }
     let file = fs::File::open(path).with_context(|| cannot_read(path, what))?;
-    let mut out = Vec::with_capacity(meta.len() as usize);
+    let mut out = Vec::new();
+    // A file the memory cannot hold is an error, not an abort.
+    out.try_reserve_exact(meta.len() as usize).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: {what} file of {} bytes does not fit in memory",
+            path.display(),
+            meta.len()
+        )
+    })?;
     file.take(max + 1)
         .read_to_end(&mut out)
         .with_context(|| cannot_read(path, what))?;
@@ -72,23 +80,67 @@ pub fn tmp_path(path: &Path) -> PathBuf {
 /// renamed over `path`, so a crash leaves either the old file or the new one, never half
 /// of one. On any failure the temp file is removed (a full disk does not stay full).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] of what `fill` writes (through a buffer, so no full copy of a large
+/// file is built in memory first).
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = write_tmp(path, fill)?;
+    commit_tmps(&[(tmp, path.to_path_buf())])
+}
+
+/// Writes what `fill` writes into the temp sibling of `path` ([`tmp_path`]), flushed to
+/// disk, and returns the temp's path; on failure the temp is removed and the error names
+/// `path`. [`commit_tmps`] then renames it into place.
+pub fn write_tmp(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<PathBuf> {
     let tmp = tmp_path(path);
     let result = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename itself reaches the disk with the folder's entry (best effort: not
-        // every file system lets a folder be synced).
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
+        let mut f = std::io::BufWriter::with_capacity(1 << 16, fs::File::create(&tmp)?);
+        fill(&mut f)?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.with_context(|| format!("{}: cannot write", path.display()))
+    result.with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(tmp)
+}
+
+/// Renames temps written by [`write_tmp`] onto their targets, in order. Every byte is on
+/// disk before the first rename, so files saved together (last weights and optimizer
+/// state) are replaced together: a full disk fails before any of them changes. On a
+/// failure the temps not yet renamed are removed.
+pub fn commit_tmps(pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
+    for (i, (tmp, path)) in pairs.iter().enumerate() {
+        if let Err(e) = fs::rename(tmp, path) {
+            for (t, _) in &pairs[i..] {
+                let _ = fs::remove_file(t);
+            }
+            return Err(e).with_context(|| format!("{}: cannot write", path.display()));
+        }
+    }
+    // The renames reach the disk with the folder's entries (best effort: not every file
+    // system lets a folder be synced).
+    for (_, path) in pairs {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+    }
+    Ok(())
+}
+
+/// Removes temps written by [`write_tmp`] (a save of several files that failed midway).
+pub fn discard_tmps(tmps: &[PathBuf]) {
+    for t in tmps {
+        let _ = fs::remove_file(t);
+    }
 }
 
 /// The absolute, symlink-free form of a path that may not exist yet (its folder must).

@@ -34,7 +34,8 @@ pub struct RunOptions {
     /// reads them back then); None: only at the end and when interrupted.
     pub save_every: Option<usize>,
     /// `--force` over an existing run: `out_dir` is a fresh sibling folder, and this run
-    /// folder is replaced by it (atomically) once the first epoch's files are written. A
+    /// folder is replaced by it (atomically) once the first epoch's files, weights and
+    /// optimizer state included, are written. A
     /// failure before that leaves the old run as it was.
     pub replace: Option<PathBuf>,
 }
@@ -226,20 +227,35 @@ fn train_in(
             }
             Ok(())
         };
-    // The state records the epoch, optimizer and fingerprint of the weights it goes with:
-    // a crash between the two writes is caught by `--resume`, not silently resumed.
+    // The state records the epoch, optimizer and fingerprint of the weights it goes with,
+    // and both files are written in full before either replaces the old pair: a failed
+    // save (full disk) leaves the previous pair, still resumable.
     let save_last = |backend: &mut dyn Backend, dir: &Path, epoch: usize| -> Result<()> {
-        let params = backend.params()?;
-        checkpoint::save(&dir.join(LAST), &params, &meta(epoch))?;
-        checkpoint::save_state_with(
-            &dir.join(STATE),
-            &backend.state()?,
-            epoch,
-            &[
-                ("optimizer", cfg.optimizer.name().to_string()),
-                ("weights", checkpoint::fingerprint(&params.data)),
-            ],
-        )
+        let (last, state) = (dir.join(LAST), dir.join(STATE));
+        // One copy of the weights, then of the state, at a time (memory estimate).
+        let (last_tmp, weights) = {
+            let params = backend.params()?;
+            let tmp = checkpoint::save_tmp(&last, &params, &meta(epoch))?;
+            (tmp, checkpoint::fingerprint(&params.data))
+        };
+        let state_tmp = backend.state().and_then(|s| {
+            checkpoint::save_state_tmp(
+                &state,
+                &s,
+                epoch,
+                &[
+                    ("optimizer", cfg.optimizer.name().to_string()),
+                    ("weights", weights),
+                ],
+            )
+        });
+        match state_tmp {
+            Ok(t) => crate::fsio::commit_tmps(&[(last_tmp, last), (t, state)]),
+            Err(e) => {
+                crate::fsio::discard_tmps(&[last_tmp]);
+                Err(e)
+            }
+        }
     };
     let n = backend.train_len();
     let batch = cfg.train_batch_size.clamp(1, n.max(1));
@@ -310,17 +326,20 @@ fn train_in(
         bar.inc(1);
         metrics.epochs.push(rec);
         metrics.save(&dir)?;
-        if let Some(old) = pending_replace.take() {
-            replace_run(&dir, &old)?;
-            dir = old;
-        }
         let interrupted = INTERRUPTED.load(Ordering::SeqCst) && epoch < cfg.epochs;
         let due = opts.save_every.is_some_and(|k| k > 0 && epoch % k == 0);
-        if interrupted || due || epoch == cfg.epochs {
+        // The new run replaces an old one (`--force`) only with weights and optimizer
+        // state saved: a kill right after the swap still leaves a resumable run.
+        let swap = pending_replace.is_some();
+        if interrupted || due || swap || epoch == cfg.epochs {
             save_best(backend, &dir, &mut unsaved_best)?;
             save_last(backend, &dir, epoch)?;
             attach_telemetry(backend.take_telemetry()?, &mut metrics)?;
             metrics.save(&dir)?;
+        }
+        if let Some(old) = pending_replace.take() {
+            replace_run(&dir, &old)?;
+            dir = old;
         }
         if interrupted {
             bar.abandon();

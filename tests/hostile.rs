@@ -399,7 +399,8 @@ fn compare_keeps_finished_runs_on_a_failure_and_on_a_signal() {
 }
 
 // 1. SIGKILL at any moment of a `--force` run leaves a whole run in the folder: the old
-// one byte-identical, or the new one with its first epoch; the next run clears leftovers.
+// one byte-identical, or the new one with its first epoch saved (weights and optimizer
+// state); the next run clears leftovers.
 #[test]
 fn sigkill_during_force_never_leaves_a_broken_run() {
     let d = tempfile::tempdir().unwrap();
@@ -427,7 +428,8 @@ fn sigkill_during_force_never_leaves_a_broken_run() {
         let new_run = std::fs::read_to_string(d.path().join("V/config.json"))
             .is_ok_and(|c| c.contains("irprop-plus"))
             && std::fs::read_to_string(d.path().join("V/metrics.json"))
-                .is_ok_and(|m| m.contains("\"epoch\""));
+                .is_ok_and(|m| m.contains("\"epoch\""))
+            && d.path().join("V/optimizer.safetensors").is_file();
         assert!(
             now == before || new_run,
             "killed after {delay_ms} ms: a broken run"

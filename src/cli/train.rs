@@ -211,6 +211,13 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     };
     let cfg = &plan.cfg;
     let (train, eval) = load_train_eval(&plan.data_dir, cfg)?;
+    // The test set is read before training too: a broken one must fail before any
+    // epoch runs or `--force` replaces the old run, not at the end.
+    let test_set = if args.no_test {
+        None
+    } else {
+        Some(data::load(&plan.data_dir, Part::Test)?)
+    };
     cfg.check_memory(train.features(), CLASSES)?;
     let layout = cfg.layout(train.features(), CLASSES);
     // Everything is read (even `--init-weights` from the folder being replaced) before
@@ -277,9 +284,8 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     if let Some(note) = backend.traffic_note(cfg.epochs - first) {
         println!("{note}");
     }
-    if !args.no_test {
+    if let Some(set) = test_set {
         let mut metrics = run.metrics;
-        let set = data::load(&plan.data_dir, Part::Test)?;
         let ev = crate::compare::test_run(shown_out, &set)?;
         println!(
             "test: best weights (epoch {}) on {} test images from {} (cpu): loss {:.4}, accuracy {:.4}",

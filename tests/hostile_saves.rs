@@ -1,0 +1,214 @@
+//! Issue 10, second review: saves that run out of memory or disk, large weights files,
+//! `--force` and a broken test set never abort or leave an unresumable run. Under the
+//! memory cap and timeout of hostile_util.
+
+mod common;
+mod hostile_util;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::Duration;
+
+use hostile_util::{ok, refused, run, snapshot, tiny, tiny_data, with};
+
+/// A finished 2-epoch rprop-plus run in `dir/name`.
+fn trained(dir: &Path, data: &Path, name: &str) {
+    ok(&run(
+        dir,
+        &with(
+            &["train", "--optimizer", "rprop-plus", "--out", name],
+            &tiny(data, 2),
+        ),
+    ));
+}
+
+// Review 1: the estimate counts the copies a save makes: a network that trains in the
+// memory but whose save would not fit is refused up front, not aborted after training.
+#[test]
+fn a_network_whose_save_cannot_fit_is_refused_up_front() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    // 784-4500-4500-10: 23.8 M parameters, 1.45 GB with its save, over the 1.2 GB the
+    // 1.5 GiB cap leaves (the old estimate, 1.07 GB, let it train and abort in the save).
+    let mut args = with(
+        &["train", "--optimizer", "rprop-plus", "--out", "H"],
+        &tiny(&data, 1),
+    );
+    args.extend(["--hidden", "4500,4500", "--no-test"].map(String::from));
+    refused(&run(d.path(), &args), "key `hidden`");
+    assert!(!d.path().join("H").exists());
+}
+
+/// A valid safetensors file of a 784-65536-3000-10 network of zeros (0.99 GB, sparse on
+/// disk, so it costs no time to write).
+fn big_weights(path: &Path) {
+    let dims: [(&str, Vec<u64>); 6] = [
+        ("fc1.weight", vec![65536, 784]),
+        ("fc1.bias", vec![65536]),
+        ("fc2.weight", vec![3000, 65536]),
+        ("fc2.bias", vec![3000]),
+        ("fc3.weight", vec![10, 3000]),
+        ("fc3.bias", vec![10]),
+    ];
+    let mut off = 0u64;
+    let mut parts = Vec::new();
+    for (name, shape) in &dims {
+        let end = off + 4 * shape.iter().product::<u64>();
+        parts.push(format!(
+            "\"{name}\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[{off},{end}]}}"
+        ));
+        off = end;
+    }
+    let mut header = format!("{{{}}}", parts.join(",")).into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let mut head = (header.len() as u64).to_le_bytes().to_vec();
+    head.extend(&header);
+    std::fs::write(path, &head).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(head.len() as u64 + off).unwrap();
+    assert!(f.metadata().unwrap().len() > 900_000_000);
+}
+
+// Review 2: a valid weights file too large to load in the memory is an error naming it.
+#[test]
+fn weights_too_large_for_memory_are_refused_not_aborted() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    big_weights(&d.path().join("big.safetensors"));
+    let data_dir = data.to_str().unwrap();
+    for cmd in ["test", "samples"] {
+        let mut args = vec![cmd, "--weights", "big.safetensors", "--data-dir", data_dir];
+        if cmd == "samples" {
+            args.extend(["--out", "s.png"]);
+        }
+        refused(&run(d.path(), &args), "big.safetensors");
+    }
+    assert!(!d.path().join("s.png").exists());
+}
+
+// Review 3: a save that fails midway (here: the file size limit, as a full disk would)
+// leaves the previous last weights and optimizer state, still a resumable pair.
+#[test]
+fn a_failed_save_keeps_the_previous_pair_resumable() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    trained(d.path(), &data, "V");
+    let v = d.path().join("V");
+    let pair = |v: &Path| {
+        ["last.safetensors", "optimizer.safetensors"].map(|f| std::fs::read(v.join(f)).unwrap())
+    };
+    let before = pair(&v);
+    // last.safetensors (0.4 MB) fits, optimizer.safetensors (1.2 MB) does not.
+    let mut cmd =
+        hostile_util::command(d.path(), &["train", "--resume", "V", "--epochs", "3", "-q"]);
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 800_000,
+                rlim_max: 800_000,
+            };
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = hostile_util::wait(cmd.spawn().unwrap(), "resume under a file size limit");
+    refused(&out, "optimizer.safetensors: cannot write");
+    assert!(pair(&v) == before, "the saved pair changed");
+    let names: Vec<String> = std::fs::read_dir(&v)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    ok(&run(
+        d.path(),
+        &["train", "--resume", "V", "--epochs", "3", "-q"],
+    ));
+}
+
+// Review 4: SIGKILL at any moment of a `--force` run leaves the old run byte-identical or
+// a new one that can be resumed (weights and optimizer state saved before the swap).
+#[test]
+fn sigkill_during_force_leaves_the_old_run_or_a_resumable_one() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    trained(d.path(), &data, "V");
+    let v = d.path().join("V");
+    let before = snapshot(&v);
+    let args = with(
+        &[
+            "train",
+            "--optimizer",
+            "irprop-plus",
+            "--out",
+            "V",
+            "--force",
+        ],
+        &tiny(&data, 100_000),
+    );
+    let mut swapped = false;
+    for delay_ms in [0, 5, 30, 200, 400] {
+        let mut child = hostile_util::command(d.path(), &args).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if snapshot(&v) == before {
+            continue;
+        }
+        swapped = true;
+        let config = std::fs::read_to_string(v.join("config.json")).unwrap();
+        assert!(config.contains("irprop-plus"), "killed after {delay_ms} ms");
+        for f in [
+            "last.safetensors",
+            "optimizer.safetensors",
+            "best.safetensors",
+        ] {
+            assert!(v.join(f).is_file(), "killed after {delay_ms} ms: no {f}");
+        }
+    }
+    assert!(
+        swapped,
+        "no kill came after the swap; the test proves nothing"
+    );
+    // The new run resumes (a few epochs more than it has, so this ends quickly).
+    let m = std::fs::read_to_string(v.join("metrics.json")).unwrap();
+    let done = m.matches("\"eval_loss\"").count();
+    let more = (done + 2).to_string();
+    ok(&run(
+        d.path(),
+        &["train", "--resume", "V", "--epochs", &more, "-q"],
+    ));
+}
+
+// Review 5: a broken test set is found before training, so `--force` keeps the old run.
+#[test]
+fn a_broken_test_set_fails_before_force_replaces_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    trained(d.path(), &data, "V");
+    let before = snapshot(&d.path().join("V"));
+    for file in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        let broken = d.path().join("broken");
+        common::write_dataset(&broken, 300, 50, 28);
+        let bytes = std::fs::read(broken.join(file)).unwrap();
+        std::fs::write(broken.join(file), &bytes[..bytes.len() / 2]).unwrap();
+        let args = with(
+            &[
+                "train",
+                "--optimizer",
+                "rprop-plus",
+                "--out",
+                "V",
+                "--force",
+            ],
+            &tiny(&broken, 2),
+        );
+        refused(&run(d.path(), &args), file);
+        assert!(snapshot(&d.path().join("V")) == before, "{file}: V changed");
+    }
+}
