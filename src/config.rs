@@ -226,6 +226,14 @@ impl Config {
                     .then(|| serde_json::from_str::<Value>(&list).ok())
                     .flatten()
             })
+            // A decimal serde_json gives up on (100,000 digits) is still a number.
+            .or_else(|| {
+                text.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+            })
             .unwrap_or_else(|| Value::String(text.to_string()));
         self.set(key, &v)
     }
@@ -394,9 +402,10 @@ impl Config {
         let need = self.memory_estimate(inputs, classes);
         let limit = memory_limit();
         if need > limit as u128 {
-            let gb = |b: u128| b as f64 / (1u64 << 30) as f64;
+            // Whole MiB, need rounded up and limit down: the two never print equal.
+            let mib = 1u128 << 20;
             bail!(
-                "key `hidden`: a {inputs}-{}-{classes} network trained on batches of {} rows (plus {} eval rows) needs about {:.1} GiB, more than the {:.1} GiB this process may use; use smaller `hidden` layers or a smaller `train_batch_size`",
+                "key `hidden`: a {inputs}-{}-{classes} network trained on batches of {} rows (plus {} eval rows) needs about {} MiB, more than the {} MiB this process may use; use smaller `hidden` layers or a smaller `train_batch_size`",
                 self.hidden
                     .iter()
                     .map(|h| h.to_string())
@@ -404,8 +413,8 @@ impl Config {
                     .join("-"),
                 self.train_batch_size,
                 self.eval_set_size,
-                gb(need),
-                gb(limit as u128)
+                need.div_ceil(mib),
+                limit as u128 / mib
             );
         }
         Ok(())

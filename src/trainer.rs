@@ -85,7 +85,8 @@ pub fn install_interrupt_handler() {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: finishing this epoch, then saving (Ctrl-C again to quit now)");
+        // Also SIGTERM and SIGHUP, so the hint does not assume a Ctrl-C.
+        eprintln!("\ninterrupt: finishing this epoch, then saving (interrupt again to quit now)");
     });
 }
 

@@ -317,6 +317,9 @@ fn sigterm_and_sighup_save_and_resume() {
         let err = hostile_util::stderr(&o);
         assert_eq!(o.status.code(), Some(130), "{err}");
         assert!(err.contains("interrupted after epoch"), "{err}");
+        // The hint fits a signal too (review 9).
+        assert!(err.contains("interrupt again to quit now"), "{err}");
+        assert!(!err.contains("Ctrl-C"), "{err}");
         assert!(d.path().join(name).join("optimizer.safetensors").exists());
         let epoch: usize = err
             .split("interrupted after epoch ")

@@ -35,8 +35,14 @@ fn a_network_whose_save_cannot_fit_is_refused_up_front() {
         &tiny(&data, 1),
     );
     args.extend(["--hidden", "4500,4500", "--no-test"].map(String::from));
-    refused(&run(d.path(), &args), "key `hidden`");
+    let line = refused(&run(d.path(), &args), "key `hidden`");
     assert!(!d.path().join("H").exists());
+    // Review 9: the two sizes never print equal (they are whole MiB, need rounded up).
+    let mib: Vec<u64> = line
+        .split(" MiB")
+        .filter_map(|t| t.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(mib.len() == 2 && mib[0] > mib[1], "{line}");
 }
 
 /// A valid safetensors file of a 784-65536-3000-10 network of zeros (0.99 GB, sparse on
@@ -211,4 +217,21 @@ fn a_broken_test_set_fails_before_force_replaces_the_run() {
         refused(&run(d.path(), &args), file);
         assert!(snapshot(&d.path().join("V")) == before, "{file}: V changed");
     }
+}
+
+// Review 9: messages say what happened.
+#[test]
+fn messages_name_the_right_numbers() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    trained(d.path(), &data, "V");
+    let o = run(d.path(), &["train", "--resume", "V", "--epochs", "1", "-q"]);
+    refused(&o, "already ran 2 epochs; pass --epochs N (> 2)");
+    // A decimal too long for the JSON parser is still read as the number it is.
+    let nines = format!("0.{}", "9".repeat(100_000));
+    let o = run(
+        d.path(),
+        &["train", "--optimizer", "rprop-plus", "--eta-minus", &nines],
+    );
+    refused(&o, "key `eta_minus`: must be in (0, 1), got 1");
 }

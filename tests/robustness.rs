@@ -140,7 +140,7 @@ fn ctrl_c_then_resume_is_bit_identical_to_an_uninterrupted_run() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("already finished its 150 epochs"),
+        stderr(&o).contains("already ran 150 epochs"),
         "{}",
         stderr(&o)
     );

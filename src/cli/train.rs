@@ -235,9 +235,9 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     };
     if start.epoch >= cfg.epochs {
         bail!(
-            "{} already finished its {} epochs; pass --epochs N (> {}) to train it further",
+            "{} already ran {} epochs; pass --epochs N (> {}) to train it further",
             plan.out.display(),
-            cfg.epochs,
+            start.epoch,
             start.epoch
         );
     }
