@@ -133,6 +133,14 @@ impl Config {
     /// Parses a config's JSON text. Keys left out keep the report's values, except
     /// `optimizer`, which is required.
     pub fn parse(text: &str) -> Result<Config> {
+        let cfg = Config::parse_unchecked(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// [`Config::parse`] without [`Config::validate`], for settings that command-line
+    /// options complete (`eval_batch_size` 500 with `--eval-set-size 500`).
+    pub fn parse_unchecked(text: &str) -> Result<Config> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| anyhow!("malformed JSON: {e}"))?;
         // serde_json keeps the last of two equal keys; which one the user meant is unknown.
@@ -145,8 +153,20 @@ impl Config {
             .ok_or_else(|| anyhow!("missing key `optimizer`"))?;
         let mut cfg = Config::report(parse_optimizer(optimizer).context("key `optimizer`")?);
         cfg.set_all(&map)?;
-        cfg.validate()?;
+        // A set size without a batch size means full batch, as in the report's settings.
+        if !map.contains_key("train_batch_size") {
+            cfg.train_batch_size = cfg.train_set_size;
+        }
+        if !map.contains_key("eval_batch_size") {
+            cfg.eval_batch_size = cfg.eval_set_size;
+        }
         Ok(cfg)
+    }
+
+    /// [`Config::load`] without [`Config::validate`] (see [`Config::parse_unchecked`]).
+    pub fn load_unchecked(path: &Path) -> Result<Config> {
+        let text = crate::fsio::read_text(path, "config", crate::fsio::MAX_CONFIG)?;
+        Config::parse_unchecked(&text).with_context(|| format!("{}", path.display()))
     }
 
     /// Reads and checks a config file; errors name the file and the key.

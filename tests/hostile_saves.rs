@@ -235,3 +235,59 @@ fn messages_name_the_right_numbers() {
     );
     refused(&o, "key `eta_minus`: must be in (0, 1), got 1");
 }
+
+// Review 10: a full batch follows a smaller set size; a config file's settings are checked
+// once the command-line options have completed them.
+#[test]
+fn set_sizes_carry_the_full_batch_along() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    let dd = data.to_str().unwrap();
+    let common = ["--backend", "cpu", "-q", "--epochs", "1", "--no-test"];
+    std::fs::write(
+        d.path().join("a.json"),
+        r#"{"optimizer":"rprop-plus","eval_batch_size":100}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("b.json"),
+        r#"{"optimizer":"rprop-plus","train_set_size":200,"eval_set_size":100}"#,
+    )
+    .unwrap();
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "A",
+            &[
+                "--optimizer",
+                "rprop-plus",
+                "--train-set-size",
+                "200",
+                "--eval-set-size",
+                "100",
+            ],
+        ),
+        (
+            "B",
+            &[
+                "--config",
+                "a.json",
+                "--train-set-size",
+                "200",
+                "--eval-set-size",
+                "100",
+            ],
+        ),
+        ("C", &["--config", "b.json"]),
+    ];
+    for (out, extra) in cases {
+        let mut args = vec!["train", "--out", out, "--data-dir", dd];
+        args.extend(common);
+        args.extend(extra);
+        ok(&run(d.path(), &args));
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.path().join(out).join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(cfg["train_batch_size"], 200, "{out}");
+        assert_eq!(cfg["eval_batch_size"], 100, "{out}");
+    }
+}

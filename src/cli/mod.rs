@@ -165,7 +165,7 @@ impl Overrides {
     /// The config file (or the report's settings) with these overrides applied and checked.
     pub fn resolve(&self, config: Option<&Path>) -> Result<Config> {
         let mut cfg = match (config, &self.optimizer) {
-            (Some(path), _) => Config::load(path)?,
+            (Some(path), _) => Config::load_unchecked(path)?,
             (None, Some(name)) => Config::report(
                 name.parse::<Variant>()
                     .map_err(anyhow::Error::msg)
@@ -175,13 +175,29 @@ impl Overrides {
                 bail!("no optimizer: pass --config FILE (see configs/) or --optimizer NAME")
             }
         };
+        // A full batch stays full when only the set size is given (the report's 50000
+        // batch follows --train-set-size 2000, as --help says).
+        let full_train = cfg.train_batch_size == cfg.train_set_size;
+        let full_eval = cfg.eval_batch_size == cfg.eval_set_size;
         for (key, value) in self.pairs() {
             if let Some(v) = value {
                 cfg.set_str(key, v)
                     .with_context(|| format!("--{}", key.replace('_', "-")))?;
             }
         }
-        cfg.validate()?;
+        if full_train && self.train_batch_size.is_none() {
+            cfg.train_batch_size = cfg.train_set_size;
+        }
+        if full_eval && self.eval_batch_size.is_none() {
+            cfg.eval_batch_size = cfg.eval_set_size;
+        }
+        // Checked once the options are applied: they may complete the file's settings.
+        match config {
+            Some(path) => cfg
+                .validate()
+                .with_context(|| format!("{}", path.display()))?,
+            None => cfg.validate()?,
+        }
         Ok(cfg)
     }
 }
