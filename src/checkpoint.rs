@@ -121,6 +121,7 @@ pub fn fingerprint(data: &[f32]) -> String {
 /// fc1, fc2, ... chain into one MLP. `inputs`/`classes`, when given, must match the data it will run on.
 pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+    check_header_keys(bytes)?;
     // Checked here, copied straight into the parameters below (no second copy of a
     // large network in memory).
     let get = |name: &str, rank: usize| -> Result<(Vec<usize>, &[u8])> {
@@ -196,6 +197,18 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
         }
     }
     Ok(p)
+}
+
+/// Refuses a header (already parsed by the safetensors crate, so well-formed) naming a
+/// tensor or metadata key twice: the crate keeps one of them silently.
+fn check_header_keys(bytes: &[u8]) -> Result<()> {
+    let n = bytes.get(..8).map_or(0, |b| {
+        u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize
+    });
+    let header = bytes.get(8..8usize.saturating_add(n)).unwrap_or_default();
+    serde_json::from_slice::<crate::limits::NoDuplicateKeys>(header)
+        .map(|_| ())
+        .map_err(|e| anyhow!("header: {e}"))
 }
 
 /// Little-endian f32s of a tensor's bytes.
@@ -313,6 +326,7 @@ fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(RpropState, usize)> {
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+    check_header_keys(bytes)?;
     let info = meta.metadata().clone().unwrap_or_default();
     let field = |k: &str| {
         info.get(k)

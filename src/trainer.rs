@@ -134,6 +134,29 @@ impl Start {
                 metrics.epochs.len()
             );
         }
+        let metrics_path = dir.join("metrics.json");
+        if let Some((i, r)) = metrics
+            .epochs
+            .iter()
+            .enumerate()
+            .find(|(i, r)| r.epoch != i + 1)
+        {
+            bail!(
+                "{}: record {} is of epoch {}, expected {} (epochs must run 1, 2, 3, ...)",
+                metrics_path.display(),
+                i + 1,
+                r.epoch,
+                i + 1
+            );
+        }
+        if metrics.best_epoch > metrics.epochs.len() {
+            bail!(
+                "{}: best_epoch {} is past its {} epochs",
+                metrics_path.display(),
+                metrics.best_epoch,
+                metrics.epochs.len()
+            );
+        }
         let mut metrics = metrics;
         // Epochs after the saved state (a crash between the two writes) are run again.
         let epochs = metrics.epochs.drain(..epoch).collect();

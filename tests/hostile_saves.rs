@@ -66,7 +66,7 @@ fn big_weights(path: &Path) {
         off = end;
     }
     let mut header = format!("{{{}}}", parts.join(",")).into_bytes();
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut head = (header.len() as u64).to_le_bytes().to_vec();
@@ -290,4 +290,110 @@ fn set_sizes_carry_the_full_batch_along() {
         assert_eq!(cfg["train_batch_size"], 200, "{out}");
         assert_eq!(cfg["eval_batch_size"], 100, "{out}");
     }
+}
+
+/// `path`'s safetensors header as text and its data.
+fn split_header(path: &Path) -> (String, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+    (header.trim_end().to_string(), bytes[8 + n..].to_vec())
+}
+
+/// Writes a safetensors file of `header` (padded) and `data`.
+fn join_header(path: &Path, header: &str, data: &[u8]) {
+    let mut h = header.as_bytes().to_vec();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// Changes `key` of `file`'s metadata in run `dir` (None: removes it).
+fn set_meta(dir: &Path, file: &str, key: &str, value: Option<&str>) {
+    let (header, data) = split_header(&dir.join(file));
+    let mut v: serde_json::Value = serde_json::from_str(&header).unwrap();
+    let meta = v["__metadata__"].as_object_mut().unwrap();
+    assert!(meta.contains_key(key), "{file} has no {key}");
+    match value {
+        Some(x) => meta.insert(key.into(), x.into()),
+        None => meta.remove(key),
+    };
+    join_header(&dir.join(file), &v.to_string(), &data);
+}
+
+/// Changes metrics.json of run `dir` by `edit`.
+fn edit_metrics(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("metrics.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&p, v.to_string()).unwrap();
+}
+
+// Review 6-8: a resume checks the pair even when fields are missing or absurd, the
+// metrics it continues, and headers naming a tensor twice.
+#[test]
+fn resume_refuses_unverifiable_or_inconsistent_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    trained(d.path(), &data, "base");
+    type Edit = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "missing metadata `weights`",
+            Box::new(|v| set_meta(v, "optimizer.safetensors", "weights", None)),
+        ),
+        (
+            "missing metadata `epoch`",
+            Box::new(|v| set_meta(v, "last.safetensors", "epoch", None)),
+        ),
+        (
+            "records 99999999999 optimizer steps",
+            Box::new(|v| set_meta(v, "optimizer.safetensors", "t", Some("99999999999"))),
+        ),
+        (
+            "is of epoch 30, expected 2",
+            Box::new(|v| edit_metrics(v, |m| m["epochs"][1]["epoch"] = 30.into())),
+        ),
+        (
+            "best_epoch 99999999999",
+            Box::new(|v| edit_metrics(v, |m| m["best_epoch"] = 99_999_999_999u64.into())),
+        ),
+        (
+            "`fc1.bias` appears twice",
+            Box::new(|v| {
+                let p = v.join("last.safetensors");
+                let (h, data) = split_header(&p);
+                let at = h.find("\"fc1.bias\":{").unwrap();
+                let entry = &h[at..at + h[at..].find('}').unwrap() + 1];
+                let twice = format!("{},{entry}}}", &h[..h.len() - 1]);
+                join_header(&p, &twice, &data);
+            }),
+        ),
+    ];
+    for (i, (needle, edit)) in cases.iter().enumerate() {
+        let name = format!("r{i}");
+        let v = d.path().join(&name);
+        std::fs::create_dir(&v).unwrap();
+        for e in std::fs::read_dir(d.path().join("base")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), v.join(e.file_name())).unwrap();
+        }
+        edit(&v);
+        let o = run(
+            d.path(),
+            &["train", "--resume", &name, "--epochs", "3", "-q"],
+        );
+        refused(&o, needle);
+    }
+    // The twice-named tensor is refused by every reader of weights.
+    let dd = data.to_str().unwrap();
+    let o = run(
+        d.path(),
+        &["test", "--weights", "r5/last.safetensors", "--data-dir", dd],
+    );
+    refused(&o, "appears twice");
 }

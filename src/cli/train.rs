@@ -164,6 +164,35 @@ fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, Rpr
             );
         }
     }
+    // Without these fields the files cannot be checked as a pair: refused, not trusted.
+    for (file, m, keys) in [
+        (&last, &meta, &["epoch", "optimizer"][..]),
+        (&state_path, &smeta, &["optimizer", "weights", "t"][..]),
+    ] {
+        if let Some(k) = keys.iter().find(|k| !m.contains_key(**k)) {
+            bail!(
+                "{}: missing metadata `{k}`; cannot check that it was saved with {}",
+                file.display(),
+                if file == &last { &state_path } else { &last }.display()
+            );
+        }
+    }
+    // One step per batch: the step count the state records is fixed by its epoch.
+    let batch = cfg.train_batch_size.clamp(1, cfg.train_set_size.max(1));
+    let steps = (start.epoch as u64).saturating_mul(cfg.train_set_size.div_ceil(batch) as u64);
+    if state.t != steps {
+        bail!(
+            "{}: records {} optimizer steps, but {} epochs of {} make {steps}",
+            state_path.display(),
+            state.t,
+            start.epoch,
+            if batch < cfg.train_set_size {
+                format!("{} batches", cfg.train_set_size.div_ceil(batch))
+            } else {
+                "one full-batch step".to_string()
+            }
+        );
+    }
     if let Some(e) = meta.get("epoch").filter(|e| **e != start.epoch.to_string()) {
         bail!(
             "{} is from epoch {} but {} is from epoch {}; they were not saved together (a crash between the two writes?)",
