@@ -37,7 +37,7 @@ pub enum Strategy {
     /// subgroups of exactly 8 lanes (lavapipe on AVX2 CPUs).
     Texture,
     /// The texture strategy (register where there are no 8-lane subgroups) with Z1 of the
-    /// full passes (train, eval, test sets) from `block_z1` of shaders/sparse_first.wgsl:
+    /// full passes (train step, eval pass) from `block_z1` of shaders/sparse_first.wgsl:
     /// 16 x 16 register blocks skipping 4-pixel words zero in all 16 images of a block.
     Sparse,
 }

@@ -1,4 +1,4 @@
-//! The `sparse` strategy's Z1 of a full pass (train, eval, test sets): `first_layer_consts`
+//! The `sparse` strategy's Z1 of a full pass (train step, eval pass): `first_layer_consts`
 //! (shaders/first_consts.wgsl) recomputes c = b1 − row sums of W1 from the current
 //! parameters, then `block_z1` (shaders/sparse_first.wgsl) computes Z1 = a·(U·W1ᵀ) + c from
 //! the set's packed u8 words, skipping the 4-pixel words zero in all 16 images of a block.
