@@ -5,7 +5,7 @@
 //! one floating-point operation: read `Gelem/s` as GFLOP/s.
 //!
 //! cargo bench --bench gpu_kernels [--matmul-kernel is not a criterion flag: set
-//! RPROP_LAB_MATMUL=tiled|register|texture instead. criterion is built without its
+//! RPROP_LAB_MATMUL=tiled|register|texture|sparse instead. criterion is built without its
 //! plotting, which panics on machines without fonts]
 
 use std::time::Duration;

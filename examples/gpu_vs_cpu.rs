@@ -2,7 +2,7 @@
 //! in the same run, a mini-batch GPU epoch (50 steps of 1,000 shuffled rows) beside the
 //! full-batch one, plus the GPU time of each stage and the GFLOP/s of the matmuls.
 //!
-//! cargo run --release --example gpu_vs_cpu [-- DATA_DIR [EPOCHS] [tiled|register]]
+//! cargo run --release --example gpu_vs_cpu [-- DATA_DIR [EPOCHS] [tiled|register|texture|sparse]]
 
 use std::path::PathBuf;
 use std::time::Instant;

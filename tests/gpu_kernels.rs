@@ -9,6 +9,7 @@ mod common;
 use rprop_lab::backend::Backend;
 use rprop_lab::cpu::{self, CpuBackend};
 use rprop_lab::data::{normalize, Dataset};
+use rprop_lab::gpu::ops::sparse_z1::usable;
 use rprop_lab::gpu::{GpuBackend, GpuOptions, Strategy};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, RpropState, Variant};
@@ -74,6 +75,15 @@ fn check_layout(
             "texture strategy without textures"
         );
     }
+    if o.matmul_kernel == Some(Strategy::Sparse) {
+        // Forced, the sparse strategy packs any set whose layout block_z1 takes.
+        let one_binding = g.image_chunks().0 == 1;
+        assert_eq!(
+            g.uses_blocks(),
+            usable(l) && one_binding,
+            "{l:?}: sparse Z1"
+        );
+    }
     let x = cpu::normalize_images(&train);
     for step in 0..steps {
         let p = g.params().unwrap();
@@ -115,8 +125,17 @@ fn kernels_match_cpu_on_odd_shapes() {
     let aligned = Layout::new(20, 12, 10);
     // Not 4-aligned, 13 classes: the generic fallbacks of the register strategy.
     let ragged = Layout::new(21, 13, 13);
+    // Hidden in blocks of 16, rows not: the sparse strategy's block_z1 and its edges.
+    let blocky = Layout::new(24, 32, 10);
     for k in Strategy::ALL {
-        for (l, n) in [(aligned, 1), (aligned, 37), (ragged, 1), (ragged, 67)] {
+        let shapes = [
+            (aligned, 1),
+            (aligned, 37),
+            (ragged, 1),
+            (ragged, 67),
+            (blocky, 37),
+        ];
+        for (l, n) in shapes {
             check_layout(l, n, 5, Variant::IrpropPlus, &opts(k), 2);
         }
     }
@@ -139,7 +158,7 @@ fn kernels_match_cpu_with_chunked_images() {
 fn full_size_step_matches_cpu() {
     // N = 50,000 at the MNIST shape: every kernel, including the forward matmul (and, for
     // the texture strategy, images over several texture layers).
-    for k in [Strategy::Register, Strategy::Texture] {
+    for k in [Strategy::Register, Strategy::Texture, Strategy::Sparse] {
         check_layout(
             Layout::MNIST,
             50_000,

@@ -346,8 +346,42 @@ fn gpu_mini_batch_resume_is_bit_identical() {
     common::assert_same_checkpoints(&a, &b);
 }
 
+/// The sparse strategy's Z1 (block_z1 over the packed set) within verify's tolerances
+/// (Z: norm-relative 1e-5), full batch and on gathered mini-batches (dense Z1).
+fn verify_passes_with_the_sparse_matmul_kernel() {
+    for batch in ["900", "300"] {
+        let o = common::run(&[
+            "verify",
+            "--optimizer",
+            "irprop-minus",
+            "--matmul-kernel",
+            "sparse",
+            "--steps",
+            "3",
+            "--train-set-size",
+            "900",
+            "--train-batch-size",
+            batch,
+            "--eval-set-size",
+            "100",
+            "--eval-batch-size",
+            "100",
+        ]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{text}{}", common::stderr(&o));
+        assert!(text.contains("matmul sparse"), "batch {batch}: {text}");
+        assert!(text.contains("  Z1 "), "batch {batch}: no Z1:\n{text}");
+        assert!(!text.contains("FAIL"), "batch {batch}: {text}");
+        assert!(text.trim_end().ends_with("verify: PASS"), "{text}");
+    }
+}
+
 fn main() {
     common::gpu::main(&[
+        (
+            "verify_passes_with_the_sparse_matmul_kernel",
+            verify_passes_with_the_sparse_matmul_kernel,
+        ),
         (
             "trainer_epoch_is_one_submission_and_at_most_64_bytes_read",
             trainer_epoch_is_one_submission_and_at_most_64_bytes_read,

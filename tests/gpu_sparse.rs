@@ -8,8 +8,11 @@
 mod common;
 
 use rprop_lab::cpu_sparse::{self, SparseImages};
+use rprop_lab::data::Dataset;
 use rprop_lab::gpu::ops::sparse::{pack_blocks, BlockDw1Probe, SparseKernel, SparseZ1Probe};
+use rprop_lab::gpu::ops::sparse_z1::{usable, BlockSet};
 use rprop_lab::gpu::{GpuContext, Needs};
+use rprop_lab::model::Layout;
 use rprop_lab::rng::Rng;
 
 fn sparse_z1_kernels_match_the_cpu_twin() {
@@ -134,6 +137,44 @@ fn block_lists_name_the_nonzero_words() {
     assert_eq!(xs.iter().filter(|&&w| w != 0).count(), 2);
 }
 
+/// The sparse strategy packs a set for block_z1 when the tuner may time it (pixel density
+/// below 0.5) or it is forced, and never when the layout or one binding cannot take it.
+fn block_sets_are_packed_only_where_block_z1_may_run() {
+    let ctx = GpuContext::new(
+        None,
+        Needs {
+            binding: 1 << 20,
+            buffer: 1 << 20,
+        },
+    )
+    .unwrap();
+    let set = |density_of_255: usize| Dataset {
+        // 40 images of 8 pixels: `density_of_255` of each 8 are 255, the rest 0.
+        images: (0..40 * 8)
+            .map(|i| if i % 8 < density_of_255 { 255 } else { 0 })
+            .collect(),
+        labels: vec![0; 40],
+        rows: 1,
+        cols: 8,
+    };
+    let (l, d) = (Layout::new(8, 16, 10), &ctx.device);
+    let sparse = BlockSet::for_set(d, l, &set(2), true, false).expect("a sparse set");
+    assert_eq!(sparse.density, 0.25);
+    assert!(
+        BlockSet::for_set(d, l, &set(4), true, false).is_none(),
+        "density 0.5"
+    );
+    let forced = BlockSet::for_set(d, l, &set(6), true, true).expect("forced");
+    assert_eq!(forced.density, 0.75);
+    assert!(
+        BlockSet::for_set(d, l, &set(2), false, true).is_none(),
+        "several bindings"
+    );
+    assert!(!usable(Layout::new(8, 12, 10)) && usable(l));
+    let odd = Layout::new(8, 12, 10); // hidden not in blocks of 16
+    assert!(BlockSet::for_set(d, odd, &set(2), true, true).is_none());
+}
+
 fn main() {
     common::gpu::main_with(
         &[
@@ -144,6 +185,10 @@ fn main() {
             (
                 "block_dw1_matches_the_cpu_twin",
                 block_dw1_matches_the_cpu_twin,
+            ),
+            (
+                "block_sets_are_packed_only_where_block_z1_may_run",
+                block_sets_are_packed_only_where_block_z1_may_run,
             ),
         ],
         &[(

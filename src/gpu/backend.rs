@@ -10,6 +10,7 @@ use anyhow::{ensure, Context, Result};
 use super::buffers::{self, storage, Pass, Shared, METRIC_BYTES};
 use super::kernels::{Kernels, Strategy};
 use super::mlp::{self, Net};
+use super::ops::sparse_z1::BlockSet;
 use super::ops::{encode_all, Dispatch, Plan};
 use super::{tune, Counters, GpuContext, Needs};
 use crate::backend::{Backend, Batch, EpochStats, PassStats};
@@ -155,7 +156,9 @@ impl GpuBackend {
         let want_tex = super::ops::linear::aligned(l.inputs)
             && super::ops::linear::aligned(l.hidden)
             && super::kernels::subgroups_of_8(&ctx)
-            && preset.is_none_or(|k| k == Strategy::Texture);
+            && preset.is_none_or(|k| k == Strategy::Texture || k == Strategy::Sparse);
+        let want_blocks = preset.is_none_or(|k| k == Strategy::Sparse);
+        let forced = preset == Some(Strategy::Sparse);
         let s = ctx.scoped("allocating GPU buffers", || {
             buffers::create_shared(&ctx.device, l, scratch, train.len().max(1), want_tex)
         })?;
@@ -166,7 +169,12 @@ impl GpuBackend {
                 .then(|| buffers::create_texture(d, &ctx.queue, l, set))
                 .flatten();
             let labels = buffers::storage_init(d, "labels", &set.labels);
-            buffers::create_pass(d, l, set.len(), (x, tex, labels), is_train)
+            let fits = x.len() == 1;
+            let mut p = buffers::create_pass(d, l, set.len(), (x, tex, labels), is_train);
+            p.blocks = want_blocks
+                .then(|| BlockSet::for_set(d, l, set, fits, forced))
+                .flatten();
+            p
         };
         let trainb = ctx.scoped("uploading the train set", || upload(&ctx, train, true))?;
         let evalb = ctx.scoped("uploading the eval set", || upload(&ctx, eval, false))?;
@@ -302,6 +310,11 @@ impl GpuBackend {
     /// layout, subgroups of 8 and texture limits permitting).
     pub fn uses_textures(&self) -> bool {
         super::ops::input::tex_kernels(&self.kernels, self.layout, &self.s, &self.train).is_some()
+    }
+
+    /// True when Z1 of the train set runs `block_z1` (sparse strategy, layout permitting).
+    pub fn uses_blocks(&self) -> bool {
+        self.kernels.block_z1.is_some() && self.train.blocks.is_some()
     }
 
     /// Replaces the weights and the optimizer state (verify re-syncs with it).

@@ -87,6 +87,8 @@ pub struct Pass {
     pub x: Vec<XChunk>,
     /// The same images as a texture, when the texture strategy may run and the set fits.
     pub tex: Option<XTex>,
+    /// The same images packed for the sparse strategy's `block_z1` (full passes only).
+    pub blocks: Option<crate::gpu::ops::sparse_z1::BlockSet>,
     pub labels: wgpu::Buffer,
     pub layers: Vec<LayerBufs>,
     pub loss: wgpu::Buffer,
@@ -321,6 +323,7 @@ pub fn create_pass(
         n,
         x,
         tex,
+        blocks: None,
         labels,
         layers,
         loss: storage(device, "loss", n * 4),

@@ -22,6 +22,7 @@ pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 pub const RPROP_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
 pub const BATCH_WGSL: &str = include_str!("../../shaders/batch.wgsl");
 pub const TELEMETRY_WGSL: &str = include_str!("../../shaders/telemetry.wgsl");
+pub const FIRST_CONSTS_WGSL: &str = include_str!("../../shaders/first_consts.wgsl");
 
 /// How the matrix products are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,15 +36,25 @@ pub enum Strategy {
     /// textures, the shared operand fetched once per 8-lane subgroup and broadcast. Needs
     /// subgroups of exactly 8 lanes (lavapipe on AVX2 CPUs).
     Texture,
+    /// The texture strategy (register where there are no 8-lane subgroups) with Z1 of the
+    /// full passes (train step, eval pass) from `block_z1` of shaders/sparse_first.wgsl:
+    /// 16 x 16 register blocks skipping 4-pixel words zero in all 16 images of a block.
+    Sparse,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 3] = [Strategy::Tiled, Strategy::Register, Strategy::Texture];
+    pub const ALL: [Strategy; 4] = [
+        Strategy::Tiled,
+        Strategy::Register,
+        Strategy::Texture,
+        Strategy::Sparse,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Tiled => "tiled",
             Strategy::Register => "register",
             Strategy::Texture => "texture",
+            Strategy::Sparse => "sparse",
         }
     }
 }
@@ -61,7 +72,7 @@ impl FromStr for Strategy {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown matmul kernel {s:?} (expected tiled, register or texture)")
+                format!("unknown matmul kernel {s:?} (expected tiled, register, texture or sparse)")
             })
     }
 }
@@ -82,6 +93,10 @@ pub struct Kernels {
     pub pack_w1: Option<wgpu::ComputePipeline>,
     pub fwd_tex: Option<wgpu::ComputePipeline>,
     pub dw1_tex: Option<wgpu::ComputePipeline>,
+    /// `block_z1` (shaders/sparse_first.wgsl) and `first_layer_consts`
+    /// (shaders/first_consts.wgsl): the sparse strategy's Z1 of full passes.
+    pub block_z1: Option<wgpu::ComputePipeline>,
+    pub first_consts: Option<wgpu::ComputePipeline>,
     pub relu_fwd: wgpu::ComputePipeline,
     pub relu_bwd: wgpu::ComputePipeline,
     pub softmax_xent: wgpu::ComputePipeline,
@@ -169,7 +184,7 @@ impl Kernels {
         let reg = |name| -> Result<Option<wgpu::ComputePipeline>> {
             match strategy {
                 Strategy::Tiled => Ok(None),
-                Strategy::Register | Strategy::Texture => pipeline(ctx, &mm, name).map(Some),
+                _ => pipeline(ctx, &mm, name).map(Some),
             }
         };
         let sg = match strategy {
@@ -184,14 +199,27 @@ impl Kernels {
                 );
                 Some(module(ctx, "matmul_sg.wgsl", MATMUL_SG_WGSL, true)?)
             }
+            Strategy::Sparse if subgroups_of_8(ctx) => {
+                Some(module(ctx, "matmul_sg.wgsl", MATMUL_SG_WGSL, true)?)
+            }
             _ => None,
+        };
+        let (block_z1, first_consts) = match strategy {
+            Strategy::Sparse => {
+                let fc = module(ctx, "first_consts.wgsl", FIRST_CONSTS_WGSL, false)?;
+                (
+                    Some(super::ops::sparse::pipeline(ctx, "block_z1")?),
+                    Some(pipeline(ctx, &fc, "first_layer_consts")?),
+                )
+            }
+            _ => (None, None),
         };
         let tex = |name| -> Result<Option<wgpu::ComputePipeline>> {
             sg.as_ref().map(|m| pipeline(ctx, m, name)).transpose()
         };
         let generic = match strategy {
             Strategy::Tiled => pipeline(ctx, &mm, "mm_tiled")?,
-            Strategy::Register | Strategy::Texture => pipeline(ctx, &mm, "mm_reg")?,
+            _ => pipeline(ctx, &mm, "mm_reg")?,
         };
         Ok(Kernels {
             strategy,
@@ -204,6 +232,8 @@ impl Kernels {
             pack_w1: tex("pack_w1")?,
             fwd_tex: tex("fwd_x_sg")?,
             dw1_tex: tex("dw1_sg")?,
+            block_z1,
+            first_consts,
             relu_fwd: pipeline(ctx, &relu, "relu_fwd")?,
             relu_bwd: pipeline(ctx, &relu, "relu_bwd")?,
             softmax_xent: pipeline(ctx, &sx, "softmax_xent")?,

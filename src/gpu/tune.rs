@@ -98,6 +98,13 @@ pub fn choose_kernels(
         if strategy == Strategy::Texture && (train.tex.is_none() || s.w1t.is_none()) {
             continue; // no subgroups of 8, layout or texture limits: it would time as register
         }
+        let sparse_set = train
+            .blocks
+            .as_ref()
+            .is_some_and(|b| b.density < super::ops::sparse_z1::MAX_DENSITY);
+        if strategy == Strategy::Sparse && !sparse_set {
+            continue; // dense images, layout or binding limits: nothing to skip
+        }
         let kernels = Kernels::new(ctx, strategy)?;
         let plan = ctx.scoped("recording the timing dispatches", || {
             let mut p = Plan::new(&ctx.device);

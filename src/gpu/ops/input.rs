@@ -52,6 +52,9 @@ pub fn forward(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass, ca
     let rb = row_bytes(l);
     let lb = &p.layers[0];
     let h = lb.h.as_ref().unwrap_or(&lb.z);
+    if super::sparse_z1::forward(plan, k, l, s, p, cap) {
+        return false; // Z1 only: the caller runs the ReLU
+    }
     if let Some(tk) = tex_kernels(k, l, s, p) {
         // All rows from the textures in one dispatch (relu fused), after W1's refresh.
         let rows = p.n.min(cap);

@@ -94,7 +94,7 @@ impl Mm {
     pub fn groups(&self, strategy: Strategy) -> [u32; 3] {
         match strategy {
             Strategy::Tiled => [self.m.div_ceil(64), self.n.div_ceil(64), self.splits()],
-            Strategy::Register | Strategy::Texture => [
+            Strategy::Register | Strategy::Texture | Strategy::Sparse => [
                 self.m.div_ceil(4).div_ceil(64),
                 self.n.div_ceil(4),
                 self.splits(),

@@ -9,7 +9,8 @@
 //! * [`optimizer`]: the fused optimizer step;
 //! * [`telemetry`]: Rprop telemetry counts and the per-epoch history;
 //! * [`sparse`]: the first layer's Z1 and dW1 from the nonzero u8 pixels (measured
-//!   probes, not yet a strategy of the backend);
+//!   probes; `block_z1` also serves the backend);
+//! * [`sparse_z1`]: the sparse strategy's Z1 of full passes (`block_z1`);
 //! * [`batch`]: gathering a mini-batch's rows by index on the device, and the per-step
 //!   cursor.
 
@@ -20,6 +21,7 @@ pub mod optimizer;
 pub mod pointwise;
 pub mod reduce;
 pub mod sparse;
+pub mod sparse_z1;
 pub mod telemetry;
 
 use bytemuck::Pod;

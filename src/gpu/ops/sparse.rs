@@ -41,7 +41,7 @@ pub enum SparseKernel {
 }
 
 /// Images per `block_z1` row block.
-const BLOCK_ROWS: usize = 16;
+pub const BLOCK_ROWS: usize = 16;
 
 /// `block_z1`'s u8 pixels as u32 words (4 pixels each, lowest byte first, `inputs / 4` per
 /// image) and, per block of 16 images, the starts and the list of words nonzero in any.
@@ -55,6 +55,13 @@ pub fn pack_blocks(u: &SparseImages) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
             xs[n * kw + k / 4] |= (v as u32) << (8 * (k % 4));
         }
     }
+    let (starts, list) = block_lists(&xs, kw);
+    (xs, starts, list)
+}
+
+/// Per block of 16 images of `xs` (`kw` words each): the starts and the list of the words
+/// nonzero in any of its images.
+pub fn block_lists(xs: &[u32], kw: usize) -> (Vec<u32>, Vec<u32>) {
     let (mut starts, mut list) = (vec![0u32], Vec::new());
     for block in xs.chunks(BLOCK_ROWS * kw) {
         for k in 0..kw {
@@ -64,7 +71,7 @@ pub fn pack_blocks(u: &SparseImages) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
         }
         starts.push(list.len() as u32);
     }
-    (xs, starts, list)
+    (starts, list)
 }
 
 /// Rows per workgroup (the shader's workgroup_size y) and lanes per 128 hidden units (x).
@@ -91,7 +98,7 @@ pub fn pack_entries(u: &SparseImages) -> (Vec<u32>, Vec<u32>) {
 
 /// The pipeline of one entry point of shaders/sparse_first.wgsl. The module keeps naga's
 /// bounds checks (their cost is part of what the probe measures).
-fn pipeline(ctx: &GpuContext, entry: &str) -> Result<wgpu::ComputePipeline> {
+pub fn pipeline(ctx: &GpuContext, entry: &str) -> Result<wgpu::ComputePipeline> {
     let d = &ctx.device;
     let m = ctx.scoped("compiling shaders/sparse_first.wgsl", || {
         d.create_shader_module(wgpu::ShaderModuleDescriptor {
