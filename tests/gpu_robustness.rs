@@ -202,6 +202,34 @@ fn lost_device_is_a_clear_error_and_keeps_saved_files() {
     eprintln!("lost device error: {e}");
 }
 
+/// `--adapter` naming no adapter of the machine: an error that names it (no fallback).
+fn unknown_adapter_is_a_clear_error() {
+    use rprop_lab::gpu::{GpuBackend, GpuOptions};
+    use rprop_lab::model::{Layout, Params};
+    use rprop_lab::optim::{Hyper, Variant};
+    let set = rprop_lab::data::Dataset {
+        images: (0..10 * 784).map(|i| (i % 251) as u8).collect(),
+        labels: (0..10).map(|i| i as u8).collect(),
+        rows: 28,
+        cols: 28,
+    };
+    let o = GpuOptions {
+        adapter: Some("no-such-adapter-xyz".into()),
+        ..Default::default()
+    };
+    let e = GpuBackend::new(
+        &set,
+        &set,
+        Params::init(Layout::MNIST, 0),
+        Variant::RpropMinus,
+        Hyper::default(),
+        &o,
+    )
+    .err()
+    .expect("must fail");
+    assert!(format!("{e:#}").contains("no-such-adapter-xyz"), "{e:#}");
+}
+
 fn main() {
     common::gpu::main_with(
         &[
@@ -217,6 +245,10 @@ fn main() {
             (
                 "lost_device_is_a_clear_error_and_keeps_saved_files",
                 lost_device_is_a_clear_error_and_keeps_saved_files,
+            ),
+            (
+                "unknown_adapter_is_a_clear_error",
+                unknown_adapter_is_a_clear_error,
             ),
         ],
         &[("verify_diff_flags_a_mismatch", verify_diff_flags_a_mismatch)],
