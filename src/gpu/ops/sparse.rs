@@ -2,9 +2,10 @@
 //! (shaders/sparse_first.wgsl): Z1 = a·(U·W1ᵀ) + c (CPU twin `cpu_sparse::forward_rows`) and
 //! dW1 = a·(dZ1ᵀ·U) − db1 ⊗ 1 (CPU twin `cpu_sparse::grad_rows` + `finish_grad`).
 //!
-//! Measured probes for a `sparse` GPU matmul strategy, timed against the dense strategies by
-//! `examples/gpu_sparse_z1.rs` (figures in the README's Speed section); not wired into the
-//! backend yet.
+//! The probes timed against the dense strategies by `examples/gpu_sparse_z1.rs` (figures in
+//! the README's Speed section). Of these kernels the backend's `sparse` strategy runs
+//! `block_z1`, the one that wins on lavapipe (wired in by [`super::sparse_z1`]); the
+//! per-nonzero kernels and the block dW1 lose there and stay probes.
 
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
