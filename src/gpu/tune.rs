@@ -19,6 +19,8 @@ use crate::model::Layout;
 
 /// Rows the strategy timing runs Z1 on.
 const TUNE_ROWS: usize = 4096;
+/// Timing rounds per candidate strategy (the best one counts).
+const TUNE_ROUNDS: usize = 3;
 
 /// Identifies an adapter and its driver (a driver update may change the best strategy) and
 /// the strategies there are to choose from (a new one must be timed, not shadowed by an
@@ -92,8 +94,11 @@ pub fn choose_kernels(
         }
         return Kernels::new(ctx, k);
     }
-    let mut best: Option<(f64, Kernels)> = None;
-    let mut report = Vec::new();
+    // Every candidate's plan first, then the timing rounds interleaved (A B C, A B C, ...),
+    // best of TUNE_ROUNDS each: a burst of load from another process then slows one round of
+    // every candidate rather than all the runs of one, which would pick the wrong strategy
+    // (and cache it).
+    let mut candidates = Vec::new();
     for strategy in Strategy::ALL {
         if strategy == Strategy::Texture && (train.tex.is_none() || s.w1t.is_none()) {
             continue; // no subgroups of 8, layout or texture limits: it would time as register
@@ -112,23 +117,34 @@ pub fn choose_kernels(
             mlp::forward(&mut p, net, train, TUNE_ROWS);
             p.list
         })?;
-        let run = |ctx: &mut GpuContext| -> Result<f64> {
-            let t0 = Instant::now();
-            let mut enc = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-            encode_all(&mut enc, plan.iter());
-            ctx.submit(enc.finish());
-            ctx.wait()?;
-            Ok(t0.elapsed().as_secs_f64())
-        };
-        run(ctx)?; // compiles (JIT) the pipeline
-        let secs = run(ctx)?.min(run(ctx)?);
-        report.push(format!("{strategy} {:.1} ms", secs * 1e3));
-        if best.as_ref().is_none_or(|(b, _)| secs < *b) {
-            best = Some((secs, kernels));
+        candidates.push((kernels, plan, f64::INFINITY));
+    }
+    let run = |ctx: &mut GpuContext, plan: &[_]| -> Result<f64> {
+        let t0 = Instant::now();
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        encode_all(&mut enc, plan.iter());
+        ctx.submit(enc.finish());
+        ctx.wait()?;
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    for (_, plan, _) in &candidates {
+        run(ctx, plan)?; // compiles (JIT) the pipelines
+    }
+    for _ in 0..TUNE_ROUNDS {
+        for (_, plan, secs) in candidates.iter_mut() {
+            *secs = secs.min(run(ctx, plan)?);
         }
     }
+    let report: Vec<String> = candidates
+        .iter()
+        .map(|(k, _, secs)| format!("{} {:.1} ms", k.strategy, secs * 1e3))
+        .collect();
+    let best = candidates
+        .into_iter()
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(k, _, secs)| (secs, k));
     let (_, kernels) = best.context("no matmul strategy")?;
     if opts.verbose {
         eprintln!(
