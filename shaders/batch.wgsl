@@ -6,6 +6,10 @@
 //   gather_rows:   dst[r][w] = src[order[cursor[0] + dst_row0 + r] - src_row0][w] for the rows
 //                  that fall in this chunk of the images (u8 pixels packed in u32 words,
 //                  `row_words` words per row); one invocation per destination word
+//   gather_tex:    the same rows between the images' textures (texture strategy): texel (c, r)
+//                  of the batch texture = texel (c, s) of the train set's, s = order[cursor[0] + r],
+//                  row s of a texture at (y, layer) = (s % layer_rows, s / layer_rows);
+//                  one invocation per texel (16 pixels, padding texels included)
 //   gather_labels: dst labels (u8, four per u32) of the batch's rows; one invocation per word
 //   advance:       after a step: cursor[0] += rows, cursor[1] += 1, and the next step's
 //                  Adam scalars table[2 s], table[2 s + 1] (s = cursor[1]) into loss[2], loss[3]
@@ -81,4 +85,28 @@ fn advance() {
     let s = cursor[1];
     loss[2] = table[2u * s];
     loss[3] = table[2u * s + 1u];
+}
+
+struct GatherTex {
+    rows: u32,           // batch rows
+    cols: u32,           // texels per image row
+    src_layer_rows: u32, // image rows per layer of the train set's texture
+    dst_layer_rows: u32, // image rows per layer of the batch's texture
+}
+
+@group(0) @binding(8) var src_t: texture_2d_array<u32>;
+@group(0) @binding(9) var dst_t: texture_storage_2d_array<rgba32uint, write>;
+@group(0) @binding(10) var<uniform> gt: GatherTex;
+
+// Grid: x = texel columns (64 per group), y = batch rows.
+@compute @workgroup_size(64)
+fn gather_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    let r = gid.y;
+    if (c >= gt.cols || r >= gt.rows) {
+        return;
+    }
+    let s = order[cursor[0] + r];
+    let v = textureLoad(src_t, vec2<u32>(c, s % gt.src_layer_rows), s / gt.src_layer_rows, 0);
+    textureStore(dst_t, vec2<u32>(c, r % gt.dst_layer_rows), r / gt.dst_layer_rows, v);
 }

@@ -376,6 +376,53 @@ fn verify_passes_with_the_sparse_matmul_kernel() {
     }
 }
 
+/// Mini-batches under the texture strategy: the batch's rows are gathered into a texture on
+/// the device and the texture kernels run on them (as on the full set), matching the CPU
+/// step by step (`verify`, a short last batch included).
+fn mini_batches_run_the_texture_kernels_and_match_the_cpu() {
+    let (train, eval) = sets(900, 100);
+    let o = GpuOptions {
+        matmul_kernel: Some(rprop_lab::gpu::Strategy::Texture),
+        ..Default::default()
+    };
+    let mut g = GpuBackend::new(
+        &train,
+        &eval,
+        Params::init(Layout::MNIST, 0),
+        Variant::IrpropPlus,
+        Hyper::default(),
+        &o,
+    )
+    .unwrap();
+    let order = rprop_lab::backend::epoch_order(train.len(), 0, 1);
+    for rows in order.chunks(250) {
+        g.train_step(Batch::Rows(rows)).unwrap();
+    }
+    g.end_epoch().unwrap();
+    // Without 8-lane subgroups there is no texture strategy, on the full set or a batch.
+    assert_eq!(g.mini_batches_use_textures(), g.uses_textures());
+    let o = common::run(&[
+        "verify",
+        "--optimizer",
+        "irprop-plus",
+        "--matmul-kernel",
+        "texture",
+        "--steps",
+        "4",
+        "--train-set-size",
+        "900",
+        "--train-batch-size",
+        "250",
+        "--eval-set-size",
+        "100",
+        "--eval-batch-size",
+        "100",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}{}", common::stderr(&o));
+    assert!(text.trim_end().ends_with("verify: PASS"), "{text}");
+}
+
 fn main() {
     common::gpu::main(&[
         (
@@ -401,6 +448,10 @@ fn main() {
         (
             "gpu_mini_batch_resume_is_bit_identical",
             gpu_mini_batch_resume_is_bit_identical,
+        ),
+        (
+            "mini_batches_run_the_texture_kernels_and_match_the_cpu",
+            mini_batches_run_the_texture_kernels_and_match_the_cpu,
         ),
     ]);
 }

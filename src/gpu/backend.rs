@@ -253,10 +253,14 @@ impl GpuBackend {
         }
         let (l, d) = (self.layout, &self.ctx.device);
         let chunk_rows = self.chunk_rows;
+        let with_tex = self.train.tex.is_some();
         let pass = self.ctx.scoped("allocating mini-batch buffers", || {
             let x = buffers::image_chunks(d, l, None, rows, chunk_rows);
+            let tex = with_tex
+                .then(|| buffers::create_batch_texture(d, l, rows))
+                .flatten();
             let labels = storage(d, "batch labels", rows);
-            buffers::create_pass(d, l, rows, (x, None, labels), true)
+            buffers::create_pass(d, l, rows, (x, tex, labels), true)
         })?;
         let net = Net {
             k: &self.kernels,

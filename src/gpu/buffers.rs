@@ -257,6 +257,45 @@ pub fn create_texture(
     })
 }
 
+/// An empty images' texture for a mini-batch of `rows` rows, filled on the device from the
+/// train set's texture by `gather_tex` (shaders/batch.wgsl) at each step; None when it
+/// would exceed the texture limits (the batch then runs the register kernels).
+pub fn create_batch_texture(device: &wgpu::Device, l: Layout, rows: usize) -> Option<XTex> {
+    let lim = device.limits();
+    let (width, max_dim) = (tex_cols(l), lim.max_texture_dimension_2d as usize);
+    if rows == 0 || width == 0 || width > max_dim {
+        return None;
+    }
+    let layers = rows.div_ceil(max_dim);
+    if layers > lim.max_texture_array_layers as usize {
+        return None;
+    }
+    let layer_rows = rows.div_ceil(layers);
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("batch images (texture)"),
+        size: wgpu::Extent3d {
+            width: width as u32,
+            height: layer_rows as u32,
+            depth_or_array_layers: layers as u32,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Uint,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&wgpu::TextureViewDescriptor {
+        dimension: Some(wgpu::TextureViewDimension::D2Array),
+        ..Default::default()
+    });
+    Some(XTex {
+        _texture: texture,
+        view,
+        layer_rows,
+    })
+}
+
 /// The images of `set` in chunks of `chunk_rows` rows (each row padded to whole u32 words),
 /// or, with no set, empty chunks for a mini-batch of `n` rows to gather into.
 pub fn image_chunks(

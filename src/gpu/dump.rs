@@ -46,6 +46,16 @@ impl StepDump {
 }
 
 impl GpuBackend {
+    /// True when every mini-batch pass built so far runs its first layer from the images'
+    /// texture (gathered on the device by `gather_tex`), as the full train set does.
+    pub fn mini_batches_use_textures(&self) -> bool {
+        !self.batches.is_empty()
+            && self.batches.iter().all(|b| {
+                super::ops::input::tex_kernels(&self.kernels, self.layout, &self.s, &b.pass)
+                    .is_some()
+            })
+    }
+
     /// One training step on `batch` (no eval pass), then every intermediate read back.
     pub fn debug_step_on(&mut self, batch: Batch) -> Result<StepDump> {
         self.flush();

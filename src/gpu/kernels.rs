@@ -109,6 +109,8 @@ pub struct Kernels {
     /// `gather_rows`, `gather_labels`, `advance` (shaders/batch.wgsl).
     pub gather_rows: wgpu::ComputePipeline,
     pub gather_labels: wgpu::ComputePipeline,
+    /// `gather_tex` (shaders/batch.wgsl): a mini-batch's rows of the images' texture.
+    pub gather_tex: wgpu::ComputePipeline,
     pub advance: wgpu::ComputePipeline,
     /// `signs`, `steps`, `close` (shaders/telemetry.wgsl).
     pub tele_signs: wgpu::ComputePipeline,
@@ -245,6 +247,7 @@ impl Kernels {
             finish: pipeline(ctx, &rp, "finish")?,
             gather_rows: pipeline(ctx, &batch, "gather_rows")?,
             gather_labels: pipeline(ctx, &batch, "gather_labels")?,
+            gather_tex: pipeline(ctx, &batch, "gather_tex")?,
             advance: pipeline(ctx, &batch, "advance")?,
             tele_signs: pipeline(ctx, &tele, "signs")?,
             tele_steps: pipeline(ctx, &tele, "steps")?,

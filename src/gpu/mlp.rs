@@ -115,7 +115,8 @@ pub fn backward(plan: &mut Plan, net: Net, p: &Pass) {
 /// `full` first; then forward, backward, the update, and the cursor's advance.
 pub fn step(plan: &mut Plan, net: Net, p: &Pass, full: Option<&Pass>, (v, h): (Variant, &Hyper)) {
     if let Some(src) = full {
-        batch::gather(plan, net.k, net.s, src, p, row_bytes(net.l) / 4);
+        let tex = super::ops::input::tex_kernels(net.k, net.l, net.s, p).is_some();
+        batch::gather(plan, net.k, net.s, (src, p), row_bytes(net.l) / 4, tex);
     }
     forward(plan, net, p, usize::MAX);
     backward(plan, net, p);

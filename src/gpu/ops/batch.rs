@@ -21,6 +21,16 @@ pub struct Gather {
     pub _pad: [u32; 3],
 }
 
+/// `struct GatherTex` of batch.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct GatherTex {
+    pub rows: u32,
+    pub cols: u32,
+    pub src_layer_rows: u32,
+    pub dst_layer_rows: u32,
+}
+
 /// `struct Advance` of batch.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -39,11 +49,46 @@ mod bind {
     pub const LOSS: u32 = 5;
     pub const TABLE: u32 = 6;
     pub const A: u32 = 7;
+    pub const SRC_T: u32 = 8;
+    pub const DST_T: u32 = 9;
+    pub const GT: u32 = 10;
 }
 
-/// The current batch's rows of `src` (the train set) into `dst` (a batch pass).
-pub fn gather(plan: &mut Plan, k: &Kernels, s: &Shared, src: &Pass, dst: &Pass, row_words: usize) {
-    for d in &dst.x {
+/// The current batch's rows of `src` (the train set) into `dst` (a batch pass): the labels,
+/// and the images either into the image chunks or, when `tex` (the first layer runs from
+/// textures, as the texture strategy's kernels do on the full set), into the images'
+/// texture only (nothing else reads the chunks then).
+pub fn gather(
+    plan: &mut Plan,
+    k: &Kernels,
+    s: &Shared,
+    (src, dst): (&Pass, &Pass),
+    row_words: usize,
+    tex: bool,
+) {
+    if let (true, Some(st), Some(dt)) = (tex, &src.tex, &dst.tex) {
+        // Texels of 16 pixels per row (= buffers::tex_cols).
+        let cols = row_words.div_ceil(4);
+        let u = GatherTex {
+            rows: dst.n as u32,
+            cols: cols as u32,
+            src_layer_rows: st.layer_rows as u32,
+            dst_layer_rows: dt.layer_rows as u32,
+        };
+        plan.push(
+            Stage::Gather,
+            &k.gather_tex,
+            (bind::GT, &u),
+            &[
+                (bind::ORDER, Res::Buf(&s.order)),
+                (bind::CURSOR, Res::Buf(&s.cursor)),
+                (bind::SRC_T, Res::Tex(&st.view)),
+                (bind::DST_T, Res::Tex(&dt.view)),
+            ],
+            [cols.div_ceil(64) as u32, dst.n as u32, 1],
+        );
+    }
+    for d in dst.x.iter().filter(|_| !tex) {
         for c in &src.x {
             let u = Gather {
                 rows: d.rows as u32,
