@@ -200,67 +200,10 @@ pub fn create_shared(
     }
 }
 
-/// The images of `set` as an rgba32uint 2D array texture, or None when the adapter's
-/// texture limits cannot hold them (the texture strategy then uses the storage kernels).
-pub fn create_texture(
-    device: &wgpu::Device,
-    queue: &wgpu::Queue,
-    l: Layout,
-    set: &Dataset,
-) -> Option<XTex> {
-    let lim = device.limits();
-    let (n, f) = (set.len(), l.inputs);
-    let width = tex_cols(l);
-    // Rows padded with zero pixels to whole texels (W1's texture is zero there).
-    let rb = width * 16;
-    let max_dim = lim.max_texture_dimension_2d as usize;
-    if n == 0 || width == 0 || width > max_dim {
-        return None;
-    }
-    // Fewest layers, then rows spread evenly over them (no padding rows for 50,000).
-    let layers = n.div_ceil(max_dim);
-    if layers > lim.max_texture_array_layers as usize {
-        return None;
-    }
-    let layer_rows = n.div_ceil(layers);
-    let mut bytes = vec![0u8; layers * layer_rows * rb];
-    for r in 0..n {
-        bytes[r * rb..r * rb + f].copy_from_slice(set.image(r));
-    }
-    let texture = device.create_texture_with_data(
-        queue,
-        &wgpu::TextureDescriptor {
-            label: Some("images (texture)"),
-            size: wgpu::Extent3d {
-                width: width as u32,
-                height: layer_rows as u32,
-                depth_or_array_layers: layers as u32,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Uint,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING,
-            view_formats: &[],
-        },
-        wgpu::util::TextureDataOrder::LayerMajor,
-        &bytes,
-    );
-    let view = texture.create_view(&wgpu::TextureViewDescriptor {
-        dimension: Some(wgpu::TextureViewDimension::D2Array),
-        ..Default::default()
-    });
-    Some(XTex {
-        _texture: texture,
-        view,
-        layer_rows,
-    })
-}
-
-/// An empty images' texture for a mini-batch of `rows` rows, filled on the device from the
-/// train set's texture by `gather_tex` (shaders/batch.wgsl) at each step; None when it
-/// would exceed the texture limits (the batch then runs the register kernels).
-pub fn create_batch_texture(device: &wgpu::Device, l: Layout, rows: usize) -> Option<XTex> {
+/// The size of an images' texture of `rows` rows: texels of 16 pixels per row (rows padded
+/// with zero pixels to whole texels; W1's texture is zero there), the fewest layers, rows
+/// spread evenly over them (no padding rows for 50,000); None past the texture limits.
+fn texture_size(device: &wgpu::Device, l: Layout, rows: usize) -> Option<wgpu::Extent3d> {
     let lim = device.limits();
     let (width, max_dim) = (tex_cols(l), lim.max_texture_dimension_2d as usize);
     if rows == 0 || width == 0 || width > max_dim {
@@ -270,30 +213,84 @@ pub fn create_batch_texture(device: &wgpu::Device, l: Layout, rows: usize) -> Op
     if layers > lim.max_texture_array_layers as usize {
         return None;
     }
-    let layer_rows = rows.div_ceil(layers);
-    let texture = device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("batch images (texture)"),
-        size: wgpu::Extent3d {
-            width: width as u32,
-            height: layer_rows as u32,
-            depth_or_array_layers: layers as u32,
-        },
+    Some(wgpu::Extent3d {
+        width: width as u32,
+        height: rows.div_ceil(layers) as u32,
+        depth_or_array_layers: layers as u32,
+    })
+}
+
+/// The descriptor of an images' texture (rgba32uint: 16 u8 pixels per texel).
+fn texture_desc(
+    label: &'static str,
+    size: wgpu::Extent3d,
+    usage: wgpu::TextureUsages,
+) -> wgpu::TextureDescriptor<'static> {
+    wgpu::TextureDescriptor {
+        label: Some(label),
+        size,
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
         format: wgpu::TextureFormat::Rgba32Uint,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+        usage,
         view_formats: &[],
-    });
-    let view = texture.create_view(&wgpu::TextureViewDescriptor {
-        dimension: Some(wgpu::TextureViewDimension::D2Array),
-        ..Default::default()
-    });
-    Some(XTex {
-        _texture: texture,
-        view,
-        layer_rows,
-    })
+    }
+}
+
+impl XTex {
+    fn new(texture: wgpu::Texture) -> XTex {
+        let view = texture.create_view(&wgpu::TextureViewDescriptor {
+            dimension: Some(wgpu::TextureViewDimension::D2Array),
+            ..Default::default()
+        });
+        XTex {
+            layer_rows: texture.height() as usize,
+            _texture: texture,
+            view,
+        }
+    }
+}
+
+/// The images of `set` as an rgba32uint 2D array texture, or None when the adapter's
+/// texture limits cannot hold them (the texture strategy then uses the storage kernels).
+pub fn create_texture(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    l: Layout,
+    set: &Dataset,
+) -> Option<XTex> {
+    let size = texture_size(device, l, set.len())?;
+    let rb = size.width as usize * 16;
+    let texels = (size.height * size.depth_or_array_layers) as usize;
+    let mut bytes = vec![0u8; texels * rb];
+    for r in 0..set.len() {
+        bytes[r * rb..r * rb + l.inputs].copy_from_slice(set.image(r));
+    }
+    let desc = texture_desc(
+        "images (texture)",
+        size,
+        wgpu::TextureUsages::TEXTURE_BINDING,
+    );
+    Some(XTex::new(device.create_texture_with_data(
+        queue,
+        &desc,
+        wgpu::util::TextureDataOrder::LayerMajor,
+        &bytes,
+    )))
+}
+
+/// An empty images' texture for a mini-batch of `rows` rows, filled on the device from the
+/// train set's texture by `gather_tex` (shaders/batch.wgsl) at each step; None when it
+/// would exceed the texture limits (the batch then runs the register kernels).
+pub fn create_batch_texture(device: &wgpu::Device, l: Layout, rows: usize) -> Option<XTex> {
+    let usage = wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING;
+    let size = texture_size(device, l, rows)?;
+    Some(XTex::new(device.create_texture(&texture_desc(
+        "batch images (texture)",
+        size,
+        usage,
+    ))))
 }
 
 /// The images of `set` in chunks of `chunk_rows` rows (each row padded to whole u32 words),

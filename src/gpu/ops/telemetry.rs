@@ -83,6 +83,43 @@ fn tensors(l: Layout) -> Vec<(u32, u32, u32)> {
         .collect()
 }
 
+/// Bindings of telemetry.wgsl.
+mod bind {
+    pub const W: u32 = 0;
+    pub const G: u32 = 1;
+    pub const STEP: u32 = 2;
+    pub const PREV_GRAD: u32 = 3;
+    pub const LOSS: u32 = 4;
+    pub const COUNTS: u32 = 5;
+    pub const P: u32 = 6;
+    pub const HISTORY: u32 = 7;
+}
+
+/// Records `pipe` once per weight tensor, with the tensor's (layer, offset, len) in `base`.
+fn per_tensor(
+    plan: &mut Plan,
+    pipe: &wgpu::ComputePipeline,
+    l: Layout,
+    base: Tele,
+    bufs: &[(u32, Res)],
+) {
+    for (layer, offset, len) in tensors(l) {
+        let p = Tele {
+            layer,
+            offset,
+            len,
+            ..base
+        };
+        plan.push(
+            Stage::Rprop,
+            pipe,
+            (bind::P, &p),
+            bufs,
+            grid((len as usize).div_ceil(256)),
+        );
+    }
+}
+
 /// Records the sign-change counts of a step (before the optimizer update).
 pub fn signs(
     plan: &mut Plan,
@@ -92,30 +129,14 @@ pub fn signs(
     l: Layout,
     vh: (Variant, &Hyper),
 ) {
-    let base = Tele::new(l, vh.0, vh.1);
-    for (layer, offset, len) in tensors(l) {
-        plan.push(
-            Stage::Rprop,
-            &k.tele_signs,
-            (
-                6,
-                &Tele {
-                    layer,
-                    offset,
-                    len,
-                    ..base
-                },
-            ),
-            &[
-                (0, Res::Buf(&s.params)),
-                (1, Res::Buf(&s.grads)),
-                (3, Res::Buf(&s.prev_grad)),
-                (4, Res::Buf(&s.lossbuf)),
-                (5, Res::Buf(&t.counts)),
-            ],
-            grid((len as usize).div_ceil(256)),
-        );
-    }
+    let bufs = [
+        (bind::W, Res::Buf(&s.params)),
+        (bind::G, Res::Buf(&s.grads)),
+        (bind::PREV_GRAD, Res::Buf(&s.prev_grad)),
+        (bind::LOSS, Res::Buf(&s.lossbuf)),
+        (bind::COUNTS, Res::Buf(&t.counts)),
+    ];
+    per_tensor(plan, &k.tele_signs, l, Tele::new(l, vh.0, vh.1), &bufs);
 }
 
 /// Records the end of an epoch's telemetry: bin the step sizes, write the history row.
@@ -128,28 +149,19 @@ pub fn close_epoch(
     vh: (Variant, &Hyper),
 ) {
     let base = Tele::new(l, vh.0, vh.1);
-    for (layer, offset, len) in tensors(l) {
-        plan.push(
-            Stage::Rprop,
-            &k.tele_steps,
-            (
-                6,
-                &Tele {
-                    layer,
-                    offset,
-                    len,
-                    ..base
-                },
-            ),
-            &[(2, Res::Buf(&s.step)), (5, Res::Buf(&t.counts))],
-            grid((len as usize).div_ceil(256)),
-        );
-    }
+    let bufs = [
+        (bind::STEP, Res::Buf(&s.step)),
+        (bind::COUNTS, Res::Buf(&t.counts)),
+    ];
+    per_tensor(plan, &k.tele_steps, l, base, &bufs);
     plan.push(
         Stage::Rprop,
         &k.tele_close,
-        (6, &base),
-        &[(5, Res::Buf(&t.counts)), (7, Res::Buf(&t.history))],
+        (bind::P, &base),
+        &[
+            (bind::COUNTS, Res::Buf(&t.counts)),
+            (bind::HISTORY, Res::Buf(&t.history)),
+        ],
         [1, 1, 1],
     );
 }
