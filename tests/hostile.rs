@@ -8,18 +8,7 @@ mod hostile_util;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hostile_util::{ok, refused, run, snapshot, tiny, tiny_data, with};
-
-/// A finished 2-epoch run in `dir/name`.
-fn trained(dir: &Path, data: &Path, name: &str) {
-    ok(&run(
-        dir,
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", name],
-            &tiny(data, 2),
-        ),
-    ));
-}
+use hostile_util::{ok, refused, run, snapshot, tiny, tiny_data, trained, with};
 
 // 1. --force checks everything before it touches the old run.
 #[test]

@@ -9,18 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
 
-use hostile_util::{ok, refused, run, snapshot, tiny, tiny_data, with};
-
-/// A finished 2-epoch rprop-plus run in `dir/name`.
-fn trained(dir: &Path, data: &Path, name: &str) {
-    ok(&run(
-        dir,
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", name],
-            &tiny(data, 2),
-        ),
-    ));
-}
+use hostile_util::{ok, refused, run, snapshot, tiny, tiny_data, trained, with};
 
 // Review 1: the estimate counts the copies a save makes: a network that trains in the
 // memory but whose save would not fit is refused up front, not aborted after training.

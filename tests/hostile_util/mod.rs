@@ -62,20 +62,8 @@ pub fn run<S: AsRef<str>>(cwd: &Path, args: &[S]) -> Output {
     )
 }
 
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts success; returns stdout.
-pub fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        stderr(o)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+// The same success check and stderr text as the other CLI tests.
+pub use super::common::{ok, stderr};
 
 /// Asserts exit 2 and exactly one line on stderr, `error: ...` containing `needle`.
 pub fn refused(o: &Output, needle: &str) -> String {
@@ -148,4 +136,15 @@ pub fn with(args: &[&str], more: &[String]) -> Vec<String> {
     let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     v.extend(more.iter().cloned());
     v
+}
+
+/// A finished 2-epoch rprop-plus run in `dir/name`.
+pub fn trained(dir: &Path, data: &Path, name: &str) {
+    ok(&run(
+        dir,
+        &with(
+            &["train", "--optimizer", "rprop-plus", "--out", name],
+            &tiny(data, 2),
+        ),
+    ));
 }
