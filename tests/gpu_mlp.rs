@@ -216,33 +216,9 @@ fn verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer() {
                 "128" => &[],
                 _ => &["--hidden", hidden],
             };
-            let o = common::run(
-                &[
-                    &["verify", "--optimizer", optimizer],
-                    net,
-                    &[
-                        "--steps",
-                        "3",
-                        "--train-set-size",
-                        "900",
-                        "--train-batch-size",
-                        batch,
-                        "--eval-set-size",
-                        "100",
-                        "--eval-batch-size",
-                        "100",
-                    ],
-                ]
-                .concat(),
-            );
-            let text = String::from_utf8_lossy(&o.stdout);
             let what = format!("{optimizer}, hidden {hidden}, batch {batch}");
-            assert_eq!(
-                o.status.code(),
-                Some(0),
-                "{what}: {text}{}",
-                common::stderr(&o)
-            );
+            let args = [&["--optimizer", *optimizer][..], net].concat();
+            let text = verify_passes(&args, batch, "3", &what);
             let last = hidden.split(',').count() + 1;
             for t in [
                 format!("Z{last}"),
@@ -253,8 +229,6 @@ fn verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer() {
             ] {
                 assert!(text.contains(&format!("  {t} ")), "{what}: no {t}:\n{text}");
             }
-            assert!(!text.contains("FAIL"), "{what}: {text}");
-            assert!(text.trim_end().ends_with("verify: PASS"), "{what}: {text}");
         }
     }
 }
@@ -350,29 +324,10 @@ fn gpu_mini_batch_resume_is_bit_identical() {
 /// (Z: norm-relative 1e-5), full batch and on gathered mini-batches (dense Z1).
 fn verify_passes_with_the_sparse_matmul_kernel() {
     for batch in ["900", "300"] {
-        let o = common::run(&[
-            "verify",
-            "--optimizer",
-            "irprop-minus",
-            "--matmul-kernel",
-            "sparse",
-            "--steps",
-            "3",
-            "--train-set-size",
-            "900",
-            "--train-batch-size",
-            batch,
-            "--eval-set-size",
-            "100",
-            "--eval-batch-size",
-            "100",
-        ]);
-        let text = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(o.status.code(), Some(0), "{text}{}", common::stderr(&o));
+        let args = ["--optimizer", "irprop-minus", "--matmul-kernel", "sparse"];
+        let text = verify_passes(&args, batch, "3", &format!("sparse, batch {batch}"));
         assert!(text.contains("matmul sparse"), "batch {batch}: {text}");
         assert!(text.contains("  Z1 "), "batch {batch}: no Z1:\n{text}");
-        assert!(!text.contains("FAIL"), "batch {batch}: {text}");
-        assert!(text.trim_end().ends_with("verify: PASS"), "{text}");
     }
 }
 
@@ -401,26 +356,36 @@ fn mini_batches_run_the_texture_kernels_and_match_the_cpu() {
     g.end_epoch().unwrap();
     // Without 8-lane subgroups there is no texture strategy, on the full set or a batch.
     assert_eq!(g.mini_batches_use_textures(), g.uses_textures());
-    let o = common::run(&[
-        "verify",
-        "--optimizer",
-        "irprop-plus",
-        "--matmul-kernel",
-        "texture",
+    let args = ["--optimizer", "irprop-plus", "--matmul-kernel", "texture"];
+    verify_passes(&args, "250", "4", "texture, batch 250");
+}
+
+/// `verify` of `steps` steps on 900 train / 100 eval images in batches of `batch`, with
+/// `args` (optimizer, network, strategy): asserts it passes every tensor; returns its output.
+fn verify_passes(args: &[&str], batch: &str, steps: &str, what: &str) -> String {
+    let sets = [
         "--steps",
-        "4",
+        steps,
         "--train-set-size",
         "900",
         "--train-batch-size",
-        "250",
+        batch,
         "--eval-set-size",
         "100",
         "--eval-batch-size",
         "100",
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{text}{}", common::stderr(&o));
-    assert!(text.trim_end().ends_with("verify: PASS"), "{text}");
+    ];
+    let o = common::run(&[&["verify"][..], args, &sets].concat());
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{what}: {text}{}",
+        common::stderr(&o)
+    );
+    assert!(!text.contains("FAIL"), "{what}: {text}");
+    assert!(text.trim_end().ends_with("verify: PASS"), "{what}: {text}");
+    text
 }
 
 fn main() {
