@@ -85,6 +85,10 @@ pub trait Backend {
     fn take_telemetry(&mut self) -> Result<Vec<Vec<LayerTelemetry>>> {
         Ok(Vec::new())
     }
+    /// Where and how it computes (backend, adapter, matmul strategies), for config.json.
+    fn settings(&self) -> crate::config::RunSettings {
+        crate::config::RunSettings::default()
+    }
     /// Host/device traffic over a run of `epochs` epochs, for the closing note (GPU only).
     fn traffic_note(&self, _epochs: usize) -> Option<String> {
         None

@@ -57,6 +57,7 @@ pub struct ResultRow {
 pub fn is_report_settings(cfg: &Config) -> bool {
     let mut report = Config::report(cfg.optimizer);
     report.seed = cfg.seed;
+    report.run = cfg.run.clone();
     *cfg == report
 }
 
@@ -92,8 +93,10 @@ pub fn test_run(dir: &Path, test: &Dataset) -> Result<cpu::Evaluation> {
 }
 
 /// Per group of runs (a config over several seeds): test accuracy's mean ± std and its 95%
-/// confidence interval (Student's t), the mean eval accuracy, and the report's number.
+/// confidence interval (Student's t, clipped to [0, 1] and marked so where it leaves it),
+/// the mean eval accuracy, and the report's number.
 pub fn summary_markdown(rows: &[ResultRow]) -> String {
+    let mut any_clipped = false;
     let mut s = String::from(
         "| run | seeds | test acc mean ± std | 95% interval | eval acc mean | test loss mean | report: test acc |\n|---|---|---|---|---|---|---|\n",
     );
@@ -103,7 +106,9 @@ pub fn summary_markdown(rows: &[ResultRow]) -> String {
         let eval = stats::mean_std(&runs.iter().map(|r| r.eval_acc).collect::<Vec<_>>()).0;
         let loss = stats::mean_std(&runs.iter().map(|r| r.test_loss as f64).collect::<Vec<_>>()).0;
         let interval = if t.n > 1 {
-            format!("[{:.4}, {:.4}]", t.lo, t.hi)
+            let (lo, hi, clipped) = t.clipped(0.0, 1.0);
+            any_clipped |= clipped;
+            format!("[{lo:.4}, {hi:.4}]{}", if clipped { " *" } else { "" })
         } else {
             "-".to_string()
         };
@@ -114,6 +119,9 @@ pub fn summary_markdown(rows: &[ResultRow]) -> String {
             t.std,
             cell(runs[0].report.map(|x| x.1))
         );
+    }
+    if any_clipped {
+        s += "\n\\* The t interval (mean ± t·std/√n) left [0, 1] and is clipped to it: with so few seeds it says little.\n";
     }
     s
 }

@@ -37,6 +37,24 @@ pub const KEYS: [&str; 22] = [
     "hidden",
 ];
 
+/// The keys config.json records about where and how a run ran ([`RunSettings`]).
+pub const RUN_KEYS: [&str; 4] = ["backend", "adapter", "matmul_kernel", "cpu_matmul"];
+
+/// Where a run ran and which matmul strategies it used: config.json records them, so a
+/// rerun (`train --config RUN/config.json`), `--resume` and `verify` run the same
+/// arithmetic. Command-line options still win over them. None = chosen as for a new run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    /// "cpu" or "gpu".
+    pub backend: Option<String>,
+    /// The GPU adapter's name (matched as `--adapter`).
+    pub adapter: Option<String>,
+    /// The GPU matmul strategy (`--matmul-kernel`).
+    pub matmul_kernel: Option<String>,
+    /// The CPU backend's first-layer products, "dense" or "sparse" (`--cpu-matmul`).
+    pub cpu_matmul: Option<String>,
+}
+
 /// Largest set the learning images can supply (MNIST's 60,000); checked again against the
 /// real data once it is loaded.
 pub const MAX_LEARN: usize = 60_000;
@@ -75,6 +93,8 @@ pub struct Config {
     pub mu: f32,
     /// Hidden layer sizes [128].
     pub hidden: Vec<usize>,
+    /// Where and how the run ran (recorded, not a hyper-parameter).
+    pub run: RunSettings,
 }
 
 impl Config {
@@ -104,6 +124,7 @@ impl Config {
             beta2: h.beta2,
             mu: h.mu,
             hidden: vec![128],
+            run: RunSettings::default(),
         }
     }
 
@@ -219,10 +240,20 @@ impl Config {
                 })
                 .and_then(|a| a.iter().map(as_usize).collect::<Result<Vec<_>>>())
                 .map(|x| self.hidden = x),
+            "backend" => one_of(v, &["cpu", "gpu"]).map(|s| self.run.backend = Some(s)),
+            "adapter" => as_str(v).map(|s| self.run.adapter = Some(s.to_string())),
+            "matmul_kernel" => as_str(v)
+                .and_then(|s| {
+                    s.parse::<crate::gpu::Strategy>()
+                        .map_err(anyhow::Error::msg)
+                })
+                .map(|k| self.run.matmul_kernel = Some(k.name().to_string())),
+            "cpu_matmul" => one_of(v, &["dense", "sparse"]).map(|s| self.run.cpu_matmul = Some(s)),
             _ => bail!(
-                "unknown key `{}` (known keys: {})",
+                "unknown key `{}` (known keys: {}, {})",
                 cut(key),
-                KEYS.join(", ")
+                KEYS.join(", "),
+                RUN_KEYS.join(", ")
             ),
         };
         r.with_context(|| format!("key `{}`", cut(key)))
@@ -442,7 +473,7 @@ impl Config {
 
     /// The config as JSON (the same keys a config file holds), saved beside each run.
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "criterion": self.criterion,
             "optimizer": self.optimizer.name(),
             "learning_rate": short(self.learning_rate),
@@ -465,7 +496,22 @@ impl Config {
             "beta2": self.beta2,
             "mu": short(self.mu),
             "hidden": self.hidden,
-        })
+        });
+        let run = &self.run;
+        let recorded = [
+            ("backend", &run.backend),
+            ("adapter", &run.adapter),
+            ("matmul_kernel", &run.matmul_kernel),
+            ("cpu_matmul", &run.cpu_matmul),
+        ];
+        if let Value::Object(map) = &mut v {
+            for (key, value) in recorded {
+                if let Some(s) = value {
+                    map.insert(key.to_string(), Value::String(s.clone()));
+                }
+            }
+        }
+        v
     }
 }
 
@@ -490,6 +536,15 @@ fn parse_optimizer(v: &Value) -> Result<Variant> {
 /// A JSON value as cut text for an error line.
 fn show(v: &Value) -> String {
     cut(&v.to_string())
+}
+
+/// A string that must be one of `allowed`.
+fn one_of(v: &Value, allowed: &[&str]) -> Result<String> {
+    let s = as_str(v)?;
+    if !allowed.contains(&s) {
+        bail!("expected one of {}, got {}", allowed.join(", "), show(v));
+    }
+    Ok(s.to_string())
 }
 
 fn as_str(v: &Value) -> Result<&str> {

@@ -497,6 +497,18 @@ impl Backend for CpuBackend {
             note => format!("cpu ({note}, {} threads)", rayon_threads()),
         }
     }
+    fn settings(&self) -> crate::config::RunSettings {
+        let matmul = if self.sparse.train.is_some() {
+            "sparse"
+        } else {
+            "dense"
+        };
+        crate::config::RunSettings {
+            backend: Some("cpu".into()),
+            cpu_matmul: Some(matmul.into()),
+            ..Default::default()
+        }
+    }
     fn train_len(&self) -> usize {
         self.train_y.len()
     }

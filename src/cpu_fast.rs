@@ -14,7 +14,6 @@
 //! u8 pixels ([`crate::cpu_sparse`]), chosen by [`CpuMatmul`].
 
 use std::str::FromStr;
-use std::time::Instant;
 
 use rayon::prelude::*;
 
@@ -33,14 +32,22 @@ pub const CHUNK: usize = cpu_sparse::BLOCK;
 /// How the first layer's two big products are computed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum CpuMatmul {
-    /// Dense GEMM on the normalized f32 images: the exact reference.
-    #[default]
+    /// Dense GEMM on the normalized f32 images: the exact reference (torch's arithmetic).
     Dense,
     /// From the nonzero u8 pixels plus a rank-1 correction (equal up to f32 rounding).
     Sparse,
-    /// Sparse when the measured pixel density makes it faster (timed on a sample), else dense.
+    /// A fixed rule, never a timing (the two differ in rounding, so a rerun must pick the
+    /// same): sparse when the train set has at least [`SPARSE_MIN_ROWS`] images and a
+    /// pixel density below [`SPARSE_MAX_DENSITY`], else dense.
+    #[default]
     Auto,
 }
+
+/// Smallest train set `auto` runs sparse: below it the sparse copies' setup is not repaid,
+/// and small test sets stay on the exact dense path.
+pub const SPARSE_MIN_ROWS: usize = 10_000;
+/// Densest pixels `auto` runs sparse (MNIST: 0.19; above one half dense is faster).
+pub const SPARSE_MAX_DENSITY: f64 = 0.5;
 
 impl FromStr for CpuMatmul {
     type Err = String;
@@ -369,14 +376,12 @@ pub struct SparseSets {
 }
 
 impl SparseSets {
-    /// Applies `choice` to the sets: `auto` measures the train set's pixel density and,
-    /// below one half, times one training pass of each strategy on a sample of it (the
-    /// weights are not changed) and keeps the faster. Sets that are not normalized u8
-    /// pixels (which the sparse path needs) stay dense, with a note.
+    /// Applies `choice` to the sets (`auto`: the rule of [`CpuMatmul::Auto`]). Sets that
+    /// are not normalized u8 pixels (which the sparse path needs) stay dense, with a note.
     pub fn choose(
         choice: CpuMatmul,
         p: &Params,
-        (train_x, train_y): (&[f32], &[u8]),
+        (train_x, _train_y): (&[f32], &[u8]),
         eval_x: &[f32],
     ) -> SparseSets {
         if choice == CpuMatmul::Dense {
@@ -388,15 +393,15 @@ impl SparseSets {
         };
         let density = train.density();
         if choice == CpuMatmul::Auto {
-            if density > 0.5 {
-                return SparseSets::note(&format!("dense matmul (density {density:.2})"));
-            }
-            let (dense, sparse) = time_strategies(p, train_x, train_y, &train);
-            if sparse >= dense {
+            if train.rows < SPARSE_MIN_ROWS {
                 return SparseSets::note(&format!(
-                    "dense matmul (density {density:.2}; dense {:.1} ms, sparse {:.1} ms)",
-                    dense * 1e3,
-                    sparse * 1e3
+                    "dense matmul (auto: {} train images < {SPARSE_MIN_ROWS})",
+                    train.rows
+                ));
+            }
+            if density >= SPARSE_MAX_DENSITY {
+                return SparseSets::note(&format!(
+                    "dense matmul (auto: pixel density {density:.2} >= {SPARSE_MAX_DENSITY})"
                 ));
             }
         }
@@ -413,27 +418,4 @@ impl SparseSets {
             ..SparseSets::default()
         }
     }
-}
-
-/// Best-of-3 seconds of one training pass on up to 4,096 rows with each strategy: (dense,
-/// sparse).
-fn time_strategies(p: &Params, x: &[f32], y: &[u8], u: &SparseImages) -> (f64, f64) {
-    let n = y.len().min(4096);
-    let sample = SparseImages::from_normalized(&x[..n * p.layout.inputs], p.layout.inputs)
-        .unwrap_or_else(|| u.clone());
-    let mut ws = Workspace::new(p.layout, n);
-    let mut time = |sparse: Option<&SparseImages>| {
-        (0..3)
-            .map(|_| {
-                let t = Instant::now();
-                let input = Input {
-                    x: &x[..n * p.layout.inputs],
-                    sparse,
-                };
-                train_pass(p, input, &y[..n], &mut ws);
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
-    (time(None), time(Some(&sample)))
 }

@@ -54,3 +54,12 @@ pub fn summarize(v: &[f64]) -> Summary {
         hi: mean + half,
     }
 }
+
+impl Summary {
+    /// The interval clipped to `[lo, hi]` (an accuracy's [0, 1]: the t interval is
+    /// symmetric and, with few seeds and a wide spread, can leave it), and whether it was.
+    pub fn clipped(&self, lo: f64, hi: f64) -> (f64, f64, bool) {
+        let (a, b) = (self.lo.max(lo), self.hi.min(hi));
+        (a, b, a != self.lo || b != self.hi)
+    }
+}

@@ -339,7 +339,11 @@ fn train_in(
             100.0 * rec.eval_acc,
             rec.seconds
         );
-        let line = format!("{} epoch {epoch:>3}/{}: {msg}", cfg.optimizer, cfg.epochs);
+        // The seed names the run among a comparison's (`compare --seeds`).
+        let line = format!(
+            "{} seed {} epoch {epoch:>3}/{}: {msg}",
+            cfg.optimizer, cfg.seed, cfg.epochs
+        );
         if lines {
             println!("{line}");
         } else if !opts.quiet && history_due(epoch, cfg.epochs) {

@@ -127,7 +127,7 @@ fn kernels_match_cpu_on_odd_shapes() {
     let ragged = Layout::new(21, 13, 13);
     // Hidden in blocks of 16, rows not: the sparse strategy's block_z1 and its edges.
     let blocky = Layout::new(24, 32, 10);
-    for k in Strategy::ALL {
+    for k in common::gpu::strategies(&Strategy::ALL) {
         let shapes = [
             (aligned, 1),
             (aligned, 37),
@@ -145,7 +145,7 @@ fn kernels_match_cpu_with_chunked_images() {
     // A 1 KiB cap on one image binding splits 300 images of 40 pixels into 12 bindings:
     // Z1 per chunk, dW1 summed over chunks.
     let l = Layout::new(40, 16, 10);
-    for k in Strategy::ALL {
+    for k in common::gpu::strategies(&Strategy::ALL) {
         let o = GpuOptions {
             max_binding_bytes: Some(1024),
             ..opts(k)
@@ -158,7 +158,7 @@ fn kernels_match_cpu_with_chunked_images() {
 fn full_size_step_matches_cpu() {
     // N = 50,000 at the MNIST shape: every kernel, including the forward matmul (and, for
     // the texture strategy, images over several texture layers).
-    for k in [Strategy::Register, Strategy::Texture, Strategy::Sparse] {
+    for k in common::gpu::strategies(&[Strategy::Register, Strategy::Texture, Strategy::Sparse]) {
         check_layout(
             Layout::MNIST,
             50_000,
@@ -186,7 +186,7 @@ fn normalization_is_exact() {
     for j in 0..8 {
         p.data[w1 + j * 8 + j] = 1.0;
     }
-    for k in Strategy::ALL {
+    for k in common::gpu::strategies(&Strategy::ALL) {
         let mut g = GpuBackend::new(
             &train,
             &train,
@@ -311,7 +311,7 @@ fn training_is_deterministic() {
     let l = Layout::new(64, 32, 10);
     let train = dataset(3000, 8, 8, 10, 5);
     let eval = dataset(500, 8, 8, 10, 6);
-    for k in Strategy::ALL {
+    for k in common::gpu::strategies(&Strategy::ALL) {
         let run = || {
             let mut g = GpuBackend::new(
                 &train,
@@ -376,7 +376,7 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
         eta_plus: 1.3,
         ..Hyper::default()
     };
-    for k in Strategy::ALL {
+    for k in common::gpu::strategies(&Strategy::ALL) {
         // A first run with another variant, hyper-parameters and seed leaves every buffer
         // dirty; the restarted run must not notice.
         let mut g = GpuBackend::new(

@@ -36,7 +36,8 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             })
             .collect()
     } else {
-        args.configs.clone()
+        // From any folder, and `configs/*.json` when the shell left it unexpanded.
+        super::data_dir::find_configs(&args.configs)?
     };
     let configs = paths
         .iter()
@@ -215,20 +216,21 @@ fn run_job(
             *shared = None;
             let (train, eval) = data::split(learn, cfg.train_set_size, cfg.eval_set_size)
                 .map_err(anyhow::Error::msg)?;
-            let b = make_backend(
-                args.backend,
-                &args.gpu,
-                &train,
-                &eval,
-                params,
-                Some(state),
-                cfg,
-            )?;
+            let (kind, gpu) = super::train::settled(args.backend, &args.gpu, cfg)?;
+            let (b, why) = make_backend(kind, &gpu, &train, &eval, params, Some(state), cfg)?;
+            if let (Some(why), false) = (why, args.quiet) {
+                eprintln!("backend: {} [{why}]", b.name());
+            }
             *shared = Some((sizes, b));
         }
     }
     let Some((_, backend)) = shared else {
         unreachable!("a backend was just made or reused");
+    };
+    // config.json records where and how the run computes, so a rerun does the same.
+    let cfg = &Config {
+        run: backend.settings(),
+        ..cfg.clone()
     };
     let run = trainer::train(backend.as_mut(), cfg, opts, Start::default())?;
     let dir = opts.replace.as_ref().unwrap_or(&opts.out_dir);

@@ -66,6 +66,13 @@ fn roots() -> Vec<PathBuf> {
         c.extend(exe.ancestors().skip(1).take(3).map(Path::to_path_buf));
     }
     c.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    // The binary may sit in the checkout it was built from: each folder once.
+    let mut seen = Vec::new();
+    c.retain(|p| {
+        let new = !seen.contains(p);
+        seen.push(p.clone());
+        new
+    });
     c
 }
 
@@ -82,6 +89,90 @@ pub fn bundled_file(rel: &Path) -> PathBuf {
         .map(|r| r.join(rel))
         .find(|p| p.is_file())
         .unwrap_or_else(|| rel.to_path_buf())
+}
+
+/// A config file as given: the path itself when it exists (or is absolute), else the same
+/// relative path under the bundled roots (`configs/irprop-plus.json` from any folder);
+/// an error lists every place it looked.
+pub fn find_config(path: &Path) -> Result<PathBuf> {
+    if path.exists() || path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let tried: Vec<PathBuf> = roots().iter().map(|r| r.join(path)).collect();
+    if let Some(p) = tried.iter().find(|p| p.is_file()) {
+        return Ok(p.clone());
+    }
+    let looked: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "{}: no such config file (looked in {})",
+        path.display(),
+        looked.join(", ")
+    )
+}
+
+/// Config paths as given, each found as [`find_config`] does; a pattern the shell left
+/// unexpanded (`configs/*.json`: a `*` in the file name) is expanded here, in the first
+/// folder where it matches, sorted.
+pub fn find_configs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let Some(pattern) = name.filter(|n| n.contains('*') && !path.exists()) else {
+            out.push(find_config(path)?);
+            continue;
+        };
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let dirs: Vec<PathBuf> = if parent.is_absolute() {
+            vec![parent.to_path_buf()]
+        } else {
+            roots().iter().map(|r| r.join(parent)).collect()
+        };
+        let found = dirs.iter().find_map(|d| {
+            let mut m: Vec<PathBuf> = std::fs::read_dir(d)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && p.file_name()
+                            .is_some_and(|n| glob_match(&pattern, &n.to_string_lossy()))
+                })
+                .collect();
+            m.sort();
+            (!m.is_empty()).then_some(m)
+        });
+        match found {
+            Some(m) => out.extend(m),
+            None => {
+                let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                bail!(
+                    "{}: no config file matches (looked in {})",
+                    path.display(),
+                    looked.join(", ")
+                )
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return name == pattern;
+    }
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// The bundled MNIST's folder, or an error saying where it looked.

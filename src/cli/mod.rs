@@ -13,7 +13,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::optim::Variant;
-pub use data_dir::{bundled_candidates, DataArgs, TestDataArgs, TrainDataArgs, DEFAULT_DATA_DIR};
+pub use data_dir::{
+    bundled_candidates, find_config, find_configs, DataArgs, TestDataArgs, TrainDataArgs,
+    DEFAULT_DATA_DIR,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,7 +57,8 @@ pub enum Command {
 /// Which hardware runs the training step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
-    /// The GPU when one is found, else the CPU (with a notice).
+    /// The GPU when a hardware adapter is found; else (no adapter, or only a software one
+    /// such as lavapipe) the CPU, saying why.
     Auto,
     /// wgpu + WGSL kernels; fails when no adapter is found.
     Gpu,
@@ -164,6 +168,8 @@ impl Overrides {
 
     /// The config file (or the report's settings) with these overrides applied and checked.
     pub fn resolve(&self, config: Option<&Path>) -> Result<Config> {
+        let found = config.map(data_dir::find_config).transpose()?;
+        let config = found.as_deref();
         let mut cfg = match (config, &self.optimizer) {
             (Some(path), _) => Config::load_unchecked(path)?,
             (None, Some(name)) => Config::report(
@@ -215,7 +221,9 @@ pub struct TrainArgs {
     /// Start from these weights (safetensors, PyTorch names) instead of the seeded init.
     #[arg(long, value_name = "FILE")]
     pub init_weights: Option<PathBuf>,
-    /// Hardware [default: auto; with --resume, the run's own, so it ends bit-identical].
+    /// Hardware: auto is the GPU unless the only adapter is a software one (device type Cpu,
+    /// e.g. lavapipe), which the CPU backend outruns [default: the run's recorded one (with
+    /// --resume or a run's config.json), else auto].
     #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
     #[command(flatten)]
@@ -268,8 +276,9 @@ pub struct CompareArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
-    pub backend: BackendKind,
+    /// Hardware [default: a config's recorded one, else auto (see train --help)].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
     #[command(flatten)]
     pub gpu: GpuArgs,
     /// Plot loss on a linear axis (default: log scale).
@@ -342,15 +351,20 @@ pub struct GpuArgs {
     /// Use the first GPU adapter whose name contains this (see `rprop-lab devices`).
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
-    /// Force a matmul strategy: tiled (workgroup memory), register (big register
-    /// blocks) or texture (register blocks fed from textures with 8-lane subgroup
-    /// broadcasts; lavapipe); default: timed once per adapter and cached.
+    /// Force a matmul strategy: tiled (workgroup memory), register (big register blocks),
+    /// texture (register blocks fed from textures with 8-lane subgroup broadcasts) or sparse
+    /// (texture, with the first layer skipping zero pixels; other rounding) [default: the
+    /// run's recorded one; else sparse on a software adapter with a sparse set of >= 10,000
+    /// images, else the fastest of the others, which give identical numbers (timed once per
+    /// adapter and cached)].
     #[arg(long, value_name = "NAME")]
     pub matmul_kernel: Option<String>,
-    /// CPU backend: the first layer's products dense (the exact reference), sparse (from
-    /// the nonzero u8 pixels, equal up to f32 rounding) or auto (sparse if timed faster).
-    #[arg(long, value_enum, default_value_t)]
-    pub cpu_matmul: crate::cpu_fast::CpuMatmul,
+    /// CPU backend: the first layer's products dense (the exact reference, torch's
+    /// arithmetic), sparse (from the nonzero u8 pixels, equal up to f32 rounding) or auto
+    /// (sparse when the train set has >= 10,000 images of pixel density < 0.5) [default: the
+    /// run's recorded one, else auto].
+    #[arg(long, value_enum)]
+    pub cpu_matmul: Option<crate::cpu_fast::CpuMatmul>,
 }
 
 impl GpuArgs {
@@ -402,12 +416,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Samples(a) => digits::samples(a),
         Command::Verify(a) => {
             let cfg = a.overrides.resolve(a.config.as_deref())?;
+            // A run's config.json: the adapter and matmul strategy it recorded.
+            let (_, gpu) = train::settled(None, &a.gpu, &cfg)?;
             crate::verify::run(
                 &cfg,
                 &a.data.dir()?,
                 a.init_weights.as_deref(),
                 a.steps,
-                &a.gpu.options()?,
+                &gpu.options()?,
             )
         }
         Command::Devices => crate::gpu::devices(),

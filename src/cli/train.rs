@@ -15,9 +15,73 @@ use crate::model::{Layout, Params};
 use crate::optim::RpropState;
 use crate::trainer::{self, initial_params, load_train_eval, RunOptions, Start};
 
-/// Builds the backend `kind` asks for, starting from `params` and, when resuming, from a
-/// saved optimizer state. `auto` falls back to the CPU (with a notice) only when wgpu finds
-/// no adapter at all; any other GPU failure is an error.
+/// The backend and options a run uses: the command line's, else those its config records
+/// (config.json of an earlier run: the same arithmetic again), else the defaults.
+pub(super) fn settled(
+    kind: Option<BackendKind>,
+    gpu: &GpuArgs,
+    cfg: &Config,
+) -> Result<(BackendKind, GpuArgs)> {
+    let run = &cfg.run;
+    let recorded = match run.backend.as_deref() {
+        Some("cpu") => Some(BackendKind::Cpu),
+        Some("gpu") => Some(BackendKind::Gpu),
+        _ => None,
+    };
+    let cpu_matmul = match (gpu.cpu_matmul, run.cpu_matmul.as_deref()) {
+        (Some(m), _) => m,
+        (None, Some(m)) => m
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .context("config key `cpu_matmul`")?,
+        (None, None) => crate::cpu_fast::CpuMatmul::Auto,
+    };
+    let out = GpuArgs {
+        adapter: gpu.adapter.clone().or_else(|| run.adapter.clone()),
+        matmul_kernel: gpu
+            .matmul_kernel
+            .clone()
+            .or_else(|| run.matmul_kernel.clone()),
+        cpu_matmul: Some(cpu_matmul),
+    };
+    Ok((kind.or(recorded).unwrap_or(BackendKind::Auto), out))
+}
+
+/// What `auto` runs on, decided by the adapter's type (never by a timing), and why: a
+/// hardware GPU when wgpu finds one; the CPU backend when it finds none, or only a
+/// software adapter (device type Cpu, e.g. lavapipe or llvmpipe), which computes on the
+/// same cores as the CPU backend but several times slower.
+pub fn auto_choice(filter: Option<&str>) -> (BackendKind, String) {
+    use crate::gpu::AdapterError;
+    match crate::gpu::select_adapter(&crate::gpu::instance(), filter) {
+        Err(AdapterError::NoAdapter) => (
+            BackendKind::Cpu,
+            "no GPU adapter found (install a Vulkan driver for a GPU)".into(),
+        ),
+        // The GPU backend then fails naming the adapters there are.
+        Err(AdapterError::NoMatch { .. }) => (BackendKind::Gpu, "--adapter given".into()),
+        Ok(a) => {
+            let info = a.get_info();
+            if info.device_type == wgpu::DeviceType::Cpu {
+                (
+                    BackendKind::Cpu,
+                    format!(
+                        "the only GPU adapter, {}, is a software renderer (device type Cpu), slower than the CPU backend; --backend gpu runs on it",
+                        info.name
+                    ),
+                )
+            } else {
+                (
+                    BackendKind::Gpu,
+                    format!("{} is a hardware GPU ({:?})", info.name, info.device_type),
+                )
+            }
+        }
+    }
+}
+
+/// Builds the backend `kind` asks for (see [`settled`]), starting from `params` and, when
+/// resuming, from a saved optimizer state; with `auto`, also says why it chose what it did.
 pub(super) fn make_backend(
     kind: BackendKind,
     gpu: &GpuArgs,
@@ -26,13 +90,13 @@ pub(super) fn make_backend(
     params: Params,
     state: Option<RpropState>,
     cfg: &Config,
-) -> Result<Box<dyn Backend>> {
+) -> Result<(Box<dyn Backend>, Option<String>)> {
     let state = state
         .unwrap_or_else(|| RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
         Box::new(
             CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
-                .with_matmul(gpu.cpu_matmul),
+                .with_matmul(gpu.cpu_matmul.unwrap_or_default()),
         )
     };
     if cfg.minibatch() && cfg.optimizer.is_rprop() {
@@ -41,30 +105,31 @@ pub(super) fn make_backend(
             cfg.optimizer
         );
     }
+    let (kind, why) = match kind {
+        BackendKind::Auto => {
+            let (k, why) = auto_choice(gpu.adapter.as_deref());
+            (k, Some(format!("auto: {why}")))
+        }
+        k => (k, None),
+    };
     if kind == BackendKind::Cpu {
-        return Ok(cpu(params, state));
+        return Ok((cpu(params, state), why));
     }
     let opts = gpu.options()?;
-    match crate::gpu::GpuBackend::with_state(
+    let b = crate::gpu::GpuBackend::with_state(
         train,
         eval,
-        params.clone(),
-        state.clone(),
+        params,
+        state,
         cfg.optimizer,
         cfg.hyper(),
         &opts,
-    ) {
-        Ok(b) => Ok(Box::new(b)),
-        Err(e)
-            if kind == BackendKind::Auto
-                && matches!(
-                    e.downcast_ref::<crate::gpu::AdapterError>(),
-                    Some(crate::gpu::AdapterError::NoAdapter)
-                ) =>
-        {
-            eprintln!("notice: no GPU adapter found (install mesa-vulkan-drivers for lavapipe); training on the CPU");
-            Ok(cpu(params, state))
-        }
+    );
+    match b {
+        Ok(b) => Ok((Box::new(b), why)),
+        Err(e) if cfg.run.adapter.is_some() && gpu.adapter == cfg.run.adapter => Err(e.context(
+            "GPU backend (the adapter the config records; pass --adapter NAME or --backend cpu to run elsewhere)",
+        )),
         Err(e) => Err(e.context("GPU backend")),
     }
 }
@@ -73,7 +138,8 @@ pub(super) fn make_backend(
 struct Plan {
     cfg: Config,
     data_dir: PathBuf,
-    backend: BackendKind,
+    /// `--backend`, or a resumed run's from its metrics.json (config.json's wins, see `settled`).
+    backend: Option<BackendKind>,
     out: PathBuf,
     /// The run folder the new run replaces once it has written its first epoch (`--force`).
     replace: Option<PathBuf>,
@@ -111,10 +177,15 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         );
     }
     let run = crate::metrics::Metrics::load(&dir.join("metrics.json"))?;
-    let backend = args.backend.unwrap_or(if run.backend.starts_with("cpu") {
-        BackendKind::Cpu
-    } else {
-        BackendKind::Gpu
+    // config.json records the backend (see `settled`); older runs only in metrics.json.
+    let backend = args.backend.or_else(|| {
+        cfg.run.backend.is_none().then(|| {
+            if run.backend.starts_with("cpu") {
+                BackendKind::Cpu
+            } else {
+                BackendKind::Gpu
+            }
+        })
     });
     let data_dir = match (&args.data.data_dir, &run.data_dir) {
         (Some(d), _) => d.clone(),
@@ -217,7 +288,7 @@ fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, Rpr
 }
 
 pub(super) fn train(args: TrainArgs) -> Result<()> {
-    let plan = match &args.resume {
+    let mut plan = match &args.resume {
         Some(dir) => plan_resume(&args, dir)?,
         None => {
             let cfg = args.overrides.resolve(args.config.as_deref())?;
@@ -231,7 +302,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
                 shown: out,
                 cfg,
                 data_dir: args.data.dir()?,
-                backend: args.backend.unwrap_or(BackendKind::Auto),
+                backend: args.backend,
                 out: new,
                 replace,
                 resume: None,
@@ -270,13 +341,18 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             start.epoch
         );
     }
-    let mut backend = make_backend(plan.backend, &args.gpu, &train, &eval, params, state, cfg)?;
+    let (kind, gpu) = settled(plan.backend, &args.gpu, cfg)?;
+    let (mut backend, why) = make_backend(kind, &gpu, &train, &eval, params, state, cfg)?;
+    // config.json records where and how the run computes, so a rerun does the same.
+    plan.cfg.run = backend.settings();
+    let cfg = &plan.cfg;
     let shown_out = &plan.shown;
     if !args.quiet {
         eprintln!(
-            "training {} on {} ({} train / {} eval images, epochs {}..={}) -> {}",
+            "training {} on {}{} ({} train / {} eval images, epochs {}..={}) -> {}",
             cfg.optimizer,
             backend.name(),
+            why.map(|w| format!(" [{w}]")).unwrap_or_default(),
             train.len(),
             eval.len(),
             start.epoch + 1,

@@ -149,16 +149,16 @@ impl GpuBackend {
                 buffer: binding,
             },
         )?;
-        // Textures only when the texture strategy may run (forced, cached or to be timed).
-        let preset = opts
-            .matmul_kernel
-            .or_else(|| tune::cached(&tune::adapter_key(&ctx.info)));
+        // Textures only when the texture strategy may run (forced, ruled, cached or to be
+        // timed).
+        let preset = tune::preset(&ctx.info, opts, train.len());
         let want_tex = super::ops::linear::aligned(l.inputs)
             && super::ops::linear::aligned(l.hidden)
             && super::kernels::subgroups_of_8(&ctx)
             && preset.is_none_or(|k| k == Strategy::Texture || k == Strategy::Sparse);
         let want_blocks = preset.is_none_or(|k| k == Strategy::Sparse);
-        let forced = preset == Some(Strategy::Sparse);
+        // Forced sparse runs even on dense pixels; by rule only on sparse ones.
+        let forced = opts.matmul_kernel == Some(Strategy::Sparse);
         let s = ctx.scoped("allocating GPU buffers", || {
             buffers::create_shared(&ctx.device, l, scratch, train.len().max(1), want_tex)
         })?;
@@ -510,6 +510,15 @@ impl Backend for GpuBackend {
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn settings(&self) -> crate::config::RunSettings {
+        crate::config::RunSettings {
+            backend: Some("gpu".into()),
+            adapter: Some(self.ctx.info.name.clone()),
+            matmul_kernel: Some(self.kernels.strategy.name().into()),
+            cpu_matmul: None,
+        }
     }
 
     fn train_len(&self) -> usize {

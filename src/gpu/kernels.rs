@@ -147,6 +147,30 @@ fn module(ctx: &GpuContext, label: &str, src: &str, trusted: bool) -> Result<wgp
     })
 }
 
+/// Why `strategy` cannot run on `adapter` (None: it can). Only `texture` needs something
+/// (8-lane subgroups); `sparse` falls back to register kernels without them.
+pub fn unsupported(adapter: &wgpu::Adapter, strategy: Strategy) -> Option<String> {
+    let info = adapter.get_info();
+    let sg8 = adapter.features().contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size == 8
+        && info.subgroup_max_size == 8;
+    (strategy == Strategy::Texture && !sg8).then(|| {
+        format!(
+            "needs subgroups of exactly 8 lanes; {} ({:?}) has {}",
+            info.name,
+            info.backend,
+            if adapter.features().contains(wgpu::Features::SUBGROUP) {
+                format!(
+                    "subgroups of {}..={} lanes",
+                    info.subgroup_min_size, info.subgroup_max_size
+                )
+            } else {
+                "no subgroups".to_string()
+            }
+        )
+    })
+}
+
 /// True when the device runs subgroup operations on subgroups of exactly 8 lanes, which
 /// the kernels of matmul_sg.wgsl are written for.
 pub fn subgroups_of_8(ctx: &GpuContext) -> bool {

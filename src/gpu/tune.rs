@@ -1,7 +1,11 @@
-//! The per-adapter matmul strategy cache: a small JSON object `{adapter key: strategy}` in
-//! `$XDG_CACHE_HOME/rprop-lab/matmul-kernel.json` (or `~/.cache/...`, or the temp dir).
-//! Failures to read or write it only cost a re-timing, so they are ignored. The timing
-//! itself: [`choose_kernels`].
+//! The choice of matmul strategy ([`choose_kernels`]): forced (`--matmul-kernel`, or a run's
+//! recorded one), else a fixed rule for the strategies that round differently (never a
+//! timing): `sparse` ([`sparse_rule`]) or, on a hardware GPU, `tiled`; else, on a software
+//! adapter, the faster of [`TIMED`], which give bit-identical numbers, so the timing and its
+//! cache decide only speed. The per-adapter cache is a small
+//! JSON object `{adapter key: strategy}` in `$XDG_CACHE_HOME/rprop-lab/matmul-kernel.json`
+//! (or `~/.cache/...`, or the temp dir); failures to read or write it only cost a re-timing,
+//! so they are ignored.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,11 +26,52 @@ const TUNE_ROWS: usize = 4096;
 /// Timing rounds per candidate strategy (the best one counts).
 const TUNE_ROUNDS: usize = 3;
 
+/// The strategies a timing may choose among: the same register blocks (fed from buffers or
+/// textures), so bit-identical numbers. `tiled` sums the small layers in another order.
+pub const TIMED: [Strategy; 2] = [Strategy::Register, Strategy::Texture];
+
+/// A software adapter (device type Cpu: lavapipe, llvmpipe), whose SIMD lanes like the
+/// register blocks; a hardware GPU gets `tiled` (workgroup-memory tiles), by rule.
+pub fn software(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu
+}
+/// Smallest train set the sparse rule applies to (as the CPU backend's `auto`).
+pub const SPARSE_MIN_ROWS: usize = crate::cpu_fast::SPARSE_MIN_ROWS;
+
+/// Whether the sparse strategy may run by rule on this adapter for `rows` train images,
+/// before the set's density is known: a software adapter (device type Cpu, e.g.
+/// lavapipe), where skipping zero pixels pays, and a set of at least [`SPARSE_MIN_ROWS`].
+/// Hardware GPUs are not measured with it, so they keep the timed dense strategies.
+pub fn sparse_candidate(info: &wgpu::AdapterInfo, rows: usize) -> bool {
+    software(info) && rows >= SPARSE_MIN_ROWS
+}
+
+/// The rule's verdict once the train set is uploaded: its zero-skipping blocks were built
+/// (layout, limits and a pixel density below the sparse kernel's limit permitting).
+pub fn sparse_rule(info: &wgpu::AdapterInfo, train: &Pass) -> bool {
+    sparse_candidate(info, train.n) && train.blocks.is_some()
+}
+
+/// The strategy known before the sets are uploaded (what the uploads must prepare for):
+/// forced, a rule's (sparse only a candidate until the set's density is known), or the
+/// cached timing.
+pub fn preset(info: &wgpu::AdapterInfo, opts: &GpuOptions, rows: usize) -> Option<Strategy> {
+    opts.matmul_kernel.or_else(|| {
+        if sparse_candidate(info, rows) {
+            Some(Strategy::Sparse)
+        } else if !software(info) {
+            Some(Strategy::Tiled)
+        } else {
+            cached(&adapter_key(info))
+        }
+    })
+}
+
 /// Identifies an adapter and its driver (a driver update may change the best strategy) and
 /// the strategies there are to choose from (a new one must be timed, not shadowed by an
 /// old entry).
 pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
-    let strategies: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+    let strategies: Vec<&str> = TIMED.iter().map(|s| s.name()).collect();
     format!(
         "{} | {:?} | {} {} | {}",
         info.name,
@@ -54,9 +99,11 @@ fn load() -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// The cached strategy for `key`, if any.
+/// The cached strategy for `key`, if any (only one of [`TIMED`]: an entry naming another,
+/// hand-edited or from elsewhere, cannot change a run's arithmetic).
 pub fn cached(key: &str) -> Option<Strategy> {
-    load().get(key)?.as_str()?.parse().ok()
+    let k: Strategy = load().get(key)?.as_str()?.parse().ok()?;
+    TIMED.contains(&k).then_some(k)
 }
 
 /// Records the strategy for `key` (best effort, written atomically).
@@ -76,7 +123,7 @@ pub fn store(key: &str, strategy: Strategy) {
     }
 }
 
-/// The forced, cached or timed matmul strategy, with its pipelines.
+/// The forced, ruled, cached or timed matmul strategy, with its pipelines.
 pub fn choose_kernels(
     ctx: &mut GpuContext,
     opts: &GpuOptions,
@@ -86,6 +133,21 @@ pub fn choose_kernels(
 ) -> Result<Kernels> {
     if let Some(k) = opts.matmul_kernel {
         return Kernels::new(ctx, k);
+    }
+    if sparse_rule(&ctx.info, train) {
+        if opts.verbose {
+            eprintln!(
+                "matmul kernel: sparse (rule: a software adapter, {} train images of sparse pixels)",
+                train.n
+            );
+        }
+        return Kernels::new(ctx, Strategy::Sparse);
+    }
+    if !software(&ctx.info) {
+        if opts.verbose {
+            eprintln!("matmul kernel: tiled (rule: a hardware GPU)");
+        }
+        return Kernels::new(ctx, Strategy::Tiled);
     }
     let key = adapter_key(&ctx.info);
     if let Some(k) = cached(&key) {
@@ -99,16 +161,9 @@ pub fn choose_kernels(
     // every candidate rather than all the runs of one, which would pick the wrong strategy
     // (and cache it).
     let mut candidates = Vec::new();
-    for strategy in Strategy::ALL {
+    for strategy in TIMED {
         if strategy == Strategy::Texture && (train.tex.is_none() || s.w1t.is_none()) {
             continue; // no subgroups of 8, layout or texture limits: it would time as register
-        }
-        let sparse_set = train
-            .blocks
-            .as_ref()
-            .is_some_and(|b| b.density < super::ops::sparse_z1::MAX_DENSITY);
-        if strategy == Strategy::Sparse && !sparse_set {
-            continue; // dense images, layout or binding limits: nothing to skip
         }
         let kernels = Kernels::new(ctx, strategy)?;
         let plan = ctx.scoped("recording the timing dispatches", || {

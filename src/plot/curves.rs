@@ -143,24 +143,140 @@ where
         .x_label_area_size(48)
         .y_label_area_size(72);
     let x = first as f64..max_epoch as f64;
+    let (w, h) = area.dim_in_pixel();
+    // The legend's share of the plot: one ~24 px row per group, ~9 px per character.
+    let chars = groups
+        .iter()
+        .map(|g| g.label.len() + 34)
+        .max()
+        .unwrap_or(20);
+    let legend_box = (
+        (chars as f64 * 9.0 / (w as f64 - 100.0)).min(1.0),
+        ((groups.len() * 24 + 16) as f64 / (h as f64 - 100.0)).min(1.0),
+    );
+    let xs = |e: f64| (e - first as f64) / (max_epoch - first).max(1) as f64;
     // The two axis kinds are different types, so each builds its chart and shares the rest.
     if log {
         let (lo, hi) = (lo / 1.1, hi * 1.1);
-        // Ticks at 1-2-3-5 of each decade in range (plotters alone labels too few).
-        let ticks: Vec<f64> = (lo.log10().floor() as i32..=hi.log10().ceil() as i32)
-            .flat_map(|d| [1.0, 2.0, 3.0, 5.0].map(|m| m * 10f64.powi(d)))
-            .filter(|t| (lo..=hi).contains(t))
-            .collect();
+        let ticks = log_ticks(lo, hi);
+        let digits = label_digits(&ticks);
+        let ys = |v: f64| (v.max(lo).ln() - lo.ln()) / (hi.ln() - lo.ln());
+        let pos = emptiest_corner(&unit_lines(&lines, xs, ys), legend_box);
         let chart = builder
             .build_cartesian_2d(x, (lo..hi).log_scale().with_key_points(ticks))
             .map_err(plot_err)?;
-        finish_panel(chart, groups, lines, panel, y_desc)
+        finish_panel(chart, groups, lines, (panel, digits), y_desc, pos)
     } else {
         let pad = ((hi - lo) * 0.05).max(1e-6);
-        let chart = builder
-            .build_cartesian_2d(x, lo - pad..hi + pad)
-            .map_err(plot_err)?;
-        finish_panel(chart, groups, lines, panel, y_desc)
+        let (lo, hi) = (lo - pad, hi + pad);
+        let ys = |v: f64| (v - lo) / (hi - lo);
+        let pos = emptiest_corner(&unit_lines(&lines, xs, ys), legend_box);
+        let chart = builder.build_cartesian_2d(x, lo..hi).map_err(plot_err)?;
+        finish_panel(chart, groups, lines, (panel, 3), y_desc, pos)
+    }
+}
+
+/// Key points of a log axis over [lo, hi]: 1-2-3-5 of each decade, or, where that gives
+/// fewer than three (a short run's loss spans less than a decade), 1 to 9.5 in halves,
+/// or, failing that, four points evenly spaced on the log axis, rounded to 3 digits.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let decades = lo.log10().floor() as i32..=hi.log10().ceil() as i32;
+    let within = |mantissas: &[f64]| -> Vec<f64> {
+        decades
+            .clone()
+            .flat_map(|d| mantissas.iter().map(move |m| m * 10f64.powi(d)))
+            .filter(|t| (lo..=hi).contains(t))
+            .collect()
+    };
+    let coarse = within(&[1.0, 2.0, 3.0, 5.0]);
+    if coarse.len() >= 3 {
+        return coarse;
+    }
+    let halves: Vec<f64> = (2..20).map(|i| i as f64 / 2.0).collect();
+    let fine = within(&halves);
+    if fine.len() >= 3 {
+        return fine;
+    }
+    // Rounded to the spacing's decade: distinct, and short.
+    let scale = 10f64.powi(((hi - lo) / 5.0).log10().floor() as i32);
+    let mut even: Vec<f64> = (1..=4)
+        .map(|i| (lo * (hi / lo).powf(i as f64 / 5.0) / scale).round() * scale)
+        .filter(|t| (lo..=hi).contains(t))
+        .collect();
+    even.dedup();
+    even
+}
+
+/// The significant digits (3 or more) that label `ticks` with distinct text.
+pub fn label_digits(ticks: &[f64]) -> i32 {
+    (3..=8)
+        .find(|&d| {
+            let mut l: Vec<String> = ticks.iter().map(|v| sig_digits(*v, d)).collect();
+            l.sort();
+            l.dedup();
+            l.len() == ticks.len()
+        })
+        .unwrap_or(8)
+}
+
+/// A number with `sig` significant digits, without an exponent for ordinary magnitudes.
+pub fn sig_digits(v: f64, sig: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let decimals = (sig - 1 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// The lines' points, with 8 points between each pair, in the plot's unit square.
+pub(super) fn unit_lines(
+    lines: &[Vec<Point>],
+    xs: impl Fn(f64) -> f64,
+    ys: impl Fn(f64) -> f64,
+) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for l in lines {
+        for w in l.windows(2) {
+            for k in 0..8 {
+                let t = k as f64 / 8.0;
+                let e = w[0].0 + (w[1].0 - w[0].0) * t;
+                for sign in [-1.0, 0.0, 1.0] {
+                    let v = |p: &Point| p.1 + sign * p.2;
+                    out.push((xs(e), ys(v(&w[0]) + (v(&w[1]) - v(&w[0])) * t)));
+                }
+            }
+        }
+        if let Some(p) = l.last() {
+            out.push((xs(p.0), ys(p.1)));
+        }
+    }
+    out
+}
+
+/// The corner whose legend-sized box (`size`: width and height as fractions of the plot)
+/// covers the fewest of `points` (in the unit square): where the legend hides least.
+pub fn emptiest_corner(points: &[(f64, f64)], size: (f64, f64)) -> SeriesLabelPosition {
+    let (w, h) = size;
+    // (x range, y range) of each corner's box; ties keep the first (upper right, the
+    // usual place).
+    let boxes = [
+        ((1.0 - w, 1.0), (1.0 - h, 1.0)),
+        ((1.0 - w, 1.0), (0.0, h)),
+        ((0.0, w), (1.0 - h, 1.0)),
+        ((0.0, w), (0.0, h)),
+    ];
+    let covered = |((x0, x1), (y0, y1)): ((f64, f64), (f64, f64))| {
+        points
+            .iter()
+            .filter(|p| p.0 >= x0 && p.0 <= x1 && p.1 >= y0 && p.1 <= y1)
+            .count()
+    };
+    let best = (0..4).min_by_key(|&i| (covered(boxes[i]), i)).unwrap_or(0);
+    match best {
+        1 => SeriesLabelPosition::LowerRight,
+        2 => SeriesLabelPosition::UpperLeft,
+        3 => SeriesLabelPosition::LowerLeft,
+        _ => SeriesLabelPosition::UpperRight,
     }
 }
 
@@ -169,8 +285,9 @@ fn finish_panel<'a, DB, Y>(
     mut chart: ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
     groups: &[Group],
     lines: Vec<Vec<Point>>,
-    panel: Panel,
+    (panel, digits): (Panel, i32),
     y_desc: &str,
+    legend_at: SeriesLabelPosition,
 ) -> Result<()>
 where
     DB: DrawingBackend + 'a,
@@ -180,10 +297,9 @@ where
     let fmt_y = |v: &f64| {
         if !panel.is_loss() {
             format!("{:.1}%", v * 100.0)
-        } else if v.abs() >= 0.095 {
-            format!("{v:.2}")
         } else {
-            format!("{v:.3}")
+            // Enough digits that the close ticks of a short run's log axis read apart.
+            sig_digits(*v, digits)
         }
     };
     mesh(&mut chart, y_desc, &fmt_y)?;
@@ -207,7 +323,7 @@ where
         let pts = pts.iter().map(|p| (p.0, p.1)).collect();
         draw_line(&mut chart, pts, (g.color, g.kind), 2, label)?;
     }
-    legend(&mut chart, panel.is_loss())
+    legend(&mut chart, legend_at)
 }
 
 /// Axes with a light major grid only (no minor lines: they crowd the curves).
@@ -221,15 +337,23 @@ where
     DB::ErrorType: 'static,
     Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
 {
+    let xt = x_ticks(chart.x_range());
     chart
         .configure_mesh()
         .x_desc("epoch")
         .y_desc(y_desc)
         .axis_desc_style((FAMILY, 18))
         .label_style((FAMILY, 15))
-        .x_labels(10)
+        // Whole epochs only: a short run's axis would otherwise tick every half epoch.
+        .x_labels(xt)
         .y_labels(8)
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| {
+            if (v - v.round()).abs() < 1e-6 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        })
         .y_label_formatter(fmt_y)
         .light_line_style(TRANSPARENT)
         .bold_line_style(RGBColor(220, 220, 220))
@@ -238,9 +362,14 @@ where
     Ok(())
 }
 
+/// How many epoch labels an axis over `x` asks for: one per epoch up to 10.
+fn x_ticks(x: std::ops::Range<f64>) -> usize {
+    ((x.end - x.start).round() as usize + 1).clamp(2, 10)
+}
+
 pub(super) fn legend<'a, DB, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
-    upper: bool,
+    at: SeriesLabelPosition,
 ) -> Result<()>
 where
     DB: DrawingBackend + 'a,
@@ -249,11 +378,7 @@ where
 {
     chart
         .configure_series_labels()
-        .position(if upper {
-            SeriesLabelPosition::UpperRight
-        } else {
-            SeriesLabelPosition::LowerRight
-        })
+        .position(at)
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(150, 150, 150))
         .label_font((FAMILY, 17))

@@ -15,7 +15,10 @@ mod curves;
 mod series;
 mod telemetry;
 
-pub use curves::{chart, grid, zoom_start, ChartOptions, Panel};
+pub use curves::{
+    chart, emptiest_corner, grid, label_digits, log_ticks, sig_digits, zoom_start, ChartOptions,
+    Panel,
+};
 pub use series::{group_runs, style_of, Group, LineKind};
 pub use telemetry::telemetry_chart;
 

@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::curves::{legend, mesh};
-use super::series::{draw_band, draw_line, mean_band, Group};
+use super::curves::{emptiest_corner, legend, mesh, unit_lines};
+use super::series::{draw_band, draw_line, mean_band, Group, Point};
 use super::{plot_err, render_png, ChartOptions, FAMILY};
 use crate::telemetry::LayerTelemetry;
 
@@ -18,6 +18,11 @@ struct Quantity {
     axis: &'static str,
     value: fn(&LayerTelemetry) -> f64,
     fmt: fn(&f64) -> String,
+    /// Least padding above and below the data, in axis units: a flat line still gets an
+    /// axis with distinct labels.
+    pad: f64,
+    /// Never below zero (counts and fractions).
+    non_negative: bool,
 }
 
 fn pct(v: &f64) -> String {
@@ -30,30 +35,48 @@ const QUANTITIES: [Quantity; 5] = [
         axis: "fraction of updates",
         value: |t| t.sign_changes,
         fmt: pct,
+        pad: 1e-2,
+        non_negative: true,
     },
     Quantity {
         title: "Backtracks (weights moved back)",
         axis: "weights per epoch",
         value: |t| t.backtracks as f64,
-        fmt: |v| format!("{v:.0}"),
+        // Whole counts only: an all-zero panel is labelled 0 once, not "0, 0, -0".
+        fmt: |v| {
+            if (v - v.round()).abs() < 1e-9 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        },
+        pad: 1.0,
+        non_negative: true,
     },
     Quantity {
         title: "Step sizes at step_min",
         axis: "fraction of weights",
         value: |t| t.at_min,
         fmt: pct,
+        pad: 1e-2,
+        non_negative: true,
     },
     Quantity {
         title: "Step sizes at step_max",
         axis: "fraction of weights",
         value: |t| t.at_max,
         fmt: pct,
+        pad: 1e-2,
+        non_negative: true,
     },
     Quantity {
         title: "Median step size",
         axis: "step size (log10 axis)",
         value: |t| (t.median_step as f64).max(1e-12).log10(),
-        fmt: |v| format!("{:.0e}", 10f64.powf(*v)),
+        // Two digits, and at least 0.15 decade either side: ticks ~12% apart read apart.
+        fmt: |v| format!("{:.1e}", 10f64.powf(*v)),
+        pad: 0.15,
+        non_negative: false,
     },
 ];
 
@@ -96,18 +119,30 @@ where
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
-    // At least a percent either side, so a flat line at 0 gets readable ticks.
-    let pad = ((hi - lo) * 0.05).max(1e-2);
+    let pad = ((hi - lo) * 0.05).max(q.pad);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let lo = if q.non_negative { lo.max(0.0) } else { lo };
     let max_epoch = lines
         .iter()
         .flat_map(|(_, _, p)| p.last().map(|x| x.0))
         .fold(2.0, f64::max);
+    let (w, h) = area.dim_in_pixel();
+    let entries = lines.len();
+    let chars = groups.iter().map(|g| g.label.len() + 9).max().unwrap_or(20);
+    let legend_box = (
+        (chars as f64 * 9.0 / (w as f64 - 100.0)).min(1.0),
+        ((entries * 24 + 16) as f64 / (h as f64 - 100.0)).min(1.0),
+    );
+    let pts: Vec<Vec<Point>> = lines.iter().map(|(_, _, p)| p.clone()).collect();
+    let xs = |e: f64| (e - 1.0) / (max_epoch - 1.0).max(1.0);
+    let ys = |v: f64| (v - lo) / (hi - lo);
+    let pos = emptiest_corner(&unit_lines(&pts, xs, ys), legend_box);
     let mut chart = ChartBuilder::on(area)
         .caption(q.title, (FAMILY, 24))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(72)
-        .build_cartesian_2d(1.0..max_epoch, lo - pad..hi + pad)
+        .build_cartesian_2d(1.0..max_epoch, lo..hi)
         .map_err(plot_err)?;
     mesh(&mut chart, q.axis, &q.fmt)?;
     for (g, l, pts) in &lines {
@@ -119,7 +154,7 @@ where
         let width = if l == 0 { 2 } else { 1 };
         draw_line(&mut chart, xy, (lighter(g.color, l), g.kind), width, label)?;
     }
-    legend(&mut chart, true)
+    legend(&mut chart, pos)
 }
 
 /// The telemetry of the groups' runs, five panels in a 3 x 2 grid, the sixth saying how to

@@ -55,3 +55,25 @@ pub fn main_with(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
         .collect();
     libtest_mimic::run(&args, trials).exit()
 }
+
+/// The strategies of `of` the first adapter can run, in order. Each one it cannot (the
+/// texture strategy without 8-lane subgroups: wgpu's GL backend, most real GPUs) is named
+/// on stderr as skipped, never forced.
+pub fn strategies(of: &[rprop_lab::gpu::Strategy]) -> Vec<rprop_lab::gpu::Strategy> {
+    let instance = rprop_lab::gpu::instance();
+    let Ok(adapter) = rprop_lab::gpu::select_adapter(&instance, None) else {
+        return of.to_vec();
+    };
+    of.iter()
+        .copied()
+        .filter(
+            |&k| match rprop_lab::gpu::kernels::unsupported(&adapter, k) {
+                Some(why) => {
+                    eprintln!("skipped on this adapter: matmul strategy {k} ({why})");
+                    false
+                }
+                None => true,
+            },
+        )
+        .collect()
+}
