@@ -199,7 +199,6 @@ fn lost_device_is_a_clear_error_and_keeps_saved_files() {
         std::fs::read(d.path().join("metrics.json")).unwrap(),
         metrics
     );
-    eprintln!("lost device error: {e}");
 }
 
 /// `--adapter` naming no adapter of the machine: an error that names it (no fallback).

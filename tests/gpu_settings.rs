@@ -14,9 +14,9 @@ const SMALL: [&str; 10] = [
     "--optimizer",
     "adam",
     "--train-set-size",
-    "2000",
+    "1000",
     "--eval-set-size",
-    "500",
+    "200",
     "--epochs",
     "2",
     "-q",
@@ -50,9 +50,9 @@ fn same_numbers_whatever_the_cache_holds() {
     let key = tune::adapter_key(&info);
     let d = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
-    // An empty cache (the timing runs), and each strategy planted in it, even those a
-    // timing may not choose.
-    for planted in ["", "register", "texture", "tiled", "sparse"] {
+    // An empty cache (the timing runs), a strategy a timing may choose, and one it may not
+    // (it rounds differently) planted in it.
+    for planted in ["", "register", "sparse"] {
         let cache = d.path().join(format!("cache-{planted}"));
         if !planted.is_empty() {
             std::fs::create_dir_all(cache.join("rprop-lab")).unwrap();
@@ -67,7 +67,7 @@ fn same_numbers_whatever_the_cache_holds() {
         assert_eq!(cfg.run.backend.as_deref(), Some("gpu"));
         assert_eq!(cfg.run.adapter.as_deref(), Some(info.name.as_str()));
         let k: Strategy = cfg.run.matmul_kernel.as_deref().unwrap().parse().unwrap();
-        // 2,000 images: never sparse; tiled only by the hardware rule.
+        // 1,000 images: never sparse; tiled only by the hardware rule.
         let expected: &[Strategy] = if tune::software(&info) {
             &tune::TIMED
         } else {
@@ -100,7 +100,7 @@ fn sparse_is_chosen_by_rule_on_a_software_adapter() {
         "--train-set-size",
         "10000",
         "--eval-set-size",
-        "500",
+        "100",
         "--epochs",
         "1",
         "-q",

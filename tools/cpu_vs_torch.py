@@ -4,11 +4,13 @@ eval pass) in PyTorch and in rprop-lab's CPU backend, side by side in one run.
 
 Usage (from the repository root):
   python3 tools/cpu_vs_torch.py [--rounds 7] [--epochs 5] [--matmul dense,sparse] [--no-torch]
-      [--products]
+      [--products] [--train]
 
 The two take turns: each round times --epochs epochs of torch (in this process), then
 --epochs epochs of rprop-lab (`cargo run --release --example cpu_epoch`, its strategies
-themselves interleaved epoch by epoch, after one warm-up epoch). Each side's figure is the
+themselves interleaved epoch by epoch, after one warm-up epoch) and, with --train, the
+user's command `rprop-lab train --backend cpu` with its default settings (its per-epoch
+`seconds` from metrics.json, the first epoch left out as the warm-up; wall time only). Each side's figure is the
 median over rounds of the per-round medians, so both see the same machine load. Wall time and
 CPU time (all threads) are printed: on a machine shared with other work the wall time grows
 with the load while the CPU time stays close to the unloaded cost. The ratios are rprop-lab /
@@ -121,6 +123,18 @@ def time_rprop(root, epochs, matmul):
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def time_train(root, epochs):
+    """The train command's epochs, default settings: median of metrics.json's `seconds`."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [str(root / "target/release/rprop-lab"), "train", "--optimizer", "irprop-plus",
+               "--backend", "cpu", "--epochs", str(epochs + 1), "--out", d + "/run", "-q",
+               "--no-test"]
+        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+        m = json.load(open(d + "/run/metrics.json"))
+    return statistics.median(e["seconds"] for e in m["epochs"][1:])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -129,6 +143,8 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--products", action="store_true",
                     help="also time torch's two big products alone (GFLOP/s, vs cpu_step's)")
+    ap.add_argument("--train", action="store_true",
+                    help="also time the train command (default CPU settings) in each round")
     ap.add_argument("--data", default="data/mnist")
     a = ap.parse_args()
     if a.rounds < 1 or a.epochs < 1:
@@ -159,8 +175,8 @@ def main():
         t = TorchEpoch(torch, data)
         t.epoch()  # warm-up (allocator, thread pool)
     print("building examples/cpu_epoch ...", flush=True)
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "cpu_epoch"],
-                   cwd=root, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "cpu_epoch",
+                    "--bin", "rprop-lab"], cwd=root, check=True)
     rows = {}  # name -> list of (wall, cpu) per round
     prods = {}  # torch product -> seconds
     for r in range(a.rounds):
@@ -173,6 +189,8 @@ def main():
                     prods.setdefault("dW1 = dZ1ᵀ·X", []).append(dw1)
         for j in time_rprop(root, a.epochs, a.matmul):
             rows.setdefault(f"rprop-lab {j['matmul']}", []).append((j["wall_s"], j["cpu_s"]))
+        if a.train:
+            rows.setdefault("train (defaults)", []).append((time_train(root, a.epochs), float("nan")))
         line = ", ".join(f"{k} {v[-1][0] * 1e3:.0f} ms" for k, v in rows.items())
         print(f"round {r + 1}/{a.rounds}: {line}", flush=True)
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))

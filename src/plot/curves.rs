@@ -207,9 +207,9 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     even
 }
 
-/// The significant digits (3 or more) that label `ticks` with distinct text.
+/// The fewest significant digits that label `ticks` with distinct text.
 pub fn label_digits(ticks: &[f64]) -> i32 {
-    (3..=8)
+    (1..=8)
         .find(|&d| {
             let mut l: Vec<String> = ticks.iter().map(|v| sig_digits(*v, d)).collect();
             l.sort();

@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::curves::{emptiest_corner, legend, mesh, unit_lines};
-use super::series::{draw_band, draw_line, mean_band, Group, Point};
+use super::curves::mesh;
+use super::series::{draw_band, draw_line, mean_band, Group, LineKind};
 use super::{plot_err, render_png, ChartOptions, FAMILY};
 use crate::telemetry::LayerTelemetry;
 
@@ -126,17 +126,6 @@ where
         .iter()
         .flat_map(|(_, _, p)| p.last().map(|x| x.0))
         .fold(2.0, f64::max);
-    let (w, h) = area.dim_in_pixel();
-    let entries = lines.len();
-    let chars = groups.iter().map(|g| g.label.len() + 9).max().unwrap_or(20);
-    let legend_box = (
-        (chars as f64 * 9.0 / (w as f64 - 100.0)).min(1.0),
-        ((entries * 24 + 16) as f64 / (h as f64 - 100.0)).min(1.0),
-    );
-    let pts: Vec<Vec<Point>> = lines.iter().map(|(_, _, p)| p.clone()).collect();
-    let xs = |e: f64| (e - 1.0) / (max_epoch - 1.0).max(1.0);
-    let ys = |v: f64| (v - lo) / (hi - lo);
-    let pos = emptiest_corner(&unit_lines(&pts, xs, ys), legend_box);
     let mut chart = ChartBuilder::on(area)
         .caption(q.title, (FAMILY, 24))
         .margin(12)
@@ -154,11 +143,11 @@ where
         let width = if l == 0 { 2 } else { 1 };
         draw_line(&mut chart, xy, (lighter(g.color, l), g.kind), width, label)?;
     }
-    legend(&mut chart, pos)
+    Ok(())
 }
 
 /// The telemetry of the groups' runs, five panels in a 3 x 2 grid, the sixth saying how to
-/// read them. Groups without telemetry (non-Rprop optimizers) draw nothing.
+/// read them, with the legend. Groups without telemetry (non-Rprop optimizers) draw nothing.
 pub fn telemetry_chart(path: &Path, groups: &[Group], opts: &ChartOptions) -> Result<()> {
     render_png(path, opts.width * 2, opts.height * 3, |root| {
         let areas = root.split_evenly((3, 2));
@@ -182,6 +171,47 @@ pub fn telemetry_chart(path: &Path, groups: &[Group], opts: &ChartOptions) -> Re
                     (FAMILY, 22).into_font(),
                 ))
                 .map_err(plot_err)?;
+        }
+        // One legend for the five panels, here beside them: in a panel it would cover data.
+        let layers = groups
+            .iter()
+            .flat_map(|g| g.runs.iter().flat_map(|m| m.epochs.iter()))
+            .map(|r| r.telemetry.len())
+            .max()
+            .unwrap_or(0);
+        let top = 60 + 34 * note.len() as i32 + 20;
+        let per_column = ((opts.height as i32 - top - 10) / 30).max(1);
+        let mut row = 0;
+        let with_telemetry = groups.iter().filter(|g| {
+            g.runs
+                .iter()
+                .any(|m| m.epochs.iter().any(|r| !r.telemetry.is_empty()))
+        });
+        for g in with_telemetry {
+            for l in 0..layers {
+                // Deep networks' many layers: further columns.
+                let x = 40 + 430 * (row / per_column);
+                let y = top + 30 * (row % per_column);
+                let color = lighter(g.color, l);
+                let style = color.stroke_width(if l == 0 { 3 } else { 2 });
+                areas[5]
+                    .draw(&PathElement::new(vec![(x, y), (x + 60, y)], style))
+                    .map_err(plot_err)?;
+                if g.kind == LineKind::Dashed {
+                    areas[5]
+                        .draw(&Circle::new((x + 30, y), 4, color.filled()))
+                        .map_err(plot_err)?;
+                }
+                let label = format!("{} layer {}", g.label, l + 1);
+                areas[5]
+                    .draw(&Text::new(
+                        label,
+                        (x + 72, y - 11),
+                        (FAMILY, 20).into_font(),
+                    ))
+                    .map_err(plot_err)?;
+                row += 1;
+            }
         }
         Ok(())
     })
