@@ -264,21 +264,23 @@ pub fn load_with_meta(
 /// Saves an optimizer state (step sizes, previous gradients, previous changes as flat f32
 /// tensors in the parameter layout; the previous loss and the epoch as exact metadata).
 pub fn save_state(path: &Path, state: &RpropState, epoch: usize) -> Result<()> {
-    let tmp = save_state_tmp(path, state, epoch, &[])?;
+    let tmp = save_state_tmp(path, state, epoch, None, &[])?;
     fsio::commit_tmps(&[(tmp, path.to_path_buf())])
 }
 
-/// [`save_state`] into the temp sibling of `path`, with extra metadata (the optimizer and
-/// the fingerprint of the weights it goes with, so a resume refuses a state and weights
-/// that were not saved together); [`fsio::commit_tmps`] puts it in place.
+/// [`save_state`] into the temp sibling of `path`, with the weights the state goes with
+/// (flat, tensor `weights`: the state file is then a save's one commit point) and extra
+/// metadata (the optimizer, the weights' fingerprint, the config);
+/// [`fsio::commit_tmps`] puts it in place.
 pub fn save_state_tmp(
     path: &Path,
     state: &RpropState,
     epoch: usize,
+    weights: Option<&[f32]>,
     extra: &[(&str, String)],
 ) -> Result<PathBuf> {
     let n = state.step.len();
-    let tensors: [(&str, Vec<usize>, &[f32]); 3] = [
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![
         ("step", vec![n], &state.step),
         ("prev_grad", vec![state.prev_grad.len()], &state.prev_grad),
         (
@@ -287,6 +289,9 @@ pub fn save_state_tmp(
             &state.prev_change,
         ),
     ];
+    if let Some(w) = weights {
+        tensors.push(("weights", vec![w.len()], w));
+    }
     let mut meta = vec![
         // The bits, so the loss compared by iRprop+ after a resume is exactly the same.
         (
@@ -312,15 +317,47 @@ pub fn load_state_with_meta(
     path: &Path,
     len: usize,
 ) -> Result<(RpropState, usize, HashMap<String, String>)> {
-    let bytes = fsio::read_capped(path, "optimizer state", 3 * fsio::MAX_WEIGHTS)?;
+    let (state, epoch, meta, _) = load_state_full(path, len)?;
+    Ok((state, epoch, meta))
+}
+
+/// [`load_state_with_meta`], also returning the weights saved in the state file (absent
+/// in files saved before the state held them).
+pub fn load_state_full(path: &Path, len: usize) -> Result<StateFile> {
+    let bytes = fsio::read_capped(path, "optimizer state", 4 * fsio::MAX_WEIGHTS)?;
     let (state, epoch) =
         state_from_bytes(&bytes, len).with_context(|| format!("{}", path.display()))?;
     let meta = SafeTensors::read_metadata(&bytes)
         .ok()
         .and_then(|(_, m)| m.metadata().clone())
         .unwrap_or_default();
-    Ok((state, epoch, meta))
+    let weights = SafeTensors::deserialize(&bytes)
+        .ok()
+        .and_then(|st| st.tensor("weights").ok())
+        .map(|t| {
+            if t.dtype() != Dtype::F32 || t.shape() != [len] {
+                bail!(
+                    "{}: tensor `weights` is {:?} {:?}, expected F32 [{len}]",
+                    path.display(),
+                    t.dtype(),
+                    t.shape()
+                );
+            }
+            let w: Vec<f32> = floats(t.data()).collect();
+            if let Some((i, x)) = w.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+                bail!(
+                    "{}: tensor `weights` holds a non-finite value ({x}) at index {i}",
+                    path.display()
+                );
+            }
+            Ok(w)
+        })
+        .transpose()?;
+    Ok((state, epoch, meta, weights))
 }
+
+/// What an optimizer state file holds: the state, its epoch, metadata, and the weights.
+pub type StateFile = (RpropState, usize, HashMap<String, String>, Option<Vec<f32>>);
 
 fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(RpropState, usize)> {
     let (_, meta) =

@@ -432,7 +432,7 @@ impl Config {
 
     /// Bytes a run of this config needs, roughly, on `inputs`-pixel data: per parameter the
     /// weights, best weights, gradient, optimizer state and device copies (8 floats), the
-    /// copies a save reads back (weights, then the 3-float state: 3 more; the files are
+    /// copies a save reads back (weights and the 3-float state: 4 more; the files are
     /// written from them a block at a time, see `checkpoint::serialize_to`) and 1 to spare, per
     /// train-batch and eval row the activations, deltas and workspaces of every layer (4
     /// floats per unit), and 256 MiB for the data and the rest (measured: 784-128-10 full
@@ -444,7 +444,9 @@ impl Config {
         let params: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
         let units: u128 = widths[1..].iter().sum();
         let rows = (self.train_batch_size + self.eval_set_size) as u128;
-        4 * (12 * params + 4 * rows * units) + (256 << 20)
+        // The train and eval sets: their pixels and a normalized f32 copy (5 bytes each).
+        let data = 5 * (self.train_set_size + self.eval_set_size) as u128 * inputs as u128;
+        4 * (13 * params + 4 * rows * units) + data + (256 << 20)
     }
 
     /// Refuses, before anything is allocated, a network and batch that cannot fit in the
@@ -556,10 +558,16 @@ fn as_f32(v: &Value) -> Result<f32> {
     let x = v
         .as_f64()
         .ok_or_else(|| anyhow!("expected a number, got {}", show(v)))?;
-    if !x.is_finite() || x.abs() > f32::MAX as f64 {
+    // Rounded as the value is stored: 3.4028235e38 (f32::MAX as config.json writes it)
+    // is in range, and every accepted number reads back as the same f32.
+    let y = x as f32;
+    if !y.is_finite() {
         bail!("{x} is out of range for f32");
     }
-    Ok(x as f32)
+    if y == 0.0 && x != 0.0 {
+        bail!("{x:e} is too small for f32 (it would be stored as 0; the smallest is 1e-45)");
+    }
+    Ok(y)
 }
 
 fn as_f64(v: &Value) -> Result<f64> {

@@ -148,11 +148,26 @@ fn read_gz(path: &Path) -> Result<Vec<u8>, DataError> {
                 acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64)
             })
             .unwrap_or(u64::MAX);
-        if claimed <= MAX_DECOMPRESSED {
-            out.reserve_exact(claimed as usize + 1);
+        // Data that cannot fit beside the run is refused here, not by an abort.
+        let limit = crate::limits::memory_limit() as u128;
+        if claimed <= MAX_DECOMPRESSED && claimed as u128 + (256 << 20) > limit {
+            return Err(fmt(format!(
+                "its header claims {claimed} bytes of data, more than fits in the {} MiB this process may use (with room for the run)",
+                limit >> 20
+            )));
+        }
+        if claimed <= MAX_DECOMPRESSED && out.try_reserve_exact(claimed as usize + 1).is_err() {
+            return Err(fmt(format!("{claimed} bytes of data do not fit in memory")));
         }
     }
-    reader.read_to_end(&mut out).map_err(gz_err)?;
+    reader.read_to_end(&mut out).map_err(|e| {
+        // Growing the buffer failed: memory ran out, the file is not to blame.
+        if e.kind() == std::io::ErrorKind::OutOfMemory {
+            fmt("the data does not fit in memory (it decompresses to more than this process may use)".into())
+        } else {
+            gz_err(e)
+        }
+    })?;
     if out.len() as u64 > MAX_DECOMPRESSED {
         return Err(fmt(format!(
             "decompresses to more than {MAX_DECOMPRESSED} bytes"

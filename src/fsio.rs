@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 
@@ -67,14 +68,98 @@ fn cannot_read(path: &Path, what: &str) -> String {
     format!("{}: cannot read {what}", path.display())
 }
 
-/// The temporary name [`write_atomic`] writes to before renaming: a hidden sibling (same
-/// folder, so the rename is atomic) with the process id, so two writers never share one.
+/// Prefix of every temp file: short (a temp name never overflows NAME_MAX, whatever the
+/// target's name) and recognizable, so a run folder's leftovers can be cleared under its lock.
+pub const TMP_PREFIX: &str = ".rl-tmp-";
+
+/// A temporary name in `path`'s folder (same folder, so the rename is atomic), unique to
+/// this process and call. The name is only a candidate: [`write_tmp`] creates it
+/// exclusively and picks another if it is taken.
 pub fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".{}.tmp", std::process::id()));
-    path.with_file_name(name)
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!("{TMP_PREFIX}{}-{n}", std::process::id()))
 }
+
+/// Creates a new file at a fresh temp name beside `path`: exclusively and without following
+/// links (`O_CREAT|O_EXCL|O_NOFOLLOW`), so a planted file or link is never written through.
+fn create_tmp(path: &Path) -> std::io::Result<(PathBuf, fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for _ in 0..64 {
+        let tmp = tmp_path(path);
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o644)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temp name")))
+}
+
+/// Opens `path` for appending without following a link (a planted link is refused, not
+/// written through), creating it if missing.
+pub fn open_append(path: &Path) -> Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fault_point();
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o644)
+        .open(path)
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Appends `bytes` to `path` (see [`open_append`]) and flushes them to disk.
+pub fn append(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = open_append(path)?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_data())
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Removes the temp files ([`TMP_PREFIX`]) a killed writer left in `dir`. Only called by
+/// the holder of the folder's run lock, so no live writer owns them.
+pub fn clear_tmps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Test hook for fault injection: with `RPROP_LAB_FAULT_AT=N`, the process dies (as by
+/// SIGKILL: no cleanup, no destructors) at the Nth filesystem step it takes, counted from
+/// its start. Steps: creating and filling a temp, each rename, each append, each folder
+/// created, moved or removed. Unset, it costs one load.
+pub fn fault_point() {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static STEP: AtomicU64 = AtomicU64::new(0);
+    let at = *AT.get_or_init(|| {
+        std::env::var("RPROP_LAB_FAULT_AT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(at) = at {
+        if STEP.fetch_add(1, Ordering::SeqCst) + 1 == at {
+            // SAFETY: ends the process at once, as a kill would.
+            unsafe { libc::_exit(FAULT_EXIT) };
+        }
+    }
+}
+
+/// Exit status of a process stopped by [`fault_point`].
+pub const FAULT_EXIT: i32 = 86;
 
 /// Writes `bytes` to `path` atomically: into a temp sibling first, flushed to disk, then
 /// renamed over `path`, so a crash leaves either the old file or the new one, never half
@@ -89,6 +174,7 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
+    let _write = crate::signals::critical();
     let tmp = write_tmp(path, fill)?;
     commit_tmps(&[(tmp, path.to_path_buf())])
 }
@@ -100,9 +186,11 @@ pub fn write_tmp(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<PathBuf> {
-    let tmp = tmp_path(path);
+    fault_point();
+    let (tmp, file) =
+        create_tmp(path).with_context(|| format!("{}: cannot write", path.display()))?;
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::io::BufWriter::with_capacity(1 << 16, fs::File::create(&tmp)?);
+        let mut f = std::io::BufWriter::with_capacity(1 << 16, file);
         fill(&mut f)?;
         f.into_inner().map_err(|e| e.into_error())?.sync_all()
     })();
@@ -118,7 +206,9 @@ pub fn write_tmp(
 /// state) are replaced together: a full disk fails before any of them changes. On a
 /// failure the temps not yet renamed are removed.
 pub fn commit_tmps(pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
+    let _save = crate::signals::critical();
     for (i, (tmp, path)) in pairs.iter().enumerate() {
+        fault_point();
         if let Err(e) = fs::rename(tmp, path) {
             for (t, _) in &pairs[i..] {
                 let _ = fs::remove_file(t);
@@ -188,11 +278,26 @@ pub fn check_png_out(out: &Path) -> Result<()> {
 
 /// A hidden sibling of `dir` named after it with `suffix` (same file system, so renames
 /// between them are atomic).
+/// A name too long for NAME_MAX with the dot and suffix is cut and given a hash of the
+/// whole name, so a legal-length folder name always has its siblings.
 pub fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(dir.file_name().unwrap_or_default());
-    name.push(suffix);
-    dir.with_file_name(name)
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    const NAME_MAX: usize = 255;
+    let base = dir.file_name().unwrap_or_default().as_bytes();
+    let mut name = b".".to_vec();
+    if 1 + base.len() + suffix.len() <= NAME_MAX {
+        name.extend(base);
+    } else {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in base {
+            h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        let tag = format!("~{h:016x}");
+        name.extend(&base[..NAME_MAX - 1 - suffix.len() - tag.len()]);
+        name.extend(tag.as_bytes());
+    }
+    name.extend(suffix.as_bytes());
+    dir.with_file_name(std::ffi::OsString::from_vec(name))
 }
 
 /// Suffix of the folder a `--force` run writes into until it replaces the old run.

@@ -20,6 +20,8 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod rng;
+pub mod run_folder;
+pub mod signals;
 pub mod stats;
 pub mod telemetry;
 pub mod trainer;

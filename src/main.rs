@@ -8,6 +8,8 @@ use rprop_lab::verify::VerifyFailed;
 fn main() -> ExitCode {
     // Before any thread exists: it may set an environment variable (see its doc).
     rprop_lab::gpu::quiet_headless_wsi();
+    // Signals are handled from here on: none ends the process mid-write.
+    rprop_lab::signals::install();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -48,10 +48,7 @@ pub struct RunSummary {
     pub seconds: f64,
 }
 
-pub const BEST: &str = "best.safetensors";
-pub const LAST: &str = "last.safetensors";
-/// The optimizer state saved beside `last.safetensors`, for `--resume`.
-pub const STATE: &str = "optimizer.safetensors";
+pub use crate::run_folder::{BEST, LAST, STATE};
 
 /// A progress bar over `epochs` epochs on stderr; hidden when quiet or not a terminal.
 pub fn progress(epochs: usize, quiet: bool) -> ProgressBar {
@@ -73,21 +70,12 @@ pub fn progress(epochs: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Set by Ctrl-C: the trainer finishes the current epoch, saves, and stops.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub use crate::signals::INTERRUPTED;
 
-/// Installs the Ctrl-C handler: the first press asks the run to stop after the current
-/// epoch (saving everything); a second press exits at once (files are written atomically,
-/// so none is left half-written).
+/// Marks the start of training: from here a first Ctrl-C (or SIGTERM, SIGHUP) asks the
+/// run to stop after the current epoch, saving everything (see [`crate::signals`]).
 pub fn install_interrupt_handler() {
-    // An error here only means a handler is already installed (e.g. a second run in-process).
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        // Also SIGTERM and SIGHUP, so the hint does not assume a Ctrl-C.
-        eprintln!("\ninterrupt: finishing this epoch, then saving (interrupt again to quit now)");
-    });
+    crate::signals::set_training(true);
 }
 
 /// A run stopped by Ctrl-C after `epoch`, with everything saved in `dir`.
@@ -251,25 +239,23 @@ fn train_in(
             }
             Ok(())
         };
-    // The state records the epoch, optimizer and fingerprint of the weights it goes with,
-    // and both files are written in full before either replaces the old pair: a failed
-    // save (full disk) leaves the previous pair, still resumable.
+    // The state file holds the weights, their fingerprint, the epoch, optimizer and config:
+    // it is the save's one commit point (see `run_folder`). Both files are written in full
+    // before either is renamed, so a failed save (full disk) changes neither.
     let save_last = |backend: &mut dyn Backend, dir: &Path, epoch: usize| -> Result<()> {
         let (last, state) = (dir.join(LAST), dir.join(STATE));
-        // One copy of the weights, then of the state, at a time (memory estimate).
-        let (last_tmp, weights) = {
-            let params = backend.params()?;
-            let tmp = checkpoint::save_tmp(&last, &params, &meta(epoch))?;
-            (tmp, checkpoint::fingerprint(&params.data))
-        };
+        let params = backend.params()?;
+        let last_tmp = checkpoint::save_tmp(&last, &params, &meta(epoch))?;
         let state_tmp = backend.state().and_then(|s| {
             checkpoint::save_state_tmp(
                 &state,
                 &s,
                 epoch,
+                Some(&params.data),
                 &[
                     ("optimizer", cfg.optimizer.name().to_string()),
-                    ("weights", weights),
+                    ("weights", checkpoint::fingerprint(&params.data)),
+                    ("config", cfg.to_json().to_string()),
                 ],
             )
         });
@@ -360,6 +346,8 @@ fn train_in(
         // state saved: a kill right after the swap still leaves a resumable run.
         let swap = pending_replace.is_some();
         if interrupted || due || swap || epoch == cfg.epochs {
+            // A second signal waits for the save (and the swap) to finish.
+            let _save = crate::signals::critical();
             save_best(backend, &dir, &mut unsaved_best)?;
             save_last(backend, &dir, epoch)?;
             attach_telemetry(backend.take_telemetry()?, &mut metrics)?;
@@ -411,88 +399,7 @@ fn attach_telemetry(rows: Vec<Vec<LayerTelemetry>>, metrics: &mut Metrics) -> Re
     Ok(())
 }
 
-/// Files of a run, which `--force` clears before a new run writes there.
-pub const RUN_FILES: [&str; 6] = [
-    BEST,
-    LAST,
-    STATE,
-    "metrics.json",
-    "metrics.csv",
-    "config.json",
-];
-
-/// Puts the new run in `new` where the old run in `old` was: the two folders are
-/// exchanged atomically, the old folder's other files (not a run's) move to the new one,
-/// and the old run's files are removed.
-pub fn replace_run(new: &Path, old: &Path) -> Result<()> {
-    if !old.exists() {
-        return std::fs::rename(new, old)
-            .with_context(|| format!("{}: cannot move the new run into place", old.display()));
-    }
-    crate::fsio::exchange_dirs(new, old)?;
-    // `new` now holds the old run.
-    crate::fsio::move_other_entries(new, old, &RUN_FILES)?;
-    crate::fsio::remove_run_dir(new, &RUN_FILES);
-    Ok(())
-}
-
-/// Where a new run for `dir` writes: a fresh hidden sibling that takes `dir`'s place
-/// once the first epoch is written (the second value, for [`RunOptions::replace`]), so a
-/// run failing before that leaves nothing behind, and with `force`, an old run in `dir`
-/// stays as it was. Refuses a folder holding a run without `force`. Nothing is written
-/// here.
-pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)> {
-    crate::fsio::recover_dir(dir, &RUN_FILES);
-    if dir.exists() && !dir.is_dir() {
-        bail!("--out {}: is a file, not a folder", dir.display());
-    }
-    prepare_out_dir(dir, force)?;
-    // The folder is replaced as a whole: by its real path, and never one the process (or
-    // the shell that started it) is in.
-    let dir = if dir.exists() {
-        dir.canonicalize()
-    } else {
-        std::path::absolute(dir)
-    }
-    .with_context(|| format!("{}: cannot resolve", dir.display()))?;
-    let cwd = std::env::current_dir()
-        .ok()
-        .and_then(|c| c.canonicalize().ok());
-    let holds_cwd = dir.parent().is_none() || cwd.is_some_and(|c| c.starts_with(&dir));
-    if holds_cwd && !RUN_FILES.iter().any(|f| dir.join(f).exists()) {
-        // Nothing to replace: write in place (`--out .` in an empty folder).
-        return Ok((dir, None));
-    }
-    if holds_cwd {
-        bail!(
-            "--out {}: --force replaces the whole run folder, which cannot be the current folder or one above it; use a sub-folder",
-            dir.display()
-        );
-    }
-    let new = crate::fsio::sibling(&dir, crate::fsio::NEW_RUN);
-    Ok((new, Some(dir)))
-}
-
-/// Refuses to write into a folder holding another run unless `force`.
-pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
-    let existing: Vec<&str> = RUN_FILES
-        .iter()
-        .copied()
-        .filter(|f| dir.join(f).exists())
-        .collect();
-    if existing.is_empty() {
-        return Ok(());
-    }
-    if !force {
-        bail!(
-            "{} already holds a run ({}); pass --force to overwrite it, --resume {} to continue it, or --out DIR for a new folder",
-            dir.display(),
-            existing.join(", "),
-            dir.display()
-        );
-    }
-    Ok(())
-}
+pub use crate::run_folder::{out_dir_for, prepare_out_dir, replace_run, RUN_FILES};
 
 /// Path of a run's best checkpoint.
 pub fn best_path(dir: &Path) -> PathBuf {

@@ -45,10 +45,9 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let jobs = compare::plan(configs, &args.out, args.seeds.as_ref().map(|s| &s.0[..]))?;
     // Checks only: every old run stays untouched until its new run has an epoch.
-    let outs = jobs
-        .iter()
-        .map(|job| trainer::out_dir_for(&job.dir, args.force))
-        .collect::<Result<Vec<_>>>()?;
+    for job in &jobs {
+        trainer::out_dir_for(&crate::run_folder::resolve(&job.dir)?, args.force)?;
+    }
     let data_dir = args.data.dir()?;
     let learn = data::load(&data_dir, Part::Learn)?;
     let test = data::load(&data_dir, Part::Test)?;
@@ -57,6 +56,21 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             .check_memory(learn.features(), CLASSES)
             .with_context(|| job.config_path.display().to_string())?;
     }
+    // Every check has passed: the comparison's folder and each run's are locked (one
+    // writer each) and only then created.
+    let _locks = std::iter::once(&args.out)
+        .chain(jobs.iter().map(|j| &j.dir))
+        .map(|d| {
+            let real = crate::run_folder::resolve(d)?;
+            let lock = crate::run_folder::lock_creating(&real)?;
+            crate::run_folder::recover(&real);
+            Ok(lock)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let outs = jobs
+        .iter()
+        .map(|job| trainer::out_dir_for(&crate::run_folder::resolve(&job.dir)?, args.force))
+        .collect::<Result<Vec<_>>>()?;
     let mnist = data::is_mnist(&learn);
     let total = jobs.iter().map(|j| j.config.epochs).sum();
     let bar = trainer::progress(total, args.quiet);

@@ -77,61 +77,61 @@ pub struct Overrides {
     #[arg(long, value_name = "NAME")]
     pub optimizer: Option<String>,
     /// Learning rate; for Rprop the initial step size (PyTorch's lr) [report: 0.001].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub learning_rate: Option<String>,
     /// Number of epochs, one pass over the train set each [report: 50].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub epochs: Option<String>,
     /// Training images: the first N learning images [report: 50000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub train_set_size: Option<String>,
     /// Mini-batch size [report: = train-set-size, full batch].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub train_batch_size: Option<String>,
     /// Eval images: the next N learning images [report: 10000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub eval_set_size: Option<String>,
     /// Must equal eval-set-size.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub eval_batch_size: Option<String>,
     /// Step shrink factor on a sign change [report: 0.5].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub eta_minus: Option<String>,
     /// Step growth factor [report: 1.2].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub eta_plus: Option<String>,
     /// Smallest step size [report: 1e-6].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub step_min: Option<String>,
     /// Largest step size [report: 50].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub step_max: Option<String>,
     /// Seed of the weight initialization [default: 0].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub seed: Option<String>,
     /// L2 penalty added to the gradient, every optimizer [default: 0].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub weight_decay: Option<String>,
     /// SGD / RMSprop momentum [default: 0].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub momentum: Option<String>,
     /// Nesterov momentum for SGD (true/false) [default: false].
     #[arg(long, value_name = "BOOL")]
     pub nesterov: Option<String>,
     /// RMSprop smoothing constant [default: 0.99].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub alpha: Option<String>,
     /// RMSprop / Adam denominator term [default: 1e-8].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub eps: Option<String>,
     /// Adam first-moment decay [default: 0.9].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub beta1: Option<String>,
     /// Adam second-moment decay [default: 0.999].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub beta2: Option<String>,
     /// Quickprop maximum growth factor [default: 1.75].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub mu: Option<String>,
     /// Hidden layer sizes, e.g. 200,150,100 [default: 128].
     #[arg(long, value_name = "SIZES")]

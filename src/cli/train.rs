@@ -13,6 +13,7 @@ use crate::data::{self, Dataset, Part, CLASSES};
 use crate::metrics::{Metrics, TestRecord};
 use crate::model::{Layout, Params};
 use crate::optim::RpropState;
+use crate::run_folder;
 use crate::trainer::{self, initial_params, load_train_eval, RunOptions, Start};
 
 /// The backend and options a run uses: the command line's, else those its config records
@@ -147,6 +148,8 @@ struct Plan {
     resume: Option<PathBuf>,
     /// The run folder as the user named it (for messages).
     shown: PathBuf,
+    /// The run folder's lock, when taken before the checks (its parent folder exists).
+    lock: Option<run_folder::RunLock>,
 }
 
 /// `--resume DIR`: the run's own config (only `--epochs` may change, to extend it), its
@@ -167,6 +170,9 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
             key.replace('_', "-")
         );
     }
+    // The one writer of the run from here on; readers are not blocked.
+    let lock = run_folder::lock(&run_folder::resolve(dir)?)?;
+    run_folder::recover(dir);
     let mut cfg = Config::load(&dir.join("config.json"))?;
     let state = dir.join(trainer::STATE);
     if !state.exists() {
@@ -204,6 +210,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         replace: None,
         resume: Some(dir.to_path_buf()),
         shown: dir.to_path_buf(),
+        lock: Some(lock),
     })
 }
 
@@ -213,6 +220,51 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
 fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, RpropState, Start)> {
     let state_path = dir.join(trainer::STATE);
     let (start, state, _) = Start::resume(dir, layout.total())?;
+    let (_, _, smeta, weights) = checkpoint::load_state_full(&state_path, layout.total())?;
+    if let Some(recorded) = smeta.get("config") {
+        let changes = run_folder::config_changes(recorded, cfg)
+            .with_context(|| format!("{}", state_path.display()))?;
+        if !changes.is_empty() {
+            bail!(
+                "{}: differs from the settings the checkpoint {} recorded: {}; a resume keeps them (only --epochs may change; start a new run with --out)",
+                dir.join("config.json").display(),
+                state_path.display(),
+                changes.join(", ")
+            );
+        }
+    }
+    run_folder::check_state(&state, cfg).with_context(|| format!("{}", state_path.display()))?;
+    if let Some(data) = weights {
+        // The state file is the save's commit point and holds the weights: a crash that
+        // renamed last.safetensors but not the state leaves the state's pair, still whole.
+        for k in ["optimizer", "weights", "config"] {
+            if !smeta.contains_key(k) {
+                bail!(
+                    "{}: missing metadata `{k}`; cannot check what it was saved with",
+                    state_path.display()
+                );
+            }
+        }
+        if let Some(o) = smeta
+            .get("optimizer")
+            .filter(|o| o.as_str() != cfg.optimizer.name())
+        {
+            bail!(
+                "{}: was saved by {} but config.json now says {}; a resumed run keeps its optimizer (start a new run with --out)",
+                state_path.display(),
+                crate::config::cut(o),
+                cfg.optimizer.name()
+            );
+        }
+        if smeta.get("weights") != Some(&checkpoint::fingerprint(&data)) {
+            bail!(
+                "{}: its weights do not match their recorded fingerprint (a damaged file)",
+                state_path.display()
+            );
+        }
+        check_steps(&state_path, cfg, &state, start.epoch)?;
+        return Ok((Params { layout, data }, state, start));
+    }
     let last = dir.join(trainer::LAST);
     let (params, meta) = checkpoint::load_with_meta(&last, layout.inputs, layout.classes)?;
     if params.layout != layout {
@@ -248,22 +300,7 @@ fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, Rpr
             );
         }
     }
-    // One step per batch: the step count the state records is fixed by its epoch.
-    let batch = cfg.train_batch_size.clamp(1, cfg.train_set_size.max(1));
-    let steps = (start.epoch as u64).saturating_mul(cfg.train_set_size.div_ceil(batch) as u64);
-    if state.t != steps {
-        bail!(
-            "{}: records {} optimizer steps, but {} epochs of {} make {steps}",
-            state_path.display(),
-            state.t,
-            start.epoch,
-            if batch < cfg.train_set_size {
-                format!("{} batches", cfg.train_set_size.div_ceil(batch))
-            } else {
-                "one full-batch step".to_string()
-            }
-        );
-    }
+    check_steps(&state_path, cfg, &state, start.epoch)?;
     if let Some(e) = meta.get("epoch").filter(|e| **e != start.epoch.to_string()) {
         bail!(
             "{} is from epoch {} but {} is from epoch {}; they were not saved together (a crash between the two writes?)",
@@ -287,6 +324,26 @@ fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, Rpr
     Ok((params, state, start))
 }
 
+/// One step per batch: the step count a state records is fixed by its epoch.
+fn check_steps(state_path: &Path, cfg: &Config, state: &RpropState, epoch: usize) -> Result<()> {
+    let batch = cfg.train_batch_size.clamp(1, cfg.train_set_size.max(1));
+    let steps = (epoch as u64).saturating_mul(cfg.train_set_size.div_ceil(batch) as u64);
+    if state.t != steps {
+        bail!(
+            "{}: records {} optimizer steps, but {} epochs of {} make {steps}",
+            state_path.display(),
+            state.t,
+            epoch,
+            if batch < cfg.train_set_size {
+                format!("{} batches", cfg.train_set_size.div_ceil(batch))
+            } else {
+                "one full-batch step".to_string()
+            }
+        );
+    }
+    Ok(())
+}
+
 pub(super) fn train(args: TrainArgs) -> Result<()> {
     let mut plan = match &args.resume {
         Some(dir) => plan_resume(&args, dir)?,
@@ -296,9 +353,17 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
+            // Resolved before any check (`missing/../A` is A); locked now if its parent
+            // exists, else once every check has passed and the parent is created.
+            let real = run_folder::resolve(&out)?;
+            let lock = run_folder::lock_early(&real)?;
+            if lock.is_some() {
+                run_folder::recover(&real);
+            }
             // Only checks: the old run stays untouched until the new one has an epoch.
-            let (new, replace) = trainer::out_dir_for(&out, args.force)?;
+            let (new, replace) = trainer::out_dir_for(&real, args.force)?;
             Plan {
+                lock,
                 shown: out,
                 cfg,
                 data_dir: args.data.dir()?,
@@ -316,7 +381,18 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     let test_set = if args.no_test {
         None
     } else {
-        Some(data::load(&plan.data_dir, Part::Test)?)
+        let set = data::load(&plan.data_dir, Part::Test)?;
+        if (set.rows, set.cols) != (train.rows, train.cols) {
+            bail!(
+                "{}: the test images are {}x{} but the training images are {}x{}; the model could not score them",
+                plan.data_dir.display(),
+                set.rows,
+                set.cols,
+                train.rows,
+                train.cols
+            );
+        }
+        Some(set)
     };
     cfg.check_memory(train.features(), CLASSES)?;
     let layout = cfg.layout(train.features(), CLASSES);
@@ -345,8 +421,21 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     let (mut backend, why) = make_backend(kind, &gpu, &train, &eval, params, state, cfg)?;
     // config.json records where and how the run computes, so a rerun does the same.
     plan.cfg.run = backend.settings();
+    // Every check has passed: only now is a folder created.
+    let _lock = match plan.lock.take() {
+        Some(l) => l,
+        None => {
+            let real = run_folder::resolve(&plan.shown)?;
+            let l = run_folder::lock_creating(&real)?;
+            run_folder::recover(&real);
+            (plan.out, plan.replace) = trainer::out_dir_for(&real, args.force)?;
+            l
+        }
+    };
     let cfg = &plan.cfg;
     let shown_out = &plan.shown;
+    // Where the run ends up, as resolved (the name shown may pass through a missing folder).
+    let final_dir = plan.replace.clone().unwrap_or_else(|| plan.out.clone());
     if !args.quiet {
         eprintln!(
             "training {} on {}{} ({} train / {} eval images, epochs {}..={}) -> {}",
@@ -391,7 +480,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     }
     if let Some(set) = test_set {
         let mut metrics = run.metrics;
-        let ev = crate::compare::test_run(shown_out, &set)?;
+        let ev = crate::compare::test_run(&final_dir, &set)?;
         println!(
             "test: best weights (epoch {}) on {} test images from {} (cpu): loss {:.4}, accuracy {:.4}",
             run.best.epoch,
@@ -408,7 +497,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             best_epoch: run.best.epoch,
             data_dir: plan.data_dir.clone(),
         });
-        metrics.save(shown_out)?;
+        metrics.save(&final_dir)?;
     }
     Ok(())
 }
