@@ -208,6 +208,12 @@ fn quickprop(e: ptr<function, Elem>, gi: f32) {
     (*e).pg = gi;
 }
 
+// GRprop (slr and sag): Rprop-'s step adaptation only; the pick, the sum and the move
+// follow in grprop.wgsl.
+fn grprop_adapt(e: ptr<function, Elem>, gi: f32) {
+    adapt(e, gi);
+}
+
 // The dispatch: one explicit case per registered optimizer (Spec::wgsl_case); a code with
 // no case writes NaN everywhere, so a missing case fails every check instead of running
 // another optimizer.
@@ -232,6 +238,8 @@ fn optimizer(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         case 5u: { rmsprop(&e, gi); }
         case 6u: { adam(&e, gi); }
         case 7u: { quickprop(&e, gi); }
+        case 8u: { grprop_adapt(&e, gi); }
+        case 9u: { grprop_adapt(&e, gi); }
         default: {
             let nan = bitcast<f32>(0x7fc00000u);
             e = Elem(nan, nan, nan, nan);

@@ -3,6 +3,7 @@
 //! shaders/optimizer.wgsl), listed once in [`registry`]. Settings are in [`settings`].
 
 pub mod adam;
+pub mod grprop;
 pub mod quickprop;
 pub mod registry;
 pub mod rmsprop;
