@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::Config;
 use crate::fsio;
-use crate::optim::RpropState;
+use crate::optim::OptimState;
 
 pub const BEST: &str = "best.safetensors";
 pub const LAST: &str = "last.safetensors";
@@ -236,7 +236,7 @@ pub fn config_changes(recorded: &str, cfg: &Config) -> Result<Vec<String>> {
 /// Refuses an optimizer state a run cannot continue from: non-finite values anywhere,
 /// and, for the Rprop family, step sizes outside the bounds the config sets (or the
 /// initial step size, which may lie outside them).
-pub fn check_state(state: &RpropState, cfg: &Config) -> Result<()> {
+pub fn check_state(state: &OptimState, cfg: &Config) -> Result<()> {
     for (name, v) in [
         ("step", &state.step),
         ("prev_grad", &state.prev_grad),

@@ -12,7 +12,7 @@ use crate::cpu::{self, CpuBackend};
 use crate::data::{self, Dataset, Part, CLASSES};
 use crate::metrics::{Metrics, TestRecord};
 use crate::model::{Layout, Params};
-use crate::optim::RpropState;
+use crate::optim::OptimState;
 use crate::run_folder;
 use crate::trainer::{self, initial_params, load_train_eval, RunOptions, Start};
 
@@ -89,18 +89,18 @@ pub(super) fn make_backend(
     train: &Dataset,
     eval: &Dataset,
     params: Params,
-    state: Option<RpropState>,
+    state: Option<OptimState>,
     cfg: &Config,
 ) -> Result<(Box<dyn Backend>, Option<String>)> {
     let state = state
-        .unwrap_or_else(|| RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
+        .unwrap_or_else(|| OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
         Box::new(
             CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
                 .with_matmul(gpu.cpu_matmul.unwrap_or_default()),
         )
     };
-    if cfg.minibatch() && cfg.optimizer.is_rprop() {
+    if cfg.minibatch() && cfg.optimizer.traits().minibatch_warning {
         eprintln!(
             "warning: {} on mini-batches: Rprop adapts its steps to gradient signs, which batch noise flips; it is known to do badly there",
             cfg.optimizer
@@ -159,15 +159,10 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
     if args.config.is_some() || args.init_weights.is_some() || args.out.is_some() {
         bail!("--resume continues a run with its own config and weights; drop --config, --init-weights and --out");
     }
-    if let Some((key, _)) = args
-        .overrides
-        .pairs()
-        .into_iter()
-        .find(|(k, v)| v.is_some() && *k != "epochs")
-    {
+    if let Some((key, _)) = args.overrides.pairs().find(|(k, _)| *k != "epochs") {
         bail!(
-            "--resume keeps the run's settings; only --epochs may be given, not --{}",
-            key.replace('_', "-")
+            "--resume keeps the run's settings; only --epochs may be given, not {}",
+            super::flag(key)
         );
     }
     // The one writer of the run from here on; readers are not blocked.
@@ -198,7 +193,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         (None, Some(d)) => d.clone(),
         (None, None) => super::data_dir::bundled()?,
     };
-    if let Some(e) = &args.overrides.epochs {
+    if let Some(e) = args.overrides.get("epochs") {
         cfg.set_str("epochs", e).context("--epochs")?;
         cfg.validate()?;
     }
@@ -217,7 +212,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
 /// Where a resumed run starts: its last weights and optimizer state, checked to be one
 /// consistent pair (same epoch, optimizer and weights fingerprint) of the network the
 /// config and the data describe.
-fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, RpropState, Start)> {
+fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, OptimState, Start)> {
     let state_path = dir.join(trainer::STATE);
     let (start, state, _) = Start::resume(dir, layout.total())?;
     let (_, _, smeta, weights) = checkpoint::load_state_full(&state_path, layout.total())?;
@@ -325,7 +320,7 @@ fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, Rpr
 }
 
 /// One step per batch: the step count a state records is fixed by its epoch.
-fn check_steps(state_path: &Path, cfg: &Config, state: &RpropState, epoch: usize) -> Result<()> {
+fn check_steps(state_path: &Path, cfg: &Config, state: &OptimState, epoch: usize) -> Result<()> {
     let batch = cfg.train_batch_size.clamp(1, cfg.train_set_size.max(1));
     let steps = (epoch as u64).saturating_mul(cfg.train_set_size.div_ceil(batch) as u64);
     if state.t != steps {

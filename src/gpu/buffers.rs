@@ -112,6 +112,9 @@ pub struct Shared {
     pub prev_change: wgpu::Buffer,
     /// [E_t, E_{t-1}, Adam's step size, Adam's sqrt(bias correction 2)]
     pub lossbuf: wgpu::Buffer,
+    /// GRprop's reduction trees: (key, index) pairs and partial sums of every level.
+    pub gr_picks: wgpu::Buffer,
+    pub gr_sums: wgpu::Buffer,
     pub metrics: wgpu::Buffer,
     pub staging: wgpu::Buffer,
     /// Split-k partial products, summed in a fixed order.
@@ -184,6 +187,16 @@ pub fn create_shared(
         prev_grad: storage(device, "prev_grad", total * 4),
         prev_change: storage(device, "prev_change", total * 4),
         lossbuf: storage(device, "loss", 16),
+        gr_picks: storage(
+            device,
+            "grprop picks",
+            8 * super::ops::grprop::scratch_items(total),
+        ),
+        gr_sums: storage(
+            device,
+            "grprop sums",
+            4 * super::ops::grprop::scratch_items(total),
+        ),
         metrics: storage(device, "metrics", METRIC_BYTES as usize),
         staging: device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("metrics read-back"),

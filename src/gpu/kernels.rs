@@ -9,7 +9,7 @@ use anyhow::{ensure, Result};
 pub use super::ops::Stage;
 use super::GpuContext;
 
-/// Most storage buffers any entry point binds (optimizer.wgsl: 6; fwd_x_reg: 5).
+/// Most storage buffers any entry point binds (grprop_move: 7; optimizer.wgsl: 6).
 pub const MAX_STORAGE_BINDINGS: u32 = 7;
 /// Workgroup memory of `mm_tiled` (two 16x64 f32 tiles).
 pub const WORKGROUP_BYTES: u32 = 2 * 16 * 64 * 4;
@@ -20,6 +20,7 @@ pub const RELU_WGSL: &str = include_str!("../../shaders/relu.wgsl");
 pub const SOFTMAX_XENT_WGSL: &str = include_str!("../../shaders/softmax_xent.wgsl");
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 pub const RPROP_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
+pub const GRPROP_WGSL: &str = include_str!("../../shaders/grprop.wgsl");
 pub const BATCH_WGSL: &str = include_str!("../../shaders/batch.wgsl");
 pub const TELEMETRY_WGSL: &str = include_str!("../../shaders/telemetry.wgsl");
 pub const FIRST_CONSTS_WGSL: &str = include_str!("../../shaders/first_consts.wgsl");
@@ -106,6 +107,9 @@ pub struct Kernels {
     pub metrics_final: wgpu::ComputePipeline,
     pub rprop: wgpu::ComputePipeline,
     pub finish: wgpu::ComputePipeline,
+    pub grprop_pick: wgpu::ComputePipeline,
+    pub grprop_sum: wgpu::ComputePipeline,
+    pub grprop_move: wgpu::ComputePipeline,
     /// `gather_rows`, `gather_labels`, `advance` (shaders/batch.wgsl).
     pub gather_rows: wgpu::ComputePipeline,
     pub gather_labels: wgpu::ComputePipeline,
@@ -205,6 +209,7 @@ impl Kernels {
         let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL, false)?;
         let red = module(ctx, "reduce.wgsl", REDUCE_WGSL, false)?;
         let rp = module(ctx, "optimizer.wgsl", RPROP_WGSL, false)?;
+        let gr = module(ctx, "grprop.wgsl", GRPROP_WGSL, false)?;
         let tele = module(ctx, "telemetry.wgsl", TELEMETRY_WGSL, false)?;
         let batch = module(ctx, "batch.wgsl", BATCH_WGSL, false)?;
         let reg = |name| -> Result<Option<wgpu::ComputePipeline>> {
@@ -269,6 +274,9 @@ impl Kernels {
             metrics_final: pipeline(ctx, &red, "metrics_final")?,
             rprop: pipeline(ctx, &rp, "optimizer")?,
             finish: pipeline(ctx, &rp, "finish")?,
+            grprop_pick: pipeline(ctx, &gr, "grprop_pick")?,
+            grprop_sum: pipeline(ctx, &gr, "grprop_sum")?,
+            grprop_move: pipeline(ctx, &gr, "grprop_move")?,
             gather_rows: pipeline(ctx, &batch, "gather_rows")?,
             gather_labels: pipeline(ctx, &batch, "gather_labels")?,
             gather_tex: pipeline(ctx, &batch, "gather_tex")?,

@@ -7,6 +7,7 @@
 //! * [`pointwise`]: ReLU and its mask, softmax cross-entropy;
 //! * [`reduce`]: bias gradients, split-k sums and the pass metrics;
 //! * [`optimizer`]: the fused optimizer step;
+//! * [`grprop`]: GRprop's pick, sum and move after it;
 //! * [`telemetry`]: Rprop telemetry counts and the per-epoch history;
 //! * [`sparse`]: the first layer's Z1 and dW1 from the nonzero u8 pixels (measured
 //!   probes; `block_z1` also serves the backend);
@@ -15,6 +16,7 @@
 //!   cursor.
 
 pub mod batch;
+pub mod grprop;
 pub mod input;
 pub mod linear;
 pub mod optimizer;

@@ -1,0 +1,114 @@
+//! GRprop's global dispatches (shaders/grprop.wgsl; CPU twin `optim::grprop`), recorded after
+//! optimizer.wgsl's case 8/9 has adapted the steps: the pick and the sum as reduction trees
+//! (one dispatch per level, the order of `optim::grprop::tree`), then the move.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{grid, Plan, Res, Stage};
+use crate::gpu::buffers::Shared;
+use crate::gpu::kernels::Kernels;
+use crate::optim::grprop::{pick_of, tree, Pick};
+use crate::optim::{Hyper, Variant};
+
+/// Bindings of grprop.wgsl.
+pub mod bind {
+    pub const W: u32 = 0;
+    pub const G: u32 = 1;
+    pub const STEP: u32 = 2;
+    pub const PREV_GRAD: u32 = 3;
+    pub const PREV_CHANGE: u32 = 4;
+    pub const PICKS: u32 = 5;
+    pub const SUMS: u32 = 6;
+    pub const HYP: u32 = 7;
+}
+
+/// Invocations per workgroup of grprop.wgsl's entry points.
+const WORKGROUP: usize = 64;
+
+/// `struct GHyp` of grprop.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct GHyp {
+    pub len: u32,
+    pub n: u32,
+    pub src: u32,
+    pub dst: u32,
+    pub level: u32,
+    pub pick: u32,
+    pub pick_at: u32,
+    pub sum_at: u32,
+    pub step_min: f32,
+    pub step_max: f32,
+    pub delta: f32,
+    pub weight_decay: f32,
+}
+
+/// Scratch items the trees over `len` weights need (every level's outputs).
+pub fn scratch_items(len: usize) -> usize {
+    tree(len).iter().sum()
+}
+
+/// Records the pick, the sum and the move of one GRprop step.
+pub fn record(plan: &mut Plan, k: &Kernels, s: &Shared, len: usize, v: Variant, h: &Hyper) {
+    let levels = tree(len);
+    let last = scratch_items(len) - 1;
+    let base = GHyp {
+        len: len as u32,
+        pick: u32::from(pick_of(v) == Pick::Sag),
+        pick_at: last as u32,
+        sum_at: last as u32,
+        step_min: h.step_min,
+        step_max: h.step_max,
+        delta: h.grprop_delta,
+        weight_decay: h.weight_decay,
+        ..GHyp::default()
+    };
+    let weights = [
+        (bind::W, Res::Buf(&s.params)),
+        (bind::G, Res::Buf(&s.grads)),
+        (bind::STEP, Res::Buf(&s.step)),
+    ];
+    // Each entry point binds what it reads at any level: the weights (level 0) and the
+    // scratch; the sum also the final pick.
+    let picks = (bind::PICKS, Res::Buf(&s.gr_picks));
+    let sums = (bind::SUMS, Res::Buf(&s.gr_sums));
+    for (pipeline, scratch) in [
+        (&k.grprop_pick, vec![picks]),
+        (&k.grprop_sum, vec![picks, sums]),
+    ] {
+        let res: Vec<(u32, Res)> = weights.iter().copied().chain(scratch).collect();
+        let (mut n, mut src, mut dst) = (len, 0, 0);
+        for (level, &out) in levels.iter().enumerate() {
+            let p = GHyp {
+                n: n as u32,
+                src: src as u32,
+                dst: dst as u32,
+                level: level as u32,
+                ..base
+            };
+            plan.push(
+                Stage::Rprop,
+                pipeline,
+                (bind::HYP, &p),
+                &res,
+                grid(out.div_ceil(WORKGROUP)),
+            );
+            (n, src, dst) = (out, dst, dst + out);
+        }
+    }
+    plan.push(
+        Stage::Rprop,
+        &k.grprop_move,
+        (bind::HYP, &base),
+        &[
+            weights[0],
+            weights[1],
+            weights[2],
+            (bind::PREV_GRAD, Res::Buf(&s.prev_grad)),
+            (bind::PREV_CHANGE, Res::Buf(&s.prev_change)),
+            picks,
+            sums,
+        ],
+        grid(len.div_ceil(WORKGROUP)),
+    );
+}
