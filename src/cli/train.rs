@@ -42,10 +42,11 @@ pub(super) fn make_backend(
             cfg.optimizer
         );
     }
+    // Checked for every backend: a misspelt --matmul-kernel is an error, not ignored.
+    let opts = gpu.options()?;
     if kind == BackendKind::Cpu {
         return Ok(cpu(params, state));
     }
-    let opts = gpu.options()?;
     match crate::gpu::GpuBackend::with_state(
         train,
         eval,
