@@ -67,13 +67,54 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
 /// holds the holder's PID, which flock cannot report. Readers take no lock.
 #[derive(Debug)]
 pub struct RunLock {
-    _file: fs::File,
+    file: fs::File,
+    /// The lock file's name, removed on drop (None: not ours to remove).
+    path: Option<PathBuf>,
+}
+
+impl Drop for RunLock {
+    /// Removes the lock file, then (on close) releases the lock. A process that opened
+    /// the file before the removal finds, once it holds the lock, that the name no longer
+    /// leads to its file, and starts over ([`lock`]). A killed holder leaves the file.
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            let _ = fs::remove_file(p);
+        }
+    }
 }
 
 /// Takes `dir`'s lock, or refuses at once naming the process that holds it. `dir`'s
 /// parent folder must exist (see [`lock_creating`]).
 pub fn lock(dir: &Path) -> Result<RunLock> {
+    use std::os::unix::fs::MetadataExt;
     let path = fsio::sibling(dir, ".lock");
+    for _ in 0..100 {
+        let lock = lock_file(dir, &path)?;
+        // Held; but a holder that just ended may have removed this file's name.
+        let same = fs::symlink_metadata(&path)
+            .ok()
+            .zip(lock.file.metadata().ok())
+            .is_some_and(|(a, b)| a.ino() == b.ino() && a.dev() == b.dev());
+        if same {
+            lock.file
+                .set_len(0)
+                .and_then(|_| (&lock.file).write_all(std::process::id().to_string().as_bytes()))
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            return Ok(lock);
+        }
+        // Not ours to remove: released (on drop) without removing the name.
+        let mut lock = lock;
+        lock.path = None;
+    }
+    bail!(
+        "{}: cannot take the lock (it keeps changing)",
+        path.display()
+    )
+}
+
+/// Opens (creating) the lock file `path` of `dir` and takes its lock, or refuses naming
+/// the holder.
+fn lock_file(dir: &Path, path: &Path) -> Result<RunLock> {
     let mut file = fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -81,7 +122,7 @@ pub fn lock(dir: &Path) -> Result<RunLock> {
         .truncate(false)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .mode(0o644)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("{}: cannot create the run's lock file", path.display()))?;
     // SAFETY: flock on a file descriptor this function owns.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
@@ -108,10 +149,10 @@ pub fn lock(dir: &Path) -> Result<RunLock> {
             path.display()
         );
     }
-    file.set_len(0)
-        .and_then(|_| file.write_all(std::process::id().to_string().as_bytes()))
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(RunLock { _file: file })
+    Ok(RunLock {
+        file,
+        path: Some(path.to_path_buf()),
+    })
 }
 
 /// [`lock`], creating `dir`'s parent folders first (call only once every check passed).

@@ -292,6 +292,10 @@ pub fn run(
     steps: usize,
     gpu_opts: &GpuOptions,
 ) -> Result<()> {
+    if steps == 0 {
+        // Zero steps would compare nothing and pass.
+        anyhow::bail!("--steps 0: verify compares at least one step; give --steps 1 or more");
+    }
     let (train, eval) = load_train_eval(data_dir, cfg)?;
     // Refused up front, as `train` does.
     cfg.check_memory(train.features(), crate::data::CLASSES)?;

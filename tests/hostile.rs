@@ -158,27 +158,14 @@ fn resume_refuses_mismatched_files_and_works_on_other_image_sizes() {
     let resume = ["train", "--resume", "A", "--epochs", "4"];
     let a = d.path().join("A");
     let keep = std::fs::read(a.join("last.safetensors")).unwrap();
+    // The optimizer state holds the weights (the save's commit point): a last.safetensors
+    // of another network or epoch (a crash between the renames) is not what resumes.
     std::fs::copy(
         d.path().join("B/last.safetensors"),
         a.join("last.safetensors"),
     )
     .unwrap();
     let before = snapshot(&a);
-    refused(&run(d.path(), &resume), "784-64-10");
-    // Same network, other epoch: the two files were not saved together.
-    ok(&run(
-        d.path(),
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", "C"],
-            &tiny(&data, 3),
-        ),
-    ));
-    std::fs::copy(
-        d.path().join("C/last.safetensors"),
-        a.join("last.safetensors"),
-    )
-    .unwrap();
-    refused(&run(d.path(), &resume), "not saved together");
     // A changed optimizer in the run's config.
     std::fs::write(a.join("last.safetensors"), &keep).unwrap();
     let cfg = std::fs::read_to_string(a.join("config.json")).unwrap();
@@ -187,7 +174,7 @@ fn resume_refuses_mismatched_files_and_works_on_other_image_sizes() {
         cfg.replace("\"rprop-plus\"", "\"irprop-plus\""),
     )
     .unwrap();
-    refused(&run(d.path(), &resume), "keeps its optimizer");
+    refused(&run(d.path(), &resume), "recorded: optimizer");
     std::fs::write(a.join("config.json"), &cfg).unwrap();
     let mut now = snapshot(&a);
     now.insert(
@@ -195,7 +182,14 @@ fn resume_refuses_mismatched_files_and_works_on_other_image_sizes() {
         std::fs::read(d.path().join("B/last.safetensors")).unwrap(),
     );
     assert!(now == before, "a refused resume changed the run");
+    std::fs::copy(
+        d.path().join("B/last.safetensors"),
+        a.join("last.safetensors"),
+    )
+    .unwrap();
     ok(&run(d.path(), &resume));
+    let w = std::fs::read(a.join("last.safetensors")).unwrap();
+    assert!(w.len() == keep.len(), "the resumed run is not 784-128-10");
 
     // 8x8 images: resume sizes come from the data, not 28x28.
     let small = d.path().join("small");

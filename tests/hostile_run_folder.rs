@@ -482,3 +482,57 @@ fn data_too_large_for_memory_is_one_line() {
     assert!(hostile_util::stderr(&o).contains("MiB this process may use"));
     assert!(!d.path().join("B").exists());
 }
+
+// The smaller cases: options that were ignored are checked, a zero-step verify is
+// refused, and a signal right after start ends the process with 130, saying so.
+#[test]
+fn smaller_cases_are_one_line_and_signals_count_from_the_start() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    let args = with(
+        &[
+            "train",
+            "--optimizer",
+            "rprop-plus",
+            "--matmul-kernel",
+            "bogus",
+            "--out",
+            "K",
+        ],
+        &tiny(&data, 1),
+    );
+    refused(&run(d.path(), &args), "--matmul-kernel");
+    assert!(!d.path().join("K").exists());
+    let dd = data.to_str().unwrap();
+    let o = run(
+        d.path(),
+        &[
+            "verify",
+            "--optimizer",
+            "rprop-plus",
+            "--steps",
+            "0",
+            "--data-dir",
+            dd,
+        ],
+    );
+    refused(&o, "--steps 0");
+    for delay in [80, 250] {
+        let args = with(
+            &["train", "--optimizer", "rprop-plus", "--out", "S"],
+            &tiny(&data, 100_000),
+        );
+        let child = hostile_util::command(d.path(), &args).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        // SAFETY: signals a child of this test, by its id.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let o = hostile_util::wait(child, "train");
+        let err = hostile_util::stderr(&o);
+        assert_eq!(o.status.code(), Some(130), "after {delay} ms: {err}");
+        assert!(err.contains("interrupted"), "{err}");
+        if d.path().join("S").exists() {
+            assert!(temps(&d.path().join("S")).is_empty());
+            std::fs::remove_dir_all(d.path().join("S")).unwrap();
+        }
+    }
+}

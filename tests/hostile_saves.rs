@@ -337,7 +337,7 @@ fn resume_refuses_unverifiable_or_inconsistent_runs() {
         ),
         (
             "missing metadata `epoch`",
-            Box::new(|v| set_meta(v, "last.safetensors", "epoch", None)),
+            Box::new(|v| set_meta(v, "optimizer.safetensors", "epoch", None)),
         ),
         (
             "records 99999999999 optimizer steps",
@@ -352,14 +352,20 @@ fn resume_refuses_unverifiable_or_inconsistent_runs() {
             Box::new(|v| edit_metrics(v, |m| m["best_epoch"] = 99_999_999_999u64.into())),
         ),
         (
-            "`fc1.bias` appears twice",
+            "appears twice",
             Box::new(|v| {
-                let p = v.join("last.safetensors");
-                let (h, data) = split_header(&p);
-                let at = h.find("\"fc1.bias\":{").unwrap();
-                let entry = &h[at..at + h[at..].find('}').unwrap() + 1];
-                let twice = format!("{},{entry}}}", &h[..h.len() - 1]);
-                join_header(&p, &twice, &data);
+                // In both files: the resume reads the state, `test` below the weights.
+                for (file, name) in [
+                    ("last.safetensors", "\"fc1.bias\":{"),
+                    ("optimizer.safetensors", "\"step\":{"),
+                ] {
+                    let p = v.join(file);
+                    let (h, data) = split_header(&p);
+                    let at = h.find(name).unwrap();
+                    let entry = &h[at..at + h[at..].find('}').unwrap() + 1];
+                    let twice = format!("{},{entry}}}", &h[..h.len() - 1]);
+                    join_header(&p, &twice, &data);
+                }
             }),
         ),
     ];

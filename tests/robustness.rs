@@ -350,20 +350,27 @@ fn interrupted_write_leaves_the_old_file() {
     let tmp = checkpoint::tmp_path(&path);
     std::fs::write(&tmp, b"half a safetens").unwrap();
     assert_eq!(checkpoint::load(&path, 784, 10).unwrap(), old);
-    // A write that cannot complete (here the temp name is taken by a folder) fails with an
-    // error naming the file and leaves the old file as it was.
+    // A write that cannot complete (here the target is a folder) fails with an error
+    // naming the file and leaves no temp file of its own.
     std::fs::remove_file(&tmp).unwrap();
-    std::fs::create_dir(&tmp).unwrap();
+    let folder = d.path().join("x.safetensors");
+    std::fs::create_dir(&folder).unwrap();
     let new = Params::init(Layout::MNIST, 2);
-    let e = format!("{:#}", checkpoint::save(&path, &new, &[]).unwrap_err());
-    assert!(e.contains("best.safetensors"), "{e}");
-    assert_eq!(checkpoint::load(&path, 784, 10).unwrap(), old);
-    // Once the way is clear, the next write replaces both.
-    std::fs::remove_dir(&tmp).unwrap();
-    std::fs::write(&tmp, b"stale").unwrap();
+    let e = format!("{:#}", checkpoint::save(&folder, &new, &[]).unwrap_err());
+    assert!(e.contains("x.safetensors"), "{e}");
+    // A taken temp name (planted) is passed over, never written through.
+    let planted = checkpoint::tmp_path(&path);
+    std::fs::write(&planted, b"stale").unwrap();
     checkpoint::save(&path, &new, &[]).unwrap();
     assert_eq!(checkpoint::load(&path, 784, 10).unwrap(), new);
-    assert!(!tmp.exists());
+    assert_eq!(std::fs::read(&planted).unwrap(), b"stale");
+    std::fs::remove_file(&planted).unwrap();
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".rl-tmp-"))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
 }
 
 #[test]

@@ -113,10 +113,11 @@ pub(super) fn make_backend(
         }
         k => (k, None),
     };
+    // Checked for every backend: a misspelt --matmul-kernel is an error, not ignored.
+    let opts = gpu.options()?;
     if kind == BackendKind::Cpu {
         return Ok((cpu(params, state), why));
     }
-    let opts = gpu.options()?;
     let b = crate::gpu::GpuBackend::with_state(
         train,
         eval,
