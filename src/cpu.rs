@@ -533,7 +533,11 @@ impl Backend for CpuBackend {
                 .push(self.tele.iter().map(|c| c.finish(h)).collect());
             self.tele = fresh_counts(self.variant, layout);
         }
-        Ok(EpochStats { train, eval })
+        Ok(EpochStats {
+            train,
+            eval,
+            grad_evals: 1,
+        })
     }
     fn keep_best(&mut self) -> Result<()> {
         match &mut self.best {

@@ -273,6 +273,7 @@ fn plot_labels_group_seed_folders_and_name_shared_optimizers() {
             eval_loss: 1.0,
             eval_acc: 0.5,
             seconds: 0.1,
+            grad_evals: 1,
             telemetry: Vec::new(),
         }],
         test: None,

@@ -296,6 +296,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             data_dir: Some(plan.data_dir.clone()),
             save_every: args.save_every.map(|n| n as usize),
             replace: plan.replace.clone(),
+            budget_evals: None,
         },
         start,
     )?;

@@ -537,6 +537,7 @@ impl Backend for GpuBackend {
         Ok(EpochStats {
             train: slot_stats(&m[..4]),
             eval: slot_stats(&m[4..]),
+            grad_evals: 1,
         })
     }
 

@@ -15,7 +15,7 @@ mod curves;
 mod series;
 mod telemetry;
 
-pub use curves::{chart, grid, zoom_start, ChartOptions, Panel};
+pub use curves::{chart, grid, zoom_start, ChartOptions, Panel, XAxis};
 pub use series::{group_runs, style_of, Group, LineKind};
 pub use telemetry::telemetry_chart;
 
