@@ -177,9 +177,9 @@ fn direction(st: &State, g: &[f32]) -> Vec<f32> {
     for v in q.iter_mut() {
         *v *= st.h_diag;
     }
-    for i in 0..k {
+    for (i, a) in al.iter().enumerate() {
         let be = dot(&st.old_dirs[i], &q) * st.ro[i];
-        axpy(&mut q, al[i] - be, &st.old_stps[i]);
+        axpy(&mut q, a - be, &st.old_stps[i]);
     }
     q
 }
