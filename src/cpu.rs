@@ -9,6 +9,7 @@ use anyhow::Result;
 use crate::backend::{Backend, Batch, EpochStats, PassStats};
 use crate::cpu_fast;
 use crate::data::{normalize_table, Dataset};
+use crate::lbfgs;
 use crate::model::{Layout, Params};
 use crate::optim::{self, Elem, Hyper, RpropState, StepScalars, Variant};
 use crate::telemetry::{self, Counts, LayerTelemetry};
@@ -390,6 +391,10 @@ pub struct CpuBackend {
     tele: Vec<Counts>,
     /// Telemetry rows of the epochs ended since the last [`Backend::take_telemetry`].
     tele_rows: Vec<Vec<LayerTelemetry>>,
+    /// L-BFGS's settings and state, when it is the optimizer (its steps make several passes).
+    pub lbfgs: Option<(lbfgs::Settings, lbfgs::State)>,
+    /// Forward+backward passes over the train set since the epoch began.
+    evals: u32,
 }
 
 impl CpuBackend {
@@ -431,6 +436,8 @@ impl CpuBackend {
             sparse: cpu_fast::SparseSets::default(),
             tele: fresh_counts(variant, layout),
             tele_rows: Vec::new(),
+            lbfgs: None,
+            evals: 0,
             params,
         }
     }
@@ -466,15 +473,22 @@ impl CpuBackend {
     /// One full-batch step: forward, loss, gradient, optimizer update. Returns the train
     /// pass's stats (at the weights before the update).
     pub fn step(&mut self) -> PassStats {
+        let x = cpu_fast::Input {
+            x: &self.train_x,
+            sparse: self.sparse.train.as_ref(),
+        };
+        if let Some((cfg, st)) = &mut self.lbfgs {
+            let data = (x, &self.train_y[..]);
+            let (first, n) = lbfgs::cpu_step(cfg, st, &mut self.params, data, &mut self.train_ws);
+            self.evals += n - 1; // train_step counted one
+            return first;
+        }
         train_on(
             &mut self.params,
             &mut self.state,
             &mut self.train_ws,
             (self.variant, &self.hyper),
-            cpu_fast::Input {
-                x: &self.train_x,
-                sparse: self.sparse.train.as_ref(),
-            },
+            x,
             &self.train_y,
             self.variant.is_rprop().then_some(&mut self.tele[..]),
         )
@@ -501,8 +515,10 @@ impl Backend for CpuBackend {
         self.train_y.len()
     }
     fn train_step(&mut self, batch: Batch) -> Result<()> {
+        self.evals += 1;
         let s = match batch {
             Batch::Full => self.step(),
+            Batch::Rows(_) if self.lbfgs.is_some() => anyhow::bail!("lbfgs is full-batch only"),
             Batch::Rows(idx) => {
                 let n = self.train_y.len();
                 anyhow::ensure!(
@@ -536,7 +552,7 @@ impl Backend for CpuBackend {
         Ok(EpochStats {
             train,
             eval,
-            grad_evals: 1,
+            grad_evals: std::mem::take(&mut self.evals),
         })
     }
     fn keep_best(&mut self) -> Result<()> {
@@ -569,7 +585,10 @@ impl Backend for CpuBackend {
             "restart with another model layout"
         );
         (self.params, self.state, self.variant, self.hyper) = (params, state, variant, hyper);
-        (self.acc, self.best) = ((0.0, 0, 0), None);
+        (self.acc, self.best, self.evals) = ((0.0, 0, 0), None, 0);
+        if let Some((_, st)) = &mut self.lbfgs {
+            *st = lbfgs::State::default();
+        }
         (self.tele, self.tele_rows) = (fresh_counts(variant, self.params.layout), Vec::new());
         Ok(())
     }
