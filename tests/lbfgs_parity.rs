@@ -91,3 +91,32 @@ fn lbfgs_one_step_matches_torch() {
 fn lbfgs_strong_wolfe_one_step_matches_torch() {
     check("torch_lbfgs-wolfe", LineSearch::StrongWolfe);
 }
+
+/// The CPU backend's L-BFGS epoch: the step of `lbfgs::cpu_step`, bit for bit, its first
+/// evaluation as the epoch's train stats, and its closure calls as the epoch's grad_evals.
+#[test]
+fn cpu_backend_epoch_is_one_lbfgs_step() {
+    use rprop_lab::backend::Backend;
+    let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
+    let (train, eval) = data::split(&learn, 2000, 500).unwrap();
+    let init = checkpoint::load(&fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
+    let cfg = Settings::default();
+    let (variant, hyper) = (rprop_lab::optim::Variant::Sgd, Default::default());
+    let mut b = rprop_lab::cpu::CpuBackend::new(&train, &eval, init.clone(), variant, hyper);
+    b.lbfgs = Some((cfg, State::default()));
+    let s = b.epoch().unwrap();
+    let mut params = init;
+    let x = normalize_images(&train);
+    let mut ws = Workspace::new(params.layout, train.len());
+    let mut st = State::default();
+    let data = (Input::dense(&x), &train.labels[..]);
+    let (first, evals) = lbfgs::cpu_step(&cfg, &mut st, &mut params, data, &mut ws);
+    assert_eq!((s.grad_evals, evals), (20, 20));
+    assert_eq!(s.train, first);
+    assert_eq!(b.params().unwrap().data, params.data);
+    assert!(
+        s.eval.loss < 0.6,
+        "eval loss {} after one step",
+        s.eval.loss
+    );
+}
