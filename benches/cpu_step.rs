@@ -22,7 +22,7 @@ use rprop_lab::cpu_fast::{self, CpuMatmul, Input};
 use rprop_lab::cpu_sparse::{self, SparseImages};
 use rprop_lab::data::{self, Dataset, Part};
 use rprop_lab::model::{Layout, Params};
-use rprop_lab::optim::{Hyper, RpropState, Variant};
+use rprop_lab::optim::{Hyper, OptimState, Variant};
 
 const N: usize = 50_000;
 const I: usize = 784;
@@ -182,7 +182,7 @@ fn stages(c: &mut Criterion) {
     let grads = s.ws.grads.clone();
     let mut params = s.p.data.clone();
     let hy = Hyper::default();
-    let mut st = RpropState::for_variant(params.len(), Variant::IrpropPlus, &hy);
+    let mut st = OptimState::for_variant(params.len(), Variant::IrpropPlus, &hy);
     let mut g = group(c, "optimizer");
     g.throughput(Throughput::Elements(params.len() as u64));
     g.bench_function("irprop_plus", |bn| {

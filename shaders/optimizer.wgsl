@@ -1,34 +1,14 @@
 // optimizer.wgsl: one fused optimizer step over every weight of the flat parameter vector, in
-// place: the Rprop family (variants 0-3) and SGD, RMSprop, Adam, Quickprop (4-7).
-// CPU twin: cpu::optimizer (rules in optim.rs, followed operation by operation; the Rprop
-// variants are bit-identical to it).
+// place. One function per optimizer, the twin of its rule in src/optim/NAME.rs (followed
+// operation by operation; the Rprop variants are bit-identical to it), and a dispatch with
+// one case per registered optimizer (the case is its registry entry's `wgsl_case`).
 //
 // Buffers (all [len] f32, the flat parameter layout): w (weights), g (gradients), and three
-// state slots named for Rprop (step, prev_grad, prev_change; what the other optimizers keep
-// there is in optim.rs's table); loss = [E_t, E_{t-1}, adam_step_size, adam_bc2_sqrt] (E_t
+// state slots named for Rprop (step, prev_grad, prev_change; what each optimizer keeps there
+// is its registry entry's `slots`); loss = [E_t, E_{t-1}, adam_step_size, adam_bc2_sqrt] (E_t
 // written by reduce.wgsl's metrics_final; `finish` then stores E_t as E_{t-1}, so no host
 // round trip; the host writes Adam's per-step bias corrections before each submission).
-//
-//   every optimizer: g += weight_decay * w   (fused multiply-add, as torch)
-//   s    = sign(g * prev_grad)                 (sign of the f32 product; 0 for 0 and NaN)
-//   step = min(max(step * f, step_min), step_max),  f = eta+ (s > 0), eta- (s < 0), 1 (s = 0)
-//   variant 0 Rprop-:  descend
-//   variant 1 Rprop+:  s < 0 ? backtrack : descend
-//   variant 2 iRprop+: s < 0 ? (E_t > E_{t-1} ? backtrack : prev_change = prev_grad = 0)
-//                            : descend
-//   variant 3 iRprop-: descend with g = 0 where s < 0
-//   descend:   dw = -sign(g) * step; w += dw; prev_change = dw; prev_grad = g
-//   backtrack: dw = -prev_change;    w += dw; prev_change = dw; prev_grad = 0
-//   4 SGD:       buf = momentum * buf + g; d = nesterov ? g + momentum * buf : buf (or g
-//                without momentum); w -= lr * d                       (buf: prev_change)
-//   5 RMSprop:   sq = alpha * sq + (1 - alpha) * g^2; avg = sqrt(sq) + eps;
-//                w -= lr * g / avg, or buf = momentum * buf + g / avg; w -= lr * buf
-//                                                       (sq: step, buf: prev_change)
-//   6 Adam:      m += (1 - beta1) * (g - m); v = beta2 * v + (1 - beta2) * g^2;
-//                w -= step_size * m / (sqrt(v) / bc2_sqrt + eps)  (m: prev_grad, v: step)
-//   7 Quickprop: slope s = -g; no previous change: dw = lr * s; else the parabola step
-//                dw_prev * s / (s_prev - s), capped at mu * dw_prev, plus lr * s while s
-//                keeps the previous change's direction        (prev_grad, prev_change)
+// Every optimizer first adds the L2 term: g += weight_decay * w (fused multiply-add, as torch).
 
 struct Hyp {
     len: u32,
@@ -79,93 +59,17 @@ fn descent(g: f32, st: f32) -> f32 {
     return bitcast<f32>((bitcast<u32>(st) & 0x80000000u) ^ 0x80000000u);
 }
 
-@compute @workgroup_size(256)
-fn optimizer(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;
-    if (i >= h.len) {
-        return;
-    }
-    let loss_up = loss[0] > loss[1];
-    var gi = g[i];
-    var wi = w[i];
-    var pg = prev_grad[i];
-    var pc = prev_change[i];
-    if (h.weight_decay != 0.0) {
-        gi = fma(wi, h.weight_decay, gi);
-    }
-    if (h.variant >= 4u) {
-        var sq = step[i];
-        switch h.variant {
-            case 4u: {
-                var d = gi;
-                if (h.momentum != 0.0) {
-                    pc = pc * h.momentum + gi;
-                    d = pc;
-                    if (h.nesterov != 0u) {
-                        d = fma(pc, h.momentum, gi);
-                    }
-                }
-                wi = fma(d, -h.lr, wi);
-            }
-            case 5u: {
-                sq = fma(h.one_minus_alpha * gi, gi, sq * h.alpha);
-                let avg = sqrt(sq) + h.eps;
-                if (h.momentum > 0.0) {
-                    pc = pc * h.momentum + gi / avg;
-                    wi = fma(pc, -h.lr, wi);
-                } else {
-                    wi = wi + (-h.lr * gi) / avg;
-                }
-            }
-            case 6u: {
-                pg = pg + h.one_minus_beta1 * (gi - pg);
-                sq = fma(h.one_minus_beta2 * gi, gi, sq * h.beta2);
-                let denom = sqrt(sq) / loss[3] + h.eps;
-                wi = wi + (-loss[2] * pg) / denom;
-            }
-            default: {
-                let s = -gi;
-                let sp = -pg;
-                let shrink = h.mu / (1.0 + h.mu);
-                var dw = 0.0;
-                var quad = 0.0;
-                if (sp - s != 0.0) {
-                    quad = pc * s / (sp - s);
-                }
-                if (pc > 0.0) {
-                    if (s > 0.0) {
-                        dw = h.lr * s;
-                    }
-                    if (s > shrink * sp) {
-                        dw += h.mu * pc;
-                    } else {
-                        dw += quad;
-                    }
-                } else if (pc < 0.0) {
-                    if (s < 0.0) {
-                        dw = h.lr * s;
-                    }
-                    if (s < shrink * sp) {
-                        dw += h.mu * pc;
-                    } else {
-                        dw += quad;
-                    }
-                } else {
-                    dw = h.lr * s;
-                }
-                wi += dw;
-                pc = dw;
-                pg = gi;
-            }
-        }
-        w[i] = wi;
-        step[i] = sq;
-        prev_grad[i] = pg;
-        prev_change[i] = pc;
-        return;
-    }
-    let prod = gi * pg;
+// One weight and its three state slots (optim::Elem).
+struct Elem {
+    w: f32,
+    step: f32,
+    pg: f32,
+    pc: f32,
+}
+
+// Rprop's step adaptation (optim::rprop::adapt_step); returns sign(g * prev_grad).
+fn adapt(e: ptr<function, Elem>, gi: f32) -> i32 {
+    let prod = gi * (*e).pg;
     var s = 0;
     var f = 1.0;
     if (prod > 0.0) {
@@ -175,35 +79,168 @@ fn optimizer(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         s = -1;
         f = h.eta_minus;
     }
-    let st = min(max(step[i] * f, h.step_min), h.step_max);
-    var back = false;
-    var keep = false;
-    if (s < 0) {
-        switch h.variant {
-            case 1u: { back = true; }
-            case 2u: { back = loss_up; keep = !loss_up; }
-            case 3u: { gi = 0.0; }
-            default: {}
+    (*e).step = min(max((*e).step * f, h.step_min), h.step_max);
+    return s;
+}
+
+// descend: dw = -sign(g) * step; w += dw; prev_change = dw; prev_grad = g
+fn descend(e: ptr<function, Elem>, gi: f32) {
+    let dw = descent(gi, (*e).step);
+    (*e).w += dw;
+    (*e).pc = dw;
+    (*e).pg = gi;
+}
+
+// backtrack: dw = -prev_change; w += dw; prev_change = dw; prev_grad = 0
+fn backtrack(e: ptr<function, Elem>) {
+    let dw = neg((*e).pc);
+    (*e).w += dw;
+    (*e).pc = dw;
+    (*e).pg = 0.0;
+}
+
+fn rprop_minus(e: ptr<function, Elem>, gi: f32) {
+    adapt(e, gi);
+    descend(e, gi);
+}
+
+fn rprop_plus(e: ptr<function, Elem>, gi: f32) {
+    if (adapt(e, gi) < 0) {
+        backtrack(e);
+    } else {
+        descend(e, gi);
+    }
+}
+
+fn irprop_plus(e: ptr<function, Elem>, gi: f32, loss_up: bool) {
+    if (adapt(e, gi) < 0) {
+        if (loss_up) {
+            backtrack(e);
+        } else {
+            (*e).pc = 0.0;
+            (*e).pg = 0.0;
+        }
+    } else {
+        descend(e, gi);
+    }
+}
+
+fn irprop_minus(e: ptr<function, Elem>, gi: f32) {
+    if (adapt(e, gi) < 0) {
+        descend(e, 0.0);
+    } else {
+        descend(e, gi);
+    }
+}
+
+// SGD: buf (prev_change) = momentum * buf + g; d = nesterov ? g + momentum * buf : buf (or
+// g without momentum); w -= lr * d
+fn sgd(e: ptr<function, Elem>, gi: f32) {
+    var d = gi;
+    if (h.momentum != 0.0) {
+        (*e).pc = (*e).pc * h.momentum + gi;
+        d = (*e).pc;
+        if (h.nesterov != 0u) {
+            d = fma((*e).pc, h.momentum, gi);
         }
     }
-    if (back) {
-        let dw = neg(pc);
-        wi += dw;
-        pc = dw;
-        pg = 0.0;
-    } else if (keep) {
-        pc = 0.0;
-        pg = 0.0;
+    (*e).w = fma(d, -h.lr, (*e).w);
+}
+
+// RMSprop: sq (step) = alpha * sq + (1 - alpha) * g^2; avg = sqrt(sq) + eps;
+// w -= lr * g / avg, or buf (prev_change) = momentum * buf + g / avg; w -= lr * buf
+fn rmsprop(e: ptr<function, Elem>, gi: f32) {
+    (*e).step = fma(h.one_minus_alpha * gi, gi, (*e).step * h.alpha);
+    let avg = sqrt((*e).step) + h.eps;
+    if (h.momentum > 0.0) {
+        (*e).pc = (*e).pc * h.momentum + gi / avg;
+        (*e).w = fma((*e).pc, -h.lr, (*e).w);
     } else {
-        let dw = descent(gi, st);
-        wi += dw;
-        pc = dw;
-        pg = gi;
+        (*e).w = (*e).w + (-h.lr * gi) / avg;
     }
-    w[i] = wi;
-    step[i] = st;
-    prev_grad[i] = pg;
-    prev_change[i] = pc;
+}
+
+// Adam: m (prev_grad) += (1 - beta1) * (g - m); v (step) = beta2 * v + (1 - beta2) * g^2;
+// w -= step_size * m / (sqrt(v) / bc2_sqrt + eps)
+fn adam(e: ptr<function, Elem>, gi: f32) {
+    (*e).pg = (*e).pg + h.one_minus_beta1 * (gi - (*e).pg);
+    (*e).step = fma(h.one_minus_beta2 * gi, gi, (*e).step * h.beta2);
+    let denom = sqrt((*e).step) / loss[3] + h.eps;
+    (*e).w = (*e).w + (-loss[2] * (*e).pg) / denom;
+}
+
+// Quickprop: slope s = -g; no previous change: dw = lr * s; else the parabola step
+// dw_prev * s / (s_prev - s), capped at mu * dw_prev, plus lr * s while s keeps the previous
+// change's direction
+fn quickprop(e: ptr<function, Elem>, gi: f32) {
+    let s = -gi;
+    let sp = -(*e).pg;
+    let pc = (*e).pc;
+    let shrink = h.mu / (1.0 + h.mu);
+    var dw = 0.0;
+    var quad = 0.0;
+    if (sp - s != 0.0) {
+        quad = pc * s / (sp - s);
+    }
+    if (pc > 0.0) {
+        if (s > 0.0) {
+            dw = h.lr * s;
+        }
+        if (s > shrink * sp) {
+            dw += h.mu * pc;
+        } else {
+            dw += quad;
+        }
+    } else if (pc < 0.0) {
+        if (s < 0.0) {
+            dw = h.lr * s;
+        }
+        if (s < shrink * sp) {
+            dw += h.mu * pc;
+        } else {
+            dw += quad;
+        }
+    } else {
+        dw = h.lr * s;
+    }
+    (*e).w += dw;
+    (*e).pc = dw;
+    (*e).pg = gi;
+}
+
+// The dispatch: one explicit case per registered optimizer (Spec::wgsl_case); a code with
+// no case writes NaN everywhere, so a missing case fails every check instead of running
+// another optimizer.
+@compute @workgroup_size(256)
+fn optimizer(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (i >= h.len) {
+        return;
+    }
+    var gi = g[i];
+    var e = Elem(w[i], step[i], prev_grad[i], prev_change[i]);
+    if (h.weight_decay != 0.0) {
+        gi = fma(e.w, h.weight_decay, gi);
+    }
+    switch h.variant {
+        case 0u: { rprop_minus(&e, gi); }
+        case 1u: { rprop_plus(&e, gi); }
+        case 2u: { irprop_plus(&e, gi, loss[0] > loss[1]); }
+        case 3u: { irprop_minus(&e, gi); }
+        case 4u: { sgd(&e, gi); }
+        case 5u: { rmsprop(&e, gi); }
+        case 6u: { adam(&e, gi); }
+        case 7u: { quickprop(&e, gi); }
+        default: {
+            let nan = bitcast<f32>(0x7fc00000u);
+            e = Elem(nan, nan, nan, nan);
+        }
+    }
+    w[i] = e.w;
+    step[i] = e.step;
+    prev_grad[i] = e.pg;
+    prev_change[i] = e.pc;
 }
 
 // After every optimizer invocation has read E_{t-1}: E_{t-1} = E_t.

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use crate::model::Params;
-use crate::optim::{Hyper, RpropState, Variant};
+use crate::optim::{Hyper, OptimState, Variant};
 use crate::telemetry::LayerTelemetry;
 
 /// Sums gathered over one pass over a set (the report's `gather_metrics`).
@@ -70,14 +70,14 @@ pub trait Backend {
     /// Current parameters (a read-back on a GPU).
     fn params(&mut self) -> Result<Params>;
     /// Current optimizer state (a read-back on a GPU).
-    fn state(&mut self) -> Result<RpropState>;
+    fn state(&mut self) -> Result<OptimState>;
     /// Starts a new run on the same data: fresh parameters, optimizer state and variant,
     /// keeping what is costly to rebuild (a GPU's device, pipelines and uploaded images).
     /// Ends bit-identical to a run on a newly built backend.
     fn restart(
         &mut self,
         params: Params,
-        state: RpropState,
+        state: OptimState,
         variant: Variant,
         hyper: Hyper,
     ) -> Result<()>;

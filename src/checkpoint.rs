@@ -10,7 +10,7 @@ use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::fsio;
 use crate::model::{Layout, Params, MAX_HIDDEN};
-use crate::optim::RpropState;
+use crate::optim::OptimState;
 
 /// Writes `bytes` to `path` atomically (see [`fsio::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -263,7 +263,7 @@ pub fn load_with_meta(
 
 /// Saves an optimizer state (step sizes, previous gradients, previous changes as flat f32
 /// tensors in the parameter layout; the previous loss and the epoch as exact metadata).
-pub fn save_state(path: &Path, state: &RpropState, epoch: usize) -> Result<()> {
+pub fn save_state(path: &Path, state: &OptimState, epoch: usize) -> Result<()> {
     let tmp = save_state_tmp(path, state, epoch, &[])?;
     fsio::commit_tmps(&[(tmp, path.to_path_buf())])
 }
@@ -273,16 +273,17 @@ pub fn save_state(path: &Path, state: &RpropState, epoch: usize) -> Result<()> {
 /// that were not saved together); [`fsio::commit_tmps`] puts it in place.
 pub fn save_state_tmp(
     path: &Path,
-    state: &RpropState,
+    state: &OptimState,
     epoch: usize,
     extra: &[(&str, String)],
 ) -> Result<PathBuf> {
     let n = state.step.len();
+    let [step, prev_grad, prev_change] = OptimState::SLOTS;
     let tensors: [(&str, Vec<usize>, &[f32]); 3] = [
-        ("step", vec![n], &state.step),
-        ("prev_grad", vec![state.prev_grad.len()], &state.prev_grad),
+        (step, vec![n], &state.step),
+        (prev_grad, vec![state.prev_grad.len()], &state.prev_grad),
         (
-            "prev_change",
+            prev_change,
             vec![state.prev_change.len()],
             &state.prev_change,
         ),
@@ -302,7 +303,7 @@ pub fn save_state_tmp(
 
 /// Loads an optimizer state saved by [`save_state`] for a model of `len` flat parameters;
 /// returns it with the number of epochs it has seen. Errors name the file.
-pub fn load_state(path: &Path, len: usize) -> Result<(RpropState, usize)> {
+pub fn load_state(path: &Path, len: usize) -> Result<(OptimState, usize)> {
     let (state, epoch, _) = load_state_with_meta(path, len)?;
     Ok((state, epoch))
 }
@@ -311,7 +312,7 @@ pub fn load_state(path: &Path, len: usize) -> Result<(RpropState, usize)> {
 pub fn load_state_with_meta(
     path: &Path,
     len: usize,
-) -> Result<(RpropState, usize, HashMap<String, String>)> {
+) -> Result<(OptimState, usize, HashMap<String, String>)> {
     let bytes = fsio::read_capped(path, "optimizer state", 3 * fsio::MAX_WEIGHTS)?;
     let (state, epoch) =
         state_from_bytes(&bytes, len).with_context(|| format!("{}", path.display()))?;
@@ -322,7 +323,7 @@ pub fn load_state_with_meta(
     Ok((state, epoch, meta))
 }
 
-fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(RpropState, usize)> {
+fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(OptimState, usize)> {
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
@@ -355,10 +356,10 @@ fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(RpropState, usize)> {
             .collect())
     };
     Ok((
-        RpropState {
-            step: get("step")?,
-            prev_grad: get("prev_grad")?,
-            prev_change: get("prev_change")?,
+        OptimState {
+            step: get(OptimState::SLOTS[0])?,
+            prev_grad: get(OptimState::SLOTS[1])?,
+            prev_change: get(OptimState::SLOTS[2])?,
             prev_loss,
             t: match info.get("t") {
                 Some(t) => t.parse().map_err(|_| anyhow!("bad metadata `t`"))?,

@@ -17,13 +17,7 @@ use crate::stats;
 
 /// The report's table 3.1: (eval accuracy, test accuracy) per Rprop variant.
 pub fn report_numbers(v: Variant) -> Option<(f64, f64)> {
-    match v {
-        Variant::RpropMinus => Some((0.958, 0.956)),
-        Variant::RpropPlus => Some((0.9427, 0.9478)),
-        Variant::IrpropPlus => Some((0.9554, 0.9557)),
-        Variant::IrpropMinus => Some((0.955, 0.9555)),
-        _ => None,
-    }
+    v.spec().report
 }
 
 /// A report number as a table cell ("-" where the report has none).

@@ -9,33 +9,59 @@ use serde_json::{Map, Value};
 pub use crate::limits::cut;
 use crate::limits::{memory_limit, NoDuplicateKeys};
 use crate::model::{Layout, MAX_HIDDEN};
-use crate::optim::{Hyper, Variant};
+use crate::optim::settings::setting;
+use crate::optim::{Hyper, Variant, SETTINGS};
+
+/// The run's own keys (the optimizer's settings follow, from [`SETTINGS`]): the key, the
+/// value's name on the command line, and its help text.
+pub const RUN_KEYS: [(&str, &str, &str); 9] = [
+    (
+        "criterion",
+        "NAME",
+        "Loss function (only \"cross_entropy\")",
+    ),
+    ("optimizer", "NAME", "The optimizer"),
+    (
+        "epochs",
+        "N",
+        "Number of epochs, one pass over the train set each [report: 50]",
+    ),
+    (
+        "train_set_size",
+        "N",
+        "Training images: the first N learning images [report: 50000]",
+    ),
+    (
+        "train_batch_size",
+        "N",
+        "Mini-batch size [report: = train-set-size, full batch]",
+    ),
+    (
+        "eval_set_size",
+        "N",
+        "Eval images: the next N learning images [report: 10000]",
+    ),
+    ("eval_batch_size", "N", "Must equal eval-set-size"),
+    (
+        "seed",
+        "N",
+        "Seed of the weight initialization [default: 0]",
+    ),
+    (
+        "hidden",
+        "SIZES",
+        "Hidden layer sizes, e.g. 200,150,100 [default: 128]",
+    ),
+];
 
 /// Every key a config may hold, in the order they are written back.
-pub const KEYS: [&str; 22] = [
-    "criterion",
-    "optimizer",
-    "learning_rate",
-    "epochs",
-    "train_set_size",
-    "train_batch_size",
-    "eval_set_size",
-    "eval_batch_size",
-    "eta_minus",
-    "eta_plus",
-    "step_min",
-    "step_max",
-    "seed",
-    "weight_decay",
-    "momentum",
-    "nesterov",
-    "alpha",
-    "eps",
-    "beta1",
-    "beta2",
-    "mu",
-    "hidden",
-];
+pub static KEYS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    RUN_KEYS
+        .iter()
+        .map(|k| k.0)
+        .chain(SETTINGS.iter().map(|s| s.key))
+        .collect()
+});
 
 /// Largest set the learning images can supply (MNIST's 60,000); checked again against the
 /// real data once it is loaded.
@@ -46,63 +72,31 @@ pub struct Config {
     /// Only "cross_entropy" (mean softmax cross-entropy) is supported.
     pub criterion: String,
     pub optimizer: Variant,
-    /// Initial step size of Rprop (PyTorch's `lr`).
-    pub learning_rate: f32,
     pub epochs: usize,
     pub train_set_size: usize,
     pub train_batch_size: usize,
     pub eval_set_size: usize,
     pub eval_batch_size: usize,
-    pub eta_minus: f32,
-    pub eta_plus: f32,
-    pub step_min: f32,
-    pub step_max: f32,
     pub seed: u64,
-    /// L2 penalty added to the gradient (every optimizer) [0].
-    pub weight_decay: f32,
-    /// SGD / RMSprop momentum [0].
-    pub momentum: f32,
-    /// Nesterov momentum for SGD [false].
-    pub nesterov: bool,
-    /// RMSprop smoothing constant [0.99].
-    pub alpha: f64,
-    /// RMSprop / Adam denominator term [1e-8].
-    pub eps: f32,
-    /// Adam moment decay rates [0.9, 0.999].
-    pub beta1: f64,
-    pub beta2: f64,
-    /// Quickprop maximum growth factor [1.75].
-    pub mu: f32,
+    /// The optimizer's settings (keys of [`SETTINGS`]).
+    pub hyper: Hyper,
     /// Hidden layer sizes [128].
     pub hidden: Vec<usize>,
 }
 
 impl Config {
-    /// The report's settings for one optimizer.
+    /// The report's settings for one optimizer, with its own defaults.
     pub fn report(optimizer: Variant) -> Config {
-        let h = Hyper::default();
         Config {
             criterion: "cross_entropy".into(),
             optimizer,
-            learning_rate: h.lr,
             epochs: 50,
             train_set_size: 50_000,
             train_batch_size: 50_000,
             eval_set_size: 10_000,
             eval_batch_size: 10_000,
-            eta_minus: h.eta_minus,
-            eta_plus: h.eta_plus,
-            step_min: h.step_min,
-            step_max: h.step_max,
             seed: 0,
-            weight_decay: h.weight_decay,
-            momentum: h.momentum,
-            nesterov: h.nesterov,
-            alpha: h.alpha,
-            eps: h.eps,
-            beta1: h.beta1,
-            beta2: h.beta2,
-            mu: h.mu,
+            hyper: optimizer.defaults(),
             hidden: vec![128],
         }
     }
@@ -113,21 +107,20 @@ impl Config {
     }
 
     pub fn hyper(&self) -> Hyper {
-        Hyper {
-            lr: self.learning_rate,
-            eta_minus: self.eta_minus,
-            eta_plus: self.eta_plus,
-            step_min: self.step_min,
-            step_max: self.step_max,
-            weight_decay: self.weight_decay,
-            momentum: self.momentum,
-            nesterov: self.nesterov,
-            alpha: self.alpha,
-            eps: self.eps,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            mu: self.mu,
+        self.hyper
+    }
+
+    /// Switches the optimizer; settings still at the old one's defaults take the new one's
+    /// (so `--optimizer X` over a config of another optimizer runs X at its defaults).
+    fn set_optimizer(&mut self, v: Variant) {
+        let (old, new) = (self.optimizer.defaults(), v.defaults());
+        for s in SETTINGS {
+            if (s.get)(&self.hyper) == (s.get)(&old) {
+                // Cannot fail: the value is the setting's own type.
+                let _ = (s.set)(&mut self.hyper, &(s.get)(&new));
+            }
         }
+        self.optimizer = v;
     }
 
     /// Parses a config's JSON text. Keys left out keep the report's values, except
@@ -186,29 +179,13 @@ impl Config {
     pub fn set(&mut self, key: &str, v: &Value) -> Result<()> {
         let r = match key {
             "criterion" => as_str(v).map(|s| self.criterion = s.to_string()),
-            "optimizer" => parse_optimizer(v).map(|o| self.optimizer = o),
-            "learning_rate" => as_f32(v).map(|x| self.learning_rate = x),
+            "optimizer" => parse_optimizer(v).map(|o| self.set_optimizer(o)),
             "epochs" => as_usize(v).map(|x| self.epochs = x),
             "train_set_size" => as_usize(v).map(|x| self.train_set_size = x),
             "train_batch_size" => as_usize(v).map(|x| self.train_batch_size = x),
             "eval_set_size" => as_usize(v).map(|x| self.eval_set_size = x),
             "eval_batch_size" => as_usize(v).map(|x| self.eval_batch_size = x),
-            "eta_minus" => as_f32(v).map(|x| self.eta_minus = x),
-            "eta_plus" => as_f32(v).map(|x| self.eta_plus = x),
-            "step_min" => as_f32(v).map(|x| self.step_min = x),
-            "step_max" => as_f32(v).map(|x| self.step_max = x),
             "seed" => as_u64(v).map(|x| self.seed = x),
-            "weight_decay" => as_f32(v).map(|x| self.weight_decay = x),
-            "momentum" => as_f32(v).map(|x| self.momentum = x),
-            "nesterov" => v
-                .as_bool()
-                .ok_or_else(|| anyhow!("expected true or false, got {}", show(v)))
-                .map(|x| self.nesterov = x),
-            "alpha" => as_f64(v).map(|x| self.alpha = x),
-            "eps" => as_f32(v).map(|x| self.eps = x),
-            "beta1" => as_f64(v).map(|x| self.beta1 = x),
-            "beta2" => as_f64(v).map(|x| self.beta2 = x),
-            "mu" => as_f32(v).map(|x| self.mu = x),
             "hidden" => v
                 .as_array()
                 .ok_or_else(|| {
@@ -219,11 +196,14 @@ impl Config {
                 })
                 .and_then(|a| a.iter().map(as_usize).collect::<Result<Vec<_>>>())
                 .map(|x| self.hidden = x),
-            _ => bail!(
-                "unknown key `{}` (known keys: {})",
-                cut(key),
-                KEYS.join(", ")
-            ),
+            _ => match setting(key) {
+                Some(s) => (s.set)(&mut self.hyper, v),
+                None => bail!(
+                    "unknown key `{}` (known keys: {})",
+                    cut(key),
+                    KEYS.join(", ")
+                ),
+            },
         };
         r.with_context(|| format!("key `{}`", cut(key)))
     }
@@ -277,12 +257,6 @@ impl Config {
                 ),
             );
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return key_err(
-                "learning_rate",
-                format!("must be a positive number, got {}", self.learning_rate),
-            );
-        }
         if self.epochs == 0 || self.epochs > 1_000_000 {
             return key_err(
                 "epochs",
@@ -324,63 +298,6 @@ impl Config {
                 ),
             );
         }
-        if !(self.eta_minus > 0.0 && self.eta_minus < 1.0) {
-            return key_err(
-                "eta_minus",
-                format!("must be in (0, 1), got {}", self.eta_minus),
-            );
-        }
-        if !(self.eta_plus > 1.0 && self.eta_plus.is_finite()) {
-            return key_err(
-                "eta_plus",
-                format!("must be a finite number > 1, got {}", self.eta_plus),
-            );
-        }
-        if !(self.step_min > 0.0 && self.step_min.is_finite()) {
-            return key_err(
-                "step_min",
-                format!("must be a positive number, got {}", self.step_min),
-            );
-        }
-        if !(self.step_max >= self.step_min && self.step_max.is_finite()) {
-            return key_err(
-                "step_max",
-                format!(
-                    "must be a finite number >= step_min ({}), got {}",
-                    self.step_min, self.step_max
-                ),
-            );
-        }
-        for (key, x) in [
-            ("weight_decay", self.weight_decay as f64),
-            ("momentum", self.momentum as f64),
-            ("alpha", self.alpha),
-            ("beta1", self.beta1),
-            ("beta2", self.beta2),
-        ] {
-            let ok = if key == "weight_decay" {
-                x >= 0.0 && x.is_finite()
-            } else {
-                (0.0..1.0).contains(&x)
-            };
-            if !ok {
-                let range = if key == "weight_decay" {
-                    ">= 0"
-                } else {
-                    "in [0, 1)"
-                };
-                return key_err(key, format!("must be {range}, got {x}"));
-            }
-        }
-        if self.nesterov && self.momentum <= 0.0 {
-            return key_err("nesterov", "needs momentum > 0".to_string());
-        }
-        if !(self.eps > 0.0 && self.eps.is_finite()) {
-            return key_err(
-                "eps",
-                format!("must be a positive number, got {}", self.eps),
-            );
-        }
         if self.hidden.is_empty()
             || self.hidden.len() > MAX_HIDDEN
             || self.hidden.iter().any(|&h| h == 0 || h > 65_536)
@@ -393,9 +310,16 @@ impl Config {
                 ),
             );
         }
-        if !(self.mu > 0.0 && self.mu.is_finite()) {
-            return key_err("mu", format!("must be a positive number, got {}", self.mu));
+        if self.optimizer.traits().full_batch_only && self.minibatch() {
+            return key_err(
+                "train_batch_size",
+                format!(
+                    "{} runs full batch only; drop train_batch_size or set it to train_set_size ({})",
+                    self.optimizer, self.train_set_size
+                ),
+            );
         }
+        self.hyper.validate()?;
         Ok(())
     }
 
@@ -442,41 +366,26 @@ impl Config {
 
     /// The config as JSON (the same keys a config file holds), saved beside each run.
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "criterion": self.criterion,
-            "optimizer": self.optimizer.name(),
-            "learning_rate": short(self.learning_rate),
-            "epochs": self.epochs,
-            "train_set_size": self.train_set_size,
-            "train_batch_size": self.train_batch_size,
-            "eval_set_size": self.eval_set_size,
-            "eval_batch_size": self.eval_batch_size,
-            "eta_minus": short(self.eta_minus),
-            "eta_plus": short(self.eta_plus),
-            "step_min": short(self.step_min),
-            "step_max": short(self.step_max),
-            "seed": self.seed,
-            "weight_decay": short(self.weight_decay),
-            "momentum": short(self.momentum),
-            "nesterov": self.nesterov,
-            "alpha": self.alpha,
-            "eps": short(self.eps),
-            "beta1": self.beta1,
-            "beta2": self.beta2,
-            "mu": short(self.mu),
-            "hidden": self.hidden,
-        })
+        let mut m = Map::new();
+        let run: [(&str, Value); 9] = [
+            ("criterion", self.criterion.clone().into()),
+            ("optimizer", self.optimizer.name().into()),
+            ("epochs", self.epochs.into()),
+            ("train_set_size", self.train_set_size.into()),
+            ("train_batch_size", self.train_batch_size.into()),
+            ("eval_set_size", self.eval_set_size.into()),
+            ("eval_batch_size", self.eval_batch_size.into()),
+            ("seed", self.seed.into()),
+            ("hidden", serde_json::json!(self.hidden)),
+        ];
+        for (k, v) in run {
+            m.insert(k.to_string(), v);
+        }
+        for s in SETTINGS {
+            m.insert(s.key.to_string(), (s.get)(&self.hyper));
+        }
+        Value::Object(m)
     }
-}
-
-/// An f32 as the shortest decimal that reads back as the same f32 (0.001, not the f64
-/// widening 0.0010000000474974513), so config.json says what the user wrote.
-fn short(x: f32) -> Value {
-    format!("{x}")
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-        .map_or(Value::Null, Value::Number)
 }
 
 fn parse_optimizer(v: &Value) -> Result<Variant> {
@@ -495,22 +404,6 @@ fn show(v: &Value) -> String {
 fn as_str(v: &Value) -> Result<&str> {
     v.as_str()
         .ok_or_else(|| anyhow!("expected a string, got {}", show(v)))
-}
-
-fn as_f32(v: &Value) -> Result<f32> {
-    let x = v
-        .as_f64()
-        .ok_or_else(|| anyhow!("expected a number, got {}", show(v)))?;
-    if !x.is_finite() || x.abs() > f32::MAX as f64 {
-        bail!("{x} is out of range for f32");
-    }
-    Ok(x as f32)
-}
-
-fn as_f64(v: &Value) -> Result<f64> {
-    v.as_f64()
-        .filter(|x| x.is_finite())
-        .ok_or_else(|| anyhow!("expected a number, got {}", show(v)))
 }
 
 fn as_u64(v: &Value) -> Result<u64> {

@@ -11,7 +11,7 @@ use crate::cpu_fast;
 use crate::data::{normalize_table, Dataset};
 use crate::lbfgs;
 use crate::model::{Layout, Params};
-use crate::optim::{self, Elem, Hyper, RpropState, StepScalars, Variant};
+use crate::optim::{self, Hyper, OptimState, StepScalars, Variant};
 use crate::telemetry::{self, Counts, LayerTelemetry};
 
 // The matrix products live in `matmul.rs` (shared with the fused step in `cpu_fast.rs`).
@@ -109,24 +109,12 @@ pub fn optimizer(
     h: &Hyper,
     params: &mut [f32],
     grads: &[f32],
-    state: &mut RpropState,
+    state: &mut OptimState,
     loss: f32,
 ) {
     state.t += 1;
     let sc = StepScalars::new(h, state.t, loss, state.prev_loss);
-    for i in 0..params.len() {
-        let mut e = Elem {
-            w: params[i],
-            step: state.step[i],
-            prev_grad: state.prev_grad[i],
-            prev_change: state.prev_change[i],
-        };
-        optim::update(variant, &mut e, grads[i], h, &sc);
-        params[i] = e.w;
-        state.step[i] = e.step;
-        state.prev_grad[i] = e.prev_grad;
-        state.prev_change[i] = e.prev_change;
-    }
+    optim::step(variant, h, params, grads, state, &sc);
     state.prev_loss = loss;
 }
 
@@ -339,7 +327,7 @@ pub fn evaluate(params: &Params, set: &Dataset) -> Evaluation {
 /// batch's stats at the weights before the update.
 fn train_on(
     params: &mut Params,
-    state: &mut RpropState,
+    state: &mut OptimState,
     ws: &mut Workspace,
     (variant, hyper): (Variant, &Hyper),
     x: cpu_fast::Input,
@@ -373,7 +361,7 @@ pub struct CpuBackend {
     pub variant: Variant,
     pub hyper: Hyper,
     pub params: Params,
-    pub state: RpropState,
+    pub state: OptimState,
     train_x: Vec<f32>,
     train_y: Vec<u8>,
     eval_x: Vec<f32>,
@@ -407,7 +395,7 @@ impl CpuBackend {
         variant: Variant,
         hyper: Hyper,
     ) -> CpuBackend {
-        let state = RpropState::for_variant(params.data.len(), variant, &hyper);
+        let state = OptimState::for_variant(params.data.len(), variant, &hyper);
         CpuBackend::with_state(train, eval, params, state, variant, hyper)
     }
 
@@ -416,7 +404,7 @@ impl CpuBackend {
         train: &Dataset,
         eval: &Dataset,
         params: Params,
-        state: RpropState,
+        state: OptimState,
         variant: Variant,
         hyper: Hyper,
     ) -> CpuBackend {
@@ -466,7 +454,7 @@ impl CpuBackend {
             (self.variant, &self.hyper),
             cpu_fast::Input::dense(&x),
             &y,
-            self.variant.is_rprop().then_some(&mut self.tele[..]),
+            self.variant.is_sign_based().then_some(&mut self.tele[..]),
         )
     }
 
@@ -490,7 +478,7 @@ impl CpuBackend {
             (self.variant, &self.hyper),
             x,
             &self.train_y,
-            self.variant.is_rprop().then_some(&mut self.tele[..]),
+            self.variant.is_sign_based().then_some(&mut self.tele[..]),
         )
     }
 
@@ -542,7 +530,7 @@ impl Backend for CpuBackend {
             samples,
         };
         let eval = self.eval();
-        if self.variant.is_rprop() {
+        if self.variant.is_sign_based() {
             let (layout, h) = (self.params.layout, &self.hyper);
             telemetry::steps(layout, h, &self.state.step, &mut self.tele);
             self.tele_rows
@@ -570,13 +558,13 @@ impl Backend for CpuBackend {
     fn params(&mut self) -> Result<Params> {
         Ok(self.params.clone())
     }
-    fn state(&mut self) -> Result<RpropState> {
+    fn state(&mut self) -> Result<OptimState> {
         Ok(self.state.clone())
     }
     fn restart(
         &mut self,
         params: Params,
-        state: RpropState,
+        state: OptimState,
         variant: Variant,
         hyper: Hyper,
     ) -> Result<()> {
@@ -599,7 +587,7 @@ impl Backend for CpuBackend {
 
 /// Zeroed telemetry counts, one per layer (none for an optimizer that is not Rprop).
 fn fresh_counts(variant: Variant, layout: Layout) -> Vec<Counts> {
-    if variant.is_rprop() {
+    if variant.is_sign_based() {
         vec![Counts::default(); layout.depth()]
     } else {
         Vec::new()

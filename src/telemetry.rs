@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Layout;
-use crate::optim::{Hyper, Variant};
+use crate::optim::{Backtrack, Hyper, Variant};
 
 /// Bins of the step-size histogram (log-spaced over `[step_min, step_max]`).
 pub const STEP_BINS: usize = 512;
@@ -89,7 +89,11 @@ pub fn bin_value(bin: usize, h: &Hyper) -> f32 {
 
 /// Whether a step's sign changes backtrack under `variant`.
 pub fn backtracks(variant: Variant, loss_up: bool) -> bool {
-    variant == Variant::RpropPlus || (variant == Variant::IrpropPlus && loss_up)
+    match variant.traits().backtracks {
+        Backtrack::Never => false,
+        Backtrack::Always => true,
+        Backtrack::IfLossUp => loss_up,
+    }
 }
 
 /// Before the update: counts sign changes and backtracks of one step into `counts` (one per

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::data::{self, Dataset, Part};
 use crate::metrics::{EpochRecord, Metrics};
 use crate::model::{Layout, Params};
-use crate::optim::RpropState;
+use crate::optim::OptimState;
 use crate::telemetry::LayerTelemetry;
 
 /// Where a run writes and how it reports.
@@ -127,7 +127,7 @@ impl Start {
     /// Reads where the run in `dir` stopped: its optimizer state (the epoch it was saved
     /// at) and its metrics up to that epoch; also returns the metrics file's record of the
     /// run (backend, data folder).
-    pub fn resume(dir: &Path, len: usize) -> Result<(Start, RpropState, Metrics)> {
+    pub fn resume(dir: &Path, len: usize) -> Result<(Start, OptimState, Metrics)> {
         let (state, epoch) = checkpoint::load_state(&dir.join(STATE), len)?;
         let metrics = Metrics::load(&dir.join("metrics.json"))?;
         if metrics.epochs.len() < epoch {

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::cpu;
 use crate::gpu::{GpuBackend, GpuOptions, StepDump};
 use crate::model::Params;
-use crate::optim::{Hyper, RpropState, Variant};
+use crate::optim::{Hyper, OptimState, Variant};
 use crate::trainer::{initial_params, load_train_eval};
 
 /// The verify run found a difference beyond tolerance (main maps it to exit code 1).
@@ -160,7 +160,7 @@ fn correct_diff(gpu: &[u32], cpu: &[u32], logits: &[f32], classes: usize) -> Dif
 /// the output layer's Z are the logits).
 pub fn check_step(
     params: &Params,
-    state: &RpropState,
+    state: &OptimState,
     dump: &StepDump,
     x: &[f32],
     labels: &[u8],
@@ -255,7 +255,7 @@ pub fn check_step(
     // multiplications by the etas, min/max and signs); the other optimizers' fused
     // multiply-adds, divisions and square roots may round differently on a GPU: 1e-5.
     let same = |name: &str, g: &[f32], c: &[f32]| {
-        if variant.is_rprop() {
+        if variant.traits().bit_exact {
             exact(name, g, c)
         } else {
             diff(name, g, c, UPDATE_TOL)

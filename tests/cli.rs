@@ -131,7 +131,7 @@ fn train_writes_outputs_and_test_scores_them() {
 fn every_variant_learns_on_a_subset() {
     let learn = rprop_lab::data::load(&common::mnist_dir(), rprop_lab::data::Part::Learn).unwrap();
     let (train, eval) = rprop_lab::data::split(&learn, 2000, 500).unwrap();
-    for v in rprop_lab::optim::Variant::RPROP {
+    for v in rprop_lab::optim::Variant::report_set() {
         let cfg = rprop_lab::config::Config::report(v);
         let p = rprop_lab::model::Params::init(rprop_lab::model::Layout::MNIST, 0);
         let mut b = rprop_lab::cpu::CpuBackend::new(&train, &eval, p, v, cfg.hyper());

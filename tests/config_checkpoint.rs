@@ -13,12 +13,12 @@ fn configs_dir() -> std::path::PathBuf {
 
 #[test]
 fn bundled_configs_are_the_reports() {
-    for v in Variant::RPROP {
+    for v in Variant::report_set() {
         let cfg = Config::load(&configs_dir().join(format!("{}.json", v.name()))).unwrap();
         assert_eq!(cfg, Config::report(v));
-        assert_eq!(cfg.learning_rate, 1e-3);
-        assert_eq!((cfg.eta_minus, cfg.eta_plus), (0.5, 1.2));
-        assert_eq!((cfg.step_min, cfg.step_max), (1e-6, 50.0));
+        assert_eq!(cfg.hyper.lr, 1e-3);
+        assert_eq!((cfg.hyper.eta_minus, cfg.hyper.eta_plus), (0.5, 1.2));
+        assert_eq!((cfg.hyper.step_min, cfg.hyper.step_max), (1e-6, 50.0));
         assert_eq!(
             (cfg.epochs, cfg.train_set_size, cfg.eval_set_size),
             (50, 50_000, 10_000)
@@ -35,8 +35,11 @@ fn bundled_configs_of_the_other_optimizers_load() {
         (Variant::Quickprop, 0.1),
     ] {
         let cfg = Config::load(&configs_dir().join(format!("{}.json", v.name()))).unwrap();
-        assert_eq!((cfg.optimizer, cfg.learning_rate), (v, lr));
-        assert_eq!(cfg.momentum, if v == Variant::Sgd { 0.9 } else { 0.0 });
+        assert_eq!((cfg.optimizer, cfg.hyper.lr), (v, lr));
+        assert_eq!(
+            cfg.hyper.momentum,
+            if v == Variant::Sgd { 0.9 } else { 0.0 }
+        );
         assert_eq!((cfg.epochs, cfg.train_set_size), (50, 50_000));
     }
     let e = parse_err(r#"{"optimizer": "sgd", "nesterov": true}"#);
@@ -192,7 +195,7 @@ fn overrides_from_text() {
     cfg.set_str("learning_rate", "1e-2").unwrap();
     cfg.set_str("optimizer", "irprop-plus").unwrap();
     assert_eq!(
-        (cfg.epochs, cfg.learning_rate, cfg.optimizer),
+        (cfg.epochs, cfg.hyper.lr, cfg.optimizer),
         (5, 1e-2, Variant::IrpropPlus)
     );
     assert!(cfg.set_str("epochs", "five").is_err());
@@ -201,7 +204,7 @@ fn overrides_from_text() {
     cfg.set_str("hidden", "[64]").unwrap();
     assert_eq!(cfg.hidden, vec![64]);
     cfg.set_str("nesterov", "true").unwrap();
-    assert!(cfg.nesterov);
+    assert!(cfg.hyper.nesterov);
     assert!(cfg.set_str("no_such", "1").is_err());
 }
 

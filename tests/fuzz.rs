@@ -99,7 +99,7 @@ proptest! {
         if let Ok(cfg) = Config::parse(&obj.to_string()) {
             // Whatever is accepted passes validation.
             prop_assert!(cfg.validate().is_ok());
-            prop_assert!(cfg.eta_minus > 0.0 && cfg.eta_minus < 1.0 && cfg.eta_plus > 1.0);
+            prop_assert!(cfg.hyper.eta_minus > 0.0 && cfg.hyper.eta_minus < 1.0 && cfg.hyper.eta_plus > 1.0);
             prop_assert!(cfg.train_set_size + cfg.eval_set_size <= 60_000 && cfg.epochs > 0);
         } else {
             let e = format!("{:#}", Config::parse(&obj.to_string()).unwrap_err());

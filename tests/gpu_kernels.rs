@@ -7,12 +7,13 @@
 mod common;
 
 use rprop_lab::backend::Backend;
+use rprop_lab::config::Config;
 use rprop_lab::cpu::{self, CpuBackend};
 use rprop_lab::data::{normalize, Dataset};
 use rprop_lab::gpu::ops::sparse_z1::usable;
 use rprop_lab::gpu::{GpuBackend, GpuOptions, Strategy};
 use rprop_lab::model::{Layout, Params};
-use rprop_lab::optim::{Hyper, RpropState, Variant};
+use rprop_lab::optim::{Hyper, OptimState, Spec, Variant};
 use rprop_lab::rng::Rng;
 use rprop_lab::verify::check_step;
 
@@ -209,7 +210,7 @@ fn normalization_is_exact() {
 
 /// Random state with every case of the rules: zero / equal / opposite signs, zero
 /// gradients, steps near the clamps.
-fn random_state(len: usize, h: &Hyper, seed: u64) -> (Vec<f32>, RpropState, Vec<f32>) {
+fn random_state(len: usize, h: &Hyper, seed: u64) -> (Vec<f32>, OptimState, Vec<f32>) {
     let mut r = Rng::new(seed);
     let mut pick = |zero: f32| {
         let u = r.unit();
@@ -220,7 +221,7 @@ fn random_state(len: usize, h: &Hyper, seed: u64) -> (Vec<f32>, RpropState, Vec<
         }
     };
     let w: Vec<f32> = (0..len).map(|_| pick(0.05) * 100.0).collect();
-    let mut st = RpropState::new(len, h);
+    let mut st = OptimState::new(len, h);
     st.prev_grad = (0..len).map(|_| pick(0.3)).collect();
     st.prev_change = (0..len).map(|_| pick(0.2) * 10.0).collect();
     let g: Vec<f32> = (0..len).map(|_| pick(0.1)).collect();
@@ -236,11 +237,11 @@ fn random_state(len: usize, h: &Hyper, seed: u64) -> (Vec<f32>, RpropState, Vec<
     (w, st, g)
 }
 
-fn rprop_is_bit_identical_to_cpu() {
+fn bit_exact_optimizers_are_bit_identical_to_cpu() {
     let l = Layout::MNIST;
-    let h = Hyper::default();
     let set = dataset(4, 28, 28, 10, 3);
-    for v in Variant::RPROP {
+    for &v in Variant::ALL.iter().filter(|v| v.traits().bit_exact) {
+        let h = v.defaults();
         let mut g = GpuBackend::new(
             &set,
             &set,
@@ -390,7 +391,7 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
         .unwrap();
         run3(&mut g);
         let p2 = Params::init(l, 2);
-        let s2 = RpropState::new(p2.data.len(), &h2);
+        let s2 = OptimState::new(p2.data.len(), &h2);
         g.restart(p2.clone(), s2.clone(), Variant::IrpropPlus, h2)
             .unwrap();
         let restarted = run3(&mut g);
@@ -415,7 +416,7 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
         );
         // Another layout is refused.
         let other = Params::init(Layout::new(64, 16, 10), 0);
-        let so = RpropState::new(other.data.len(), &h2);
+        let so = OptimState::new(other.data.len(), &h2);
         assert!(g.restart(other, so, Variant::IrpropPlus, h2).is_err());
     }
 }
@@ -440,12 +441,26 @@ fn one_submission_and_32_bytes_per_epoch() {
     assert_eq!(c1.bytes_read - c0.bytes_read, 3 * 32);
 }
 
-fn other_optimizers_match_cpu() {
+fn every_optimizer_matches_cpu() {
     let l = Layout::MNIST;
     let set = dataset(4, 28, 28, 10, 3);
     let base = Hyper::default();
-    let cases = [
-        (Variant::Sgd, Hyper { lr: 0.1, ..base }),
+    // Every registered optimizer at its bundled config's settings, and with weight decay;
+    // then the settings the configs leave at their defaults.
+    let mut cases: Vec<(Variant, Hyper)> = Vec::new();
+    for &v in Variant::ALL {
+        let path = format!("{}/configs/{v}.json", env!("CARGO_MANIFEST_DIR"));
+        let h = Config::load(std::path::Path::new(&path)).unwrap().hyper;
+        cases.push((v, h));
+        cases.push((
+            v,
+            Hyper {
+                weight_decay: 0.01,
+                ..h
+            },
+        ));
+    }
+    cases.extend([
         (
             Variant::Sgd,
             Hyper {
@@ -456,7 +471,6 @@ fn other_optimizers_match_cpu() {
                 ..base
             },
         ),
-        (Variant::Rmsprop, Hyper { lr: 0.01, ..base }),
         (
             Variant::Rmsprop,
             Hyper {
@@ -467,7 +481,6 @@ fn other_optimizers_match_cpu() {
                 ..base
             },
         ),
-        (Variant::Adam, Hyper { lr: 0.001, ..base }),
         (
             Variant::Adam,
             Hyper {
@@ -479,15 +492,7 @@ fn other_optimizers_match_cpu() {
                 ..base
             },
         ),
-        (Variant::Quickprop, Hyper { lr: 0.1, ..base }),
-        (
-            Variant::IrpropPlus,
-            Hyper {
-                weight_decay: 0.01,
-                ..base
-            },
-        ),
-    ];
+    ]);
     for (v, h) in cases {
         let mut g = GpuBackend::new(
             &set,
@@ -501,7 +506,7 @@ fn other_optimizers_match_cpu() {
         let (w, _, _) = random_state(l.total(), &h, 21);
         let params = Params { layout: l, data: w };
         let mut cp = params.data.clone();
-        let mut cs = RpropState::for_variant(l.total(), v, &h);
+        let mut cs = OptimState::for_variant(l.total(), v, &h);
         g.set_state(&params, &cs).unwrap();
         // Three steps, so momentum buffers, moments and Quickprop's parabola all engage.
         for seed in [31u64, 32, 33] {
@@ -538,7 +543,7 @@ fn other_optimizers_match_cpu() {
         // The same f32 operations, but a GPU compiler may fuse a multiply-add (or not) and
         // round a division or square root its own way: 1e-5 relative.
         assert!(worst <= 1e-5, "{v}: worst difference {worst:e}");
-        if v.is_rprop() {
+        if v.traits().bit_exact {
             assert_eq!(
                 same,
                 cp.len(),
@@ -554,6 +559,35 @@ fn other_optimizers_match_cpu() {
     }
 }
 
+/// A code with no case in the dispatch writes NaN, so a forgotten case cannot run another
+/// optimizer unnoticed.
+fn an_unregistered_code_writes_nan() {
+    const UNREGISTERED: Spec = Spec {
+        name: "unregistered",
+        wgsl_case: 999,
+        ..rprop_lab::optim::sgd::SGD
+    };
+    let l = Layout::MNIST;
+    let set = dataset(4, 28, 28, 10, 3);
+    let v = Variant(&UNREGISTERED);
+    let h = Hyper::default();
+    let mut g = GpuBackend::new(
+        &set,
+        &set,
+        Params::zeros(l),
+        v,
+        h,
+        &opts(Strategy::Register),
+    )
+    .unwrap();
+    let (w, st, grads) = random_state(l.total(), &h, 5);
+    g.set_state(&Params { layout: l, data: w }, &st).unwrap();
+    g.debug_rprop(&grads, 1.0).unwrap();
+    let p = g.params().unwrap();
+    assert!(p.data.iter().all(|x| x.is_nan()), "weights not NaN");
+    assert!(g.state().unwrap().step.iter().all(|x| x.is_nan()));
+}
+
 fn main() {
     common::gpu::main(&[
         (
@@ -567,8 +601,12 @@ fn main() {
         ("full_size_step_matches_cpu", full_size_step_matches_cpu),
         ("normalization_is_exact", normalization_is_exact),
         (
-            "rprop_is_bit_identical_to_cpu",
-            rprop_is_bit_identical_to_cpu,
+            "bit_exact_optimizers_are_bit_identical_to_cpu",
+            bit_exact_optimizers_are_bit_identical_to_cpu,
+        ),
+        (
+            "an_unregistered_code_writes_nan",
+            an_unregistered_code_writes_nan,
         ),
         ("training_is_deterministic", training_is_deterministic),
         (
@@ -579,6 +617,6 @@ fn main() {
             "one_submission_and_32_bytes_per_epoch",
             one_submission_and_32_bytes_per_epoch,
         ),
-        ("other_optimizers_match_cpu", other_optimizers_match_cpu),
+        ("every_optimizer_matches_cpu", every_optimizer_matches_cpu),
     ]);
 }

@@ -14,7 +14,7 @@ use rprop_lab::config::Config;
 use rprop_lab::data::{self, Part};
 use rprop_lab::gpu::{Counters, GpuBackend, GpuOptions};
 use rprop_lab::model::{Layout, Params};
-use rprop_lab::optim::{Hyper, RpropState, Variant};
+use rprop_lab::optim::{Hyper, OptimState, Variant};
 use rprop_lab::telemetry::LayerTelemetry;
 use rprop_lab::trainer::{self, RunOptions, Start};
 
@@ -48,10 +48,10 @@ impl Backend for Counting {
     fn params(&mut self) -> Result<Params> {
         self.g.params()
     }
-    fn state(&mut self) -> Result<RpropState> {
+    fn state(&mut self) -> Result<OptimState> {
         self.g.state()
     }
-    fn restart(&mut self, p: Params, s: RpropState, v: Variant, h: Hyper) -> Result<()> {
+    fn restart(&mut self, p: Params, s: OptimState, v: Variant, h: Hyper) -> Result<()> {
         self.g.restart(p, s, v, h)
     }
     fn take_telemetry(&mut self) -> Result<Vec<Vec<LayerTelemetry>>> {
@@ -194,16 +194,7 @@ fn deep_mini_batch_gpu_runs_are_reproducible_and_learn() {
 }
 
 fn verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer() {
-    let optimizers = [
-        "rprop-minus",
-        "rprop-plus",
-        "irprop-plus",
-        "irprop-minus",
-        "sgd",
-        "rmsprop",
-        "adam",
-        "quickprop",
-    ];
+    let optimizers: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
     // Each optimizer on a deep net, once full-batch (900 rows) and once on mini-batches of a
     // size that leaves a short last batch; the report's one-hidden-layer net too.
     for (i, optimizer) in optimizers.iter().enumerate() {

@@ -139,7 +139,7 @@ fn telemetry_is_read_back_only_when_taken() {
     // and the rows stay in order (epoch 1 of a fresh start has no previous gradient).
     g.restart(
         Params::init(l, 0),
-        rprop_lab::optim::RpropState::for_variant(l.total(), Variant::RpropPlus, &Hyper::default()),
+        rprop_lab::optim::OptimState::for_variant(l.total(), Variant::RpropPlus, &Hyper::default()),
         Variant::RpropPlus,
         Hyper::default(),
     )

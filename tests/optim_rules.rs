@@ -2,7 +2,7 @@
 //! so every expected value below is exact in f32 and can be checked by hand.
 
 use rprop_lab::cpu;
-use rprop_lab::optim::{self, Elem, Hyper, RpropState, Variant};
+use rprop_lab::optim::{self, Elem, Hyper, OptimState, Variant};
 
 /// Exact-in-binary settings: D0 = 1/8, eta+ = 2, eta- = 1/2, min = 1/32, max = 1/2.
 fn hyper() -> Hyper {
@@ -37,7 +37,7 @@ fn wsteps(seq: &[Elem]) -> Vec<(f32, f32)> {
 
 #[test]
 fn first_step_moves_by_initial_step_for_every_variant() {
-    for v in Variant::RPROP {
+    for v in Variant::report_set() {
         let s = run(v, &[3.0], &[false]);
         assert_eq!(s[0].w, -0.125, "{v}");
         assert_eq!(
@@ -52,7 +52,7 @@ fn first_step_moves_by_initial_step_for_every_variant() {
 #[test]
 fn growth_then_cap_at_step_max() {
     // Same sign four times: D = 1/8, 1/4, 1/2, min(1, 1/2); w = -(1/8+1/4+1/2+1/2).
-    for v in Variant::RPROP {
+    for v in Variant::report_set() {
         let s = run(v, &[1.0; 4], &[false; 4]);
         assert_eq!(
             wsteps(&s),
@@ -154,7 +154,7 @@ fn irprop_minus_does_not_move_on_sign_change() {
 
 #[test]
 fn zero_gradient_never_moves_a_weight() {
-    for v in Variant::RPROP {
+    for v in Variant::report_set() {
         // From a state with history: previous gradient and change set.
         let h = hyper();
         let mut e = Elem {
@@ -256,7 +256,7 @@ fn irprop_minus_matches_torch_rprop_bit_for_bit() {
         *w = rng.uniform(-1.0, 1.0);
     }
     let mut theirs = ours.clone();
-    let mut state = RpropState::new(n, &h);
+    let mut state = OptimState::new(n, &h);
     let mut prev = vec![0f32; n];
     let mut step = vec![h.lr; n];
     for t in 0..200 {
@@ -287,7 +287,7 @@ fn irprop_minus_matches_torch_rprop_bit_for_bit() {
 fn fused_cpu_rprop_applies_loss_comparison_and_stores_loss() {
     let h = hyper();
     let mut w = vec![0.0f32; 2];
-    let mut st = RpropState::new(2, &h);
+    let mut st = OptimState::new(2, &h);
     assert_eq!(st.prev_loss, f32::INFINITY);
     cpu::optimizer(Variant::IrpropPlus, &h, &mut w, &[1.0, 1.0], &mut st, 2.0);
     assert_eq!(st.prev_loss, 2.0);

@@ -2,7 +2,7 @@
 //! (fixture from tools/torch_optimizers.py, torch 2.15), Quickprop and weight decay by hand.
 
 use rprop_lab::cpu;
-use rprop_lab::optim::{self, Elem, Hyper, RpropState, StepScalars, Variant};
+use rprop_lab::optim::{self, Elem, Hyper, OptimState, StepScalars, Variant};
 
 fn f32s(v: &serde_json::Value) -> Vec<f32> {
     v.as_array()
@@ -54,7 +54,7 @@ fn sgd_rmsprop_adam_match_torch() {
         let name = case["optimizer"].as_str().unwrap();
         let (v, h) = hyper_of(name, &case["hyper"]);
         let mut w = f32s(&case["w0"]);
-        let mut st = RpropState::for_variant(w.len(), v, &h);
+        let mut st = OptimState::for_variant(w.len(), v, &h);
         let (mut worst, mut same, mut total) = (0u32, 0usize, 0usize);
         for (t, (g, want)) in case["grads"]
             .as_array()
@@ -159,13 +159,13 @@ fn quickprop_growth_is_capped_at_mu() {
 fn weight_decay_is_added_to_the_gradient_for_every_optimizer() {
     // With g = 0, the effective gradient is weight_decay * w = 0.25 * 2 > 0, so every
     // optimizer moves the weight down; without decay none of them moves it.
-    for v in Variant::ALL {
+    for &v in Variant::ALL {
         for (wd, moves) in [(0.25f32, true), (0.0, false)] {
             let h = Hyper {
                 weight_decay: wd,
                 ..Hyper::default()
             };
-            let mut st = RpropState::for_variant(1, v, &h);
+            let mut st = OptimState::for_variant(1, v, &h);
             let mut w = vec![2.0f32];
             cpu::optimizer(v, &h, &mut w, &[0.0], &mut st, 1.0);
             assert_eq!(w[0] < 2.0, moves, "{v} wd={wd}: w = {}", w[0]);
@@ -196,7 +196,7 @@ fn adam_first_step_moves_by_lr() {
         lr: 0.01,
         ..Hyper::default()
     };
-    let mut st = RpropState::for_variant(3, Variant::Adam, &h);
+    let mut st = OptimState::for_variant(3, Variant::Adam, &h);
     let mut w = vec![0.0f32; 3];
     cpu::optimizer(Variant::Adam, &h, &mut w, &[3.0, -0.5, 0.0], &mut st, 1.0);
     assert!(

@@ -17,7 +17,7 @@ use rprop_lab::cpu::CpuBackend;
 use rprop_lab::data::{self, Part};
 use rprop_lab::metrics::Metrics;
 use rprop_lab::model::{Layout, Params};
-use rprop_lab::optim::{RpropState, Variant};
+use rprop_lab::optim::{OptimState, Variant};
 use rprop_lab::trainer::{self, RunOptions, Start};
 
 const RUN: [&str; 14] = [
@@ -276,13 +276,13 @@ impl Backend for Diverging {
     fn params(&mut self) -> Result<Params> {
         self.inner.params()
     }
-    fn state(&mut self) -> Result<RpropState> {
+    fn state(&mut self) -> Result<OptimState> {
         self.inner.state()
     }
     fn restart(
         &mut self,
         p: Params,
-        s: RpropState,
+        s: OptimState,
         v: Variant,
         h: rprop_lab::optim::Hyper,
     ) -> Result<()> {
@@ -371,7 +371,7 @@ fn interrupted_write_leaves_the_old_file() {
 fn optimizer_state_round_trips_exactly() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("optimizer.safetensors");
-    let mut s = RpropState::new(7, &rprop_lab::optim::Hyper::default());
+    let mut s = OptimState::new(7, &rprop_lab::optim::Hyper::default());
     s.step[3] = 0.25;
     s.prev_grad[1] = -1e-30;
     s.prev_change[6] = f32::from_bits(1);

@@ -12,7 +12,7 @@ use crate::compare;
 use crate::config::Config;
 use crate::data::{self, Part, CLASSES};
 use crate::model::Params;
-use crate::optim::{RpropState, Variant};
+use crate::optim::{OptimState, Variant};
 use crate::plot::{self, ChartOptions, Panel};
 use crate::trainer::{self, Interrupted, RunOptions, Start};
 
@@ -21,14 +21,14 @@ use crate::trainer::{self, Interrupted, RunOptions, Start};
 type BatchPlan = (usize, usize, usize, u64);
 
 pub(super) fn compare(args: CompareArgs) -> Result<()> {
-    if args.overrides.optimizer.is_some() {
+    if args.overrides.get("optimizer").is_some() {
         bail!("--optimizer cannot be used with compare: each config names its optimizer");
     }
-    if args.seeds.is_some() && args.overrides.seed.is_some() {
+    if args.seeds.is_some() && args.overrides.get("seed").is_some() {
         bail!("--seed and --seeds cannot both be given: --seeds sets each run's seed");
     }
     let paths = if args.configs.is_empty() {
-        Variant::RPROP
+        Variant::report_set()
             .iter()
             .map(|v| {
                 let rel = PathBuf::from("configs").join(format!("{}.json", v.name()));
@@ -210,7 +210,7 @@ fn run_job(
     );
     let layout = cfg.layout(learn.features(), CLASSES);
     let params = Params::init(layout, cfg.seed);
-    let state = RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
+    let state = OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
     match shared {
         Some((s, b)) if *s == sizes => b.restart(params, state, cfg.optimizer, cfg.hyper())?,
         _ => {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::Config;
-use crate::optim::Variant;
+use crate::config::{Config, KEYS, RUN_KEYS};
+use crate::optim::{Hyper, Setting, Variant, SETTINGS};
 pub use data_dir::{bundled_candidates, DataArgs, TestDataArgs, TrainDataArgs, DEFAULT_DATA_DIR};
 
 #[derive(Parser, Debug)]
@@ -62,109 +62,123 @@ pub enum BackendKind {
     Cpu,
 }
 
-/// Overrides for any config key, by its name in kebab case.
-#[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Config overrides (any key of the config file)")]
+/// Overrides for any config key, by its name in kebab case: the options are built from
+/// [`KEYS`] and the optimizer registry, so a new setting is an option with no edit here.
+#[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    /// Loss function (only "cross_entropy").
-    #[arg(long, value_name = "NAME")]
-    pub criterion: Option<String>,
-    /// rprop-minus, rprop-plus, irprop-plus, irprop-minus, sgd, rmsprop, adam or quickprop.
-    #[arg(long, value_name = "NAME")]
-    pub optimizer: Option<String>,
-    /// Learning rate; for Rprop the initial step size (PyTorch's lr) [report: 0.001].
-    #[arg(long, value_name = "X")]
-    pub learning_rate: Option<String>,
-    /// Number of epochs, one pass over the train set each [report: 50].
-    #[arg(long, value_name = "N")]
-    pub epochs: Option<String>,
-    /// Training images: the first N learning images [report: 50000].
-    #[arg(long, value_name = "N")]
-    pub train_set_size: Option<String>,
-    /// Mini-batch size [report: = train-set-size, full batch].
-    #[arg(long, value_name = "N")]
-    pub train_batch_size: Option<String>,
-    /// Eval images: the next N learning images [report: 10000].
-    #[arg(long, value_name = "N")]
-    pub eval_set_size: Option<String>,
-    /// Must equal eval-set-size.
-    #[arg(long, value_name = "N")]
-    pub eval_batch_size: Option<String>,
-    /// Step shrink factor on a sign change [report: 0.5].
-    #[arg(long, value_name = "X")]
-    pub eta_minus: Option<String>,
-    /// Step growth factor [report: 1.2].
-    #[arg(long, value_name = "X")]
-    pub eta_plus: Option<String>,
-    /// Smallest step size [report: 1e-6].
-    #[arg(long, value_name = "X")]
-    pub step_min: Option<String>,
-    /// Largest step size [report: 50].
-    #[arg(long, value_name = "X")]
-    pub step_max: Option<String>,
-    /// Seed of the weight initialization [default: 0].
-    #[arg(long, value_name = "N")]
-    pub seed: Option<String>,
-    /// L2 penalty added to the gradient, every optimizer [default: 0].
-    #[arg(long, value_name = "X")]
-    pub weight_decay: Option<String>,
-    /// SGD / RMSprop momentum [default: 0].
-    #[arg(long, value_name = "X")]
-    pub momentum: Option<String>,
-    /// Nesterov momentum for SGD (true/false) [default: false].
-    #[arg(long, value_name = "BOOL")]
-    pub nesterov: Option<String>,
-    /// RMSprop smoothing constant [default: 0.99].
-    #[arg(long, value_name = "X")]
-    pub alpha: Option<String>,
-    /// RMSprop / Adam denominator term [default: 1e-8].
-    #[arg(long, value_name = "X")]
-    pub eps: Option<String>,
-    /// Adam first-moment decay [default: 0.9].
-    #[arg(long, value_name = "X")]
-    pub beta1: Option<String>,
-    /// Adam second-moment decay [default: 0.999].
-    #[arg(long, value_name = "X")]
-    pub beta2: Option<String>,
-    /// Quickprop maximum growth factor [default: 1.75].
-    #[arg(long, value_name = "X")]
-    pub mu: Option<String>,
-    /// Hidden layer sizes, e.g. 200,150,100 [default: 128].
-    #[arg(long, value_name = "SIZES")]
-    pub hidden: Option<String>,
+    /// The keys given, with their text, in [`KEYS`] order.
+    given: Vec<(&'static str, String)>,
+}
+
+/// `--key-name` for config key `key_name`.
+pub fn flag(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
+}
+
+/// A setting's help: its text, its default, each optimizer's own default where it differs,
+/// and the optimizers that read it.
+fn setting_help(s: &Setting) -> String {
+    let base = (s.get)(&Hyper::BASE);
+    let own: Vec<String> = Variant::ALL
+        .iter()
+        .filter_map(|v| {
+            let x = (s.get)(&v.defaults());
+            (x != base).then(|| format!("{v}: {x}"))
+        })
+        .collect();
+    let users: Vec<&str> = Variant::ALL
+        .iter()
+        .filter(|v| v.spec().keys.contains(&s.key))
+        .map(|v| v.name())
+        .collect();
+    let mut text = format!("{} [default: {base}", s.help.trim());
+    for o in own {
+        text += &format!("; {o}");
+    }
+    text += "]";
+    match users.len() {
+        0 => {}
+        n if n == Variant::ALL.len() => {}
+        _ => text += &format!(" ({})", users.join(", ")),
+    }
+    text
+}
+
+impl clap::Args for Overrides {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let mut cmd = cmd.next_help_heading("Config overrides (any key of the config file)");
+        let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+        let run = RUN_KEYS.iter().map(|&(key, value, help)| {
+            let help = match key {
+                "optimizer" => names.join(", "),
+                _ => help.to_string(),
+            };
+            (key, value, help)
+        });
+        let settings = SETTINGS.iter().map(|s| {
+            let value = if matches!((s.get)(&Hyper::BASE), serde_json::Value::Bool(_)) {
+                "BOOL"
+            } else {
+                "X"
+            };
+            (s.key, value, setting_help(s))
+        });
+        for (key, value, help) in run.chain(settings) {
+            // clap keeps option names for the life of the program; built once per run.
+            let long: &'static str = Box::leak(key.replace('_', "-").into_boxed_str());
+            cmd = cmd.arg(
+                clap::Arg::new(key)
+                    .long(long)
+                    .value_name(value)
+                    .help(help)
+                    .action(clap::ArgAction::Set),
+            );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for Overrides {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut o = Overrides::default();
+        clap::FromArgMatches::update_from_arg_matches(&mut o, m)?;
+        Ok(o)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.given = KEYS
+            .iter()
+            .filter_map(|&k| m.get_one::<String>(k).map(|v| (k, v.clone())))
+            .collect();
+        Ok(())
+    }
 }
 
 impl Overrides {
-    pub fn pairs(&self) -> [(&'static str, &Option<String>); 22] {
-        [
-            ("criterion", &self.criterion),
-            ("optimizer", &self.optimizer),
-            ("learning_rate", &self.learning_rate),
-            ("epochs", &self.epochs),
-            ("train_set_size", &self.train_set_size),
-            ("train_batch_size", &self.train_batch_size),
-            ("eval_set_size", &self.eval_set_size),
-            ("eval_batch_size", &self.eval_batch_size),
-            ("eta_minus", &self.eta_minus),
-            ("eta_plus", &self.eta_plus),
-            ("step_min", &self.step_min),
-            ("step_max", &self.step_max),
-            ("seed", &self.seed),
-            ("weight_decay", &self.weight_decay),
-            ("momentum", &self.momentum),
-            ("nesterov", &self.nesterov),
-            ("alpha", &self.alpha),
-            ("eps", &self.eps),
-            ("beta1", &self.beta1),
-            ("beta2", &self.beta2),
-            ("mu", &self.mu),
-            ("hidden", &self.hidden),
-        ]
+    /// The overrides given, in [`KEYS`] order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.given.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+
+    /// The text given for `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Sets `key` as if given on the command line (tests, and callers building runs).
+    pub fn with(mut self, key: &'static str, value: &str) -> Overrides {
+        self.given.retain(|(k, _)| *k != key);
+        self.given.push((key, value.to_string()));
+        self
     }
 
     /// The config file (or the report's settings) with these overrides applied and checked.
     pub fn resolve(&self, config: Option<&Path>) -> Result<Config> {
-        let mut cfg = match (config, &self.optimizer) {
+        let mut cfg = match (config, self.get("optimizer")) {
             (Some(path), _) => Config::load_unchecked(path)?,
             (None, Some(name)) => Config::report(
                 name.parse::<Variant>()
@@ -179,16 +193,13 @@ impl Overrides {
         // batch follows --train-set-size 2000, as --help says).
         let full_train = cfg.train_batch_size == cfg.train_set_size;
         let full_eval = cfg.eval_batch_size == cfg.eval_set_size;
-        for (key, value) in self.pairs() {
-            if let Some(v) = value {
-                cfg.set_str(key, v)
-                    .with_context(|| format!("--{}", key.replace('_', "-")))?;
-            }
+        for (key, v) in self.pairs() {
+            cfg.set_str(key, v).with_context(|| flag(key))?;
         }
-        if full_train && self.train_batch_size.is_none() {
+        if full_train && self.get("train_batch_size").is_none() {
             cfg.train_batch_size = cfg.train_set_size;
         }
-        if full_eval && self.eval_batch_size.is_none() {
+        if full_eval && self.get("eval_batch_size").is_none() {
             cfg.eval_batch_size = cfg.eval_set_size;
         }
         // Checked once the options are applied: they may complete the file's settings.

@@ -12,7 +12,7 @@ use crate::cpu::{self, CpuBackend};
 use crate::data::{self, Dataset, Part, CLASSES};
 use crate::metrics::{Metrics, TestRecord};
 use crate::model::{Layout, Params};
-use crate::optim::RpropState;
+use crate::optim::OptimState;
 use crate::trainer::{self, initial_params, load_train_eval, RunOptions, Start};
 
 /// Builds the backend `kind` asks for, starting from `params` and, when resuming, from a
@@ -24,18 +24,18 @@ pub(super) fn make_backend(
     train: &Dataset,
     eval: &Dataset,
     params: Params,
-    state: Option<RpropState>,
+    state: Option<OptimState>,
     cfg: &Config,
 ) -> Result<Box<dyn Backend>> {
     let state = state
-        .unwrap_or_else(|| RpropState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
+        .unwrap_or_else(|| OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
         Box::new(
             CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
                 .with_matmul(gpu.cpu_matmul),
         )
     };
-    if cfg.minibatch() && cfg.optimizer.is_rprop() {
+    if cfg.minibatch() && cfg.optimizer.traits().minibatch_warning {
         eprintln!(
             "warning: {} on mini-batches: Rprop adapts its steps to gradient signs, which batch noise flips; it is known to do badly there",
             cfg.optimizer
@@ -90,15 +90,10 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
     if args.config.is_some() || args.init_weights.is_some() || args.out.is_some() {
         bail!("--resume continues a run with its own config and weights; drop --config, --init-weights and --out");
     }
-    if let Some((key, _)) = args
-        .overrides
-        .pairs()
-        .into_iter()
-        .find(|(k, v)| v.is_some() && *k != "epochs")
-    {
+    if let Some((key, _)) = args.overrides.pairs().find(|(k, _)| *k != "epochs") {
         bail!(
-            "--resume keeps the run's settings; only --epochs may be given, not --{}",
-            key.replace('_', "-")
+            "--resume keeps the run's settings; only --epochs may be given, not {}",
+            super::flag(key)
         );
     }
     let mut cfg = Config::load(&dir.join("config.json"))?;
@@ -121,7 +116,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
         (None, Some(d)) => d.clone(),
         (None, None) => super::data_dir::bundled()?,
     };
-    if let Some(e) = &args.overrides.epochs {
+    if let Some(e) = args.overrides.get("epochs") {
         cfg.set_str("epochs", e).context("--epochs")?;
         cfg.validate()?;
     }
@@ -139,7 +134,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
 /// Where a resumed run starts: its last weights and optimizer state, checked to be one
 /// consistent pair (same epoch, optimizer and weights fingerprint) of the network the
 /// config and the data describe.
-fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, RpropState, Start)> {
+fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, OptimState, Start)> {
     let state_path = dir.join(trainer::STATE);
     let (start, state, _) = Start::resume(dir, layout.total())?;
     let last = dir.join(trainer::LAST);

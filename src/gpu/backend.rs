@@ -16,7 +16,7 @@ use super::{tune, Counters, GpuContext, Needs};
 use crate::backend::{Backend, Batch, EpochStats, PassStats};
 use crate::data::Dataset;
 use crate::model::{Layout, Params};
-use crate::optim::{Hyper, RpropState, StepScalars, Variant};
+use crate::optim::{Hyper, OptimState, StepScalars, Variant};
 
 /// How to open and drive the GPU.
 #[derive(Clone, Debug, Default)]
@@ -92,7 +92,7 @@ impl GpuBackend {
         hyper: Hyper,
         opts: &GpuOptions,
     ) -> Result<GpuBackend> {
-        let state = RpropState::for_variant(params.data.len(), variant, &hyper);
+        let state = OptimState::for_variant(params.data.len(), variant, &hyper);
         GpuBackend::with_state(train, eval, params, state, variant, hyper, opts)
     }
 
@@ -101,7 +101,7 @@ impl GpuBackend {
         train: &Dataset,
         eval: &Dataset,
         params: Params,
-        state: RpropState,
+        state: OptimState,
         variant: Variant,
         hyper: Hyper,
         opts: &GpuOptions,
@@ -322,7 +322,7 @@ impl GpuBackend {
     }
 
     /// Replaces the weights and the optimizer state (verify re-syncs with it).
-    pub fn set_state(&mut self, params: &Params, state: &RpropState) -> Result<()> {
+    pub fn set_state(&mut self, params: &Params, state: &OptimState) -> Result<()> {
         ensure!(
             params.layout == self.layout
                 && [&state.step, &state.prev_grad, &state.prev_change]
@@ -360,7 +360,7 @@ impl GpuBackend {
     pub fn restart(
         &mut self,
         params: Params,
-        state: RpropState,
+        state: OptimState,
         variant: Variant,
         hyper: Hyper,
     ) -> Result<()> {
@@ -501,7 +501,7 @@ impl Backend for GpuBackend {
     fn restart(
         &mut self,
         params: Params,
-        state: RpropState,
+        state: OptimState,
         variant: Variant,
         hyper: Hyper,
     ) -> Result<()> {
@@ -574,7 +574,7 @@ impl Backend for GpuBackend {
         })
     }
 
-    fn state(&mut self) -> Result<RpropState> {
+    fn state(&mut self) -> Result<OptimState> {
         let total = self.layout.total();
         let (a, b, c, d) = (
             self.s.step.clone(),
@@ -586,7 +586,7 @@ impl Backend for GpuBackend {
         let prev_grad = self.read_f32(&b, total)?;
         let prev_change = self.read_f32(&c, total)?;
         let loss = self.read_f32(&d, 2)?;
-        Ok(RpropState {
+        Ok(OptimState {
             step,
             prev_grad,
             prev_change,

@@ -8,7 +8,7 @@ use super::backend::{f32s, slot_stats, GpuBackend};
 use super::ops::{encode_all, Stage};
 use crate::backend::{Backend, Batch, PassStats};
 use crate::model::Params;
-use crate::optim::{RpropState, StepScalars};
+use crate::optim::{OptimState, StepScalars};
 
 /// Every intermediate of one training step, per layer (input layer first).
 #[derive(Clone, Debug)]
@@ -31,7 +31,7 @@ pub struct StepDump {
     pub loss_sum: f32,
     /// Weights and optimizer state after the update.
     pub params: Params,
-    pub state: RpropState,
+    pub state: OptimState,
 }
 
 impl StepDump {

@@ -23,7 +23,7 @@ pub struct TeleState {
 impl GpuBackend {
     /// Records the end-of-epoch telemetry dispatches for the current variant.
     pub(super) fn record_telemetry(&mut self) {
-        self.tele.plan = if self.variant().is_rprop() {
+        self.tele.plan = if self.variant().is_sign_based() {
             let mut p = Plan::new(&self.ctx.device);
             let (s, k, h) = (&self.s, &self.kernels, self.hyper);
             ops::close_epoch(&mut p, k, s, &s.tele, self.layout, (self.variant(), &h));

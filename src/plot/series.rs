@@ -40,7 +40,10 @@ pub fn style_of(optimizer: &str, occurrence: usize) -> (RGBColor, LineKind) {
         .unwrap_or(PALETTE.len() - 1);
     let base = usize::from(optimizer == Variant::IrpropMinus.name());
     let kinds = [LineKind::Solid, LineKind::Dashed, LineKind::Dotted];
-    (PALETTE[idx], kinds[(base + occurrence) % kinds.len()])
+    (
+        PALETTE[idx % PALETTE.len()],
+        kinds[(base + occurrence) % kinds.len()],
+    )
 }
 
 /// Groups labelled runs by label, in order of first appearance.

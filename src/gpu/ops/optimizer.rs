@@ -1,5 +1,6 @@
 //! The fused optimizer step over every weight (shaders/optimizer.wgsl; CPU twin
-//! `cpu::optimizer`), one kernel for every variant.
+//! `cpu::optimizer`), one kernel whose dispatch runs each optimizer's case, then whatever
+//! global dispatches the optimizer's registry entry records.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -74,6 +75,10 @@ pub fn step(plan: &mut Plan, k: &Kernels, s: &Shared, len: usize, variant: Varia
         ],
         grid(len.div_ceil(256)),
     );
+    // An optimizer that needs global sums records them after its per-weight case.
+    if let Some(global) = variant.spec().gpu_global {
+        global(plan, k, s, len, variant, h);
+    }
     // `finish` has no parameters; the plan binds a dummy uniform it does not declare.
     finish(plan, k, s);
 }

@@ -10,7 +10,7 @@ use super::{grid, Plan, Res, Stage};
 use crate::gpu::buffers::{storage, Shared};
 use crate::gpu::kernels::Kernels;
 use crate::model::Layout;
-use crate::optim::{Hyper, Variant};
+use crate::optim::{Backtrack, Hyper, Variant};
 use crate::telemetry::{self, LayerTelemetry, STEP_BINS};
 
 /// Words per layer in the counts buffer: 6 counters and the step-size histogram.
@@ -44,10 +44,10 @@ impl Tele {
         // Formed in f32 as telemetry::step_bin forms them.
         let log_min = h.step_min.ln();
         Tele {
-            mode: match v {
-                Variant::RpropPlus => 1,
-                Variant::IrpropPlus => 2,
-                _ => 0,
+            mode: match v.traits().backtracks {
+                Backtrack::Never => 0,
+                Backtrack::Always => 1,
+                Backtrack::IfLossUp => 2,
             },
             weight_decay: h.weight_decay,
             step_min: h.step_min,

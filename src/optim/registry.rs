@@ -1,0 +1,16 @@
+//! Every optimizer, once. Names, config keys, `--help`, the GPU dispatch, checkpoints and
+//! the test loops all read this list; adding an optimizer is one line here (see
+//! docs/optimizers.md, "Adding an optimizer").
+
+use super::{adam, quickprop, rmsprop, rprop, sgd, Variant};
+
+pub const ALL: &[Variant] = &[
+    Variant(&rprop::RPROP_MINUS),
+    Variant(&rprop::RPROP_PLUS),
+    Variant(&rprop::IRPROP_PLUS),
+    Variant(&rprop::IRPROP_MINUS),
+    Variant(&sgd::SGD),
+    Variant(&rmsprop::RMSPROP),
+    Variant(&adam::ADAM),
+    Variant(&quickprop::QUICKPROP),
+];
