@@ -74,9 +74,8 @@ fn main() -> anyhow::Result<()> {
         .collect();
     if with_lbfgs {
         let p = Params::init(Layout::MNIST, 0);
-        let mut b = CpuBackend::new(&train, &eval, p, Variant::Sgd, Hyper::default())
-            .with_matmul(choices[0]);
-        b.lbfgs = Some(Default::default());
+        let v = Variant::Lbfgs;
+        let b = CpuBackend::new(&train, &eval, p, v, v.defaults()).with_matmul(choices[0]);
         runs.push((choices[0], b, Vec::new(), Vec::new()));
     }
     // One warm-up epoch each (page faults, thread pool start), then the timed ones in turn.

@@ -208,6 +208,11 @@ fn quickprop(e: ptr<function, Elem>, gi: f32) {
     (*e).pg = gi;
 }
 
+// L-BFGS's step runs on the host with several passes (src/optim/lbfgs.rs); its case leaves
+// the weight as it is.
+fn lbfgs(e: ptr<function, Elem>, gi: f32) {
+}
+
 // The dispatch: one explicit case per registered optimizer (Spec::wgsl_case); a code with
 // no case writes NaN everywhere, so a missing case fails every check instead of running
 // another optimizer.
@@ -232,6 +237,7 @@ fn optimizer(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         case 5u: { rmsprop(&e, gi); }
         case 6u: { adam(&e, gi); }
         case 7u: { quickprop(&e, gi); }
+        case 20u: { lbfgs(&e, gi); }
         default: {
             let nan = bitcast<f32>(0x7fc00000u);
             e = Elem(nan, nan, nan, nan);

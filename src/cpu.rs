@@ -9,8 +9,8 @@ use anyhow::Result;
 use crate::backend::{Backend, Batch, EpochStats, PassStats};
 use crate::cpu_fast;
 use crate::data::{normalize_table, Dataset};
-use crate::lbfgs;
 use crate::model::{Layout, Params};
+use crate::optim::lbfgs;
 use crate::optim::{self, Hyper, OptimState, StepScalars, Variant};
 use crate::telemetry::{self, Counts, LayerTelemetry};
 
@@ -379,8 +379,9 @@ pub struct CpuBackend {
     tele: Vec<Counts>,
     /// Telemetry rows of the epochs ended since the last [`Backend::take_telemetry`].
     tele_rows: Vec<Vec<LayerTelemetry>>,
-    /// L-BFGS's settings and state, when it is the optimizer (its steps make several passes).
-    pub lbfgs: Option<(lbfgs::Settings, lbfgs::State)>,
+    /// L-BFGS's settings, when it is the optimizer (its steps make several passes; its
+    /// history is `state.lbfgs`).
+    pub lbfgs: Option<lbfgs::Settings>,
     /// Forward+backward passes over the train set since the epoch began.
     evals: u32,
 }
@@ -424,7 +425,9 @@ impl CpuBackend {
             sparse: cpu_fast::SparseSets::default(),
             tele: fresh_counts(variant, layout),
             tele_rows: Vec::new(),
-            lbfgs: None,
+            lbfgs: variant
+                .is_multi_eval()
+                .then(|| lbfgs::Settings::from_hyper(&hyper)),
             evals: 0,
             params,
         }
@@ -465,7 +468,9 @@ impl CpuBackend {
             x: &self.train_x,
             sparse: self.sparse.train.as_ref(),
         };
-        if let Some((cfg, st)) = &mut self.lbfgs {
+        if let Some(cfg) = &self.lbfgs {
+            self.state.t += 1;
+            let st = self.state.lbfgs.get_or_insert_with(Default::default);
             let data = (x, &self.train_y[..]);
             let (first, n) = lbfgs::cpu_step(cfg, st, &mut self.params, data, &mut self.train_ws);
             self.evals += n - 1; // train_step counted one
@@ -574,9 +579,9 @@ impl Backend for CpuBackend {
         );
         (self.params, self.state, self.variant, self.hyper) = (params, state, variant, hyper);
         (self.acc, self.best, self.evals) = ((0.0, 0, 0), None, 0);
-        if let Some((_, st)) = &mut self.lbfgs {
-            *st = lbfgs::State::default();
-        }
+        self.lbfgs = variant
+            .is_multi_eval()
+            .then(|| lbfgs::Settings::from_hyper(&hyper));
         (self.tele, self.tele_rows) = (fresh_counts(variant, self.params.layout), Vec::new());
         Ok(())
     }

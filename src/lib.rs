@@ -13,8 +13,6 @@ pub mod data;
 pub mod digits;
 pub mod fsio;
 pub mod gpu;
-pub mod lbfgs;
-pub mod lbfgs_wolfe;
 pub mod limits;
 pub mod matmul;
 pub mod metrics;

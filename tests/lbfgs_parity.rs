@@ -15,8 +15,8 @@ use rprop_lab::checkpoint;
 use rprop_lab::cpu::{normalize_images, Workspace};
 use rprop_lab::cpu_fast::Input;
 use rprop_lab::data::{self, Part};
-use rprop_lab::lbfgs::{self, LineSearch, Settings, State};
 use rprop_lab::model::Params;
+use rprop_lab::optim::lbfgs::{self, LineSearch, Settings, State};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -101,9 +101,9 @@ fn cpu_backend_epoch_is_one_lbfgs_step() {
     let (train, eval) = data::split(&learn, 2000, 500).unwrap();
     let init = checkpoint::load(&fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
     let cfg = Settings::default();
-    let (variant, hyper) = (rprop_lab::optim::Variant::Sgd, Default::default());
-    let mut b = rprop_lab::cpu::CpuBackend::new(&train, &eval, init.clone(), variant, hyper);
-    b.lbfgs = Some((cfg, State::default()));
+    let v = rprop_lab::optim::Variant::Lbfgs;
+    let mut b = rprop_lab::cpu::CpuBackend::new(&train, &eval, init.clone(), v, v.defaults());
+    assert_eq!(b.lbfgs, Some(cfg));
     let s = b.epoch().unwrap();
     let mut params = init;
     let x = normalize_images(&train);

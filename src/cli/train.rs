@@ -41,7 +41,8 @@ pub(super) fn make_backend(
             cfg.optimizer
         );
     }
-    if kind == BackendKind::Cpu {
+    // L-BFGS's step runs on the host: auto picks the CPU for it.
+    if kind == BackendKind::Cpu || (kind == BackendKind::Auto && cfg.optimizer.is_multi_eval()) {
         return Ok(cpu(params, state));
     }
     let opts = gpu.options()?;

@@ -2,7 +2,7 @@
 //! the test loops all read this list; adding an optimizer is one line here (see
 //! docs/optimizers.md, "Adding an optimizer").
 
-use super::{adam, quickprop, rmsprop, rprop, sgd, Variant};
+use super::{adam, lbfgs, quickprop, rmsprop, rprop, sgd, Variant};
 
 pub const ALL: &[Variant] = &[
     Variant(&rprop::RPROP_MINUS),
@@ -13,4 +13,5 @@ pub const ALL: &[Variant] = &[
     Variant(&rmsprop::RMSPROP),
     Variant(&adam::ADAM),
     Variant(&quickprop::QUICKPROP),
+    Variant(&lbfgs::LBFGS),
 ];

@@ -7,6 +7,52 @@
 //! ([`dot`]), so a run is reproducible; torch sums in BLAS's order, so the two agree to float
 //! rounding, not bit for bit.
 
+use super::{Hyper, Rule, Spec, Traits};
+
+/// The registry entry. The WGSL case leaves the weights alone: the step runs on the host,
+/// which the GPU backend does not do yet (it refuses `lbfgs`).
+pub const LBFGS: Spec = Spec {
+    name: "lbfgs",
+    label: "L-BFGS",
+    wgsl_case: 20,
+    traits: Traits {
+        full_batch_only: true,
+        ..Traits::GRADIENT
+    },
+    slots: ["", "", ""],
+    keys: &[
+        "learning_rate",
+        "max_iter",
+        "max_eval",
+        "tolerance_grad",
+        "tolerance_change",
+        "history_size",
+        "line_search",
+    ],
+    defaults: |h| h.lr = 1.0,
+    rule: Rule::MultiEval,
+    gpu_global: None,
+    report: None,
+};
+
+impl Settings {
+    /// The L-BFGS settings of `h` (`max_eval` 0: torch's default for `max_iter`).
+    pub fn from_hyper(h: &Hyper) -> Settings {
+        Settings {
+            lr: h.lr,
+            max_iter: h.max_iter,
+            max_eval: match h.max_eval {
+                0 => Settings::default_max_eval(h.max_iter),
+                n => n,
+            },
+            tolerance_grad: h.tolerance_grad,
+            tolerance_change: h.tolerance_change,
+            history_size: h.history_size,
+            line_search: h.line_search,
+        }
+    }
+}
+
 /// The step-length rule of each iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineSearch {
@@ -250,7 +296,8 @@ pub fn step(cfg: &Settings, st: &mut State, w: &mut [f32], f: &mut impl Objectiv
         match cfg.line_search {
             LineSearch::StrongWolfe => {
                 let max_ls = cfg.max_eval.saturating_sub(evals);
-                let ls = crate::lbfgs_wolfe::search(f, w, st.t, &st.d, (loss, &g, gtd), max_ls);
+                let ls =
+                    crate::optim::lbfgs_wolfe::search(f, w, st.t, &st.d, (loss, &g, gtd), max_ls);
 
                 (loss, g, st.t, ls_evals) = ls;
                 axpy(w, st.t as f32, &st.d);
@@ -305,4 +352,78 @@ pub fn cpu_step(
     };
     let out = step(cfg, st, &mut params.data, &mut objective);
     (first.unwrap_or_default(), out.evals)
+}
+
+impl State {
+    /// The vectors to save, by name: `d`, `prev_flat_grad`, then each pair's y and s, and
+    /// `ro` (empty vectors before the first iteration).
+    pub fn tensors(&self) -> Vec<(String, &[f32])> {
+        let mut v: Vec<(String, &[f32])> = vec![
+            ("lbfgs.d".into(), &self.d),
+            ("lbfgs.prev_flat_grad".into(), &self.prev_flat_grad),
+            ("lbfgs.ro".into(), &self.ro),
+        ];
+        for (i, (y, s)) in self.old_dirs.iter().zip(&self.old_stps).enumerate() {
+            v.push((format!("lbfgs.y.{i}"), y));
+            v.push((format!("lbfgs.s.{i}"), s));
+        }
+        v
+    }
+
+    /// The scalars to save, as exact bit patterns where they are floats.
+    pub fn meta(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("lbfgs_pairs", self.old_dirs.len().to_string()),
+            ("lbfgs_t", format!("{:016x}", self.t.to_bits())),
+            ("lbfgs_h_diag", format!("{:08x}", self.h_diag.to_bits())),
+            (
+                "lbfgs_prev_loss",
+                format!("{:016x}", self.prev_loss.to_bits()),
+            ),
+            ("lbfgs_n_iter", self.n_iter.to_string()),
+            ("lbfgs_func_evals", self.func_evals.to_string()),
+        ]
+    }
+
+    /// Rebuilds a saved state from its metadata (`field`) and tensors (`get`: a tensor by
+    /// name, None when absent).
+    pub fn load(
+        field: impl Fn(&str) -> Option<String>,
+        get: impl Fn(&str) -> anyhow::Result<Vec<f32>>,
+    ) -> anyhow::Result<State> {
+        let num = |k: &str| -> anyhow::Result<u64> {
+            let v = field(k).ok_or_else(|| anyhow::anyhow!("missing metadata `{k}`"))?;
+            u64::from_str_radix(
+                &v,
+                if k.ends_with("_t") || k.ends_with("loss") || k.ends_with("diag") {
+                    16
+                } else {
+                    10
+                },
+            )
+            .map_err(|_| anyhow::anyhow!("bad metadata `{k}`"))
+        };
+        let pairs = num("lbfgs_pairs")? as usize;
+        let mut st = State {
+            d: get("lbfgs.d")?,
+            t: f64::from_bits(num("lbfgs_t")?),
+            ro: get("lbfgs.ro")?,
+            h_diag: f32::from_bits(num("lbfgs_h_diag")? as u32),
+            prev_flat_grad: get("lbfgs.prev_flat_grad")?,
+            prev_loss: f64::from_bits(num("lbfgs_prev_loss")?),
+            n_iter: num("lbfgs_n_iter")?,
+            func_evals: num("lbfgs_func_evals")?,
+            ..State::default()
+        };
+        anyhow::ensure!(
+            st.ro.len() == pairs,
+            "tensor `lbfgs.ro` has {} values, expected {pairs}",
+            st.ro.len()
+        );
+        for i in 0..pairs {
+            st.old_dirs.push(get(&format!("lbfgs.y.{i}"))?);
+            st.old_stps.push(get(&format!("lbfgs.s.{i}"))?);
+        }
+        Ok(st)
+    }
 }

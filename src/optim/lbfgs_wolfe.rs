@@ -2,7 +2,7 @@
 //! ported them from the Lua torch/optim `lswolfe.lua` and `polyinterp.lua`). Losses and step
 //! lengths are f64 (torch's Python floats), directional derivatives f32 dot products.
 
-use crate::lbfgs::{abs_max, directional, dot, Objective};
+use crate::optim::lbfgs::{abs_max, directional, dot, Objective};
 
 /// Sufficient decrease, curvature, and the bracket-width tolerance torch uses (its default,
 /// not the optimizer's `tolerance_change`).
