@@ -183,8 +183,9 @@ fn trainer_writes_telemetry_to_metrics() {
     assert!(m.epochs.iter().all(|r| r.telemetry.len() == 2));
     assert!(m.epochs[3].telemetry[0].backtracks > 0);
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    // After the six metrics and grad_evals: l1_sign_changes, l1_backtracks.
     let row: Vec<&str> = csv.lines().nth(4).unwrap().split(',').collect();
-    assert_eq!(row[7], m.epochs[3].telemetry[0].backtracks.to_string());
+    assert_eq!(row[8], m.epochs[3].telemetry[0].backtracks.to_string());
 }
 
 #[test]
