@@ -2,8 +2,11 @@
 //! plus the 10,000-image eval pass, for each first-layer matmul strategy asked for.
 //!
 //! ```text
-//! cargo run --release --example cpu_epoch -- [--epochs 20] [--matmul dense,sparse] [--json]
+//! cargo run --release --example cpu_epoch -- [--epochs 20] [--matmul dense,sparse] [--json] [--lbfgs]
 //! ```
+//!
+//! `--lbfgs` also times an `lbfgs` epoch (one torch-default step: 20 passes) with the first
+//! strategy, in the same turns, and prints its time per gradient evaluation.
 //!
 //! The strategies take turns epoch by epoch so they see the same machine load. Per strategy
 //! it prints the median wall time of an epoch and its median CPU time (all threads, from
@@ -37,6 +40,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let (mut epochs, mut choices, mut json) = (20usize, vec![CpuMatmul::Dense], false);
+    let mut with_lbfgs = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
                     .collect::<anyhow::Result<_>>()?
             }
             "--json" => json = true,
+            "--lbfgs" => with_lbfgs = true,
             _ => {
                 anyhow::bail!("usage: cpu_epoch [--epochs N] [--matmul dense,sparse,auto] [--json]")
             }
@@ -67,6 +72,12 @@ fn main() -> anyhow::Result<()> {
             (c, b, Vec::new(), Vec::new())
         })
         .collect();
+    if with_lbfgs {
+        let p = Params::init(Layout::MNIST, 0);
+        let v = Variant::Lbfgs;
+        let b = CpuBackend::new(&train, &eval, p, v, v.defaults()).with_matmul(choices[0]);
+        runs.push((choices[0], b, Vec::new(), Vec::new()));
+    }
     // One warm-up epoch each (page faults, thread pool start), then the timed ones in turn.
     for (_, b, _, _) in runs.iter_mut() {
         b.epoch()?;
@@ -94,7 +105,10 @@ fn main() -> anyhow::Result<()> {
                 median(cpu)
             },
         );
-        let name = format!("{choice:?}").to_lowercase();
+        let name = match b.lbfgs {
+            Some(_) => format!("lbfgs ({choice:?}, {} evals/epoch)", s.grad_evals).to_lowercase(),
+            None => format!("{choice:?}").to_lowercase(),
+        };
         if json {
             println!(
                 "{{\"matmul\":\"{name}\",\"backend\":\"{}\",\"epochs\":{epochs},\"threads\":{threads},\"wall_s\":{w:.6},\"cpu_s\":{c:.6},\"eval_acc\":{:.4}}}",

@@ -214,6 +214,11 @@ fn grprop_adapt(e: ptr<function, Elem>, gi: f32) {
     adapt(e, gi);
 }
 
+// L-BFGS's step runs on the host with several passes (src/optim/lbfgs.rs); its case leaves
+// the weight as it is.
+fn lbfgs(e: ptr<function, Elem>, gi: f32) {
+}
+
 // The dispatch: one explicit case per registered optimizer (Spec::wgsl_case); a code with
 // no case writes NaN everywhere, so a missing case fails every check instead of running
 // another optimizer.
@@ -240,6 +245,7 @@ fn optimizer(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         case 7u: { quickprop(&e, gi); }
         case 8u: { grprop_adapt(&e, gi); }
         case 9u: { grprop_adapt(&e, gi); }
+        case 20u: { lbfgs(&e, gi); }
         default: {
             let nan = bitcast<f32>(0x7fc00000u);
             e = Elem(nan, nan, nan, nan);

@@ -35,6 +35,8 @@ impl PassStats {
 pub struct EpochStats {
     pub train: PassStats,
     pub eval: PassStats,
+    /// Forward+backward passes over the train set the epoch made (1 but for L-BFGS).
+    pub grad_evals: u32,
 }
 
 /// The train rows one optimizer step sees.

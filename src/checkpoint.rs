@@ -302,6 +302,14 @@ pub fn save_state_tmp(
         ("epoch", epoch.to_string()),
         ("t", state.t.to_string()),
     ];
+    // L-BFGS: its direction, history and scalars beside the slots.
+    let lbfgs = state
+        .lbfgs
+        .as_ref()
+        .map(|l| l.tensors())
+        .unwrap_or_default();
+    tensors.extend(lbfgs.iter().map(|(k, v)| (k.as_str(), vec![v.len()], *v)));
+    meta.extend(state.lbfgs.as_ref().map(|l| l.meta()).unwrap_or_default());
     meta.extend(extra.iter().cloned());
     fsio::write_tmp(path, |w| serialize_to(w, &tensors, &meta))
 }
@@ -376,11 +384,17 @@ fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(OptimState, usize)> {
     let epoch: usize = field("epoch")?
         .parse()
         .map_err(|_| anyhow!("bad metadata `epoch`"))?;
-    let get = |name: &str| -> Result<Vec<f32>> {
+    // Any length for L-BFGS's tensors (empty before its first iteration, `ro` one a pair).
+    let get_any = |name: &str, len: Option<usize>| -> Result<Vec<f32>> {
         let t = st
             .tensor(name)
             .map_err(|_| anyhow!("missing tensor `{name}`"))?;
-        if t.dtype() != Dtype::F32 || t.shape() != [len] {
+        let ok = match len {
+            Some(len) => t.shape() == [len],
+            None => t.shape().len() == 1,
+        };
+        if t.dtype() != Dtype::F32 || !ok {
+            let len = len.map_or("n".into(), |n| n.to_string());
             bail!(
                 "tensor `{name}` is {:?} {:?}, expected F32 [{len}]",
                 t.dtype(),
@@ -392,6 +406,19 @@ fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(OptimState, usize)> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
     };
+    let get = |name: &str| get_any(name, Some(len));
+    let lbfgs = match info.contains_key("lbfgs_pairs") {
+        true => {
+            let field = |k: &str| info.get(k).cloned();
+            Some(crate::optim::lbfgs::State::load(field, |k| {
+                let v = get_any(k, None)?;
+                let ok = v.is_empty() || v.len() == len || k == "lbfgs.ro";
+                ok.then_some(v)
+                    .ok_or_else(|| anyhow!("tensor `{k}` is not [{len}]"))
+            })?)
+        }
+        false => None,
+    };
     Ok((
         OptimState {
             step: get(OptimState::SLOTS[0])?,
@@ -402,6 +429,7 @@ fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(OptimState, usize)> {
                 Some(t) => t.parse().map_err(|_| anyhow!("bad metadata `t`"))?,
                 None => epoch as u64,
             },
+            lbfgs,
         },
         epoch,
     ))

@@ -41,6 +41,11 @@ pub struct ResultRow {
     pub test_loss: f32,
     /// Whole run: every epoch's train step and eval.
     pub seconds: f64,
+    /// Whole run: forward+backward passes over the train set (the epochs' `grad_evals`).
+    pub grad_evals: u64,
+    /// `--target-eval-loss X`: X, and the gradient evaluations the run had made at the end
+    /// of its first epoch with eval loss <= X (None: never reached).
+    pub target: Option<(f32, Option<u64>)>,
     /// The report's (eval, test) accuracy for this variant, only for a run of the report's
     /// own settings on MNIST.
     pub report: Option<(f64, f64)>,
@@ -140,20 +145,34 @@ pub fn results_markdown(rows: &[ResultRow], note: &str) -> String {
         s += &summary_markdown(rows);
         s += "\nEvery run:\n\n";
     }
-    s += "| run | best epoch | eval acc | test acc | test loss | seconds | report: eval acc | report: test acc |\n|---|---|---|---|---|---|---|---|\n";
+    let target = rows.iter().find_map(|r| r.target.map(|t| t.0));
+    s += "| run | best epoch | eval acc | test acc | test loss | seconds | grad evals | report: eval acc | report: test acc |";
+    if let Some(x) = target {
+        s += &format!(" evals to eval loss <= {x} |");
+    }
+    s += &format!("\n|{}\n", "---|".repeat(9 + usize::from(target.is_some())));
     for r in rows {
         let rep = r.report;
         s += &format!(
-            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.1} | {} | {} |\n",
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.1} | {} | {} | {} |",
             r.name,
             r.best_epoch,
             r.eval_acc,
             r.test_acc,
             r.test_loss,
             r.seconds,
+            r.grad_evals,
             cell(rep.map(|x| x.0)),
             cell(rep.map(|x| x.1))
         );
+        if target.is_some() {
+            let reached = r.target.and_then(|t| t.1);
+            s += &format!(
+                " {} |",
+                reached.map_or("not reached".into(), |n| n.to_string())
+            );
+        }
+        s.push('\n');
     }
     if !note.is_empty() {
         s += &format!("\n{note}\n");
@@ -163,13 +182,13 @@ pub fn results_markdown(rows: &[ResultRow], note: &str) -> String {
 
 pub fn results_csv(rows: &[ResultRow]) -> String {
     let mut s = String::from(
-        "run,optimizer,seed,best_epoch,eval_acc,test_acc,test_loss,seconds,report_eval_acc,report_test_acc\n",
+        "run,optimizer,seed,best_epoch,eval_acc,test_acc,test_loss,seconds,report_eval_acc,report_test_acc,grad_evals,evals_to_target\n",
     );
     for r in rows {
         let rep = r.report;
         let num = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
         s += &format!(
-            "{},{},{},{},{},{},{},{:.3},{},{}\n",
+            "{},{},{},{},{},{},{},{:.3},{},{},{},{}\n",
             r.name,
             r.optimizer,
             r.seed,
@@ -179,10 +198,27 @@ pub fn results_csv(rows: &[ResultRow]) -> String {
             r.test_loss,
             r.seconds,
             num(rep.map(|x| x.0)),
-            num(rep.map(|x| x.1))
+            num(rep.map(|x| x.1)),
+            r.grad_evals,
+            r.target
+                .and_then(|t| t.1)
+                .map_or(String::new(), |n| n.to_string())
         );
     }
     s
+}
+
+/// The gradient evaluations a run had made at the end of its first epoch with eval loss
+/// <= `target` (None: never).
+pub fn evals_to_target(m: &Metrics, target: f32) -> Option<u64> {
+    let mut used = 0;
+    for r in &m.epochs {
+        used += r.grad_evals;
+        if r.eval_loss <= target {
+            return Some(used);
+        }
+    }
+    None
 }
 
 /// Writes `results.md`, `results.csv`, the four charts, the 2x2 grid and, when the runs

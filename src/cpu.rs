@@ -10,6 +10,7 @@ use crate::backend::{Backend, Batch, EpochStats, PassStats};
 use crate::cpu_fast;
 use crate::data::{normalize_table, Dataset};
 use crate::model::{Layout, Params};
+use crate::optim::lbfgs;
 use crate::optim::{self, Hyper, OptimState, StepScalars, Variant};
 use crate::telemetry::{self, Counts, LayerTelemetry};
 
@@ -378,6 +379,11 @@ pub struct CpuBackend {
     tele: Vec<Counts>,
     /// Telemetry rows of the epochs ended since the last [`Backend::take_telemetry`].
     tele_rows: Vec<Vec<LayerTelemetry>>,
+    /// L-BFGS's settings, when it is the optimizer (its steps make several passes; its
+    /// history is `state.lbfgs`).
+    pub lbfgs: Option<lbfgs::Settings>,
+    /// Forward+backward passes over the train set since the epoch began.
+    evals: u32,
 }
 
 impl CpuBackend {
@@ -419,6 +425,10 @@ impl CpuBackend {
             sparse: cpu_fast::SparseSets::default(),
             tele: fresh_counts(variant, layout),
             tele_rows: Vec::new(),
+            lbfgs: variant
+                .is_multi_eval()
+                .then(|| lbfgs::Settings::from_hyper(&hyper)),
+            evals: 0,
             params,
         }
     }
@@ -454,15 +464,24 @@ impl CpuBackend {
     /// One full-batch step: forward, loss, gradient, optimizer update. Returns the train
     /// pass's stats (at the weights before the update).
     pub fn step(&mut self) -> PassStats {
+        let x = cpu_fast::Input {
+            x: &self.train_x,
+            sparse: self.sparse.train.as_ref(),
+        };
+        if let Some(cfg) = &self.lbfgs {
+            self.state.t += 1;
+            let st = self.state.lbfgs.get_or_insert_with(Default::default);
+            let data = (x, &self.train_y[..]);
+            let (first, n) = lbfgs::cpu_step(cfg, st, &mut self.params, data, &mut self.train_ws);
+            self.evals += n - 1; // train_step counted one
+            return first;
+        }
         train_on(
             &mut self.params,
             &mut self.state,
             &mut self.train_ws,
             (self.variant, &self.hyper),
-            cpu_fast::Input {
-                x: &self.train_x,
-                sparse: self.sparse.train.as_ref(),
-            },
+            x,
             &self.train_y,
             self.variant.is_sign_based().then_some(&mut self.tele[..]),
         )
@@ -501,8 +520,10 @@ impl Backend for CpuBackend {
         self.train_y.len()
     }
     fn train_step(&mut self, batch: Batch) -> Result<()> {
+        self.evals += 1;
         let s = match batch {
             Batch::Full => self.step(),
+            Batch::Rows(_) if self.lbfgs.is_some() => anyhow::bail!("lbfgs is full-batch only"),
             Batch::Rows(idx) => {
                 let n = self.train_y.len();
                 anyhow::ensure!(
@@ -533,7 +554,11 @@ impl Backend for CpuBackend {
                 .push(self.tele.iter().map(|c| c.finish(h)).collect());
             self.tele = fresh_counts(self.variant, layout);
         }
-        Ok(EpochStats { train, eval })
+        Ok(EpochStats {
+            train,
+            eval,
+            grad_evals: std::mem::take(&mut self.evals),
+        })
     }
     fn keep_best(&mut self) -> Result<()> {
         match &mut self.best {
@@ -565,7 +590,10 @@ impl Backend for CpuBackend {
             "restart with another model layout"
         );
         (self.params, self.state, self.variant, self.hyper) = (params, state, variant, hyper);
-        (self.acc, self.best) = ((0.0, 0, 0), None);
+        (self.acc, self.best, self.evals) = ((0.0, 0, 0), None, 0);
+        self.lbfgs = variant
+            .is_multi_eval()
+            .then(|| lbfgs::Settings::from_hyper(&hyper));
         (self.tele, self.tele_rows) = (fresh_counts(variant, self.params.layout), Vec::new());
         Ok(())
     }

@@ -27,10 +27,19 @@ pub struct EpochRecord {
     pub eval_acc: f64,
     /// Wall-clock seconds of the epoch (train step + eval).
     pub seconds: f64,
+    /// Forward+backward passes over the train set in the epoch: 1 for the per-weight
+    /// optimizers (a mini-batch epoch is one pass too), the closure calls for L-BFGS. Runs
+    /// recorded before this field read as 1.
+    #[serde(default = "one_eval")]
+    pub grad_evals: u64,
     /// Rprop telemetry, one entry per layer (input layer first); empty for other optimizers.
     /// A GPU reads it back only at save points, so it fills in there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub telemetry: Vec<LayerTelemetry>,
+}
+
+fn one_eval() -> u64 {
+    1
 }
 
 /// The test score of a run's best weights, recorded at the end of `train`.
@@ -64,7 +73,8 @@ impl Metrics {
     pub fn to_csv(&self) -> String {
         let layers = self.epochs.iter().map(|r| r.telemetry.len()).max();
         let layers = layers.unwrap_or(0);
-        let mut s = String::from("epoch,train_loss,train_acc,eval_loss,eval_acc,seconds");
+        let mut s =
+            String::from("epoch,train_loss,train_acc,eval_loss,eval_acc,seconds,grad_evals");
         for l in 1..=layers {
             for k in TELEMETRY_COLUMNS {
                 s += &format!(",l{l}_{k}");
@@ -73,8 +83,14 @@ impl Metrics {
         s.push('\n');
         for r in &self.epochs {
             s += &format!(
-                "{},{},{},{},{},{:.6}",
-                r.epoch, r.train_loss, r.train_acc, r.eval_loss, r.eval_acc, r.seconds
+                "{},{},{},{},{},{:.6},{}",
+                r.epoch,
+                r.train_loss,
+                r.train_acc,
+                r.eval_loss,
+                r.eval_acc,
+                r.seconds,
+                r.grad_evals
             );
             for l in 0..layers {
                 match r.telemetry.get(l) {

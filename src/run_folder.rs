@@ -290,9 +290,10 @@ pub fn check_state(state: &OptimState, cfg: &Config) -> Result<()> {
     if state.prev_loss.is_nan() || state.prev_loss == f32::NEG_INFINITY {
         bail!("metadata `prev_loss_bits` is {}", state.prev_loss);
     }
-    if cfg.optimizer.is_rprop() {
-        let lo = cfg.step_min.min(cfg.learning_rate).max(0.0);
-        let hi = cfg.step_max.max(cfg.learning_rate);
+    if cfg.optimizer.traits().sign_based {
+        let h = &cfg.hyper;
+        let lo = h.step_min.min(h.lr).max(0.0);
+        let hi = h.step_max.max(h.lr);
         let bad = |x: f32| x < lo || x > hi || (x == 0.0 && lo > 0.0) || x < 0.0;
         if let Some((i, x)) = state.step.iter().enumerate().find(|(_, x)| bad(**x)) {
             bail!(

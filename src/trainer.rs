@@ -38,6 +38,9 @@ pub struct RunOptions {
     /// optimizer state included, are written. A
     /// failure before that leaves the old run as it was.
     pub replace: Option<PathBuf>,
+    /// Stop at the end of the first epoch that brings the run's gradient evaluations (its
+    /// `grad_evals`, summed) to at least this many (`compare --budget-evals`).
+    pub budget_evals: Option<u64>,
 }
 
 /// The outcome of a run.
@@ -287,6 +290,7 @@ fn train_in(
             eval_loss: s.eval.loss,
             eval_acc: s.eval.accuracy(),
             seconds: t0.elapsed().as_secs_f64(),
+            grad_evals: s.grad_evals as u64,
             telemetry: Vec::new(),
         };
         if !(rec.train_loss.is_finite() && rec.eval_loss.is_finite()) {
@@ -340,12 +344,15 @@ fn train_in(
         bar.inc(1);
         metrics.epochs.push(rec);
         metrics.save(&dir)?;
-        let interrupted = INTERRUPTED.load(Ordering::SeqCst) && epoch < cfg.epochs;
+        let used: u64 = metrics.epochs.iter().map(|r| r.grad_evals).sum();
+        let spent = opts.budget_evals.is_some_and(|b| used >= b);
+        let last = epoch == cfg.epochs || spent;
+        let interrupted = INTERRUPTED.load(Ordering::SeqCst) && !last;
         let due = opts.save_every.is_some_and(|k| k > 0 && epoch % k == 0);
         // The new run replaces an old one (`--force`) only with weights and optimizer
         // state saved: a kill right after the swap still leaves a resumable run.
         let swap = pending_replace.is_some();
-        if interrupted || due || swap || epoch == cfg.epochs {
+        if interrupted || due || swap || last {
             // A second signal waits for the save (and the swap) to finish.
             let _save = crate::signals::critical();
             save_best(backend, &dir, &mut unsaved_best)?;
@@ -364,6 +371,11 @@ fn train_in(
                 dir: dir.clone(),
             }
             .into());
+        }
+        if spent {
+            // A shared bar counts the epochs the run would have had.
+            bar.inc((cfg.epochs - epoch) as u64);
+            break;
         }
     }
     if own_bar {

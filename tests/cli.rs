@@ -74,15 +74,15 @@ fn train_writes_outputs_and_test_scores_them() {
     );
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 13);
-    // The metrics, then five telemetry columns per layer.
+    // The metrics, the gradient evaluations, then five telemetry columns per layer.
     let header = csv.lines().next().unwrap();
     assert!(
         header.starts_with(
-            "epoch,train_loss,train_acc,eval_loss,eval_acc,seconds,l1_sign_changes,l1_backtracks,l1_at_min,l1_at_max,l1_median_step,l2_sign_changes,"
+            "epoch,train_loss,train_acc,eval_loss,eval_acc,seconds,grad_evals,l1_sign_changes,l1_backtracks,l1_at_min,l1_at_max,l1_median_step,l2_sign_changes,"
         ),
         "{header}"
     );
-    assert_eq!(header.split(',').count(), 6 + 2 * 5);
+    assert_eq!(header.split(',').count(), 7 + 2 * 5);
     // The saved config holds the overrides.
     let cfg = rprop_lab::config::Config::load(&out.join("config.json")).unwrap();
     assert_eq!((cfg.epochs, cfg.train_set_size), (12, 1000));

@@ -159,7 +159,8 @@ fn quickprop_growth_is_capped_at_mu() {
 fn weight_decay_is_added_to_the_gradient_for_every_optimizer() {
     // With g = 0, the effective gradient is weight_decay * w = 0.25 * 2 > 0, so every
     // optimizer moves the weight down; without decay none of them moves it.
-    for &v in Variant::ALL {
+    // L-BFGS's step is its backend's (several passes): `cpu::optimizer` leaves it alone.
+    for &v in Variant::ALL.iter().filter(|v| !v.is_multi_eval()) {
         for (wd, moves) in [(0.25f32, true), (0.0, false)] {
             let h = Hyper {
                 weight_decay: wd,

@@ -320,6 +320,7 @@ fn non_finite_loss_stops_naming_the_epoch_and_keeps_the_best() {
         data_dir: None,
         save_every: None,
         replace: None,
+        budget_evals: None,
     };
     let e = format!(
         "{:#}",

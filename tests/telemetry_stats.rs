@@ -183,8 +183,9 @@ fn trainer_writes_telemetry_to_metrics() {
     assert!(m.epochs.iter().all(|r| r.telemetry.len() == 2));
     assert!(m.epochs[3].telemetry[0].backtracks > 0);
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    // After the six metrics and grad_evals: l1_sign_changes, l1_backtracks.
     let row: Vec<&str> = csv.lines().nth(4).unwrap().split(',').collect();
-    assert_eq!(row[7], m.epochs[3].telemetry[0].backtracks.to_string());
+    assert_eq!(row[8], m.epochs[3].telemetry[0].backtracks.to_string());
 }
 
 #[test]
@@ -273,6 +274,7 @@ fn plot_labels_group_seed_folders_and_name_shared_optimizers() {
             eval_loss: 1.0,
             eval_acc: 0.5,
             seconds: 0.1,
+            grad_evals: 1,
             telemetry: Vec::new(),
         }],
         test: None,

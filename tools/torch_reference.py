@@ -7,6 +7,14 @@ Not run by CI (it needs torch). Usage:
       --out tests/fixtures/torch_rprop.json
 Writes torch's initial weights (torch_rprop-init.safetensors), per-epoch train/eval loss and
 accuracy (the JSON) and the final weights (torch_rprop.safetensors).
+
+With --lbfgs none|strong_wolfe it runs torch.optim.LBFGS instead (lr 1, max_iter 20, history
+100, one step() per epoch, the closure a full-batch forward+backward) and records each epoch's
+closure calls; the weights saved are those after the first step:
+  python3 tools/torch_reference.py --train 2000 --eval 500 --epochs 3 --lbfgs none \
+      --init tests/fixtures/torch_rprop-init.safetensors --out tests/fixtures/torch_lbfgs.json
+  python3 tools/torch_reference.py --train 2000 --eval 500 --epochs 3 --lbfgs strong_wolfe \
+      --init tests/fixtures/torch_rprop-init.safetensors --out tests/fixtures/torch_lbfgs-wolfe.json
 """
 import argparse
 import gzip
@@ -39,6 +47,7 @@ def main():
     ap.add_argument("--eval", type=int, default=500)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--lbfgs", choices=["none", "strong_wolfe"], help="run torch.optim.LBFGS with this line search")
     a = ap.parse_args()
     torch.set_num_threads(1)
     d = pathlib.Path(a.data)
@@ -60,25 +69,47 @@ def main():
         model[0].reset_parameters()
         model[2].reset_parameters()
         save_file(named(model), str(out.with_name(out.stem + "-init.safetensors")))
-    opt = torch.optim.Rprop(model.parameters(), lr=1e-3, etas=(0.5, 1.2), step_sizes=(1e-6, 50))
     crit = torch.nn.CrossEntropyLoss()
+    if a.lbfgs:
+        ls = None if a.lbfgs == "none" else "strong_wolfe"
+        opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=20, history_size=100, line_search_fn=ls)
+    else:
+        opt = torch.optim.Rprop(model.parameters(), lr=1e-3, etas=(0.5, 1.2), step_sizes=(1e-6, 50))
     rows = []
     for epoch in range(1, a.epochs + 1):
         model.train()
-        opt.zero_grad()
-        logits = model(xt)
-        loss = crit(logits, yt)
-        loss.backward()
-        opt.step()
-        tacc = (logits.argmax(1) == yt).float().mean().item()
+        first = []
+
+        def closure():
+            opt.zero_grad()
+            logits = model(xt)
+            loss = crit(logits, yt)
+            loss.backward()
+            first.append((loss.item(), (logits.argmax(1) == yt).float().mean().item()))
+            return loss
+
+        if a.lbfgs:
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
         with torch.no_grad():
             eo = model(xe)
             el = crit(eo, ye).item()
             eacc = (eo.argmax(1) == ye).float().mean().item()
-        rows.append(dict(epoch=epoch, train_loss=loss.item(), train_acc=tacc, eval_loss=el, eval_acc=eacc))
+        row = dict(epoch=epoch, train_loss=first[0][0], train_acc=first[0][1], eval_loss=el, eval_acc=eacc)
+        if a.lbfgs:
+            row["grad_evals"] = len(first)
+        rows.append(row)
         print(rows[-1])
-    json.dump(dict(torch=torch.__version__, train=a.train, eval=a.eval, epochs=rows), open(out, "w"), indent=1)
-    save_file(named(model), str(out.with_suffix(".safetensors")))
+        if a.lbfgs and epoch == 1:
+            save_file(named(model), str(out.with_suffix(".safetensors")))
+    meta = dict(torch=torch.__version__, train=a.train, eval=a.eval)
+    if a.lbfgs:
+        meta.update(lbfgs=dict(lr=1, max_iter=20, max_eval=25, history_size=100, line_search=a.lbfgs))
+    json.dump(dict(meta, epochs=rows), open(out, "w"), indent=1)
+    if not a.lbfgs:
+        save_file(named(model), str(out.with_suffix(".safetensors")))
 
 
 if __name__ == "__main__":

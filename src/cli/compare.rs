@@ -108,6 +108,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             data_dir: Some(data_dir.clone()),
             save_every: None,
             replace,
+            budget_evals: args.budget_evals,
         };
         match run_job(&args, &learn, &test, mnist, cfg, &opts, &mut shared) {
             Ok((row, metrics, backend)) => {
@@ -161,6 +162,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             &note,
             &ChartOptions {
                 log_loss: !args.linear_loss,
+                x: args.x.into(),
                 ..ChartOptions::default()
             },
         )?;
@@ -269,6 +271,10 @@ fn run_job(
         test_acc: ev.stats.accuracy(),
         test_loss: ev.stats.loss,
         seconds: run.seconds,
+        grad_evals: metrics.epochs.iter().map(|r| r.grad_evals).sum(),
+        target: args
+            .target_eval_loss
+            .map(|x| (x, compare::evals_to_target(&metrics, x))),
         // Beside the report's numbers only what the report ran: its settings, on MNIST.
         report: compare::report_numbers(cfg.optimizer)
             .filter(|_| mnist && compare::is_report_settings(cfg)),
@@ -284,6 +290,7 @@ pub(super) fn plot(args: PlotArgs) -> Result<()> {
     let groups = plot::group_runs(&runs);
     let opts = ChartOptions {
         log_loss: !args.linear_loss,
+        x: args.x.into(),
         ..ChartOptions::default()
     };
     let panel = |p| match p {

@@ -302,8 +302,45 @@ pub struct CompareArgs {
     /// Overwrite runs already in the output folder.
     #[arg(long)]
     pub force: bool,
+    /// The charts' x axis.
+    #[arg(long, value_enum, default_value_t = XArg::Epochs)]
+    pub x: XArg,
+    /// Stop each run at the end of the epoch that brings its gradient evaluations
+    /// (forward+backward passes over the train set; an L-BFGS epoch makes several) to N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub budget_evals: Option<u64>,
+    /// Add to the table the gradient evaluations each run needed to reach this eval loss.
+    #[arg(long, value_name = "X", value_parser = positive_loss)]
+    pub target_eval_loss: Option<f32>,
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+/// What a chart's x axis counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XArg {
+    Epochs,
+    /// Gradient evaluations (forward+backward passes over the train set), summed.
+    Evals,
+    /// Wall-clock seconds, summed.
+    Seconds,
+}
+
+impl From<XArg> for crate::plot::XAxis {
+    fn from(x: XArg) -> Self {
+        match x {
+            XArg::Epochs => crate::plot::XAxis::Epochs,
+            XArg::Evals => crate::plot::XAxis::Evals,
+            XArg::Seconds => crate::plot::XAxis::Seconds,
+        }
+    }
+}
+
+fn positive_loss(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a positive loss")),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -320,6 +357,9 @@ pub struct PlotArgs {
     /// Plot loss on a linear axis (default: log scale).
     #[arg(long)]
     pub linear_loss: bool,
+    /// The x axis.
+    #[arg(long, value_enum, default_value_t = XArg::Epochs)]
+    pub x: XArg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

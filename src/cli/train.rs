@@ -107,6 +107,11 @@ pub(super) fn make_backend(
         );
     }
     let (kind, why) = match kind {
+        // L-BFGS's step runs on the host.
+        BackendKind::Auto if cfg.optimizer.is_multi_eval() => (
+            BackendKind::Cpu,
+            Some("auto: L-BFGS's step runs on the host".to_string()),
+        ),
         BackendKind::Auto => {
             let (k, why) = auto_choice(gpu.adapter.as_deref());
             (k, Some(format!("auto: {why}")))
@@ -457,6 +462,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             data_dir: Some(plan.data_dir.clone()),
             save_every: args.save_every.map(|n| n as usize),
             replace: plan.replace.clone(),
+            budget_evals: None,
         },
         start,
     )?;

@@ -109,6 +109,10 @@ impl GpuBackend {
         let t0 = Instant::now();
         let l = params.layout;
         ensure!(
+            !variant.is_multi_eval(),
+            "{variant} runs on the CPU backend only for now (--backend cpu)"
+        );
+        ensure!(
             train.features() == l.inputs && eval.features() == l.inputs,
             "images have {} pixels but the model expects {}",
             train.features(),
@@ -546,6 +550,7 @@ impl Backend for GpuBackend {
         Ok(EpochStats {
             train: slot_stats(&m[..4]),
             eval: slot_stats(&m[4..]),
+            grad_evals: 1,
         })
     }
 
@@ -600,6 +605,7 @@ impl Backend for GpuBackend {
             prev_change,
             prev_loss: loss[1],
             t: self.t,
+            lbfgs: None,
         })
     }
 }

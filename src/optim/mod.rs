@@ -4,6 +4,8 @@
 
 pub mod adam;
 pub mod grprop;
+pub mod lbfgs;
+pub mod lbfgs_wolfe;
 pub mod quickprop;
 pub mod registry;
 pub mod rmsprop;
@@ -88,6 +90,9 @@ pub type GpuGlobal = fn(
 pub enum Rule {
     PerWeight(PerWeight),
     Global(Global),
+    /// Several forward+backward passes per step (L-BFGS): the backend runs the step with the
+    /// passes as its objective; [`step`] leaves the weights alone.
+    MultiEval,
 }
 
 /// One optimizer's registry entry.
@@ -130,6 +135,7 @@ impl Variant {
     pub const Rmsprop: Variant = Variant(&rmsprop::RMSPROP);
     pub const Adam: Variant = Variant(&adam::ADAM);
     pub const Quickprop: Variant = Variant(&quickprop::QUICKPROP);
+    pub const Lbfgs: Variant = Variant(&lbfgs::LBFGS);
 }
 
 impl Variant {
@@ -170,6 +176,11 @@ impl Variant {
     /// Sign-based (the Rprop telemetry applies).
     pub fn is_sign_based(self) -> bool {
         self.0.traits.sign_based
+    }
+
+    /// Whether a step makes several passes ([`Rule::MultiEval`]).
+    pub fn is_multi_eval(self) -> bool {
+        matches!(self.0.rule, Rule::MultiEval)
     }
 
     /// This optimizer's settings: [`Hyper::BASE`] with its own defaults.
@@ -325,6 +336,7 @@ pub fn step(
             }
         }
         Rule::Global(rule) => rule(params, grads, state, h, sc),
+        Rule::MultiEval => {}
     }
 }
 
@@ -340,6 +352,8 @@ pub struct OptimState {
     pub prev_loss: f32,
     /// Steps taken so far (Adam's bias correction uses the next one).
     pub t: u64,
+    /// L-BFGS's direction, history and scalars (None for every other optimizer).
+    pub lbfgs: Option<lbfgs::State>,
 }
 
 impl OptimState {
@@ -354,6 +368,7 @@ impl OptimState {
             prev_change: vec![0.0; len],
             prev_loss: f32::INFINITY,
             t: 0,
+            lbfgs: None,
         }
     }
 
@@ -363,6 +378,9 @@ impl OptimState {
         let mut s = OptimState::new(len, h);
         if !variant.traits().steps_start_at_lr {
             s.step.fill(0.0);
+        }
+        if variant.is_multi_eval() {
+            s.lbfgs = Some(lbfgs::State::default());
         }
         s
     }

@@ -2,7 +2,7 @@
 //! the test loops all read this list; adding an optimizer is one line here (see
 //! docs/optimizers.md, "Adding an optimizer").
 
-use super::{adam, grprop, quickprop, rmsprop, rprop, sgd, Variant};
+use super::{adam, grprop, lbfgs, quickprop, rmsprop, rprop, sgd, Variant};
 
 pub const ALL: &[Variant] = &[
     Variant(&rprop::RPROP_MINUS),
@@ -15,4 +15,5 @@ pub const ALL: &[Variant] = &[
     Variant(&quickprop::QUICKPROP),
     Variant(&grprop::GRPROP_SLR),
     Variant(&grprop::GRPROP_SAG),
+    Variant(&lbfgs::LBFGS),
 ];

@@ -6,6 +6,8 @@
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
+use super::lbfgs::LineSearch;
+
 /// A setting's type: read from JSON (with its type checked), written back, and seen as an
 /// f64 by the range checks.
 pub trait Typed: Copy {
@@ -87,6 +89,24 @@ impl Typed for u32 {
     }
     fn as_f64(self) -> f64 {
         self as f64
+    }
+}
+
+impl Typed for LineSearch {
+    fn from_json(v: &Value) -> Result<LineSearch> {
+        v.as_str().and_then(LineSearch::parse).ok_or_else(|| {
+            anyhow!(
+                "expected one of {}, got {}",
+                LineSearch::NAMES.join(", "),
+                show(v)
+            )
+        })
+    }
+    fn to_json(self) -> Value {
+        Value::String(self.name().into())
+    }
+    fn as_f64(self) -> f64 {
+        f64::from(u8::from(self == LineSearch::StrongWolfe))
     }
 }
 
@@ -204,6 +224,18 @@ settings! {
     mu: f32 = 1.75, "mu", Check::Positive;
     /// GRprop's delta, the descent the chosen weight's step must add.
     grprop_delta: f32 = 1e-6, "grprop_delta", Check::Positive;
+    /// L-BFGS iterations per step (one step per epoch).
+    max_iter: u32 = 20, "max_iter", Check::Positive;
+    /// L-BFGS evaluations per step (0: max_iter * 5 / 4, torch's default).
+    max_eval: u32 = 0, "max_eval", Check::NonNegative;
+    /// L-BFGS stops a step once max |g| is at most this.
+    tolerance_grad: f64 = 1e-7, "tolerance_grad", Check::NonNegative;
+    /// L-BFGS stops a step once the loss or weight change is below this.
+    tolerance_change: f64 = 1e-9, "tolerance_change", Check::NonNegative;
+    /// L-BFGS (y, s) pairs kept.
+    history_size: u32 = 100, "history_size", Check::Positive;
+    /// L-BFGS step rule: none or strong-wolfe.
+    line_search: LineSearch = LineSearch::None, "line_search", Check::Any;
 }
 
 impl Default for Hyper {

@@ -61,11 +61,46 @@ impl Panel {
     }
 }
 
+/// What the x axis of the curves counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XAxis {
+    #[default]
+    Epochs,
+    /// Gradient evaluations summed over the epochs (runs of equal cost line up).
+    Evals,
+    /// Wall-clock seconds summed over the epochs.
+    Seconds,
+}
+
+impl XAxis {
+    fn desc(self) -> &'static str {
+        match self {
+            XAxis::Epochs => "epoch",
+            XAxis::Evals => "gradient evaluations",
+            XAxis::Seconds => "seconds",
+        }
+    }
+
+    /// Where epoch `epoch` (1-based) ends on this axis: the mean over the group's runs.
+    fn at(self, g: &Group, epoch: usize) -> f64 {
+        let upto = |m: &&crate::metrics::Metrics, f: &dyn Fn(&EpochRecord) -> f64| {
+            m.epochs.iter().take(epoch).map(f).sum::<f64>()
+        };
+        let f: &dyn Fn(&EpochRecord) -> f64 = match self {
+            XAxis::Epochs => return epoch as f64,
+            XAxis::Evals => &|r| r.grad_evals as f64,
+            XAxis::Seconds => &|r| r.seconds,
+        };
+        g.runs.iter().map(|m| upto(m, f)).sum::<f64>() / g.runs.len().max(1) as f64
+    }
+}
+
 /// How to draw the charts.
 #[derive(Clone, Copy, Debug)]
 pub struct ChartOptions {
     /// Loss on a log10 axis (the fast early drop and the slow tail both stay readable).
     pub log_loss: bool,
+    pub x: XAxis,
     pub width: u32,
     pub height: u32,
 }
@@ -74,6 +109,7 @@ impl Default for ChartOptions {
     fn default() -> Self {
         ChartOptions {
             log_loss: true,
+            x: XAxis::Epochs,
             width: 900,
             height: 600,
         }
@@ -114,6 +150,7 @@ where
             mean_band(g, |r| Some(panel.value(r)))
                 .into_iter()
                 .filter(|p| p.0 >= first as f64 && (!log || p.1 - p.2 > 1e-100))
+                .map(|p| (opts.x.at(g, p.0 as usize), p.1, p.2))
                 .collect()
         })
         .collect();
@@ -142,7 +179,18 @@ where
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(72);
-    let x = first as f64..max_epoch as f64;
+    let x = match opts.x {
+        XAxis::Epochs => first as f64..max_epoch as f64,
+        axis => {
+            let xs = lines.iter().flatten().map(|p| p.0);
+            let (lo, hi) = xs.fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
+            if lo < hi {
+                lo..hi
+            } else {
+                0.0..axis.at(&groups[0], max_epoch).max(1.0)
+            }
+        }
+    };
     let (w, h) = area.dim_in_pixel();
     // The legend's share of the plot: one ~24 px row per group, ~9 px per character.
     let chars = groups
@@ -154,7 +202,8 @@ where
         (chars as f64 * 9.0 / (w as f64 - 100.0)).min(1.0),
         ((groups.len() * 24 + 16) as f64 / (h as f64 - 100.0)).min(1.0),
     );
-    let xs = |e: f64| (e - first as f64) / (max_epoch - first).max(1) as f64;
+    let (x0, x1) = (x.start, x.end);
+    let xs = |e: f64| (e - x0) / (x1 - x0).max(1e-12);
     // The two axis kinds are different types, so each builds its chart and shares the rest.
     if log {
         let (lo, hi) = (lo / 1.1, hi * 1.1);
@@ -165,14 +214,14 @@ where
         let chart = builder
             .build_cartesian_2d(x, (lo..hi).log_scale().with_key_points(ticks))
             .map_err(plot_err)?;
-        finish_panel(chart, groups, lines, (panel, digits), y_desc, pos)
+        finish_panel(chart, groups, lines, (panel, digits, opts.x), y_desc, pos)
     } else {
         let pad = ((hi - lo) * 0.05).max(1e-6);
         let (lo, hi) = (lo - pad, hi + pad);
         let ys = |v: f64| (v - lo) / (hi - lo);
         let pos = emptiest_corner(&unit_lines(&lines, xs, ys), legend_box);
         let chart = builder.build_cartesian_2d(x, lo..hi).map_err(plot_err)?;
-        finish_panel(chart, groups, lines, (panel, 3), y_desc, pos)
+        finish_panel(chart, groups, lines, (panel, 3, opts.x), y_desc, pos)
     }
 }
 
@@ -285,7 +334,7 @@ fn finish_panel<'a, DB, Y>(
     mut chart: ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
     groups: &[Group],
     lines: Vec<Vec<Point>>,
-    (panel, digits): (Panel, i32),
+    (panel, digits, axis): (Panel, i32, XAxis),
     y_desc: &str,
     legend_at: SeriesLabelPosition,
 ) -> Result<()>
@@ -302,7 +351,7 @@ where
             sig_digits(*v, digits)
         }
     };
-    mesh(&mut chart, y_desc, &fmt_y)?;
+    mesh(&mut chart, (axis.desc(), y_desc), &fmt_y)?;
     for (g, pts) in groups.iter().zip(&lines) {
         draw_band(&mut chart, pts, g.color)?;
     }
@@ -313,11 +362,16 @@ where
             1 => String::new(),
             n => format!(" (mean of {n})"),
         };
+        let at = |e: f64| match axis {
+            XAxis::Epochs => format!("epoch {e}"),
+            XAxis::Evals => format!("{e:.0} evaluations"),
+            XAxis::Seconds => format!("{e:.1} s"),
+        };
         let label = match pts.last() {
             Some(&(e, v, _)) if panel.is_loss() => {
-                format!("{}{seeds}: {v:.4} at epoch {e}", g.label)
+                format!("{}{seeds}: {v:.4} at {}", g.label, at(e))
             }
-            Some(&(e, v, _)) => format!("{}{seeds}: {:.2}% at epoch {e}", g.label, v * 100.0),
+            Some(&(e, v, _)) => format!("{}{seeds}: {:.2}% at {}", g.label, v * 100.0, at(e)),
             None => g.label.clone(),
         };
         let pts = pts.iter().map(|p| (p.0, p.1)).collect();
@@ -329,7 +383,7 @@ where
 /// Axes with a light major grid only (no minor lines: they crowd the curves).
 pub(super) fn mesh<'a, DB, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
-    y_desc: &str,
+    (x_desc, y_desc): (&str, &str),
     fmt_y: &dyn Fn(&f64) -> String,
 ) -> Result<()>
 where
@@ -340,7 +394,7 @@ where
     let xt = x_ticks(chart.x_range());
     chart
         .configure_mesh()
-        .x_desc("epoch")
+        .x_desc(x_desc)
         .y_desc(y_desc)
         .axis_desc_style((FAMILY, 18))
         .label_style((FAMILY, 15))

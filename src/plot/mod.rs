@@ -17,7 +17,7 @@ mod telemetry;
 
 pub use curves::{
     chart, emptiest_corner, grid, label_digits, log_ticks, sig_digits, zoom_start, ChartOptions,
-    Panel,
+    Panel, XAxis,
 };
 pub use series::{group_runs, style_of, Group, LineKind};
 pub use telemetry::telemetry_chart;

@@ -133,7 +133,7 @@ where
         .y_label_area_size(72)
         .build_cartesian_2d(1.0..max_epoch, lo..hi)
         .map_err(plot_err)?;
-    mesh(&mut chart, q.axis, &q.fmt)?;
+    mesh(&mut chart, ("epoch", q.axis), &q.fmt)?;
     for (g, l, pts) in &lines {
         draw_band(&mut chart, pts, lighter(g.color, *l))?;
     }
