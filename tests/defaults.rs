@@ -193,6 +193,8 @@ fn seed_intervals_of_accuracies_stay_inside_0_1() {
         test_loss: 1.0,
         seconds: 1.0,
         report: None,
+        grad_evals: 1,
+        target: None,
     };
     // Two seeds far apart: mean ± 12.706 * sd / sqrt(2) leaves [0, 1] on both sides.
     let md = rprop_lab::compare::summary_markdown(&[row(0, 0.21), row(1, 0.99)]);
