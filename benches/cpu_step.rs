@@ -17,9 +17,9 @@ use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use rayon::prelude::*;
 use rprop_lab::backend::Backend;
+use rprop_lab::cpu::fused::{self, CpuMatmul, Input};
+use rprop_lab::cpu::sparse::{self, SparseImages};
 use rprop_lab::cpu::{self, CpuBackend, View, Workspace};
-use rprop_lab::cpu_fast::{self, CpuMatmul, Input};
-use rprop_lab::cpu_sparse::{self, SparseImages};
 use rprop_lab::data::{self, Dataset, Part};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, OptimState, Variant};
@@ -75,13 +75,13 @@ fn state() -> State {
 }
 
 /// Rows per parallel task of the sparse kernels (as the fused pass splits them).
-const ROWS: usize = N / cpu_fast::LANES;
+const ROWS: usize = N / fused::LANES;
 
 fn stages(c: &mut Criterion) {
     let mut s = state();
     let (w1, b1) = s.p.layer(0);
     let (w2, b2) = s.p.layer(1);
-    let (wt, cc) = cpu_sparse::first_layer_consts(w1, b1, I);
+    let (wt, cc) = sparse::first_layer_consts(w1, b1, I);
     let mut z1 = vec![0f32; N * H];
 
     let mut g = group(c, "fwd_z1");
@@ -93,7 +93,7 @@ fn stages(c: &mut Criterion) {
         bn.iter(|| {
             z1.par_chunks_mut(ROWS * H)
                 .enumerate()
-                .for_each(|(i, z)| cpu_sparse::forward_rows(&s.u, i * ROWS, &wt, &cc, z))
+                .for_each(|(i, z)| sparse::forward_rows(&s.u, i * ROWS, &wt, &cc, z))
         })
     });
     g.finish();
@@ -150,7 +150,7 @@ fn stages(c: &mut Criterion) {
                 .enumerate()
                 .map(|(i, dz)| {
                     let mut part = vec![0f32; I * H];
-                    cpu_sparse::grad_rows(&s.u, i * ROWS, dz, H, &mut part);
+                    sparse::grad_rows(&s.u, i * ROWS, dz, H, &mut part);
                     part
                 })
                 .collect();
@@ -202,14 +202,14 @@ fn stages(c: &mut Criterion) {
         })
     });
     g.bench_function("fused_dense", |bn| {
-        bn.iter(|| cpu_fast::train_pass(&s.p, Input::dense(&s.x), &s.y, &mut s.ws))
+        bn.iter(|| fused::train_pass(&s.p, Input::dense(&s.x), &s.y, &mut s.ws))
     });
     let input = Input {
         x: &s.x,
         sparse: Some(&s.u),
     };
     g.bench_function("fused_sparse", |bn| {
-        bn.iter(|| cpu_fast::train_pass(&s.p, input, &s.y, &mut s.ws))
+        bn.iter(|| fused::train_pass(&s.p, input, &s.y, &mut s.ws))
     });
     g.finish();
 }

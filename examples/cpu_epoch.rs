@@ -17,8 +17,8 @@
 use std::time::Instant;
 
 use rprop_lab::backend::Backend;
+use rprop_lab::cpu::fused::CpuMatmul;
 use rprop_lab::cpu::CpuBackend;
-use rprop_lab::cpu_fast::CpuMatmul;
 use rprop_lab::data::{self, Part};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, Variant};

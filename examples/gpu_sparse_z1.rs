@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use rprop_lab::backend::Backend;
-use rprop_lab::cpu_sparse::{self, SparseImages};
+use rprop_lab::cpu::sparse::{self, SparseImages};
 use rprop_lab::data::{self, Part};
 use rprop_lab::gpu::kernels::Stage;
 use rprop_lab::gpu::ops::sparse::{BlockDw1Probe, SparseKernel, SparseZ1Probe};
@@ -73,9 +73,9 @@ fn main() -> Result<()> {
     }
     let mut best = [f64::INFINITY; 4];
     let mut diffs = [0f32; 3];
-    let (wt, c) = cpu_sparse::first_layer_consts(w1, b1, 784);
+    let (wt, c) = sparse::first_layer_consts(w1, b1, 784);
     let mut want = vec![0f32; 50_000 * 128];
-    cpu_sparse::forward_rows(&u, 0, &wt, &c, &mut want);
+    sparse::forward_rows(&u, 0, &wt, &c, &mut want);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     for round in 0..3 {
         let t = Instant::now();
@@ -125,9 +125,9 @@ fn main() -> Result<()> {
     ];
     g.run_stages(&[Stage::DW1], 1)?;
     let mut s = vec![0f32; 784 * 128];
-    cpu_sparse::grad_rows(&u, 0, &dz, 128, &mut s);
+    sparse::grad_rows(&u, 0, &dz, 128, &mut s);
     let mut want = vec![0f32; 128 * 784];
-    cpu_sparse::finish_grad(&s, &db, &mut want);
+    sparse::finish_grad(&s, &db, &mut want);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let mut diffs = [0f32; 2];
     for (p, d) in probes.iter().zip(diffs.iter_mut()) {

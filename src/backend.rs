@@ -5,29 +5,10 @@
 use anyhow::Result;
 
 use crate::model::Params;
+// PassStats lives in a leaf module so the passes that fill it need not import the backend.
 use crate::optim::{Hyper, OptimState, Variant};
+pub use crate::pass_stats::PassStats;
 use crate::telemetry::LayerTelemetry;
-
-/// Sums gathered over one pass over a set (the report's `gather_metrics`).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct PassStats {
-    /// Mean cross-entropy over the set.
-    pub loss: f32,
-    /// Number of samples whose arg-max logit is the label.
-    pub correct: u32,
-    /// Number of samples.
-    pub samples: u32,
-}
-
-impl PassStats {
-    pub fn accuracy(&self) -> f64 {
-        if self.samples == 0 {
-            0.0
-        } else {
-            self.correct as f64 / self.samples as f64
-        }
-    }
-}
 
 /// What one epoch reports: the train pass (the forward pass of the step, before the update)
 /// and the eval pass (after the update).

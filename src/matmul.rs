@@ -44,7 +44,7 @@ pub fn matmul(out: &mut [f32], a: View, b: View, accumulate: bool) {
 }
 
 /// [`matmul`] on one thread, for callers that already split the work across threads
-/// (the fused step in `cpu_fast.rs` runs one per row block).
+/// (the fused step in `cpu/fused.rs` runs one per row block).
 pub fn matmul_seq(out: &mut [f32], a: View, b: View, accumulate: bool) {
     matmul_with(out, a, b, accumulate, Parallelism::None);
 }

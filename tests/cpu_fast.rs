@@ -1,4 +1,4 @@
-//! The fused CPU passes (cpu_fast) against the readable reference (cpu::forward/backward),
+//! The fused CPU passes (cpu::fused) against the readable reference (cpu::forward/backward),
 //! dense and sparse, on odd shapes (row counts that split unevenly into lanes and chunks,
 //! hidden widths that are not a multiple of the sparse kernels' 64-column tile, deeper
 //! networks) and on MNIST.
@@ -13,9 +13,9 @@
 mod common;
 
 use rprop_lab::backend::Backend;
+use rprop_lab::cpu::fused::{self, CpuMatmul, Input};
+use rprop_lab::cpu::sparse::{self, SparseImages};
 use rprop_lab::cpu::{self, CpuBackend, Workspace};
-use rprop_lab::cpu_fast::{self, CpuMatmul, Input};
-use rprop_lab::cpu_sparse::{self, SparseImages};
 use rprop_lab::data::{self, normalize, Part};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, Variant};
@@ -62,7 +62,7 @@ fn check(layout: Layout, n: usize, seed: u64) {
     let (want, loss) = reference(&p, &x, &y);
 
     let mut ws = Workspace::new(layout, n);
-    let s = cpu_fast::train_pass(&p, Input::dense(&x), &y, &mut ws);
+    let s = fused::train_pass(&p, Input::dense(&x), &y, &mut ws);
     let (s_dense, dense_z2) = (s, ws.z2.clone());
     assert!(
         ((s.loss - loss) / loss).abs() < 1e-6,
@@ -89,7 +89,7 @@ fn check(layout: Layout, n: usize, seed: u64) {
         x: &x,
         sparse: Some(&u),
     };
-    let s = cpu_fast::train_pass(&p, input, &y, &mut ws);
+    let s = fused::train_pass(&p, input, &y, &mut ws);
     assert!(
         ((s.loss - loss) / loss).abs() < 1e-5,
         "{layout:?} n={n}: sparse loss {} vs {loss}",
@@ -105,7 +105,7 @@ fn check(layout: Layout, n: usize, seed: u64) {
 
     // The eval pass is the train pass's forward half.
     let mut ev = Workspace::new(layout, n);
-    let e = cpu_fast::eval_pass(&p, Input::dense(&x), &y, &mut ev);
+    let e = fused::eval_pass(&p, Input::dense(&x), &y, &mut ev);
     assert_eq!(e.loss.to_bits(), s_dense.loss.to_bits());
     assert_eq!(ev.z2, dense_z2);
 }
@@ -123,7 +123,7 @@ fn fused_passes_match_the_reference_on_odd_shapes() {
 fn fused_pass_on_no_rows_gives_zero_gradients() {
     let p = Params::init(Layout::new(5, 4, 3), 0);
     let mut ws = Workspace::new(p.layout, 0);
-    let s = cpu_fast::train_pass(&p, Input::dense(&[]), &[], &mut ws);
+    let s = fused::train_pass(&p, Input::dense(&[]), &[], &mut ws);
     assert_eq!((s.samples, s.correct), (0, 0));
     assert!(ws.grads.iter().all(|&g| g == 0.0));
 }
@@ -157,7 +157,7 @@ fn sparse_gradient_matches_on_any_row_range() {
     let dz: Vec<f32> = (0..n * h).map(|_| r.unit() - 0.5).collect();
     for (start, count) in [(0, 300), (5, 250), (128, 60), (100, 28), (130, 170), (7, 0)] {
         let mut s = vec![0f32; inputs * h];
-        cpu_sparse::grad_rows(&u, start, &dz[start * h..(start + count) * h], h, &mut s);
+        sparse::grad_rows(&u, start, &dz[start * h..(start + count) * h], h, &mut s);
         let mut want = vec![0f64; inputs * h];
         for i in start..start + count {
             for k in 0..inputs {

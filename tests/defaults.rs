@@ -9,7 +9,7 @@ mod common;
 use common::{ok, run, stderr};
 
 use rprop_lab::config::Config;
-use rprop_lab::cpu_fast::{CpuMatmul, SparseSets, SPARSE_MIN_ROWS};
+use rprop_lab::cpu::fused::{CpuMatmul, SparseSets, SPARSE_MIN_ROWS};
 use rprop_lab::model::{Layout, Params};
 
 const SMALL: [&str; 8] = [

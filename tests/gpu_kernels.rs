@@ -10,7 +10,7 @@ use rprop_lab::backend::Backend;
 use rprop_lab::config::Config;
 use rprop_lab::cpu::{self, CpuBackend};
 use rprop_lab::data::{normalize, Dataset};
-use rprop_lab::gpu::ops::sparse_z1::usable;
+use rprop_lab::gpu::buffers::blocks::usable;
 use rprop_lab::gpu::{GpuBackend, GpuOptions, Strategy};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, OptimState, Spec, Variant};

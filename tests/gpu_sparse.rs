@@ -1,5 +1,5 @@
 //! The sparse first-layer kernels (shaders/sparse_first.wgsl) against their CPU twin
-//! `cpu_sparse::forward_rows`, on odd shapes: rows not a multiple of the 8- and 16-row
+//! `cpu::sparse::forward_rows`, on odd shapes: rows not a multiple of the 8- and 16-row
 //! blocks, a hidden width below one 128-wide block, rows with no nonzero pixel, and a 4-pixel
 //! word zero in some images only. Tolerance 1e-5 relative to the largest |Z1| (sums over the
 //! same nonzeros, in another order; block_z1 adds exact zeros too); block_dw1 against
@@ -7,10 +7,10 @@
 
 mod common;
 
-use rprop_lab::cpu_sparse::{self, SparseImages};
+use rprop_lab::cpu::sparse::{self, SparseImages};
 use rprop_lab::data::Dataset;
+use rprop_lab::gpu::buffers::blocks::{usable, BlockSet};
 use rprop_lab::gpu::ops::sparse::{pack_blocks, BlockDw1Probe, SparseKernel, SparseZ1Probe};
-use rprop_lab::gpu::ops::sparse_z1::{usable, BlockSet};
 use rprop_lab::gpu::{GpuContext, Needs};
 use rprop_lab::model::Layout;
 use rprop_lab::rng::Rng;
@@ -36,9 +36,9 @@ fn sparse_z1_kernels_match_the_cpu_twin() {
         let u = SparseImages::from_pixels(&pixels, inputs).unwrap();
         let w1: Vec<f32> = (0..hidden * inputs).map(|_| r.unit() - 0.5).collect();
         let b1: Vec<f32> = (0..hidden).map(|_| r.unit() - 0.5).collect();
-        let (wt, c) = cpu_sparse::first_layer_consts(&w1, &b1, inputs);
+        let (wt, c) = sparse::first_layer_consts(&w1, &b1, inputs);
         let mut want = vec![0f32; rows * hidden];
-        cpu_sparse::forward_rows(&u, 0, &wt, &c, &mut want);
+        sparse::forward_rows(&u, 0, &wt, &c, &mut want);
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(scale > 0.1);
         let probe = SparseZ1Probe::new(&ctx, &u, &w1, &b1).unwrap();
@@ -94,9 +94,9 @@ fn block_dw1_matches_the_cpu_twin() {
             .map(|j| (0..rows).map(|n| dz[n * hidden + j] as f64).sum::<f64>() as f32)
             .collect();
         let mut s = vec![0f32; inputs * hidden];
-        cpu_sparse::grad_rows(&u, 0, &dz, hidden, &mut s);
+        sparse::grad_rows(&u, 0, &dz, hidden, &mut s);
         let mut want = vec![0f32; hidden * inputs];
-        cpu_sparse::finish_grad(&s, &db, &mut want);
+        sparse::finish_grad(&s, &db, &mut want);
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(scale > 0.1);
         for wide in [false, true] {

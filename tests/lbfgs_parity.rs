@@ -12,8 +12,8 @@ mod common;
 use std::path::Path;
 
 use rprop_lab::checkpoint;
+use rprop_lab::cpu::fused::Input;
 use rprop_lab::cpu::{normalize_images, Workspace};
-use rprop_lab::cpu_fast::Input;
 use rprop_lab::data::{self, Part};
 use rprop_lab::model::Params;
 use rprop_lab::optim::lbfgs::{self, LineSearch, Settings, State};

@@ -416,7 +416,7 @@ pub struct GpuArgs {
     /// (sparse when the train set has >= 10,000 images of pixel density < 0.5) [default: the
     /// run's recorded one, else auto].
     #[arg(long, value_enum)]
-    pub cpu_matmul: Option<crate::cpu_fast::CpuMatmul>,
+    pub cpu_matmul: Option<crate::cpu::fused::CpuMatmul>,
 }
 
 impl GpuArgs {

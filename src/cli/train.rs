@@ -35,7 +35,7 @@ pub(super) fn settled(
             .parse()
             .map_err(anyhow::Error::msg)
             .context("config key `cpu_matmul`")?,
-        (None, None) => crate::cpu_fast::CpuMatmul::Auto,
+        (None, None) => crate::cpu::fused::CpuMatmul::Auto,
     };
     let out = GpuArgs {
         adapter: gpu.adapter.clone().or_else(|| run.adapter.clone()),

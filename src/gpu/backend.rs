@@ -7,30 +7,17 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 
-use super::buffers::{self, storage, Pass, Shared, METRIC_BYTES};
+use super::buffers::blocks::BlockSet;
+use super::buffers::{self, storage, Pass, Shared, SharedSizes, METRIC_BYTES};
 use super::kernels::{Kernels, Strategy};
 use super::mlp::{self, Net};
-use super::ops::sparse_z1::BlockSet;
 use super::ops::{encode_all, Dispatch, Plan};
-use super::{tune, Counters, GpuContext, Needs};
+use super::telemetry_history::TeleState;
+use super::{tune, Counters, GpuContext, GpuOptions, Needs};
 use crate::backend::{Backend, Batch, EpochStats, PassStats};
 use crate::data::Dataset;
 use crate::model::{Layout, Params};
 use crate::optim::{Hyper, OptimState, StepScalars, Variant};
-
-/// How to open and drive the GPU.
-#[derive(Clone, Debug, Default)]
-pub struct GpuOptions {
-    /// Adapter name substring (`--adapter`); None = the best adapter.
-    pub adapter: Option<String>,
-    /// Force a matmul strategy (`--matmul-kernel`); None = the cached or timed choice.
-    pub matmul_kernel: Option<Strategy>,
-    /// Cap on one image binding in bytes (tests use it to force chunking); None = the
-    /// adapter's max_storage_buffer_binding_size.
-    pub max_binding_bytes: Option<u64>,
-    /// Print the matmul choice and timing notes on stderr.
-    pub verbose: bool,
-}
 
 /// A mini-batch size's pass (its gathered rows and activations) and recorded step.
 pub(super) struct BatchPlan {
@@ -74,8 +61,8 @@ pub struct GpuBackend {
     best_due: bool,
     /// The best-parameters buffer holds a kept copy.
     has_best: bool,
-    /// Rprop telemetry (gpu/telemetry.rs).
-    pub(super) tele: super::telemetry::TeleState,
+    /// Rprop telemetry (gpu/telemetry_history.rs).
+    pub(super) tele: TeleState,
 }
 
 pub(super) fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -164,7 +151,13 @@ impl GpuBackend {
         // Forced sparse runs even on dense pixels; by rule only on sparse ones.
         let forced = opts.matmul_kernel == Some(Strategy::Sparse);
         let s = ctx.scoped("allocating GPU buffers", || {
-            buffers::create_shared(&ctx.device, l, scratch, train.len().max(1), want_tex)
+            let sizes = SharedSizes {
+                scratch,
+                capacity: train.len().max(1),
+                gr_items: super::ops::grprop::scratch_items(l.total()),
+                tele_words: super::ops::telemetry_counts::words(l),
+            };
+            buffers::create_shared(&ctx.device, l, sizes, want_tex)
         })?;
         let upload = |ctx: &GpuContext, set: &Dataset, is_train: bool| {
             let d = &ctx.device;
@@ -246,7 +239,8 @@ impl GpuBackend {
             (tp.list, ep.list)
         })?;
         (self.train_plan, self.eval_plan) = (tp, ep);
-        self.record_telemetry();
+        let d = &self.ctx.device;
+        self.tele.record(d, &self.kernels, &self.s, self.layout, vh);
         Ok(())
     }
 
@@ -353,7 +347,7 @@ impl GpuBackend {
         );
         self.ctx.write(&s.metrics, 0, &[0u8; METRIC_BYTES as usize]);
         (self.best_due, self.has_best) = (false, false);
-        self.reset_telemetry();
+        self.tele.reset(&mut self.ctx, &self.s, self.layout);
         self.ctx.wait()
     }
 
@@ -468,6 +462,15 @@ impl GpuBackend {
         Ok(plan)
     }
 
+    /// Reads the device telemetry history back, after the steps that wrote it.
+    fn pull_telemetry(&mut self) -> Result<()> {
+        if self.tele.on_device > 0 {
+            self.flush();
+        }
+        self.tele
+            .pull(&mut self.ctx, &self.s, self.layout, &self.hyper)
+    }
+
     pub(super) fn read_f32(&mut self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         self.flush();
         Ok(f32s(&self.ctx.read_buffer(buf, 0, (len * 4) as u64)?))
@@ -534,11 +537,11 @@ impl Backend for GpuBackend {
     }
 
     fn end_epoch(&mut self) -> Result<EpochStats> {
-        if self.telemetry_full() {
+        if self.tele.full() {
             self.pull_telemetry()?;
         }
         let mut enc = self.encoder();
-        self.close_telemetry(&mut enc)?;
+        self.tele.close(&mut enc);
         encode_all(&mut enc, self.eval_plan.iter());
         enc.copy_buffer_to_buffer(&self.s.metrics, 0, &self.s.staging, 0, METRIC_BYTES);
         // The next epoch's train stats start from zero.
@@ -555,7 +558,8 @@ impl Backend for GpuBackend {
     }
 
     fn take_telemetry(&mut self) -> Result<Vec<Vec<crate::telemetry::LayerTelemetry>>> {
-        self.take_telemetry_rows()
+        self.pull_telemetry()?;
+        Ok(std::mem::take(&mut self.tele.host))
     }
 
     fn keep_best(&mut self) -> Result<()> {

@@ -19,16 +19,30 @@ pub mod dump;
 pub mod kernels;
 pub mod mlp;
 pub mod ops;
-mod telemetry;
+mod telemetry_history;
 pub mod tune;
 
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-pub use backend::{GpuBackend, GpuOptions};
+pub use backend::GpuBackend;
 pub use dump::StepDump;
 pub use kernels::Strategy;
+
+/// How to open and drive the GPU.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Adapter name substring (`--adapter`); None = the best adapter.
+    pub adapter: Option<String>,
+    /// Force a matmul strategy (`--matmul-kernel`); None = the cached or timed choice.
+    pub matmul_kernel: Option<Strategy>,
+    /// Cap on one image binding in bytes (tests use it to force chunking); None = the
+    /// adapter's max_storage_buffer_binding_size.
+    pub max_binding_bytes: Option<u64>,
+    /// Print the matmul choice and timing notes on stderr.
+    pub verbose: bool,
+}
 
 /// No adapter matched: the caller may fall back to the CPU (`--backend auto`).
 #[derive(Debug, thiserror::Error)]

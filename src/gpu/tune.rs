@@ -13,12 +13,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
-use super::backend::GpuOptions;
 use super::buffers::{Pass, Shared};
 use super::kernels::{Kernels, Strategy};
 use super::mlp::{self, Net};
 use super::ops::{encode_all, Plan};
-use super::GpuContext;
+use super::{GpuContext, GpuOptions};
 use crate::model::Layout;
 
 /// Rows the strategy timing runs Z1 on.
@@ -36,7 +35,7 @@ pub fn software(info: &wgpu::AdapterInfo) -> bool {
     info.device_type == wgpu::DeviceType::Cpu
 }
 /// Smallest train set the sparse rule applies to (as the CPU backend's `auto`).
-pub const SPARSE_MIN_ROWS: usize = crate::cpu_fast::SPARSE_MIN_ROWS;
+pub const SPARSE_MIN_ROWS: usize = crate::cpu::fused::SPARSE_MIN_ROWS;
 
 /// Whether the sparse strategy may run by rule on this adapter for `rows` train images,
 /// before the set's density is known: a software adapter (device type Cpu, e.g.

@@ -332,20 +332,20 @@ pub fn step(cfg: &Settings, st: &mut State, w: &mut [f32], f: &mut impl Objectiv
 }
 
 /// One step on the whole train set with the CPU passes as the objective (a fused
-/// forward+backward, `cpu_fast::train_pass`). Returns the first evaluation's stats (the
+/// forward+backward, `cpu::fused::train_pass`). Returns the first evaluation's stats (the
 /// epoch's train stats, as torch's `step()` returns the first loss) and the evaluations made.
 pub fn cpu_step(
     cfg: &Settings,
     st: &mut State,
     params: &mut crate::model::Params,
-    (x, y): (crate::cpu_fast::Input, &[u8]),
-    ws: &mut crate::cpu::Workspace,
-) -> (crate::backend::PassStats, u32) {
+    (x, y): (crate::cpu::fused::Input, &[u8]),
+    ws: &mut crate::cpu::reference::Workspace,
+) -> (crate::pass_stats::PassStats, u32) {
     let mut at = params.clone();
     let mut first = None;
     let mut objective = |w: &[f32], g: &mut [f32]| {
         at.data.copy_from_slice(w);
-        let s = crate::cpu_fast::train_pass(&at, x, y, ws);
+        let s = crate::cpu::fused::train_pass(&at, x, y, ws);
         g.copy_from_slice(&ws.grads);
         first.get_or_insert(s);
         s.loss

@@ -4,9 +4,9 @@
 //! (texture strategy), per image chunk with the register kernels, or with the generic
 //! product reading pixels.
 
-use super::linear::{aligned, bind, bind_sg, generic, k_split, Big, Mm, Tex, DW1_SG, FWD_SG};
+use super::linear::{aligned, bind, bind_sg, generic, Big, Mm, Tex, DW1_SG, FWD_SG};
 use super::{Plan, Res, Stage};
-use crate::gpu::buffers::{row_bytes, tex_cols, Pass, Shared, W1Tex, XChunk, XTex};
+use crate::gpu::buffers::{k_split, row_bytes, tex_cols, Pass, Shared, W1Tex, XChunk, XTex};
 use crate::gpu::kernels::Kernels;
 use crate::model::Layout;
 

@@ -6,6 +6,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{Plan, Res, Stage};
+use crate::gpu::buffers::k_split;
 use crate::gpu::kernels::{Kernels, Strategy};
 
 /// Bindings of matmul.wgsl.
@@ -39,22 +40,10 @@ pub mod bind_sg {
     pub const W1S: u32 = 7;
 }
 
-/// Most k splits of one chunk of a long product (split-k weight gradients).
-pub const MAX_SPLITS: usize = 32;
 /// fwd_x_sg: (samples, hidden units) per invocation, invocations per workgroup.
 pub const FWD_SG: (usize, usize, usize) = (4, 32, 32);
 /// dw1_sg: (hidden units, pixels) per invocation, invocations per workgroup.
 pub const DW1_SG: (usize, usize, usize) = (32, 16, 8);
-
-/// k per split for a product of length `k` (at most MAX_SPLITS splits, at least 1024 each).
-pub fn k_split(k: usize) -> usize {
-    k.div_ceil(MAX_SPLITS).max(1024).min(k.max(1))
-}
-
-/// Number of split-k slots of a product of length `k`.
-pub fn slots(k: usize) -> usize {
-    k.div_ceil(k_split(k))
-}
 
 /// `struct Mm` of matmul.wgsl: the generic strided product (see the shader's header).
 #[repr(C)]

@@ -24,7 +24,7 @@ pub mod pointwise;
 pub mod reduce;
 pub mod sparse;
 pub mod sparse_z1;
-pub mod telemetry;
+pub mod telemetry_counts;
 
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;

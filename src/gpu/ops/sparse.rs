@@ -1,6 +1,6 @@
 //! The first layer's products from the u8 pixels' nonzeros on the device
-//! (shaders/sparse_first.wgsl): Z1 = a·(U·W1ᵀ) + c (CPU twin `cpu_sparse::forward_rows`) and
-//! dW1 = a·(dZ1ᵀ·U) − db1 ⊗ 1 (CPU twin `cpu_sparse::grad_rows` + `finish_grad`).
+//! (shaders/sparse_first.wgsl): Z1 = a·(U·W1ᵀ) + c (CPU twin `cpu::sparse::forward_rows`) and
+//! dW1 = a·(dZ1ᵀ·U) − db1 ⊗ 1 (CPU twin `cpu::sparse::grad_rows` + `finish_grad`).
 //!
 //! The probes timed against the dense strategies by `examples/gpu_sparse_z1.rs` (figures in
 //! the README's Speed section). Of these kernels the backend's `sparse` strategy runs
@@ -11,7 +11,8 @@ use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
-use crate::cpu_sparse::{self, SparseImages};
+use crate::cpu::sparse::{self, SparseImages};
+use crate::gpu::buffers::blocks::{block_lists, BLOCK_ROWS};
 use crate::gpu::GpuContext;
 
 pub const SPARSE_FIRST_WGSL: &str = include_str!("../../../shaders/sparse_first.wgsl");
@@ -41,9 +42,6 @@ pub enum SparseKernel {
     Block,
 }
 
-/// Images per `block_z1` row block.
-pub const BLOCK_ROWS: usize = 16;
-
 /// `block_z1`'s u8 pixels as u32 words (4 pixels each, lowest byte first, `inputs / 4` per
 /// image) and, per block of 16 images, the starts and the list of words nonzero in any.
 pub fn pack_blocks(u: &SparseImages) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
@@ -58,21 +56,6 @@ pub fn pack_blocks(u: &SparseImages) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     }
     let (starts, list) = block_lists(&xs, kw);
     (xs, starts, list)
-}
-
-/// Per block of 16 images of `xs` (`kw` words each): the starts and the list of the words
-/// nonzero in any of its images.
-pub fn block_lists(xs: &[u32], kw: usize) -> (Vec<u32>, Vec<u32>) {
-    let (mut starts, mut list) = (vec![0u32], Vec::new());
-    for block in xs.chunks(BLOCK_ROWS * kw) {
-        for k in 0..kw {
-            if block.chunks(kw).any(|row| row[k] != 0) {
-                list.push(k as u32);
-            }
-        }
-        starts.push(list.len() as u32);
-    }
-    (starts, list)
 }
 
 /// Rows per workgroup (the shader's workgroup_size y) and lanes per 128 hidden units (x).
@@ -157,7 +140,7 @@ impl SparseZ1Probe {
             u.rows
         );
         let (starts, nz) = pack_entries(u);
-        let (wt, c) = cpu_sparse::first_layer_consts(w1, b1, inputs);
+        let (wt, c) = sparse::first_layer_consts(w1, b1, inputs);
         let d = &ctx.device;
         let buf = |label, bytes: &[u8], usage| {
             d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -170,7 +153,7 @@ impl SparseZ1Probe {
         let params = SparseZ1 {
             rows: u.rows as u32,
             hidden: hidden as u32,
-            scale: cpu_sparse::SCALE,
+            scale: sparse::SCALE,
             kw: inputs.div_ceil(4) as u32,
             ..SparseZ1::default()
         };
@@ -377,7 +360,7 @@ pub fn pack_word_blocks(
 }
 
 /// dW1 = a·(dZ1ᵀ·U) − db1 ⊗ 1 by `block_dw1` (fixed-order split-k over `parts`) and
-/// `block_dw1_final`; CPU twin `cpu_sparse::grad_rows` + `cpu_sparse::finish_grad`.
+/// `block_dw1_final`; CPU twin `cpu::sparse::grad_rows` + `cpu::sparse::finish_grad`.
 pub struct BlockDw1Probe {
     pipes: [wgpu::ComputePipeline; 2],
     binds: [wgpu::BindGroup; 2],
@@ -421,7 +404,7 @@ impl BlockDw1Probe {
         let params = SparseZ1 {
             rows: u.rows as u32,
             hidden: hidden as u32,
-            scale: cpu_sparse::SCALE,
+            scale: sparse::SCALE,
             kw: kw as u32,
             parts: parts as u32,
             ..SparseZ1::default()

@@ -1,4 +1,5 @@
-//! The CPU backend's fast passes: the same math as [`cpu::forward`] + [`cpu::backward`]
+//! The CPU backend's fast passes: the same math as [`reference::forward`] +
+//! [`reference::backward`]
 //! (the readable reference, kept as the oracle), fused over blocks of rows.
 //!
 //! The samples are split into [`LANES`] fixed row ranges run in parallel, and each lane walks
@@ -11,23 +12,23 @@
 //!
 //! Forward outputs are the reference's (same per-row products); gradients differ from it
 //! only by summation order. The first layer's products can instead come from the sparse
-//! u8 pixels ([`crate::cpu_sparse`]), chosen by [`CpuMatmul`].
+//! u8 pixels ([`super::sparse`]), chosen by [`CpuMatmul`].
 
 use std::str::FromStr;
 
 use rayon::prelude::*;
 
-use crate::backend::PassStats;
-use crate::cpu::{self, HiddenLayer, Workspace};
-use crate::cpu_sparse::{self, SparseImages};
+use super::reference::{self, HiddenLayer, Workspace};
+use super::sparse::{self, SparseImages};
 use crate::matmul::{matmul_seq, View};
 use crate::model::Params;
+use crate::pass_stats::PassStats;
 
 /// Fixed row ranges summed separately (a multiple of any likely core count's small factors).
 pub const LANES: usize = 8;
 /// Rows per fused chunk: X's chunk (784 floats a row) and the lane's dW1 sums stay in L2;
 /// the sparse pixels' column-sorted blocks are as long.
-pub const CHUNK: usize = cpu_sparse::BLOCK;
+pub const CHUNK: usize = sparse::BLOCK;
 
 /// How the first layer's two big products are computed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -76,12 +77,12 @@ impl<'a> Input<'a> {
 }
 
 /// Forward and backward over `input` (n x inputs) with its labels: fills `ws` like
-/// [`cpu::forward`] then [`cpu::backward`] and returns the pass's stats.
+/// [`reference::forward`] then [`reference::backward`] and returns the pass's stats.
 pub fn train_pass(p: &Params, input: Input, labels: &[u8], ws: &mut Workspace) -> PassStats {
     run(p, input, labels, ws, true)
 }
 
-/// Forward only (an eval pass): fills `ws` like [`cpu::forward`].
+/// Forward only (an eval pass): fills `ws` like [`reference::forward`].
 pub fn eval_pass(p: &Params, input: Input, labels: &[u8], ws: &mut Workspace) -> PassStats {
     run(p, input, labels, ws, false)
 }
@@ -101,7 +102,7 @@ struct Lane<'a> {
     /// Weight gradients in the flat layout (for the sparse strategy the first layer's
     /// range holds dZ1ᵀ·U as inputs x hidden instead).
     grads: Vec<f32>,
-    /// Bias gradients per layer, summed in f64 like [`cpu::reduce_cols`].
+    /// Bias gradients per layer, summed in f64 like [`reference::reduce_cols`].
     bias: Vec<Vec<f64>>,
 }
 
@@ -124,7 +125,7 @@ fn run(p: &Params, input: Input, labels: &[u8], ws: &mut Workspace, backward: bo
             "sparse input of another shape"
         );
         let (w, b) = p.layer(0);
-        let (wt, c) = cpu_sparse::first_layer_consts(w, b, l.inputs);
+        let (wt, c) = sparse::first_layer_consts(w, b, l.inputs);
         SparseFirst { u, wt, c }
     });
     if backward {
@@ -136,7 +137,7 @@ fn run(p: &Params, input: Input, labels: &[u8], ws: &mut Workspace, backward: bo
         ws.grads.resize(l.total(), 0.0);
     }
     if n == 0 {
-        return cpu::reduce_metrics(&ws.loss, &ws.correct);
+        return reference::reduce_metrics(&ws.loss, &ws.correct);
     }
     // The sparse gradient kernel reads whole column-sorted blocks: lanes start on one.
     let per_lane = match sparse {
@@ -176,10 +177,10 @@ fn run(p: &Params, input: Input, labels: &[u8], ws: &mut Workspace, backward: bo
         if sparse.is_some() {
             let s = ws.grads[t[0].range()].to_vec();
             let db = ws.grads[t[1].range()].to_vec();
-            cpu_sparse::finish_grad(&s, &db, &mut ws.grads[t[0].range()]);
+            sparse::finish_grad(&s, &db, &mut ws.grads[t[0].range()]);
         }
     }
-    cpu::reduce_metrics(&ws.loss, &ws.correct)
+    reference::reduce_metrics(&ws.loss, &ws.correct)
 }
 
 /// Cuts every workspace buffer into the lanes' row ranges.
@@ -276,7 +277,7 @@ fn run_lane(
             let (below, rest) = lane.h.split_at_mut(k);
             let z = &mut lane.z[k][c0 * width..(c0 + rows) * width];
             match (k, sparse) {
-                (0, Some(s)) => cpu_sparse::forward_rows(s.u, first, &s.wt, &s.c, z),
+                (0, Some(s)) => sparse::forward_rows(s.u, first, &s.wt, &s.c, z),
                 _ => {
                     let a = if k == 0 {
                         x_rows
@@ -286,14 +287,14 @@ fn run_lane(
                     linear_seq(z, View::row_major(a, rows, fan_in), w, b);
                 }
             }
-            cpu::relu(z, &mut rest[0][c0 * width..(c0 + rows) * width]);
+            reference::relu(z, &mut rest[0][c0 * width..(c0 + rows) * width]);
         }
         let (w, b) = p.layer(out);
         let fan_in = sizes[out].0;
         let h_last = &lane.h[out - 1][c0 * fan_in..(c0 + rows) * fan_in];
         let z2 = &mut lane.z2[c0 * classes..(c0 + rows) * classes];
         linear_seq(z2, View::row_major(h_last, rows, fan_in), w, b);
-        cpu::softmax_xent(
+        reference::softmax_xent(
             z2,
             &labels[first..first + rows],
             total,
@@ -324,7 +325,7 @@ fn run_lane(
                     false,
                 );
                 let z = &lane.z[k][c0 * width..(c0 + rows) * width];
-                cpu::relu_backward(dh, z, &mut below[k][c0 * width..(c0 + rows) * width]);
+                reference::relu_backward(dh, z, &mut below[k][c0 * width..(c0 + rows) * width]);
             }
             let dz: &[f32] = if k == out {
                 &lane.dz2[c0 * width..(c0 + rows) * width]
@@ -333,7 +334,7 @@ fn run_lane(
             };
             let gw = &mut lane.grads[t[2 * k].range()];
             match (k, sparse) {
-                (0, Some(s)) => cpu_sparse::grad_rows(s.u, first, dz, width, gw),
+                (0, Some(s)) => sparse::grad_rows(s.u, first, dz, width, gw),
                 _ => {
                     let a = if k == 0 {
                         x_rows
@@ -357,7 +358,7 @@ fn run_lane(
     }
 }
 
-/// [`cpu::linear`] on one thread: `out = bias + x wᵀ`.
+/// [`reference::linear`] on one thread: `out = bias + x wᵀ`.
 fn linear_seq(out: &mut [f32], x: View, w: &[f32], bias: &[f32]) {
     let outs = bias.len();
     for row in out.chunks_exact_mut(outs) {

@@ -2,10 +2,13 @@
 //! optimizer state, metrics, split-k scratch, the mini-batch order) and those of one pass
 //! over a set or a batch ([`Pass`]: images, labels, and a Vec of per-layer activations).
 
+pub mod blocks;
+
 use wgpu::util::DeviceExt;
 
 use crate::data::Dataset;
 use crate::model::Layout;
+use blocks::BlockSet;
 
 /// Rows per first-level chunk of the deterministic reductions.
 pub const RED_ROWS: usize = 128;
@@ -88,7 +91,7 @@ pub struct Pass {
     /// The same images as a texture, when the texture strategy may run and the set fits.
     pub tex: Option<XTex>,
     /// The same images packed for the sparse strategy's `block_z1` (full passes only).
-    pub blocks: Option<crate::gpu::ops::sparse_z1::BlockSet>,
+    pub blocks: Option<BlockSet>,
     pub labels: wgpu::Buffer,
     pub layers: Vec<LayerBufs>,
     pub loss: wgpu::Buffer,
@@ -127,13 +130,43 @@ pub struct Shared {
     pub table: wgpu::Buffer,
     /// Entries of `order` and steps of `table` one submission can hold.
     pub capacity: usize,
-    /// Rprop telemetry counts and history (ops::telemetry).
-    pub tele: crate::gpu::ops::telemetry::TeleBuffers,
+    /// Rprop telemetry counts and history (ops::sign_counts).
+    pub tele: TeleBuffers,
+}
+
+/// Rprop telemetry on the device: running counts (plus the row counter) and the history.
+pub struct TeleBuffers {
+    pub counts: wgpu::Buffer,
+    pub history: wgpu::Buffer,
+}
+
+/// The sizes of the [`Shared`] buffers that the kernels' own rules set.
+pub struct SharedSizes {
+    /// Bytes of split-k scratch ([`scratch_floats`] floats).
+    pub scratch: u64,
+    /// Entries of the mini-batch order and steps of the Adam table one submission holds.
+    pub capacity: usize,
+    /// Items of GRprop's reduction trees (`ops::grprop::scratch_items`).
+    pub gr_items: usize,
+    /// Words of the telemetry counts and history (`ops::sign_counts::words`).
+    pub tele_words: (usize, usize),
+}
+
+/// Most k splits of one chunk of a long product (split-k weight gradients).
+pub const MAX_SPLITS: usize = 32;
+
+/// k per split for a product of length `k` (at most MAX_SPLITS splits, at least 1024 each).
+pub fn k_split(k: usize) -> usize {
+    k.div_ceil(MAX_SPLITS).max(1024).min(k.max(1))
+}
+
+/// Number of split-k slots of a product of length `k`.
+pub fn slots(k: usize) -> usize {
+    k.div_ceil(k_split(k))
 }
 
 /// Floats of split-k scratch any train pass over at most `n` rows may need.
 pub fn scratch_floats(l: Layout, n: usize, chunk_rows: usize) -> usize {
-    use crate::gpu::ops::linear::slots;
     let sizes = l.layer_sizes();
     let later = sizes[1..]
         .iter()
@@ -149,11 +182,11 @@ pub fn scratch_floats(l: Layout, n: usize, chunk_rows: usize) -> usize {
 pub fn create_shared(
     device: &wgpu::Device,
     l: Layout,
-    scratch: u64,
-    capacity: usize,
+    sizes: SharedSizes,
     want_tex: bool,
 ) -> Shared {
     let total = l.total();
+    let (capacity, gr) = (sizes.capacity, sizes.gr_items);
     let lim = device.limits();
     let width = 4 * tex_cols(l);
     let fits = width.max(l.hidden) <= lim.max_texture_dimension_2d as usize;
@@ -187,16 +220,8 @@ pub fn create_shared(
         prev_grad: storage(device, "prev_grad", total * 4),
         prev_change: storage(device, "prev_change", total * 4),
         lossbuf: storage(device, "loss", 16),
-        gr_picks: storage(
-            device,
-            "grprop picks",
-            8 * super::ops::grprop::scratch_items(total),
-        ),
-        gr_sums: storage(
-            device,
-            "grprop sums",
-            4 * super::ops::grprop::scratch_items(total),
-        ),
+        gr_picks: storage(device, "grprop picks", 8 * gr),
+        gr_sums: storage(device, "grprop sums", 4 * gr),
         metrics: storage(device, "metrics", METRIC_BYTES as usize),
         staging: device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("metrics read-back"),
@@ -204,12 +229,15 @@ pub fn create_shared(
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         }),
-        scratch: storage(device, "split-k scratch", scratch as usize),
+        scratch: storage(device, "split-k scratch", sizes.scratch as usize),
         order: storage(device, "batch order", capacity * 4),
         cursor: storage(device, "batch cursor", 16),
         table: storage(device, "adam scalars", (capacity + 1) * 8),
         capacity,
-        tele: crate::gpu::ops::telemetry::create(device, l),
+        tele: TeleBuffers {
+            counts: storage(device, "telemetry counts", sizes.tele_words.0 * 4),
+            history: storage(device, "telemetry history", sizes.tele_words.1 * 4),
+        },
     }
 }
 

@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{grid, Plan, Res, Stage};
-use crate::gpu::buffers::{storage, Shared};
+use crate::gpu::buffers::{Shared, TeleBuffers};
 use crate::gpu::kernels::Kernels;
 use crate::model::Layout;
 use crate::optim::{Backtrack, Hyper, Variant};
@@ -61,17 +61,10 @@ impl Tele {
     }
 }
 
-/// The device buffers: running counts (plus the row counter) and the history.
-pub struct TeleBuffers {
-    pub counts: wgpu::Buffer,
-    pub history: wgpu::Buffer,
-}
-
-pub fn create(device: &wgpu::Device, l: Layout) -> TeleBuffers {
-    TeleBuffers {
-        counts: storage(device, "telemetry counts", (l.depth() * STRIDE + 1) * 4),
-        history: storage(device, "telemetry history", CAPACITY * l.depth() * ROW * 4),
-    }
+/// Words of the device buffers ([`TeleBuffers`]): the running counts plus the row counter,
+/// and the history.
+pub fn words(l: Layout) -> (usize, usize) {
+    (l.depth() * STRIDE + 1, CAPACITY * l.depth() * ROW)
 }
 
 /// Each tensor's (layer, offset, len).

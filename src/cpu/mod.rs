@@ -1,0 +1,12 @@
+//! The CPU side, in layers that import one way only: [`backend`] (`CpuBackend`) runs
+//! [`fused`] (the fast forward+backward over blocks of rows), which uses [`sparse`] (the first
+//! layer from the sparse u8 pixels) and [`reference`] (the plain oracle, each kernel named like
+//! its WGSL twin).
+
+mod backend;
+pub mod fused;
+pub mod reference;
+pub mod sparse;
+
+pub use backend::CpuBackend;
+pub use reference::*;
