@@ -5,7 +5,7 @@
 //! checked against the CPU twin.
 //!
 //! ```text
-//! cargo run --release --example gpu_sparse_z1 -- [tiled|register|texture] [reps]
+//! cargo run --release --features probes --example gpu_sparse_z1 -- [tiled|register|texture] [reps]
 //! ```
 
 use std::time::Instant;
@@ -15,7 +15,7 @@ use rprop_lab::backend::Backend;
 use rprop_lab::cpu::sparse::{self, SparseImages};
 use rprop_lab::data::{self, Part};
 use rprop_lab::gpu::kernels::Stage;
-use rprop_lab::gpu::ops::sparse::{BlockDw1Probe, SparseKernel, SparseZ1Probe};
+use rprop_lab::gpu::ops::sparse_probes::{BlockDw1Probe, SparseKernel, SparseZ1Probe};
 use rprop_lab::gpu::{GpuBackend, GpuContext, GpuOptions, Needs};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, Variant};

@@ -1,5 +1,6 @@
-//! The sparse first-layer kernels (shaders/sparse_first.wgsl) against their CPU twin
-//! `cpu::sparse::forward_rows`, on odd shapes: rows not a multiple of the 8- and 16-row
+//! The sparse first-layer kernels against their CPU twin `cpu::sparse::forward_rows`: the
+//! product's packing for `block_z1` always, and with `--features probes` the probes
+//! (shaders/sparse_first.wgsl, and block_z1 through them) on odd shapes: rows not a multiple of the 8- and 16-row
 //! blocks, a hidden width below one 128-wide block, rows with no nonzero pixel, and a 4-pixel
 //! word zero in some images only. Tolerance 1e-5 relative to the largest |Z1| (sums over the
 //! same nonzeros, in another order; block_z1 adds exact zeros too); block_dw1 against
@@ -7,14 +8,18 @@
 
 mod common;
 
+#[cfg(feature = "probes")]
 use rprop_lab::cpu::sparse::{self, SparseImages};
 use rprop_lab::data::Dataset;
-use rprop_lab::gpu::buffers::blocks::{usable, BlockSet};
-use rprop_lab::gpu::ops::sparse::{pack_blocks, BlockDw1Probe, SparseKernel, SparseZ1Probe};
+use rprop_lab::gpu::buffers::blocks::{block_lists, usable, BlockSet};
+#[cfg(feature = "probes")]
+use rprop_lab::gpu::ops::sparse_probes::{BlockDw1Probe, SparseKernel, SparseZ1Probe};
 use rprop_lab::gpu::{GpuContext, Needs};
 use rprop_lab::model::Layout;
+#[cfg(feature = "probes")]
 use rprop_lab::rng::Rng;
 
+#[cfg(feature = "probes")]
 fn sparse_z1_kernels_match_the_cpu_twin() {
     let mut ctx = GpuContext::new(
         None,
@@ -65,6 +70,7 @@ fn sparse_z1_kernels_match_the_cpu_twin() {
 /// block_dw1 and block_dw1_16 (+ the fixed-order final sum) against `grad_rows` +
 /// `finish_grad`, with more parts than some words have blocks, and rows not a multiple of 16;
 /// block_dw1_16 refuses inputs that are not a multiple of 16.
+#[cfg(feature = "probes")]
 fn block_dw1_matches_the_cpu_twin() {
     let mut ctx = GpuContext::new(
         None,
@@ -128,8 +134,12 @@ fn block_lists_name_the_nonzero_words() {
     pixels[3 * inputs + 5] = 7; // block 0, word 1
     pixels[17 * inputs + 8] = 9; // block 1, word 2
     pixels[17 * inputs + 11] = 1; // block 1, word 2 again
-    let u = SparseImages::from_pixels(&pixels, inputs).unwrap();
-    let (xs, starts, list) = pack_blocks(&u);
+                                  // Packed as BlockSet::for_set packs a set: 4 pixels a word, lowest byte first.
+    let xs: Vec<u32> = pixels
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let (starts, list) = block_lists(&xs, inputs / 4);
     assert_eq!(starts, [0, 1, 2]);
     assert_eq!(list, [1, 2]);
     assert_eq!(xs[3 * 3 + 1], 7 << 8);
@@ -175,22 +185,34 @@ fn block_sets_are_packed_only_where_block_z1_may_run() {
     assert!(BlockSet::for_set(d, odd, &set(2), true, true).is_none());
 }
 
+/// The probes (src/gpu/ops/sparse_probes.rs) exist only with `--features probes`.
+#[cfg(feature = "probes")]
+fn probe_tests() -> Vec<common::gpu::GpuTest> {
+    vec![
+        (
+            "sparse_z1_kernels_match_the_cpu_twin",
+            sparse_z1_kernels_match_the_cpu_twin,
+        ),
+        (
+            "block_dw1_matches_the_cpu_twin",
+            block_dw1_matches_the_cpu_twin,
+        ),
+    ]
+}
+
+#[cfg(not(feature = "probes"))]
+fn probe_tests() -> Vec<common::gpu::GpuTest> {
+    Vec::new()
+}
+
 fn main() {
+    let mut gpu: Vec<common::gpu::GpuTest> = vec![(
+        "block_sets_are_packed_only_where_block_z1_may_run",
+        block_sets_are_packed_only_where_block_z1_may_run,
+    )];
+    gpu.extend(probe_tests());
     common::gpu::main_with(
-        &[
-            (
-                "sparse_z1_kernels_match_the_cpu_twin",
-                sparse_z1_kernels_match_the_cpu_twin,
-            ),
-            (
-                "block_dw1_matches_the_cpu_twin",
-                block_dw1_matches_the_cpu_twin,
-            ),
-            (
-                "block_sets_are_packed_only_where_block_z1_may_run",
-                block_sets_are_packed_only_where_block_z1_may_run,
-            ),
-        ],
+        &gpu,
         &[(
             "block_lists_name_the_nonzero_words",
             block_lists_name_the_nonzero_words,

@@ -38,7 +38,7 @@ pub enum Strategy {
     /// subgroups of exactly 8 lanes (lavapipe on AVX2 CPUs).
     Texture,
     /// The texture strategy (register where there are no 8-lane subgroups) with Z1 of the
-    /// full passes (train step, eval pass) from `block_z1` of shaders/sparse_first.wgsl:
+    /// full passes (train step, eval pass) from `block_z1` of shaders/block_z1.wgsl:
     /// 16 x 16 register blocks skipping 4-pixel words zero in all 16 images of a block.
     Sparse,
 }
@@ -94,7 +94,7 @@ pub struct Kernels {
     pub pack_w1: Option<wgpu::ComputePipeline>,
     pub fwd_tex: Option<wgpu::ComputePipeline>,
     pub dw1_tex: Option<wgpu::ComputePipeline>,
-    /// `block_z1` (shaders/sparse_first.wgsl) and `first_layer_consts`
+    /// `block_z1` (shaders/block_z1.wgsl) and `first_layer_consts`
     /// (shaders/first_consts.wgsl): the sparse strategy's Z1 of full passes.
     pub block_z1: Option<wgpu::ComputePipeline>,
     pub first_consts: Option<wgpu::ComputePipeline>,
@@ -239,7 +239,7 @@ impl Kernels {
             Strategy::Sparse => {
                 let fc = module(ctx, "first_consts.wgsl", FIRST_CONSTS_WGSL, false)?;
                 (
-                    Some(super::ops::sparse::pipeline(ctx, "block_z1")?),
+                    Some(super::ops::sparse_z1::pipeline(ctx)?),
                     Some(pipeline(ctx, &fc, "first_layer_consts")?),
                 )
             }

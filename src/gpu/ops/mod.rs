@@ -22,7 +22,8 @@ pub mod linear;
 pub mod optimizer;
 pub mod pointwise;
 pub mod reduce;
-pub mod sparse;
+#[cfg(feature = "probes")]
+pub mod sparse_probes;
 pub mod sparse_z1;
 pub mod telemetry_counts;
 

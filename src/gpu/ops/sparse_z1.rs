@@ -1,19 +1,55 @@
 //! The `sparse` strategy's Z1 of a full pass (train step, eval pass): `first_layer_consts`
 //! (shaders/first_consts.wgsl) recomputes c = b1 − row sums of W1 from the current
-//! parameters, then `block_z1` (shaders/sparse_first.wgsl) computes Z1 = a·(U·W1ᵀ) + c from
+//! parameters, then `block_z1` (shaders/block_z1.wgsl) computes Z1 = a·(U·W1ᵀ) + c from
 //! the set's packed u8 words, skipping the 4-pixel words zero in all 16 images of a block.
 //! CPU twin `cpu::sparse::forward_rows`. The ReLU runs after (pointwise::relu); dW1 and the
 //! gathered mini-batches keep the strategy's dense kernels.
 
+use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
-use super::sparse::SparseZ1;
 use super::{Plan, Res, Stage};
 use crate::cpu::sparse::SCALE;
 use crate::gpu::buffers::blocks::BLOCK_ROWS;
 use crate::gpu::buffers::{Pass, Shared};
 use crate::gpu::kernels::Kernels;
+use crate::gpu::GpuContext;
 use crate::model::Layout;
+
+pub const BLOCK_Z1_WGSL: &str = include_str!("../../../shaders/block_z1.wgsl");
+
+/// Twin of the WGSL `struct SparseZ1` (shaders/block_z1.wgsl, shaders/sparse_first.wgsl).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SparseZ1 {
+    pub rows: u32,
+    pub hidden: u32,
+    pub scale: f32,
+    /// block_z1, block_dw1: u32 words (4 pixels) per image.
+    pub kw: u32,
+    /// block_dw1 (a probe): split-k parts.
+    pub parts: u32,
+    pub _pad: [u32; 3],
+}
+
+/// The bindings of shaders/block_z1.wgsl (the probes of shaders/sparse_first.wgsl share
+/// them).
+pub mod bind {
+    pub const Q: u32 = 0;
+    pub const STARTS: u32 = 1;
+    pub const C: u32 = 4;
+    pub const Z: u32 = 5;
+    pub const KL: u32 = 7;
+    pub const XS: u32 = 8;
+    pub const W4: u32 = 9;
+}
+
+/// The bindings of shaders/first_consts.wgsl.
+mod consts_bind {
+    pub const Q: u32 = 0;
+    pub const PARAMS: u32 = 1;
+    pub const C: u32 = 2;
+}
 
 /// Twin of the WGSL `struct FirstConsts` (shaders/first_consts.wgsl).
 #[repr(C)]
@@ -42,8 +78,11 @@ pub fn forward(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass, ca
     plan.push(
         Stage::Z1,
         consts,
-        (0, &fc),
-        &[(1, Res::Buf(&s.params)), (2, Res::Buf(&b.c))],
+        (consts_bind::Q, &fc),
+        &[
+            (consts_bind::PARAMS, Res::Buf(&s.params)),
+            (consts_bind::C, Res::Buf(&b.c)),
+        ],
         [l.hidden.div_ceil(64) as u32, 1, 1],
     );
     let q = SparseZ1 {
@@ -58,14 +97,14 @@ pub fn forward(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass, ca
     plan.push(
         Stage::Z1,
         block,
-        (0, &q),
+        (bind::Q, &q),
         &[
-            (1, Res::Buf(&b.starts)),
-            (4, Res::Buf(&b.c)),
-            (5, Res::Buf(&p.layers[0].z)),
-            (7, Res::Buf(&b.kl)),
-            (8, Res::Buf(&b.xs)),
-            (9, Res::Buf(&s.params)),
+            (bind::STARTS, Res::Buf(&b.starts)),
+            (bind::C, Res::Buf(&b.c)),
+            (bind::Z, Res::Buf(&p.layers[0].z)),
+            (bind::KL, Res::Buf(&b.kl)),
+            (bind::XS, Res::Buf(&b.xs)),
+            (bind::W4, Res::Buf(&s.params)),
         ],
         [
             l.hidden.div_ceil(128) as u32,
@@ -74,4 +113,26 @@ pub fn forward(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass, ca
         ],
     );
     true
+}
+
+/// The `block_z1` pipeline. Its module keeps naga's bounds checks (the word lists index the
+/// images; the cost was part of what the timing of the strategy measured).
+pub fn pipeline(ctx: &GpuContext) -> Result<wgpu::ComputePipeline> {
+    let d = &ctx.device;
+    let m = ctx.scoped("compiling shaders/block_z1.wgsl", || {
+        d.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("block_z1.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(BLOCK_Z1_WGSL.into()),
+        })
+    })?;
+    ctx.scoped("creating pipeline block_z1", || {
+        d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("block_z1"),
+            layout: None,
+            module: &m,
+            entry_point: Some("block_z1"),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    })
 }

@@ -2,34 +2,20 @@
 //! (shaders/sparse_first.wgsl): Z1 = a·(U·W1ᵀ) + c (CPU twin `cpu::sparse::forward_rows`) and
 //! dW1 = a·(dZ1ᵀ·U) − db1 ⊗ 1 (CPU twin `cpu::sparse::grad_rows` + `finish_grad`).
 //!
-//! The probes timed against the dense strategies by `examples/gpu_sparse_z1.rs` (figures in
-//! the README's Speed section). Of these kernels the backend's `sparse` strategy runs
-//! `block_z1`, the one that wins on lavapipe (wired in by [`super::sparse_z1`]); the
-//! per-nonzero kernels and the block dW1 lose there and stay probes.
+//! Probes, built with `--features probes` only: timed against the dense strategies by
+//! `examples/gpu_sparse_z1.rs` (figures in docs/performance.md). The backend's `sparse`
+//! strategy runs `block_z1` (shaders/block_z1.wgsl, wired in by [`super::sparse_z1`]), the one
+//! that wins on lavapipe; the per-nonzero kernels and the block dW1 here lose there.
 
 use anyhow::{ensure, Result};
-use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
+use super::sparse_z1::SparseZ1;
 use crate::cpu::sparse::{self, SparseImages};
 use crate::gpu::buffers::blocks::{block_lists, BLOCK_ROWS};
 use crate::gpu::GpuContext;
 
 pub const SPARSE_FIRST_WGSL: &str = include_str!("../../../shaders/sparse_first.wgsl");
-
-/// Twin of the WGSL `struct SparseZ1`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct SparseZ1 {
-    pub rows: u32,
-    pub hidden: u32,
-    pub scale: f32,
-    /// block_z1, block_dw1: u32 words (4 pixels) per image.
-    pub kw: u32,
-    /// block_dw1: split-k parts.
-    pub parts: u32,
-    pub _pad: [u32; 3],
-}
 
 /// Which kernel of shaders/sparse_first.wgsl computes Z1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +187,7 @@ impl SparseZ1Probe {
         let (storage, texp, blockp) = (
             pipe("sparse_z1")?,
             pipe("sparse_z1_tex")?,
-            pipe("block_z1")?,
+            super::sparse_z1::pipeline(ctx)?,
         );
         let (xs, bstarts, kl) = pack_blocks(u);
         let xs = buf(
