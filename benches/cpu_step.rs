@@ -106,7 +106,7 @@ fn stages(c: &mut Criterion) {
     g.finish();
 
     let mut z2 = vec![0f32; N * C];
-    let dz2 = s.ws.dz2.clone();
+    let dz2 = s.ws.dlogits.clone();
     let (mut dh, mut dz1) = (vec![0f32; N * H], vec![0f32; N * H]);
     let mut g = group(c, "small_layers");
     g.throughput(flops(N, H, C));

@@ -69,8 +69,8 @@ fn benches(c: &mut Criterion) {
             &[Stage::Z1, Stage::Relu],
             2 * n * i * hid,
         ),
-        ("matmul Z2=HW2^T+b2", &[Stage::Z2], 2 * n * hid * k),
-        ("matmul dW2=dZ2^T H", &[Stage::DW2], 2 * n * hid * k),
+        ("matmul Z2=HW2^T+b2", &[Stage::ZLater], 2 * n * hid * k),
+        ("matmul dW2=dZ2^T H", &[Stage::DWLater], 2 * n * hid * k),
         (
             "matmul dH=dZ2 W2 (+relu mask)",
             &[Stage::DH, Stage::ReluBackward],
@@ -80,8 +80,8 @@ fn benches(c: &mut Criterion) {
         ("softmax_xent", &[Stage::SoftmaxXent], n),
         ("reduce metrics", &[Stage::Metrics], n),
         ("reduce db1", &[Stage::DB1], n * hid),
-        ("reduce db2", &[Stage::DB2], n * k),
-        ("rprop", &[Stage::Rprop], Layout::MNIST.total() as u64),
+        ("reduce db2", &[Stage::DBLater], n * k),
+        ("rprop", &[Stage::Optimizer], Layout::MNIST.total() as u64),
     ];
     let mut group = c.benchmark_group("gpu kernel");
     group

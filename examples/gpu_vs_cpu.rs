@@ -120,16 +120,16 @@ fn main() -> Result<()> {
     let stages: [(&str, Stage, f64); 12] = [
         ("Z1 (+relu)", Stage::Z1, 2.0 * n * i * h),
         ("relu", Stage::Relu, 0.0),
-        ("Z2", Stage::Z2, 2.0 * n * h * k),
+        ("Z2", Stage::ZLater, 2.0 * n * h * k),
         ("softmax_xent", Stage::SoftmaxXent, 0.0),
         ("metrics", Stage::Metrics, 0.0),
-        ("dW2", Stage::DW2, 2.0 * n * h * k),
-        ("db2", Stage::DB2, 0.0),
+        ("dW2", Stage::DWLater, 2.0 * n * h * k),
+        ("db2", Stage::DBLater, 0.0),
         ("dH", Stage::DH, 2.0 * n * h * k),
         ("relu backward", Stage::ReluBackward, 0.0),
         ("dW1", Stage::DW1, 2.0 * n * i * h),
         ("db1", Stage::DB1, 0.0),
-        ("rprop", Stage::Rprop, 0.0),
+        ("rprop", Stage::Optimizer, 0.0),
     ];
     let reps = 3;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;

@@ -63,7 +63,7 @@ fn check(layout: Layout, n: usize, seed: u64) {
 
     let mut ws = Workspace::new(layout, n);
     let s = fused::train_pass(&p, Input::dense(&x), &y, &mut ws);
-    let (s_dense, dense_z2) = (s, ws.z2.clone());
+    let (s_dense, dense_logits) = (s, ws.logits.clone());
     assert!(
         ((s.loss - loss) / loss).abs() < 1e-6,
         "{layout:?} n={n}: dense loss"
@@ -74,7 +74,7 @@ fn check(layout: Layout, n: usize, seed: u64) {
         assert!(rel_diff(&a.dz, &b.dz) < 1e-5, "{layout:?} n={n}: dense dZ");
     }
     assert!(
-        rel_diff(&ws.z2, &want.z2) < 1e-6,
+        rel_diff(&ws.logits, &want.logits) < 1e-6,
         "{layout:?} n={n}: dense logits"
     );
     let d = rel_diff(&ws.grads, &want.grads);
@@ -107,7 +107,7 @@ fn check(layout: Layout, n: usize, seed: u64) {
     let mut ev = Workspace::new(layout, n);
     let e = fused::eval_pass(&p, Input::dense(&x), &y, &mut ev);
     assert_eq!(e.loss.to_bits(), s_dense.loss.to_bits());
-    assert_eq!(ev.z2, dense_z2);
+    assert_eq!(ev.logits, dense_logits);
 }
 
 #[test]

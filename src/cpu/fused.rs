@@ -95,10 +95,10 @@ struct Lane<'a> {
     h: Vec<&'a mut [f32]>,
     dh: Vec<&'a mut [f32]>,
     dz: Vec<&'a mut [f32]>,
-    z2: &'a mut [f32],
+    logits: &'a mut [f32],
     loss: &'a mut [f32],
     correct: &'a mut [u32],
-    dz2: &'a mut [f32],
+    dlogits: &'a mut [f32],
     /// Weight gradients in the flat layout (for the sparse strategy the first layer's
     /// range holds dZ1ᵀ·U as inputs x hidden instead).
     grads: Vec<f32>,
@@ -146,8 +146,8 @@ fn run(p: &Params, input: Input, labels: &[u8], ws: &mut Workspace, backward: bo
     };
     let bufs = (
         &mut ws.hidden[..],
-        &mut ws.z2[..],
-        &mut ws.dz2[..],
+        &mut ws.logits[..],
+        &mut ws.dlogits[..],
         &mut ws.loss[..],
         &mut ws.correct[..],
     );
@@ -186,7 +186,7 @@ fn run(p: &Params, input: Input, labels: &[u8], ws: &mut Workspace, backward: bo
 /// Cuts every workspace buffer into the lanes' row ranges.
 #[allow(clippy::type_complexity)]
 fn split_lanes<'a>(
-    (hidden, z2, dz2, loss, correct): (
+    (hidden, logits, dlogits, loss, correct): (
         &'a mut [HiddenLayer],
         &'a mut [f32],
         &'a mut [f32],
@@ -199,23 +199,23 @@ fn split_lanes<'a>(
     total: usize,
 ) -> Vec<Lane<'a>> {
     let c = sizes[sizes.len() - 1].1;
-    let mut lanes: Vec<Lane<'a>> = z2
+    let mut lanes: Vec<Lane<'a>> = logits
         .chunks_mut(per_lane * c)
-        .zip(dz2.chunks_mut(per_lane * c))
+        .zip(dlogits.chunks_mut(per_lane * c))
         .zip(loss.chunks_mut(per_lane))
         .zip(correct.chunks_mut(per_lane))
         .enumerate()
-        .map(|(i, (((z2, dz2), loss), correct))| Lane {
+        .map(|(i, (((logits, dlogits), loss), correct))| Lane {
             start: i * per_lane,
             len: per_lane.min(n - i * per_lane),
             z: Vec::new(),
             h: Vec::new(),
             dh: Vec::new(),
             dz: Vec::new(),
-            z2,
+            logits,
             loss,
             correct,
-            dz2,
+            dlogits,
             grads: if backward {
                 vec![0.0; total]
             } else {
@@ -253,6 +253,14 @@ fn split_lanes<'a>(
     lanes
 }
 
+/// One chunk of a lane: its offset in the lane, its row count and its first row in the set.
+#[derive(Clone, Copy)]
+struct Rows {
+    c0: usize,
+    rows: usize,
+    first: usize,
+}
+
 /// One lane: its rows, `CHUNK` at a time, forward then (when the lane has gradient sums)
 /// backward.
 fn run_lane(
@@ -264,95 +272,118 @@ fn run_lane(
     total: usize,
     lane: &mut Lane,
 ) {
-    let out = sizes.len() - 1;
-    let classes = sizes[out].1;
-    let t = p.layout.tensors();
     for c0 in (0..lane.len).step_by(CHUNK) {
         let rows = CHUNK.min(lane.len - c0);
         let first = lane.start + c0;
+        let at = Rows { c0, rows, first };
         let x_rows = &x[first * sizes[0].0..(first + rows) * sizes[0].0];
-        // Forward: Z = A Wᵀ + b and H = relu(Z) per hidden layer, then the logits.
-        for (k, &(fan_in, width)) in sizes[..out].iter().enumerate() {
-            let (w, b) = p.layer(k);
-            let (below, rest) = lane.h.split_at_mut(k);
-            let z = &mut lane.z[k][c0 * width..(c0 + rows) * width];
-            match (k, sparse) {
-                (0, Some(s)) => sparse::forward_rows(s.u, first, &s.wt, &s.c, z),
-                _ => {
-                    let a = if k == 0 {
-                        x_rows
-                    } else {
-                        &below[k - 1][c0 * fan_in..(c0 + rows) * fan_in]
-                    };
-                    linear_seq(z, View::row_major(a, rows, fan_in), w, b);
-                }
-            }
-            reference::relu(z, &mut rest[0][c0 * width..(c0 + rows) * width]);
+        lane_forward(p, sizes, (x_rows, sparse), (labels, total), lane, at);
+        if !lane.grads.is_empty() {
+            lane_backward(p, sizes, (x_rows, sparse), lane, at);
         }
-        let (w, b) = p.layer(out);
-        let fan_in = sizes[out].0;
-        let h_last = &lane.h[out - 1][c0 * fan_in..(c0 + rows) * fan_in];
-        let z2 = &mut lane.z2[c0 * classes..(c0 + rows) * classes];
-        linear_seq(z2, View::row_major(h_last, rows, fan_in), w, b);
-        reference::softmax_xent(
-            z2,
-            &labels[first..first + rows],
-            total,
-            &mut lane.loss[c0..c0 + rows],
-            &mut lane.correct[c0..c0 + rows],
-            &mut lane.dz2[c0 * classes..(c0 + rows) * classes],
-        );
-        if lane.grads.is_empty() {
-            continue;
-        }
-        // Backward: dW += dZᵀ A_in, db += Σ dZ, and for the layer below dH = dZ W,
-        // dZ = dH * relu'(Z).
-        for k in (0..=out).rev() {
-            let (fan_in, width) = sizes[k];
-            if k < out {
-                let next = sizes[k + 1].1;
-                let (below, above) = lane.dz.split_at_mut(k + 1);
-                let dz_next: &[f32] = if k + 1 == out {
-                    &lane.dz2[c0 * next..(c0 + rows) * next]
+    }
+}
+
+/// Forward over one chunk: Z = A Wᵀ + b and H = relu(Z) per hidden layer, then the logits,
+/// the loss and dlogits.
+fn lane_forward(
+    p: &Params,
+    sizes: &[(usize, usize)],
+    (x_rows, sparse): (&[f32], Option<&SparseFirst>),
+    (labels, total): (&[u8], usize),
+    lane: &mut Lane,
+    Rows { c0, rows, first }: Rows,
+) {
+    let out = sizes.len() - 1;
+    let classes = sizes[out].1;
+    for (k, &(fan_in, width)) in sizes[..out].iter().enumerate() {
+        let (w, b) = p.layer(k);
+        let (below, rest) = lane.h.split_at_mut(k);
+        let z = &mut lane.z[k][c0 * width..(c0 + rows) * width];
+        match (k, sparse) {
+            (0, Some(s)) => sparse::forward_rows(s.u, first, &s.wt, &s.c, z),
+            _ => {
+                let a = if k == 0 {
+                    x_rows
                 } else {
-                    &above[0][c0 * next..(c0 + rows) * next]
+                    &below[k - 1][c0 * fan_in..(c0 + rows) * fan_in]
                 };
-                let dh = &mut lane.dh[k][c0 * width..(c0 + rows) * width];
-                matmul_seq(
-                    dh,
-                    View::row_major(dz_next, rows, next),
-                    View::row_major(p.layer(k + 1).0, next, width),
-                    false,
-                );
-                let z = &lane.z[k][c0 * width..(c0 + rows) * width];
-                reference::relu_backward(dh, z, &mut below[k][c0 * width..(c0 + rows) * width]);
+                linear_seq(z, View::row_major(a, rows, fan_in), w, b);
             }
-            let dz: &[f32] = if k == out {
-                &lane.dz2[c0 * width..(c0 + rows) * width]
+        }
+        reference::relu(z, &mut rest[0][c0 * width..(c0 + rows) * width]);
+    }
+    let (w, b) = p.layer(out);
+    let fan_in = sizes[out].0;
+    let h_last = &lane.h[out - 1][c0 * fan_in..(c0 + rows) * fan_in];
+    let logits = &mut lane.logits[c0 * classes..(c0 + rows) * classes];
+    linear_seq(logits, View::row_major(h_last, rows, fan_in), w, b);
+    reference::softmax_xent(
+        logits,
+        &labels[first..first + rows],
+        total,
+        &mut lane.loss[c0..c0 + rows],
+        &mut lane.correct[c0..c0 + rows],
+        &mut lane.dlogits[c0 * classes..(c0 + rows) * classes],
+    );
+}
+
+/// Backward over one chunk: dW += dZᵀ A_in, db += Σ dZ, and for the layer below dH = dZ W,
+/// dZ = dH * relu'(Z).
+fn lane_backward(
+    p: &Params,
+    sizes: &[(usize, usize)],
+    (x_rows, sparse): (&[f32], Option<&SparseFirst>),
+    lane: &mut Lane,
+    Rows { c0, rows, first }: Rows,
+) {
+    let out = sizes.len() - 1;
+    let t = p.layout.tensors();
+    for k in (0..=out).rev() {
+        let (fan_in, width) = sizes[k];
+        if k < out {
+            let next = sizes[k + 1].1;
+            let (below, above) = lane.dz.split_at_mut(k + 1);
+            let dz_next: &[f32] = if k + 1 == out {
+                &lane.dlogits[c0 * next..(c0 + rows) * next]
             } else {
-                &lane.dz[k][c0 * width..(c0 + rows) * width]
+                &above[0][c0 * next..(c0 + rows) * next]
             };
-            let gw = &mut lane.grads[t[2 * k].range()];
-            match (k, sparse) {
-                (0, Some(s)) => sparse::grad_rows(s.u, first, dz, width, gw),
-                _ => {
-                    let a = if k == 0 {
-                        x_rows
-                    } else {
-                        &lane.h[k - 1][c0 * fan_in..(c0 + rows) * fan_in]
-                    };
-                    matmul_seq(
-                        gw,
-                        View::row_major(dz, rows, width).t(),
-                        View::row_major(a, rows, fan_in),
-                        true,
-                    );
-                }
+            let dh = &mut lane.dh[k][c0 * width..(c0 + rows) * width];
+            matmul_seq(
+                dh,
+                View::row_major(dz_next, rows, next),
+                View::row_major(p.layer(k + 1).0, next, width),
+                false,
+            );
+            let z = &lane.z[k][c0 * width..(c0 + rows) * width];
+            reference::relu_backward(dh, z, &mut below[k][c0 * width..(c0 + rows) * width]);
+        }
+        let dz: &[f32] = if k == out {
+            &lane.dlogits[c0 * width..(c0 + rows) * width]
+        } else {
+            &lane.dz[k][c0 * width..(c0 + rows) * width]
+        };
+        let gw = &mut lane.grads[t[2 * k].range()];
+        match (k, sparse) {
+            (0, Some(s)) => sparse::grad_rows(s.u, first, dz, width, gw),
+            _ => {
+                let a = if k == 0 {
+                    x_rows
+                } else {
+                    &lane.h[k - 1][c0 * fan_in..(c0 + rows) * fan_in]
+                };
+                matmul_seq(
+                    gw,
+                    View::row_major(dz, rows, width).t(),
+                    View::row_major(a, rows, fan_in),
+                    true,
+                );
             }
-            for row in dz.chunks_exact(width) {
-                for (acc, &v) in lane.bias[k].iter_mut().zip(row) {
-                    *acc += v as f64;
-                }
+        }
+        for row in dz.chunks_exact(width) {
+            for (acc, &v) in lane.bias[k].iter_mut().zip(row) {
+                *acc += v as f64;
             }
         }
     }

@@ -140,11 +140,11 @@ pub struct Workspace {
     /// The hidden layers, first to last.
     pub hidden: Vec<HiddenLayer>,
     /// Logits (the output layer's Z).
-    pub z2: Vec<f32>,
+    pub logits: Vec<f32>,
     pub loss: Vec<f32>,
     pub correct: Vec<u32>,
     /// dLoss/dlogits.
-    pub dz2: Vec<f32>,
+    pub dlogits: Vec<f32>,
     /// Gradients in the flat parameter layout.
     pub grads: Vec<f32>,
 }
@@ -163,10 +163,10 @@ impl Workspace {
                     ..HiddenLayer::default()
                 })
                 .collect(),
-            z2: vec![0.0; n * c],
+            logits: vec![0.0; n * c],
             loss: vec![0.0; n],
             correct: vec![0; n],
-            dz2: vec![0.0; n * c],
+            dlogits: vec![0.0; n * c],
             grads: Vec::new(),
         }
     }
@@ -204,14 +204,14 @@ pub fn forward(p: &Params, x: &[f32], labels: &[u8], ws: &mut Workspace) -> Pass
     }
     let (w, b) = p.layer(out);
     let last = &ws.hidden[out - 1].h;
-    linear(&mut ws.z2, View::row_major(last, n, sizes[out].0), w, b);
+    linear(&mut ws.logits, View::row_major(last, n, sizes[out].0), w, b);
     softmax_xent(
-        &ws.z2,
+        &ws.logits,
         labels,
         n,
         &mut ws.loss,
         &mut ws.correct,
-        &mut ws.dz2,
+        &mut ws.dlogits,
     );
     reduce_metrics(&ws.loss, &ws.correct)
 }
@@ -231,7 +231,11 @@ pub fn backward(p: &Params, x: &[f32], ws: &mut Workspace) {
         if k < out {
             // dH_k = dZ_{k+1} W_{k+1}, dZ_k = dH_k * relu'(Z_k)
             let (below, above) = ws.hidden.split_at_mut(k + 1);
-            let dz_next: &[f32] = if k + 1 == out { &ws.dz2 } else { &above[0].dz };
+            let dz_next: &[f32] = if k + 1 == out {
+                &ws.dlogits
+            } else {
+                &above[0].dz
+            };
             let layer = &mut below[k];
             layer.dh.resize(n * width, 0.0);
             layer.dz.resize(n * width, 0.0);
@@ -244,7 +248,11 @@ pub fn backward(p: &Params, x: &[f32], ws: &mut Workspace) {
             );
             relu_backward(&layer.dh, &layer.z, &mut layer.dz);
         }
-        let dz: &[f32] = if k == out { &ws.dz2 } else { &ws.hidden[k].dz };
+        let dz: &[f32] = if k == out {
+            &ws.dlogits
+        } else {
+            &ws.hidden[k].dz
+        };
         let input = if k == 0 { x } else { &ws.hidden[k - 1].h };
         matmul(
             &mut ws.grads[t[2 * k].range()],
@@ -284,7 +292,7 @@ pub fn evaluate(params: &Params, set: &Dataset) -> Evaluation {
         let s = forward(params, &x, &part.labels, &mut ws);
         loss_sum += s.loss as f64 * part.len() as f64;
         correct += s.correct;
-        for row in ws.z2.chunks_exact(c) {
+        for row in ws.logits.chunks_exact(c) {
             let (arg, m) =
                 row.iter()
                     .enumerate()

@@ -131,7 +131,7 @@ impl GpuBackend {
             8,
             bytemuck::cast_slice(&[sc.adam_step_size, sc.adam_bc2_sqrt]),
         );
-        self.run_stages(&[Stage::Rprop], 1)?;
+        self.run_stages(&[Stage::Optimizer], 1)?;
         self.t += 1;
         Ok(())
     }

@@ -19,10 +19,11 @@ pub const MATMUL_SG_WGSL: &str = include_str!("../../shaders/matmul_sg.wgsl");
 pub const RELU_WGSL: &str = include_str!("../../shaders/relu.wgsl");
 pub const SOFTMAX_XENT_WGSL: &str = include_str!("../../shaders/softmax_xent.wgsl");
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
-pub const RPROP_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
+pub const OPTIMIZER_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
 pub const GRPROP_WGSL: &str = include_str!("../../shaders/grprop.wgsl");
 pub const BATCH_WGSL: &str = include_str!("../../shaders/batch.wgsl");
 pub const TELEMETRY_WGSL: &str = include_str!("../../shaders/telemetry.wgsl");
+pub const BLOCK_Z1_WGSL: &str = include_str!("../../shaders/block_z1.wgsl");
 pub const FIRST_CONSTS_WGSL: &str = include_str!("../../shaders/first_consts.wgsl");
 
 /// How the matrix products are computed.
@@ -105,7 +106,7 @@ pub struct Kernels {
     pub cols_final: wgpu::ComputePipeline,
     pub metrics_partial: wgpu::ComputePipeline,
     pub metrics_final: wgpu::ComputePipeline,
-    pub rprop: wgpu::ComputePipeline,
+    pub optimizer: wgpu::ComputePipeline,
     pub finish: wgpu::ComputePipeline,
     pub grprop_pick: wgpu::ComputePipeline,
     pub grprop_sum: wgpu::ComputePipeline,
@@ -208,7 +209,7 @@ impl Kernels {
         let relu = module(ctx, "relu.wgsl", RELU_WGSL, false)?;
         let sx = module(ctx, "softmax_xent.wgsl", SOFTMAX_XENT_WGSL, false)?;
         let red = module(ctx, "reduce.wgsl", REDUCE_WGSL, false)?;
-        let rp = module(ctx, "optimizer.wgsl", RPROP_WGSL, false)?;
+        let rp = module(ctx, "optimizer.wgsl", OPTIMIZER_WGSL, false)?;
         let gr = module(ctx, "grprop.wgsl", GRPROP_WGSL, false)?;
         let tele = module(ctx, "telemetry.wgsl", TELEMETRY_WGSL, false)?;
         let batch = module(ctx, "batch.wgsl", BATCH_WGSL, false)?;
@@ -218,33 +219,8 @@ impl Kernels {
                 _ => pipeline(ctx, &mm, name).map(Some),
             }
         };
-        let sg = match strategy {
-            Strategy::Texture => {
-                ensure!(
-                    subgroups_of_8(ctx),
-                    "matmul kernel texture needs subgroups of exactly 8 lanes, which GPU adapter \
-                     {:?} does not offer (subgroup sizes {}..={}); use register or tiled",
-                    ctx.info.name,
-                    ctx.info.subgroup_min_size,
-                    ctx.info.subgroup_max_size
-                );
-                Some(module(ctx, "matmul_sg.wgsl", MATMUL_SG_WGSL, true)?)
-            }
-            Strategy::Sparse if subgroups_of_8(ctx) => {
-                Some(module(ctx, "matmul_sg.wgsl", MATMUL_SG_WGSL, true)?)
-            }
-            _ => None,
-        };
-        let (block_z1, first_consts) = match strategy {
-            Strategy::Sparse => {
-                let fc = module(ctx, "first_consts.wgsl", FIRST_CONSTS_WGSL, false)?;
-                (
-                    Some(super::ops::sparse_z1::pipeline(ctx)?),
-                    Some(pipeline(ctx, &fc, "first_layer_consts")?),
-                )
-            }
-            _ => (None, None),
-        };
+        let sg = subgroup_module(ctx, strategy)?;
+        let (block_z1, first_consts) = sparse_pipelines(ctx, strategy)?;
         let tex = |name| -> Result<Option<wgpu::ComputePipeline>> {
             sg.as_ref().map(|m| pipeline(ctx, m, name)).transpose()
         };
@@ -272,7 +248,7 @@ impl Kernels {
             cols_final: pipeline(ctx, &red, "cols_final")?,
             metrics_partial: pipeline(ctx, &red, "metrics_partial")?,
             metrics_final: pipeline(ctx, &red, "metrics_final")?,
-            rprop: pipeline(ctx, &rp, "optimizer")?,
+            optimizer: pipeline(ctx, &rp, "optimizer")?,
             finish: pipeline(ctx, &rp, "finish")?,
             grprop_pick: pipeline(ctx, &gr, "grprop_pick")?,
             grprop_sum: pipeline(ctx, &gr, "grprop_sum")?,
@@ -286,4 +262,65 @@ impl Kernels {
             tele_close: pipeline(ctx, &tele, "close")?,
         })
     }
+}
+
+/// matmul_sg.wgsl, for the texture strategy (which needs subgroups of 8) and the sparse one
+/// (its dW1, where subgroups of 8 exist).
+fn subgroup_module(ctx: &GpuContext, strategy: Strategy) -> Result<Option<wgpu::ShaderModule>> {
+    Ok(match strategy {
+        Strategy::Texture => {
+            ensure!(
+                subgroups_of_8(ctx),
+                "matmul kernel texture needs subgroups of exactly 8 lanes, which GPU adapter \
+                 {:?} does not offer (subgroup sizes {}..={}); use register or tiled",
+                ctx.info.name,
+                ctx.info.subgroup_min_size,
+                ctx.info.subgroup_max_size
+            );
+            Some(module(ctx, "matmul_sg.wgsl", MATMUL_SG_WGSL, true)?)
+        }
+        Strategy::Sparse if subgroups_of_8(ctx) => {
+            Some(module(ctx, "matmul_sg.wgsl", MATMUL_SG_WGSL, true)?)
+        }
+        _ => None,
+    })
+}
+
+/// The sparse strategy's `block_z1` and `first_layer_consts` pipelines.
+fn sparse_pipelines(
+    ctx: &GpuContext,
+    strategy: Strategy,
+) -> Result<(Option<wgpu::ComputePipeline>, Option<wgpu::ComputePipeline>)> {
+    Ok(match strategy {
+        Strategy::Sparse => {
+            let fc = module(ctx, "first_consts.wgsl", FIRST_CONSTS_WGSL, false)?;
+            (
+                Some(block_z1_pipeline(ctx)?),
+                Some(pipeline(ctx, &fc, "first_layer_consts")?),
+            )
+        }
+        _ => (None, None),
+    })
+}
+
+/// The `block_z1` pipeline. Its module keeps naga's bounds checks (the word lists index the
+/// images; the cost was part of what the timing of the strategy measured).
+pub fn block_z1_pipeline(ctx: &GpuContext) -> Result<wgpu::ComputePipeline> {
+    let d = &ctx.device;
+    let m = ctx.scoped("compiling shaders/block_z1.wgsl", || {
+        d.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("block_z1.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(BLOCK_Z1_WGSL.into()),
+        })
+    })?;
+    ctx.scoped("creating pipeline block_z1", || {
+        d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("block_z1"),
+            layout: None,
+            module: &m,
+            entry_point: Some("block_z1"),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    })
 }

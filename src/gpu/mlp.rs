@@ -43,7 +43,7 @@ pub fn forward(plan: &mut Plan, net: Net, p: &Pass, cap: usize) {
                 &lb.z,
                 (p.n, fan_in, width),
                 w,
-                Stage::Z2,
+                Stage::ZLater,
             );
         }
         if let (Some(h), false) = (&lb.h, i == 0 && fused) {
@@ -88,10 +88,10 @@ pub fn backward(plan: &mut Plan, net: Net, p: &Pass) {
                 (&s.grads, &s.scratch),
                 (p.n, fan_in, width),
                 w,
-                Stage::DW2,
+                Stage::DWLater,
             );
         }
-        let stage = if i == 0 { Stage::DB1 } else { Stage::DB2 };
+        let stage = if i == 0 { Stage::DB1 } else { Stage::DBLater };
         reduce::col_sums(plan, k, stage, (dz, width), p, (&s.grads, b));
         if i > 0 {
             let below = &p.layers[i - 1];

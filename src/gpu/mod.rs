@@ -19,6 +19,7 @@ pub mod dump;
 pub mod kernels;
 pub mod mlp;
 pub mod ops;
+mod setup;
 mod telemetry_history;
 pub mod tune;
 
@@ -199,6 +200,63 @@ pub struct GpuContext {
     pub counters: Counters,
 }
 
+/// The device limits to ask for: WebGPU's defaults, lowered where the adapter `have` is
+/// weaker, raised to what `needs` and the kernels ask; fails naming the limit the adapter
+/// (`name`) cannot meet.
+fn limits_for(have: &wgpu::Limits, needs: Needs, name: &str) -> Result<wgpu::Limits> {
+    let mut limits = wgpu::Limits::default().or_worse_values_from(have);
+    let fail = |limit: &str, need: u64, got: u64| {
+        anyhow!(
+            "GPU adapter {name:?} cannot run this: it needs the limit {limit} >= {need} but allows only {got}"
+        )
+    };
+    let need_buffer = needs.buffer.max(needs.binding);
+    if needs.binding > have.max_storage_buffer_binding_size {
+        return Err(fail(
+            "max_storage_buffer_binding_size",
+            needs.binding,
+            have.max_storage_buffer_binding_size,
+        ));
+    }
+    if need_buffer > have.max_buffer_size {
+        return Err(fail("max_buffer_size", need_buffer, have.max_buffer_size));
+    }
+    limits.max_storage_buffer_binding_size =
+        limits.max_storage_buffer_binding_size.max(needs.binding);
+    limits.max_buffer_size = limits.max_buffer_size.max(need_buffer);
+    // The texture strategy keeps a whole image set in one 2D array texture: ask for the
+    // adapter's largest (cost nothing on lavapipe; the set is laid out to fit).
+    limits.max_texture_dimension_2d = have.max_texture_dimension_2d;
+    limits.max_texture_array_layers = have.max_texture_array_layers;
+    for (limit, need, got) in [
+        (
+            "max_storage_buffers_per_shader_stage",
+            kernels::MAX_STORAGE_BINDINGS,
+            have.max_storage_buffers_per_shader_stage,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            256,
+            have.max_compute_invocations_per_workgroup,
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            256,
+            have.max_compute_workgroup_size_x,
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            kernels::WORKGROUP_BYTES,
+            have.max_compute_workgroup_storage_size,
+        ),
+    ] {
+        if need > got {
+            return Err(fail(limit, need as u64, got as u64));
+        }
+    }
+    Ok(limits)
+}
+
 impl GpuContext {
     /// Opens the adapter matching `filter` with the limits `needs` asks for; fails naming the
     /// limit the adapter cannot meet.
@@ -206,59 +264,7 @@ impl GpuContext {
         let instance = instance();
         let adapter = select_adapter(&instance, filter)?;
         let info = adapter.get_info();
-        let have = adapter.limits();
-        // WebGPU defaults, lowered where the adapter is weaker, then raised to what we need.
-        let mut limits = wgpu::Limits::default().or_worse_values_from(&have);
-        let fail = |name: &str, need: u64, have: u64| {
-            anyhow!(
-                "GPU adapter {:?} cannot run this: it needs the limit {name} >= {need} but allows only {have}",
-                info.name
-            )
-        };
-        let need_buffer = needs.buffer.max(needs.binding);
-        if needs.binding > have.max_storage_buffer_binding_size {
-            return Err(fail(
-                "max_storage_buffer_binding_size",
-                needs.binding,
-                have.max_storage_buffer_binding_size,
-            ));
-        }
-        if need_buffer > have.max_buffer_size {
-            return Err(fail("max_buffer_size", need_buffer, have.max_buffer_size));
-        }
-        limits.max_storage_buffer_binding_size =
-            limits.max_storage_buffer_binding_size.max(needs.binding);
-        limits.max_buffer_size = limits.max_buffer_size.max(need_buffer);
-        // The texture strategy keeps a whole image set in one 2D array texture: ask for the
-        // adapter's largest (cost nothing on lavapipe; the set is laid out to fit).
-        limits.max_texture_dimension_2d = have.max_texture_dimension_2d;
-        limits.max_texture_array_layers = have.max_texture_array_layers;
-        for (name, need, got) in [
-            (
-                "max_storage_buffers_per_shader_stage",
-                kernels::MAX_STORAGE_BINDINGS,
-                have.max_storage_buffers_per_shader_stage,
-            ),
-            (
-                "max_compute_invocations_per_workgroup",
-                256,
-                have.max_compute_invocations_per_workgroup,
-            ),
-            (
-                "max_compute_workgroup_size_x",
-                256,
-                have.max_compute_workgroup_size_x,
-            ),
-            (
-                "max_compute_workgroup_storage_size",
-                kernels::WORKGROUP_BYTES,
-                have.max_compute_workgroup_storage_size,
-            ),
-        ] {
-            if need > got {
-                return Err(fail(name, need as u64, got as u64));
-            }
-        }
+        let limits = limits_for(&adapter.limits(), needs, &info.name)?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rprop-lab"),
             // Subgroup operations, where offered, let the texture strategy share one fetch

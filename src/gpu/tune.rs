@@ -155,6 +155,27 @@ pub fn choose_kernels(
         }
         return Kernels::new(ctx, k);
     }
+    let (kernels, report) = time_candidates(ctx, l, s, train)?;
+    if opts.verbose {
+        eprintln!(
+            "matmul kernel: {} (timed on Z1, {} rows: {})",
+            kernels.strategy,
+            TUNE_ROWS.min(train.n),
+            report.join(", ")
+        );
+    }
+    store(&key, kernels.strategy);
+    Ok(kernels)
+}
+
+/// Times Z1 of TUNE_ROWS train rows with each candidate strategy; returns the fastest's
+/// kernels and a note of every candidate's time.
+fn time_candidates(
+    ctx: &mut GpuContext,
+    l: Layout,
+    s: &Shared,
+    train: &Pass,
+) -> Result<(Kernels, Vec<String>)> {
     // Every candidate's plan first, then the timing rounds interleaved (A B C, A B C, ...),
     // best of TUNE_ROUNDS each: a burst of load from another process then slows one round of
     // every candidate rather than all the runs of one, which would pick the wrong strategy
@@ -200,14 +221,5 @@ pub fn choose_kernels(
         .min_by(|a, b| a.2.total_cmp(&b.2))
         .map(|(k, _, secs)| (secs, k));
     let (_, kernels) = best.context("no matmul strategy")?;
-    if opts.verbose {
-        eprintln!(
-            "matmul kernel: {} (timed on Z1, {} rows: {})",
-            kernels.strategy,
-            TUNE_ROWS.min(train.n),
-            report.join(", ")
-        );
-    }
-    store(&key, kernels.strategy);
-    Ok(kernels)
+    Ok((kernels, report))
 }

@@ -13,14 +13,14 @@ use crate::checkpoint::write_atomic;
 
 mod curves;
 mod series;
-mod telemetry;
+mod telemetry_chart;
 
 pub use curves::{
     chart, emptiest_corner, grid, label_digits, log_ticks, sig_digits, zoom_start, ChartOptions,
     Panel, XAxis,
 };
 pub use series::{group_runs, style_of, Group, LineKind};
-pub use telemetry::telemetry_chart;
+pub use telemetry_chart::telemetry_chart;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 pub(crate) const FAMILY: &str = "sans-serif";

@@ -133,7 +133,7 @@ pub fn gather(
 /// After a step over `rows` rows: the cursor moves on, the next step's Adam scalars load.
 pub fn advance(plan: &mut Plan, k: &Kernels, s: &Shared, rows: usize) {
     plan.push(
-        Stage::Rprop,
+        Stage::Optimizer,
         &k.advance,
         (
             bind::A,

@@ -87,7 +87,7 @@ pub fn record(plan: &mut Plan, k: &Kernels, s: &Shared, len: usize, v: Variant, 
                 ..base
             };
             plan.push(
-                Stage::Rprop,
+                Stage::Optimizer,
                 pipeline,
                 (bind::HYP, &p),
                 &res,
@@ -97,7 +97,7 @@ pub fn record(plan: &mut Plan, k: &Kernels, s: &Shared, len: usize, v: Variant, 
         }
     }
     plan.push(
-        Stage::Rprop,
+        Stage::Optimizer,
         &k.grprop_move,
         (bind::HYP, &base),
         &[

@@ -31,23 +31,24 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 /// What a group of dispatches computes, so benches and the debug path can run one stage.
-/// `Z1`/`DW1`/`DB1` are the first layer's (the products over the images); `Z2`/`DW2`/`DB2`
-/// those of every later layer; `DH` the gradient of a hidden layer's output.
+/// `Z1`/`DW1`/`DB1` are the first layer's (the products over the images);
+/// `ZLater`/`DWLater`/`DBLater` those of every later layer; `DH` the gradient of a hidden
+/// layer's output; `Optimizer` the update of every weight (any optimizer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     Gather,
     Z1,
     Relu,
-    Z2,
+    ZLater,
     SoftmaxXent,
     Metrics,
-    DW2,
-    DB2,
+    DWLater,
+    DBLater,
     DH,
     ReluBackward,
     DW1,
     DB1,
-    Rprop,
+    Optimizer,
 }
 
 /// One recorded dispatch: pipeline, its bind group (uniforms included) and grid.

@@ -9,6 +9,17 @@ use crate::gpu::buffers::Shared;
 use crate::gpu::kernels::Kernels;
 use crate::optim::{Hyper, Variant};
 
+/// The bindings of shaders/optimizer.wgsl.
+pub mod bind {
+    pub const W: u32 = 0;
+    pub const G: u32 = 1;
+    pub const STEP: u32 = 2;
+    pub const PREV_GRAD: u32 = 3;
+    pub const PREV_CHANGE: u32 = 4;
+    pub const LOSS: u32 = 5;
+    pub const HYP: u32 = 6;
+}
+
 /// `struct Hyp` of optimizer.wgsl: the variant and its hyper-parameters, with the
 /// `1 - x` terms formed in f64 then rounded, as optim.rs (and torch) form them.
 #[repr(C)]
@@ -62,16 +73,16 @@ impl Hyp {
 /// The update of every weight from the gradients and E_t, then E_{t-1} = E_t.
 pub fn step(plan: &mut Plan, k: &Kernels, s: &Shared, len: usize, variant: Variant, h: &Hyper) {
     plan.push(
-        Stage::Rprop,
-        &k.rprop,
-        (6, &Hyp::new(len, variant, h)),
+        Stage::Optimizer,
+        &k.optimizer,
+        (bind::HYP, &Hyp::new(len, variant, h)),
         &[
-            (0, Res::Buf(&s.params)),
-            (1, Res::Buf(&s.grads)),
-            (2, Res::Buf(&s.step)),
-            (3, Res::Buf(&s.prev_grad)),
-            (4, Res::Buf(&s.prev_change)),
-            (5, Res::Buf(&s.lossbuf)),
+            (bind::W, Res::Buf(&s.params)),
+            (bind::G, Res::Buf(&s.grads)),
+            (bind::STEP, Res::Buf(&s.step)),
+            (bind::PREV_GRAD, Res::Buf(&s.prev_grad)),
+            (bind::PREV_CHANGE, Res::Buf(&s.prev_change)),
+            (bind::LOSS, Res::Buf(&s.lossbuf)),
         ],
         grid(len.div_ceil(256)),
     );
@@ -88,12 +99,12 @@ fn finish(plan: &mut Plan, k: &Kernels, s: &Shared) {
         label: None,
         layout: &k.finish.get_bind_group_layout(0),
         entries: &[wgpu::BindGroupEntry {
-            binding: 5,
+            binding: bind::LOSS,
             resource: s.lossbuf.as_entire_binding(),
         }],
     });
     plan.list.push(super::Dispatch {
-        stage: Stage::Rprop,
+        stage: Stage::Optimizer,
         pipeline: k.finish.clone(),
         bind,
         groups: [1, 1, 1],

@@ -10,7 +10,7 @@
 use anyhow::{ensure, Result};
 use wgpu::util::DeviceExt;
 
-use super::sparse_z1::SparseZ1;
+use super::sparse_z1::{bind, SparseZ1};
 use crate::cpu::sparse::{self, SparseImages};
 use crate::gpu::buffers::blocks::{block_lists, BLOCK_ROWS};
 use crate::gpu::GpuContext;
@@ -112,6 +112,101 @@ pub struct SparseZ1Probe {
     pub hidden: usize,
 }
 
+/// A buffer holding `bytes`.
+fn upload(d: &wgpu::Device, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytes,
+        usage,
+    })
+}
+
+/// An uninitialized buffer of `floats` f32s.
+fn empty(d: &wgpu::Device, label: &str, floats: usize, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    d.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (floats * 4) as u64,
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+/// A bind group of `p` with buffers at their bindings.
+fn bind_group<'a>(
+    d: &wgpu::Device,
+    p: &wgpu::ComputePipeline,
+    extra: Option<wgpu::BindGroupEntry<'a>>,
+    list: &[(u32, &'a wgpu::Buffer)],
+) -> wgpu::BindGroup {
+    let mut e = entries(list);
+    e.extend(extra);
+    d.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &p.get_bind_group_layout(0),
+        entries: &e,
+    })
+}
+
+/// W1ᵀ [inputs, hidden] as the rgba32float texture `sparse_z1_tex` reads.
+fn wt_texture(ctx: &GpuContext, wt: &[f32], hidden: usize, inputs: usize) -> wgpu::TextureView {
+    let tex = ctx.device.create_texture_with_data(
+        &ctx.queue,
+        &wgpu::TextureDescriptor {
+            label: Some("sparse wtt"),
+            size: wgpu::Extent3d {
+                width: (hidden / 4) as u32,
+                height: inputs as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING,
+            view_formats: &[],
+        },
+        wgpu::util::TextureDataOrder::LayerMajor,
+        bytemuck::cast_slice(wt),
+    );
+    tex.create_view(&Default::default())
+}
+
+/// `block_z1`'s bind group: `u` packed in words with its block lists, W1 as vec4s, and the
+/// probe's q, c and z.
+fn block_bind(
+    d: &wgpu::Device,
+    p: &wgpu::ComputePipeline,
+    (u, w1): (&SparseImages, &[f32]),
+    (q, c, z): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+) -> wgpu::BindGroup {
+    let st = wgpu::BufferUsages::STORAGE;
+    let (xs, bstarts, kl) = pack_blocks(u);
+    let xs = upload(
+        d,
+        "block xs",
+        bytemuck::cast_slice(&[&xs[..], &[0]].concat()),
+        st,
+    );
+    let bstarts = upload(d, "block starts", bytemuck::cast_slice(&bstarts), st);
+    let kl = upload(
+        d,
+        "block kl",
+        bytemuck::cast_slice(&[&kl[..], &[0]].concat()),
+        st,
+    );
+    let w4 = upload(d, "block w1", bytemuck::cast_slice(w1), st);
+    let list = [
+        (bind::Q, q),
+        (bind::STARTS, &bstarts),
+        (bind::C, c),
+        (bind::Z, z),
+        (bind::KL, &kl),
+        (bind::XS, &xs),
+        (bind::W4, &w4),
+    ];
+    bind_group(d, p, None, &list)
+}
+
 impl SparseZ1Probe {
     /// Uploads `u`'s nonzeros and W1ᵀ, c from (w1, b1) (W1 [hidden, u.cols]).
     pub fn new(ctx: &GpuContext, u: &SparseImages, w1: &[f32], b1: &[f32]) -> Result<Self> {
@@ -128,13 +223,6 @@ impl SparseZ1Probe {
         let (starts, nz) = pack_entries(u);
         let (wt, c) = sparse::first_layer_consts(w1, b1, inputs);
         let d = &ctx.device;
-        let buf = |label, bytes: &[u8], usage| {
-            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage,
-            })
-        };
         let st = wgpu::BufferUsages::STORAGE;
         let params = SparseZ1 {
             rows: u.rows as u32,
@@ -143,116 +231,35 @@ impl SparseZ1Probe {
             kw: inputs.div_ceil(4) as u32,
             ..SparseZ1::default()
         };
-        let q = buf(
+        let q = upload(
+            d,
             "sparse q",
             bytemuck::bytes_of(&params),
             wgpu::BufferUsages::UNIFORM,
         );
-        let starts = buf("sparse starts", bytemuck::cast_slice(&starts), st);
+        let starts = upload(d, "sparse starts", bytemuck::cast_slice(&starts), st);
         // An empty set still binds a non-empty buffer.
-        let nz = buf(
-            "sparse nz",
-            bytemuck::cast_slice(&[&nz[..], &[0; 4]].concat()),
-            st,
-        );
-        let wt_buf = buf("sparse wt", bytemuck::cast_slice(&wt), st);
-        let c = buf("sparse c", bytemuck::cast_slice(&c), st);
-        let z = d.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("sparse z"),
-            size: (u.rows.max(1) * hidden * 4) as u64,
-            usage: st | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let tex = d.create_texture_with_data(
-            &ctx.queue,
-            &wgpu::TextureDescriptor {
-                label: Some("sparse wtt"),
-                size: wgpu::Extent3d {
-                    width: (hidden / 4) as u32,
-                    height: inputs as u32,
-                    depth_or_array_layers: 1,
-                },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Float,
-                usage: wgpu::TextureUsages::TEXTURE_BINDING,
-                view_formats: &[],
-            },
-            wgpu::util::TextureDataOrder::LayerMajor,
-            bytemuck::cast_slice(&wt),
-        );
-        let view = tex.create_view(&Default::default());
-        let pipe = |entry| pipeline(ctx, entry);
+        let nz = [&nz[..], &[0; 4]].concat();
+        let nz = upload(d, "sparse nz", bytemuck::cast_slice(&nz), st);
+        let wt_buf = upload(d, "sparse wt", bytemuck::cast_slice(&wt), st);
+        let c = upload(d, "sparse c", bytemuck::cast_slice(&c), st);
+        let z_len = u.rows.max(1) * hidden;
+        let z = empty(d, "sparse z", z_len, st | wgpu::BufferUsages::COPY_SRC);
+        let view = wt_texture(ctx, &wt, hidden, inputs);
         let (storage, texp, blockp) = (
-            pipe("sparse_z1")?,
-            pipe("sparse_z1_tex")?,
-            super::sparse_z1::pipeline(ctx)?,
+            pipeline(ctx, "sparse_z1")?,
+            pipeline(ctx, "sparse_z1_tex")?,
+            crate::gpu::kernels::block_z1_pipeline(ctx)?,
         );
-        let (xs, bstarts, kl) = pack_blocks(u);
-        let xs = buf(
-            "block xs",
-            bytemuck::cast_slice(&[&xs[..], &[0]].concat()),
-            st,
-        );
-        let bstarts = buf("block starts", bytemuck::cast_slice(&bstarts), st);
-        let kl = buf(
-            "block kl",
-            bytemuck::cast_slice(&[&kl[..], &[0]].concat()),
-            st,
-        );
-        let w4 = buf("block w1", bytemuck::cast_slice(w1), st);
-        let bind_block = d.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &blockp.get_bind_group_layout(0),
-            entries: &entries(&[
-                (0, &q),
-                (1, &bstarts),
-                (4, &c),
-                (5, &z),
-                (7, &kl),
-                (8, &xs),
-                (9, &w4),
-            ]),
-        });
-        let bind = |p: &wgpu::ComputePipeline, last: wgpu::BindGroupEntry| {
-            let mut e: Vec<wgpu::BindGroupEntry> = [&q, &starts, &nz]
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            e.push(wgpu::BindGroupEntry {
-                binding: 4,
-                resource: c.as_entire_binding(),
-            });
-            e.push(wgpu::BindGroupEntry {
-                binding: 5,
-                resource: z.as_entire_binding(),
-            });
-            e.push(last);
-            d.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &p.get_bind_group_layout(0),
-                entries: &e,
-            })
+        let bind_block = block_bind(d, &blockp, (u, w1), (&q, &c, &z));
+        // The per-nonzero kernels: q, starts, nz at 0..=2, c at 4, z at 5, then W1ᵀ.
+        let common = [(0, &q), (1, &starts), (2, &nz), (4, &c), (5, &z)];
+        let bind_storage = bind_group(d, &storage, None, &[&common[..], &[(3, &wt_buf)]].concat());
+        let tex_entry = wgpu::BindGroupEntry {
+            binding: 6,
+            resource: wgpu::BindingResource::TextureView(&view),
         };
-        let bind_storage = bind(
-            &storage,
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: wt_buf.as_entire_binding(),
-            },
-        );
-        let bind_tex = bind(
-            &texp,
-            wgpu::BindGroupEntry {
-                binding: 6,
-                resource: wgpu::BindingResource::TextureView(&view),
-            },
-        );
+        let bind_tex = bind_group(d, &texp, Some(tex_entry), &common);
         ctx.check()?;
         Ok(SparseZ1Probe {
             storage,
@@ -380,13 +387,6 @@ impl BlockDw1Probe {
         let (starts, wl) = pack_word_blocks(&xs, (kw, group), u.rows, parts);
         let d = &ctx.device;
         let st = wgpu::BufferUsages::STORAGE;
-        let buf = |label, bytes: &[u8], usage| {
-            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage,
-            })
-        };
         let params = SparseZ1 {
             rows: u.rows as u32,
             hidden: hidden as u32,
@@ -395,60 +395,34 @@ impl BlockDw1Probe {
             parts: parts as u32,
             ..SparseZ1::default()
         };
-        let q = buf(
+        let q = upload(
+            d,
             "dw1 q",
             bytemuck::bytes_of(&params),
             wgpu::BufferUsages::UNIFORM,
         );
-        let starts = buf("dw1 starts", bytemuck::cast_slice(&starts), st);
-        let wl = buf(
-            "dw1 wl",
-            bytemuck::cast_slice(&[&wl[..], &[0]].concat()),
-            st,
-        );
-        let xs = buf(
-            "dw1 xs",
-            bytemuck::cast_slice(&[&xs[..], &[0]].concat()),
-            st,
-        );
-        let dzb = buf(
-            "dw1 dz",
-            bytemuck::cast_slice(&[dz, &[0.0; 4]].concat()),
-            st,
-        );
-        let db = buf("dw1 db1", bytemuck::cast_slice(db1), st);
-        let empty = |label, size: usize, usage| {
-            d.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: (size * 4) as u64,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        let part = empty("dw1 parts", parts * inputs * hidden, st);
-        let dw = empty("dw1", hidden * inputs, st | wgpu::BufferUsages::COPY_SRC);
+        let up = |label, bytes: &[u8]| upload(d, label, bytes, st);
+        let starts = up("dw1 starts", bytemuck::cast_slice(&starts));
+        let wl = up("dw1 wl", bytemuck::cast_slice(&[&wl[..], &[0]].concat()));
+        let xs = up("dw1 xs", bytemuck::cast_slice(&[&xs[..], &[0]].concat()));
+        let dzb = up("dw1 dz", bytemuck::cast_slice(&[dz, &[0.0; 4]].concat()));
+        let db = upload(d, "dw1 db1", bytemuck::cast_slice(db1), st);
+        let part = empty(d, "dw1 parts", parts * inputs * hidden, st);
+        let dw = empty(d, "dw1", hidden * inputs, st | wgpu::BufferUsages::COPY_SRC);
         let entry = if wide { "block_dw1_16" } else { "block_dw1" };
         let pipes = [pipeline(ctx, entry)?, pipeline(ctx, "block_dw1_final")?];
-        let bind = |p: &wgpu::ComputePipeline, list: &[(u32, &wgpu::Buffer)]| {
-            d.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &p.get_bind_group_layout(0),
-                entries: &entries(list),
-            })
-        };
+        let sums = [
+            (0, &q),
+            (1, &starts),
+            (8, &xs),
+            (10, &dzb),
+            (11, &wl),
+            (12, &part),
+        ];
+        let last = [(0, &q), (4, &db), (5, &dw), (12, &part)];
         let binds = [
-            bind(
-                &pipes[0],
-                &[
-                    (0, &q),
-                    (1, &starts),
-                    (8, &xs),
-                    (10, &dzb),
-                    (11, &wl),
-                    (12, &part),
-                ],
-            ),
-            bind(&pipes[1], &[(0, &q), (4, &db), (5, &dw), (12, &part)]),
+            bind_group(d, &pipes[0], None, &sums),
+            bind_group(d, &pipes[1], None, &last),
         ];
         ctx.check()?;
         Ok(BlockDw1Probe {

@@ -5,7 +5,6 @@
 //! CPU twin `cpu::sparse::forward_rows`. The ReLU runs after (pointwise::relu); dW1 and the
 //! gathered mini-batches keep the strategy's dense kernels.
 
-use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
 use super::{Plan, Res, Stage};
@@ -13,10 +12,7 @@ use crate::cpu::sparse::SCALE;
 use crate::gpu::buffers::blocks::BLOCK_ROWS;
 use crate::gpu::buffers::{Pass, Shared};
 use crate::gpu::kernels::Kernels;
-use crate::gpu::GpuContext;
 use crate::model::Layout;
-
-pub const BLOCK_Z1_WGSL: &str = include_str!("../../../shaders/block_z1.wgsl");
 
 /// Twin of the WGSL `struct SparseZ1` (shaders/block_z1.wgsl, shaders/sparse_first.wgsl).
 #[repr(C)]
@@ -113,26 +109,4 @@ pub fn forward(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass, ca
         ],
     );
     true
-}
-
-/// The `block_z1` pipeline. Its module keeps naga's bounds checks (the word lists index the
-/// images; the cost was part of what the timing of the strategy measured).
-pub fn pipeline(ctx: &GpuContext) -> Result<wgpu::ComputePipeline> {
-    let d = &ctx.device;
-    let m = ctx.scoped("compiling shaders/block_z1.wgsl", || {
-        d.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("block_z1.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(BLOCK_Z1_WGSL.into()),
-        })
-    })?;
-    ctx.scoped("creating pipeline block_z1", || {
-        d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("block_z1"),
-            layout: None,
-            module: &m,
-            entry_point: Some("block_z1"),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    })
 }

@@ -104,7 +104,7 @@ fn per_tensor(
             ..base
         };
         plan.push(
-            Stage::Rprop,
+            Stage::Optimizer,
             pipe,
             (bind::P, &p),
             bufs,
@@ -148,7 +148,7 @@ pub fn close_epoch(
     ];
     per_tensor(plan, &k.tele_steps, l, base, &bufs);
     plan.push(
-        Stage::Rprop,
+        Stage::Optimizer,
         &k.tele_close,
         (bind::P, &base),
         &[
