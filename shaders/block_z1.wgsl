@@ -24,11 +24,11 @@ struct SparseZ1 {
 
 @group(0) @binding(0) var<uniform> q: SparseZ1;
 @group(0) @binding(1) var<storage, read> starts: array<u32>;
-@group(0) @binding(4) var<storage, read> c: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> z: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> kl: array<u32>;
-@group(0) @binding(8) var<storage, read> xs: array<u32>;
-@group(0) @binding(9) var<storage, read> w4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> c: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> z: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> kl: array<u32>;
+@group(0) @binding(5) var<storage, read> xs: array<u32>;
+@group(0) @binding(6) var<storage, read> w4: array<vec4<f32>>;
 
 fn px(w: u32) -> vec4<f32> {
     return vec4<f32>(unpack4xU8(w));

@@ -90,7 +90,7 @@ fn sparse_z1_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
     store(n, b, acc);
 }
 
-@group(0) @binding(8) var<storage, read> xs: array<u32>;
+@group(0) @binding(7) var<storage, read> xs: array<u32>;
 
 fn px(w: u32) -> vec4<f32> {
     return vec4<f32>(unpack4xU8(w));
@@ -105,9 +105,9 @@ fn px(w: u32) -> vec4<f32> {
 // inputs) with db1 in `c` (b = -1 is written into the kernel).
 // Grid (block_dw1): x = blocks of 128 hidden units (8 invocations of 16), y = words, z =
 // parts. Grid (block_dw1_final): x = words (64 per group), y = hidden units.
-@group(0) @binding(10) var<storage, read> dz: array<vec4<f32>>;
-@group(0) @binding(11) var<storage, read> wl: array<u32>;
-@group(0) @binding(12) var<storage, read_write> part: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> dz: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> wl: array<u32>;
+@group(0) @binding(10) var<storage, read_write> part: array<vec4<f32>>;
 
 @compute @workgroup_size(8)
 fn block_dw1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {

@@ -414,12 +414,12 @@ impl BlockDw1Probe {
         let sums = [
             (0, &q),
             (1, &starts),
-            (8, &xs),
-            (10, &dzb),
-            (11, &wl),
-            (12, &part),
+            (7, &xs),
+            (8, &dzb),
+            (9, &wl),
+            (10, &part),
         ];
-        let last = [(0, &q), (4, &db), (5, &dw), (12, &part)];
+        let last = [(0, &q), (4, &db), (5, &dw), (10, &part)];
         let binds = [
             bind_group(d, &pipes[0], None, &sums),
             bind_group(d, &pipes[1], None, &last),

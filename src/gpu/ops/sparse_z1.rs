@@ -28,16 +28,15 @@ pub struct SparseZ1 {
     pub _pad: [u32; 3],
 }
 
-/// The bindings of shaders/block_z1.wgsl (the probes of shaders/sparse_first.wgsl share
-/// them).
+/// The bindings of shaders/block_z1.wgsl.
 pub mod bind {
     pub const Q: u32 = 0;
     pub const STARTS: u32 = 1;
-    pub const C: u32 = 4;
-    pub const Z: u32 = 5;
-    pub const KL: u32 = 7;
-    pub const XS: u32 = 8;
-    pub const W4: u32 = 9;
+    pub const C: u32 = 2;
+    pub const Z: u32 = 3;
+    pub const KL: u32 = 4;
+    pub const XS: u32 = 5;
+    pub const W4: u32 = 6;
 }
 
 /// The bindings of shaders/first_consts.wgsl.
