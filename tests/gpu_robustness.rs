@@ -1,4 +1,4 @@
-//! The GPU backend's part of robustness: its optimizer state survives a save and a
+//! The GPU backend's part of robustness: every optimizer's state survives a save and a
 //! `--resume` exactly (bit-identical to an uninterrupted GPU run).
 //!
 //! Without an adapter these are reported as ignored (failed when a GPU is required:
@@ -6,49 +6,65 @@
 
 mod common;
 
+use rprop_lab::optim::Variant;
+
+/// Every registered optimizer the GPU runs ([`Variant::runs_on_gpu`]): a run stopped and
+/// resumed ends bit-identical to one run straight through.
 fn gpu_resume_is_bit_identical() {
     let d = tempfile::tempdir().unwrap();
-    let (a, b) = (d.path().join("a"), d.path().join("b"));
-    let base = [
-        "train",
-        "--config",
-        "configs/irprop-plus.json",
-        "--train-set-size",
-        "1500",
-        "--train-batch-size",
-        "1500",
-        "--eval-set-size",
-        "300",
-        "--eval-batch-size",
-        "300",
-        "--backend",
-        "gpu",
-        "-q",
-    ];
-    let with = |extra: &[&str]| -> Vec<String> {
-        base.iter().chain(extra).map(|s| s.to_string()).collect()
-    };
-    let args = with(&["--epochs", "12", "--out", a.to_str().unwrap()]);
-    common::ok(&common::run(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
-    let args = with(&["--epochs", "5", "--out", b.to_str().unwrap()]);
-    common::ok(&common::run(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
-    // The run's own backend (gpu) is taken from its metrics.
-    common::ok(&common::run(&[
-        "train",
-        "--resume",
-        b.to_str().unwrap(),
-        "--epochs",
-        "12",
-        "-q",
-    ]));
-    common::assert_same_checkpoints(&a, &b);
-    let m = rprop_lab::metrics::Metrics::load(&b.join("metrics.json")).unwrap();
-    assert!(m.backend.starts_with("gpu"), "{}", m.backend);
-    assert_eq!(m.epochs.len(), 12);
+    let on_gpu = Variant::ALL.iter().filter(|v| v.runs_on_gpu());
+    assert!(
+        on_gpu.clone().count() >= 10,
+        "the GPU runs every per-weight optimizer"
+    );
+    for v in on_gpu {
+        let (a, b) = (
+            d.path().join(format!("{v}-a")),
+            d.path().join(format!("{v}-b")),
+        );
+        let config = format!("configs/{v}.json");
+        let train = |out: &std::path::Path, epochs: &str| {
+            common::ok(&common::run(&[
+                "train",
+                "--config",
+                &config,
+                "--train-set-size",
+                "600",
+                "--train-batch-size",
+                "600",
+                "--eval-set-size",
+                "200",
+                "--eval-batch-size",
+                "200",
+                "--hidden",
+                "32",
+                "--backend",
+                "gpu",
+                "-q",
+                "--no-test",
+                "--epochs",
+                epochs,
+                "--out",
+                out.to_str().unwrap(),
+            ]));
+        };
+        train(&a, "6");
+        train(&b, "3");
+        // The run's own backend (gpu) is taken from its metrics.
+        common::ok(&common::run(&[
+            "train",
+            "--resume",
+            b.to_str().unwrap(),
+            "--epochs",
+            "6",
+            "-q",
+            "--no-test",
+        ]));
+        common::assert_same_checkpoints(&a, &b);
+        let m = rprop_lab::metrics::Metrics::load(&b.join("metrics.json")).unwrap();
+        assert!(m.backend.starts_with("gpu"), "{v}: {}", m.backend);
+        assert_eq!(m.epochs.len(), 6, "{v}");
+    }
 }
 
 fn verify_prints_every_tensor_and_passes() {
@@ -206,7 +222,7 @@ fn lost_device_is_a_clear_error_and_keeps_saved_files() {
 fn unknown_adapter_is_a_clear_error() {
     use rprop_lab::gpu::{GpuBackend, GpuOptions};
     use rprop_lab::model::{Layout, Params};
-    use rprop_lab::optim::{Hyper, Variant};
+    use rprop_lab::optim::Hyper;
     let set = rprop_lab::data::Dataset {
         images: (0..10 * 784).map(|i| (i % 251) as u8).collect(),
         labels: (0..10).map(|i| i as u8).collect(),
