@@ -159,6 +159,7 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
     if layers.len() < 2 {
         bail!("missing tensor `fc{}.weight`", layers.len() + 1);
     }
+    refuse_others(&st, layers.len())?;
     let shapes = || {
         layers
             .iter()
@@ -197,6 +198,30 @@ pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params>
         }
     }
     Ok(p)
+}
+
+/// Refuses a weights file's tensors beyond its `layers` layers: an orphan (`fc3.bias`
+/// without `fc3.weight`) or any other tensor, which loading would drop without a word.
+fn refuse_others(st: &SafeTensors, layers: usize) -> Result<()> {
+    let known = |name: &str| {
+        (1..=layers).any(|k| name == format!("fc{k}.weight") || name == format!("fc{k}.bias"))
+    };
+    let mut names: Vec<&str> = st.names();
+    names.sort_unstable();
+    if let Some(name) = names.into_iter().find(|n| !known(n)) {
+        match name.strip_suffix(".bias") {
+            Some(layer) if layer.starts_with("fc") => bail!(
+                "tensor `{}` has no `{}.weight` (an orphan; a weights file holds fc1 to fc{layers})",
+                crate::limits::cut(name),
+                crate::limits::cut(layer)
+            ),
+            _ => bail!(
+                "unexpected tensor `{}` (a weights file holds only fc1 to fc{layers}'s weight and bias)",
+                crate::limits::cut(name)
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a header (already parsed by the safetensors crate, so well-formed) naming a
@@ -261,17 +286,28 @@ pub fn load_with_meta(
     Ok((params, meta))
 }
 
-/// Saves an optimizer state (step sizes, previous gradients, previous changes as flat f32
-/// tensors in the parameter layout; the previous loss and the epoch as exact metadata).
+/// Saves an optimizer state (its slots as flat f32 tensors in the parameter layout, under
+/// generic names: see [`save_state_tmp`]; the previous loss and the epoch as exact
+/// metadata).
 pub fn save_state(path: &Path, state: &OptimState, epoch: usize) -> Result<()> {
     let tmp = save_state_tmp(path, state, epoch, None, &[])?;
     fsio::commit_tmps(&[(tmp, path.to_path_buf())])
 }
 
+/// The tensor names of the three state slots in a file saved by `optimizer` (its metadata):
+/// the registry's [`crate::optim::Spec::slots`] ("" for a slot it leaves alone, which is
+/// not saved), or the generic names ([`OptimState::SLOTS`]) when the optimizer is unknown.
+pub fn slot_names(optimizer: Option<&str>) -> [&'static str; 3] {
+    optimizer
+        .and_then(|o| o.parse::<crate::optim::Variant>().ok())
+        .map_or(OptimState::SLOTS, |v| v.spec().slots)
+}
+
 /// [`save_state`] into the temp sibling of `path`, with the weights the state goes with
 /// (flat, tensor `weights`: the state file is then a save's one commit point) and extra
 /// metadata (the optimizer, the weights' fingerprint, the config);
-/// [`fsio::commit_tmps`] puts it in place.
+/// [`fsio::commit_tmps`] puts it in place. The slots are named for what the optimizer
+/// named in `extra` keeps there ([`slot_names`]: Adam's `exp_avg`, ...).
 pub fn save_state_tmp(
     path: &Path,
     state: &OptimState,
@@ -279,17 +315,15 @@ pub fn save_state_tmp(
     weights: Option<&[f32]>,
     extra: &[(&str, String)],
 ) -> Result<PathBuf> {
-    let n = state.step.len();
-    let [step, prev_grad, prev_change] = OptimState::SLOTS;
-    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![
-        (step, vec![n], &state.step),
-        (prev_grad, vec![state.prev_grad.len()], &state.prev_grad),
-        (
-            prev_change,
-            vec![state.prev_change.len()],
-            &state.prev_change,
-        ),
-    ];
+    let optimizer = extra.iter().find(|(k, _)| *k == "optimizer");
+    let names = slot_names(optimizer.map(|(_, o)| o.as_str()));
+    let slots = [&state.step, &state.prev_grad, &state.prev_change];
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = names
+        .iter()
+        .zip(slots)
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, v)| (*name, vec![v.len()], &v[..]))
+        .collect();
     if let Some(w) = weights {
         tensors.push(("weights", vec![w.len()], w));
     }
@@ -384,9 +418,52 @@ fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(OptimState, usize)> {
     let epoch: usize = field("epoch")?
         .parse()
         .map_err(|_| anyhow!("bad metadata `epoch`"))?;
-    // Any length for L-BFGS's tensors (empty before its first iteration, `ro` one a pair).
-    let get_any = |name: &str, len: Option<usize>| -> Result<Vec<f32>> {
-        let t = st
+    let t = match info.get("t") {
+        Some(t) => t.parse().map_err(|_| anyhow!("bad metadata `t`"))?,
+        None => epoch as u64,
+    };
+    let reader = StateReader {
+        st: &st,
+        len,
+        read: Default::default(),
+    };
+    let [step, prev_grad, prev_change] = reader.slots(info.get("optimizer").map(String::as_str))?;
+    let lbfgs = match info.contains_key("lbfgs_pairs") {
+        true => {
+            let field = |k: &str| info.get(k).cloned();
+            Some(crate::optim::lbfgs::State::load(field, |k| {
+                let v = reader.get(k, None)?;
+                let ok = v.is_empty() || v.len() == len || k == "lbfgs.ro";
+                ok.then_some(v)
+                    .ok_or_else(|| anyhow!("tensor `{k}` is not [{len}]"))
+            })?)
+        }
+        false => None,
+    };
+    reader.refuse_unread()?;
+    let state = OptimState {
+        step,
+        prev_grad,
+        prev_change,
+        prev_loss,
+        t,
+        lbfgs,
+    };
+    Ok((state, epoch))
+}
+
+/// Reads a state file's tensors, remembering which it read: any other is refused.
+struct StateReader<'a> {
+    st: &'a SafeTensors<'a>,
+    len: usize,
+    read: std::cell::RefCell<Vec<String>>,
+}
+
+impl StateReader<'_> {
+    /// Tensor `name`, F32 of `len` values (any 1-D length for `None`: L-BFGS's history).
+    fn get(&self, name: &str, len: Option<usize>) -> Result<Vec<f32>> {
+        let t = self
+            .st
             .tensor(name)
             .map_err(|_| anyhow!("missing tensor `{name}`"))?;
         let ok = match len {
@@ -401,36 +478,46 @@ fn state_from_bytes(bytes: &[u8], len: usize) -> Result<(OptimState, usize)> {
                 t.shape()
             );
         }
-        Ok(t.data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    };
-    let get = |name: &str| get_any(name, Some(len));
-    let lbfgs = match info.contains_key("lbfgs_pairs") {
-        true => {
-            let field = |k: &str| info.get(k).cloned();
-            Some(crate::optim::lbfgs::State::load(field, |k| {
-                let v = get_any(k, None)?;
-                let ok = v.is_empty() || v.len() == len || k == "lbfgs.ro";
-                ok.then_some(v)
-                    .ok_or_else(|| anyhow!("tensor `{k}` is not [{len}]"))
-            })?)
+        self.read.borrow_mut().push(name.to_string());
+        Ok(floats(t.data()).collect())
+    }
+
+    /// The three slots of a file saved by `optimizer`, by their names ([`slot_names`]) or,
+    /// in files saved before the slots had them, by the generic ones; a slot the optimizer
+    /// leaves alone is zero when the file does not hold it.
+    fn slots(&self, optimizer: Option<&str>) -> Result<[Vec<f32>; 3]> {
+        let names = slot_names(optimizer);
+        let mut out: [Vec<f32>; 3] = Default::default();
+        for (i, slot) in out.iter_mut().enumerate() {
+            let generic = OptimState::SLOTS[i];
+            let has = |n: &str| !n.is_empty() && self.st.tensor(n).is_ok();
+            *slot = if has(names[i]) {
+                self.get(names[i], Some(self.len))?
+            } else if has(generic) {
+                self.get(generic, Some(self.len))?
+            } else if names[i].is_empty() {
+                vec![0.0; self.len]
+            } else {
+                bail!("missing tensor `{}`", names[i]);
+            };
         }
-        false => None,
-    };
-    Ok((
-        OptimState {
-            step: get(OptimState::SLOTS[0])?,
-            prev_grad: get(OptimState::SLOTS[1])?,
-            prev_change: get(OptimState::SLOTS[2])?,
-            prev_loss,
-            t: match info.get("t") {
-                Some(t) => t.parse().map_err(|_| anyhow!("bad metadata `t`"))?,
-                None => epoch as u64,
-            },
-            lbfgs,
-        },
-        epoch,
-    ))
+        Ok(out)
+    }
+
+    /// Refuses a tensor the state does not hold (the weights are read by the caller).
+    fn refuse_unread(&self) -> Result<()> {
+        let read = self.read.borrow();
+        let mut names: Vec<&str> = self.st.names();
+        names.sort_unstable();
+        if let Some(n) = names
+            .into_iter()
+            .find(|n| *n != "weights" && !read.iter().any(|r| r == n))
+        {
+            bail!(
+                "unexpected tensor `{}` (not part of this optimizer's state)",
+                crate::limits::cut(n)
+            );
+        }
+        Ok(())
+    }
 }

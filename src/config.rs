@@ -1,5 +1,10 @@
 //! Run configuration: the report's JSON keys, checked key by key so every error names the
 //! key (and the file). Command-line overrides go through the same setter as the file.
+//!
+//! Every key is written once: the run's own keys in the [`run_keys!`] tables below (field,
+//! type, default, help, parse and check), the optimizers' settings in
+//! [`crate::optim::settings`]. The struct, `--help`, the setter, the checks and config.json
+//! all read those tables.
 
 use std::path::Path;
 
@@ -12,113 +17,251 @@ use crate::model::{Layout, MAX_HIDDEN};
 use crate::optim::settings::setting;
 use crate::optim::{Hyper, Variant, SETTINGS};
 
-/// The run's own keys (the optimizer's settings follow, from [`SETTINGS`]): the key, the
-/// value's name on the command line, and its help text.
-pub const RUN_KEYS: [(&str, &str, &str); 9] = [
-    (
-        "criterion",
-        "NAME",
-        "Loss function (only \"cross_entropy\")",
-    ),
-    ("optimizer", "NAME", "The optimizer"),
-    (
-        "epochs",
-        "N",
-        "Number of epochs, one pass over the train set each [report: 50]",
-    ),
-    (
-        "train_set_size",
-        "N",
-        "Training images: the first N learning images [report: 50000]",
-    ),
-    (
-        "train_batch_size",
-        "N",
-        "Mini-batch size [report: = train-set-size, full batch]",
-    ),
-    (
-        "eval_set_size",
-        "N",
-        "Eval images: the next N learning images [report: 10000]",
-    ),
-    ("eval_batch_size", "N", "Must equal eval-set-size"),
-    (
-        "seed",
-        "N",
-        "Seed of the weight initialization [default: 0]",
-    ),
-    (
-        "hidden",
-        "SIZES",
-        "Hidden layer sizes, e.g. 200,150,100 [default: 128]",
-    ),
-];
+/// One run key of [`RUN_KEYS`] or [`RECORDED`].
+pub struct RunKey {
+    /// The config key; the command-line option is its kebab-case spelling.
+    pub key: &'static str,
+    /// The value's name on the command line.
+    pub value: &'static str,
+    /// What `--help` says of it.
+    pub help: &'static str,
+    /// Its value as config.json writes it (None: left out, a recorded setting not set).
+    pub get: fn(&Config) -> Option<Value>,
+    pub set: fn(&mut Config, &Value) -> Result<()>,
+    /// Its own range check (checks across keys: [`Config::validate`]).
+    pub check: fn(&Config) -> Result<(), String>,
+}
 
-/// Every key a config may hold, in the order they are written back.
+/// A run key's type: read from JSON with its type checked, written back.
+trait RunValue: Sized {
+    fn from_json(v: &Value) -> Result<Self>;
+    fn to_json(&self) -> Option<Value>;
+}
+
+impl RunValue for String {
+    fn from_json(v: &Value) -> Result<String> {
+        as_str(v).map(str::to_string)
+    }
+    fn to_json(&self) -> Option<Value> {
+        Some(self.clone().into())
+    }
+}
+
+impl RunValue for usize {
+    fn from_json(v: &Value) -> Result<usize> {
+        as_usize(v)
+    }
+    fn to_json(&self) -> Option<Value> {
+        Some((*self).into())
+    }
+}
+
+impl RunValue for u64 {
+    fn from_json(v: &Value) -> Result<u64> {
+        as_u64(v)
+    }
+    fn to_json(&self) -> Option<Value> {
+        Some((*self).into())
+    }
+}
+
+impl RunValue for Vec<usize> {
+    fn from_json(v: &Value) -> Result<Vec<usize>> {
+        v.as_array()
+            .ok_or_else(|| {
+                anyhow!(
+                    "expected a list of layer sizes such as [128], got {}",
+                    show(v)
+                )
+            })?
+            .iter()
+            .map(as_usize)
+            .collect()
+    }
+    fn to_json(&self) -> Option<Value> {
+        Some(serde_json::json!(self))
+    }
+}
+
+impl RunValue for Variant {
+    fn from_json(v: &Value) -> Result<Variant> {
+        let name = as_str(v)?;
+        name.parse::<Variant>().map_err(|e: String| {
+            // The parser's message echoes the name; cut it.
+            anyhow!("{}", e.replace(name, &cut(name)))
+        })
+    }
+    fn to_json(&self) -> Option<Value> {
+        Some(self.name().into())
+    }
+}
+
+impl RunValue for Option<String> {
+    fn from_json(v: &Value) -> Result<Option<String>> {
+        as_str(v).map(|s| Some(s.to_string()))
+    }
+    fn to_json(&self) -> Option<Value> {
+        self.clone().map(Value::String)
+    }
+}
+
+/// Declares a struct of run keys and its table: per key its doc (the `--help` text), field,
+/// type, default, value name on the command line, and optionally its parser (else the
+/// type's) and its range check. `$at` reaches the struct from a [`Config`].
+macro_rules! run_keys {
+    (
+        $(#[doc = $sdoc:literal])* struct $name:ident { $($extra:ident: $extra_ty:ty),* }
+        table $table:ident at $at:expr, $at_mut:expr;
+        $( $(#[doc = $doc:literal])+ $field:ident: $ty:ty = $default:expr, $value:literal
+           $(, parse $parse:expr)? $(, check $check:expr)?; )*
+    ) => {
+        $(#[doc = $sdoc])*
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $name {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+            $( pub $extra: $extra_ty, )*
+        }
+
+        impl $name {
+            /// Every key at its default.
+            fn with_defaults($($extra: $extra_ty),*) -> $name {
+                $name { $( $field: $default, )* $( $extra, )* }
+            }
+        }
+
+        /// The keys of the struct, in the order config.json writes them.
+        pub const $table: &[RunKey] = &[ $( RunKey {
+            key: stringify!($field),
+            value: $value,
+            help: concat!($($doc),+),
+            get: |c| RunValue::to_json(&($at)(c).$field),
+            set: |c, v| {
+                ($at_mut)(c).$field = run_keys!(@parse $ty $(, $parse)?)(v)?;
+                Ok(())
+            },
+            check: |c| run_keys!(@check $ty $(, $check)?)(&($at)(c).$field),
+        }, )* ];
+    };
+    (@parse $ty:ty) => { <$ty as RunValue>::from_json };
+    (@parse $ty:ty, $parse:expr) => { $parse };
+    (@check $ty:ty) => { |_: &$ty| Ok(()) };
+    (@check $ty:ty, $check:expr) => { $check };
+}
+
+run_keys! {
+    /// A run's settings: its own keys ([`RUN_KEYS`]), the optimizer's settings and where it
+    /// ran.
+    struct Config { hyper: Hyper, run: RunSettings }
+    table RUN_KEYS at this, this_mut;
+    /// Loss function (only "cross_entropy")
+    criterion: String = "cross_entropy".into(), "NAME", check |c: &String| {
+        (c == "cross_entropy")
+            .then_some(())
+            .ok_or_else(|| format!("{:?} is not supported (only \"cross_entropy\")", cut(c)))
+    };
+    /// The optimizer
+    optimizer: Variant = Variant::IrpropPlus, "NAME";
+    /// Number of epochs, one pass over the train set each
+    epochs: usize = 50, "N", check |&n: &usize| in_range(n, 1, 1_000_000);
+    /// Training images: the first N learning images
+    train_set_size: usize = 50_000, "N", check |&n: &usize| in_range(n, 1, MAX_LEARN);
+    /// Mini-batch size [default: = train-set-size, full batch]
+    train_batch_size: usize = 50_000, "N";
+    /// Eval images: the next N learning images
+    eval_set_size: usize = 10_000, "N", check |&n: &usize| in_range(n, 1, MAX_LEARN);
+    /// Must equal eval-set-size [default: = eval-set-size]
+    eval_batch_size: usize = 10_000, "N";
+    /// Seed of the weight initialization
+    seed: u64 = 0, "N";
+    /// Hidden layer sizes, e.g. 200,150,100
+    hidden: Vec<usize> = vec![128], "SIZES", check |h: &Vec<usize>| {
+        let ok = !h.is_empty() && h.len() <= MAX_HIDDEN && h.iter().all(|&x| (1..=65_536).contains(&x));
+        ok.then_some(()).ok_or_else(|| format!(
+            "must list 1 to {MAX_HIDDEN} layer sizes in 1..=65536, got {}",
+            cut(&format!("{h:?}"))
+        ))
+    };
+}
+
+run_keys! {
+    /// Where a run ran and which matmul strategies it used: config.json records them, so a
+    /// rerun (`train --config RUN/config.json`), `--resume` and `verify` run the same
+    /// arithmetic. Command-line options still win over them. None = chosen as for a new run.
+    struct RunSettings {}
+    table RECORDED at run_of, run_of_mut;
+    /// "cpu" or "gpu"
+    backend: Option<String> = None, "NAME", parse |v| one_of(v, &["cpu", "gpu"]).map(Some);
+    /// The GPU adapter's name (matched as `--adapter`)
+    adapter: Option<String> = None, "NAME";
+    /// The GPU matmul strategy (`--matmul-kernel`)
+    matmul_kernel: Option<String> = None, "NAME", parse |v| {
+        let k = as_str(v)?.parse::<crate::gpu::Strategy>().map_err(anyhow::Error::msg)?;
+        anyhow::Ok(Some(k.name().to_string()))
+    };
+    /// The CPU backend's first-layer products, "dense" or "sparse" (`--cpu-matmul`)
+    cpu_matmul: Option<String> = None, "NAME", parse |v| one_of(v, &["dense", "sparse"]).map(Some);
+}
+
+impl Eq for RunSettings {}
+
+impl Default for RunSettings {
+    fn default() -> RunSettings {
+        RunSettings::with_defaults()
+    }
+}
+
+// Where each table's struct sits in a [`Config`] (fns: a closure cannot return a borrow of
+// its argument).
+fn this(c: &Config) -> &Config {
+    c
+}
+fn this_mut(c: &mut Config) -> &mut Config {
+    c
+}
+fn run_of(c: &Config) -> &RunSettings {
+    &c.run
+}
+fn run_of_mut(c: &mut Config) -> &mut RunSettings {
+    &mut c.run
+}
+
+/// Every key a config may hold for some optimizer (the run keys, then every optimizer's
+/// settings); the command line's overrides.
 pub static KEYS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
     RUN_KEYS
         .iter()
-        .map(|k| k.0)
+        .map(|k| k.key)
         .chain(SETTINGS.iter().map(|s| s.key))
         .collect()
 });
 
 /// The keys config.json records about where and how a run ran ([`RunSettings`]).
-pub const RECORDED_KEYS: [&str; 4] = ["backend", "adapter", "matmul_kernel", "cpu_matmul"];
-
-/// Where a run ran and which matmul strategies it used: config.json records them, so a
-/// rerun (`train --config RUN/config.json`), `--resume` and `verify` run the same
-/// arithmetic. Command-line options still win over them. None = chosen as for a new run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunSettings {
-    /// "cpu" or "gpu".
-    pub backend: Option<String>,
-    /// The GPU adapter's name (matched as `--adapter`).
-    pub adapter: Option<String>,
-    /// The GPU matmul strategy (`--matmul-kernel`).
-    pub matmul_kernel: Option<String>,
-    /// The CPU backend's first-layer products, "dense" or "sparse" (`--cpu-matmul`).
-    pub cpu_matmul: Option<String>,
-}
+pub static RECORDED_KEYS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| RECORDED.iter().map(|k| k.key).collect());
 
 /// Largest set the learning images can supply (MNIST's 60,000); checked again against the
 /// real data once it is loaded.
 pub const MAX_LEARN: usize = 60_000;
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    /// Only "cross_entropy" (mean softmax cross-entropy) is supported.
-    pub criterion: String,
-    pub optimizer: Variant,
-    pub epochs: usize,
-    pub train_set_size: usize,
-    pub train_batch_size: usize,
-    pub eval_set_size: usize,
-    pub eval_batch_size: usize,
-    pub seed: u64,
-    /// The optimizer's settings (keys of [`SETTINGS`]).
-    pub hyper: Hyper,
-    /// Hidden layer sizes [128].
-    pub hidden: Vec<usize>,
-    /// Where and how the run ran (recorded, not a hyper-parameter).
-    pub run: RunSettings,
+/// `n` in `lo..=hi`, or the error saying so.
+fn in_range(n: usize, lo: usize, hi: usize) -> Result<(), String> {
+    (lo..=hi)
+        .contains(&n)
+        .then_some(())
+        .ok_or_else(|| format!("must be {lo}..={hi}, got {n}"))
+}
+
+/// The run key named `key` (a run key or a recorded one).
+pub fn run_key(key: &str) -> Option<&'static RunKey> {
+    RUN_KEYS.iter().chain(RECORDED).find(|k| k.key == key)
 }
 
 impl Config {
     /// The report's settings for one optimizer, with its own defaults.
     pub fn report(optimizer: Variant) -> Config {
         Config {
-            criterion: "cross_entropy".into(),
             optimizer,
-            epochs: 50,
-            train_set_size: 50_000,
-            train_batch_size: 50_000,
-            eval_set_size: 10_000,
-            eval_batch_size: 10_000,
-            seed: 0,
-            hyper: optimizer.defaults(),
-            hidden: vec![128],
-            run: RunSettings::default(),
+            ..Config::with_defaults(optimizer.defaults(), RunSettings::default())
         }
     }
 
@@ -165,8 +308,10 @@ impl Config {
         let optimizer = map
             .get("optimizer")
             .ok_or_else(|| anyhow!("missing key `optimizer`"))?;
-        let mut cfg = Config::report(parse_optimizer(optimizer).context("key `optimizer`")?);
-        cfg.set_all(&map)?;
+        let mut cfg = Config::report(Variant::from_json(optimizer).context("key `optimizer`")?);
+        for (k, v) in &map {
+            cfg.set(k, v)?;
+        }
         // A set size without a batch size means full batch, as in the report's settings.
         if !map.contains_key("train_batch_size") {
             cfg.train_batch_size = cfg.train_set_size;
@@ -189,52 +334,21 @@ impl Config {
         Config::parse(&text).with_context(|| format!("{}", path.display()))
     }
 
-    fn set_all(&mut self, map: &Map<String, Value>) -> Result<()> {
-        for (k, v) in map {
-            self.set(k, v)?;
-        }
-        Ok(())
-    }
-
     /// Sets one key from a JSON value, checking its type.
     pub fn set(&mut self, key: &str, v: &Value) -> Result<()> {
-        let r = match key {
-            "criterion" => as_str(v).map(|s| self.criterion = s.to_string()),
-            "optimizer" => parse_optimizer(v).map(|o| self.set_optimizer(o)),
-            "epochs" => as_usize(v).map(|x| self.epochs = x),
-            "train_set_size" => as_usize(v).map(|x| self.train_set_size = x),
-            "train_batch_size" => as_usize(v).map(|x| self.train_batch_size = x),
-            "eval_set_size" => as_usize(v).map(|x| self.eval_set_size = x),
-            "eval_batch_size" => as_usize(v).map(|x| self.eval_batch_size = x),
-            "seed" => as_u64(v).map(|x| self.seed = x),
-            "hidden" => v
-                .as_array()
-                .ok_or_else(|| {
-                    anyhow!(
-                        "expected a list of layer sizes such as [128], got {}",
-                        show(v)
-                    )
-                })
-                .and_then(|a| a.iter().map(as_usize).collect::<Result<Vec<_>>>())
-                .map(|x| self.hidden = x),
-            "backend" => one_of(v, &["cpu", "gpu"]).map(|s| self.run.backend = Some(s)),
-            "adapter" => as_str(v).map(|s| self.run.adapter = Some(s.to_string())),
-            "matmul_kernel" => as_str(v)
-                .and_then(|s| {
-                    s.parse::<crate::gpu::Strategy>()
-                        .map_err(anyhow::Error::msg)
-                })
-                .map(|k| self.run.matmul_kernel = Some(k.name().to_string())),
-            "cpu_matmul" => one_of(v, &["dense", "sparse"]).map(|s| self.run.cpu_matmul = Some(s)),
-            _ => match setting(key) {
-                Some(s) => (s.set)(&mut self.hyper, v),
-                None => bail!(
-                    "unknown key `{}` (known keys: {}, {})",
-                    cut(key),
-                    KEYS.join(", "),
-                    RECORDED_KEYS.join(", ")
-                ),
-            },
+        let r = if key == "optimizer" {
+            Variant::from_json(v).map(|o| self.set_optimizer(o))
+        } else if let Some(k) = run_key(key) {
+            (k.set)(self, v)
+        } else if let Some(s) = setting(key) {
+            (s.set)(&mut self.hyper, v)
+        } else {
+            bail!(
+                "unknown key `{}` (known keys: {}, {})",
+                cut(key),
+                KEYS.join(", "),
+                RECORDED_KEYS.join(", ")
+            )
         };
         r.with_context(|| format!("key `{}`", cut(key)))
     }
@@ -278,79 +392,66 @@ impl Config {
 
     /// Checks values that are well-typed but make no sense; errors name the key.
     pub fn validate(&self) -> Result<()> {
-        let key_err = |key: &str, msg: String| Err(anyhow!("key `{key}`: {msg}"));
-        if self.criterion != "cross_entropy" {
-            return key_err(
-                "criterion",
-                format!(
-                    "{:?} is not supported (only \"cross_entropy\")",
-                    cut(&self.criterion)
-                ),
+        for k in RUN_KEYS {
+            (k.check)(self).map_err(|e| anyhow!("key `{}`: {e}", k.key))?;
+        }
+        self.check_sets()?;
+        self.hyper.validate()?;
+        self.check_settings_read()
+    }
+
+    /// The checks across the set and batch sizes.
+    fn check_sets(&self) -> Result<()> {
+        let (train, eval) = (self.train_set_size, self.eval_set_size);
+        if train + eval > MAX_LEARN {
+            bail!(
+                "key `eval_set_size`: train_set_size + eval_set_size = {} exceeds the {MAX_LEARN} learning images",
+                train + eval
             );
         }
-        if self.epochs == 0 || self.epochs > 1_000_000 {
-            return key_err(
-                "epochs",
-                format!("must be 1..=1000000, got {}", self.epochs),
+        if self.train_batch_size == 0 || self.train_batch_size > train {
+            bail!(
+                "key `train_batch_size`: must be 1..=train_set_size ({train}), got {}",
+                self.train_batch_size
             );
         }
-        for (key, size) in [
-            ("train_set_size", self.train_set_size),
-            ("eval_set_size", self.eval_set_size),
-        ] {
-            if size == 0 || size > MAX_LEARN {
-                return key_err(key, format!("must be 1..={MAX_LEARN}, got {size}"));
-            }
-        }
-        if self.train_set_size + self.eval_set_size > MAX_LEARN {
-            return key_err(
-                "eval_set_size",
-                format!(
-                    "train_set_size + eval_set_size = {} exceeds the {MAX_LEARN} learning images",
-                    self.train_set_size + self.eval_set_size
-                ),
-            );
-        }
-        if self.train_batch_size == 0 || self.train_batch_size > self.train_set_size {
-            return key_err(
-                "train_batch_size",
-                format!(
-                    "must be 1..=train_set_size ({}), got {}",
-                    self.train_set_size, self.train_batch_size
-                ),
-            );
-        }
-        if self.eval_batch_size != self.eval_set_size {
-            return key_err(
-                "eval_batch_size",
-                format!(
-                    "{} differs from the set size {}; the eval pass is one batch",
-                    self.eval_batch_size, self.eval_set_size
-                ),
-            );
-        }
-        if self.hidden.is_empty()
-            || self.hidden.len() > MAX_HIDDEN
-            || self.hidden.iter().any(|&h| h == 0 || h > 65_536)
-        {
-            return key_err(
-                "hidden",
-                format!(
-                    "must list 1 to {MAX_HIDDEN} layer sizes in 1..=65536, got {}",
-                    cut(&format!("{:?}", self.hidden))
-                ),
+        if self.eval_batch_size != eval {
+            bail!(
+                "key `eval_batch_size`: {} differs from the set size {eval}; the eval pass is one batch",
+                self.eval_batch_size
             );
         }
         if self.optimizer.traits().full_batch_only && self.minibatch() {
-            return key_err(
-                "train_batch_size",
-                format!(
-                    "{} runs full batch only; drop train_batch_size or set it to train_set_size ({})",
-                    self.optimizer, self.train_set_size
-                ),
+            bail!(
+                "key `train_batch_size`: {} runs full batch only; drop train_batch_size or set it to train_set_size ({train})",
+                self.optimizer
             );
         }
-        self.hyper.validate()?;
+        Ok(())
+    }
+
+    /// Refuses a setting the optimizer does not read, set away from its default: it would
+    /// be ignored without a word (`weight_decay` with lbfgs, `momentum` with Rprop). A key
+    /// at its default is accepted, so configs that list every key still load.
+    fn check_settings_read(&self) -> Result<()> {
+        let (v, defaults) = (self.optimizer, self.optimizer.defaults());
+        for s in SETTINGS.iter().filter(|s| !v.spec().keys.contains(&s.key)) {
+            let (x, d) = ((s.get)(&self.hyper), (s.get)(&defaults));
+            if x != d {
+                let users: Vec<&str> = Variant::ALL
+                    .iter()
+                    .filter(|u| u.spec().keys.contains(&s.key))
+                    .map(|u| u.name())
+                    .collect();
+                bail!(
+                    "key `{}`: {v} does not read it, so {} would be ignored; drop the key or leave it at {} (it is read by {})",
+                    s.key,
+                    show(&x),
+                    show(&d),
+                    users.join(", ")
+                );
+            }
+        }
         Ok(())
     }
 
@@ -397,48 +498,26 @@ impl Config {
         Ok(())
     }
 
-    /// The config as JSON (the same keys a config file holds), saved beside each run.
+    /// The config as JSON, as config.json holds it: the run keys, the chosen optimizer's
+    /// settings (not every optimizer's) and the recorded settings that are set.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
-        let run: [(&str, Value); 9] = [
-            ("criterion", self.criterion.clone().into()),
-            ("optimizer", self.optimizer.name().into()),
-            ("epochs", self.epochs.into()),
-            ("train_set_size", self.train_set_size.into()),
-            ("train_batch_size", self.train_batch_size.into()),
-            ("eval_set_size", self.eval_set_size.into()),
-            ("eval_batch_size", self.eval_batch_size.into()),
-            ("seed", self.seed.into()),
-            ("hidden", serde_json::json!(self.hidden)),
-        ];
-        for (k, v) in run {
-            m.insert(k.to_string(), v);
+        for k in RUN_KEYS {
+            if let Some(v) = (k.get)(self) {
+                m.insert(k.key.to_string(), v);
+            }
         }
-        for s in SETTINGS {
+        let keys = self.optimizer.spec().keys;
+        for s in SETTINGS.iter().filter(|s| keys.contains(&s.key)) {
             m.insert(s.key.to_string(), (s.get)(&self.hyper));
         }
-        let run = &self.run;
-        let recorded = [
-            ("backend", &run.backend),
-            ("adapter", &run.adapter),
-            ("matmul_kernel", &run.matmul_kernel),
-            ("cpu_matmul", &run.cpu_matmul),
-        ];
-        for (key, value) in recorded {
-            if let Some(s) = value {
-                m.insert(key.to_string(), Value::String(s.clone()));
+        for k in RECORDED {
+            if let Some(v) = (k.get)(self) {
+                m.insert(k.key.to_string(), v);
             }
         }
         Value::Object(m)
     }
-}
-
-fn parse_optimizer(v: &Value) -> Result<Variant> {
-    let name = as_str(v)?;
-    name.parse::<Variant>().map_err(|e: String| {
-        // The parser's message echoes the name; cut it.
-        anyhow!("{}", e.replace(name, &cut(name)))
-    })
 }
 
 /// A JSON value as cut text for an error line.

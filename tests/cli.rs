@@ -34,11 +34,9 @@ const SMALL: [&str; 10] = [
     "cpu",
 ];
 
-#[test]
-fn train_writes_outputs_and_test_scores_them() {
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("run");
-    let out_s = out.to_str().unwrap();
+/// Trains irprop-plus for 12 epochs on 1000 images into `d/run`; returns the folder.
+fn small_run(d: &Path) -> std::path::PathBuf {
+    let out = d.join("run");
     let mut args = vec![
         "train",
         "--config",
@@ -47,9 +45,16 @@ fn train_writes_outputs_and_test_scores_them() {
         "12",
     ];
     args.extend(SMALL);
-    args.extend(["--out", out_s, "--quiet"]);
+    args.extend(["--out", out.to_str().unwrap(), "--quiet"]);
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+#[test]
+fn train_writes_checkpoints_metrics_and_its_config() {
+    let d = tempfile::tempdir().unwrap();
+    let out = small_run(d.path());
     for f in [
         "best.safetensors",
         "last.safetensors",
@@ -72,6 +77,15 @@ fn train_writes_outputs_and_test_scores_them() {
         m.epochs[11].train_loss < m.epochs[0].train_loss,
         "loss goes down"
     );
+    // The saved config holds the overrides.
+    let cfg = rprop_lab::config::Config::load(&out.join("config.json")).unwrap();
+    assert_eq!((cfg.epochs, cfg.train_set_size), (12, 1000));
+}
+
+#[test]
+fn metrics_csv_has_the_metrics_then_telemetry_per_layer() {
+    let d = tempfile::tempdir().unwrap();
+    let out = small_run(d.path());
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 13);
     // The metrics, the gradient evaluations, then five telemetry columns per layer.
@@ -83,12 +97,12 @@ fn train_writes_outputs_and_test_scores_them() {
         "{header}"
     );
     assert_eq!(header.split(',').count(), 7 + 2 * 5);
-    // The saved config holds the overrides.
-    let cfg = rprop_lab::config::Config::load(&out.join("config.json")).unwrap();
-    assert_eq!((cfg.epochs, cfg.train_set_size), (12, 1000));
+}
 
-    // The tester reads the best weights and agrees with the library's evaluation.
-    let best_w = out.join("best.safetensors");
+#[test]
+fn test_scores_the_best_weights_as_the_library_does() {
+    let d = tempfile::tempdir().unwrap();
+    let best_w = small_run(d.path()).join("best.safetensors");
     let o = run(&["test", "--weights", best_w.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
@@ -108,9 +122,16 @@ fn train_writes_outputs_and_test_scores_them() {
         ev.stats.accuracy() > 0.6,
         "12 epochs on 1000 images learn something"
     );
+}
 
-    // --init-weights continues from saved weights: the first epoch's train loss is the loss
-    // of those weights, lower than the fresh init's.
+#[test]
+fn init_weights_continue_from_saved_weights() {
+    let d = tempfile::tempdir().unwrap();
+    let first = small_run(d.path());
+    let m = Metrics::load(&first.join("metrics.json")).unwrap();
+    // The first epoch's train loss is the loss of those weights, lower than the fresh
+    // init's.
+    let best_w = first.join("best.safetensors");
     let out2 = d.path().join("run2");
     let mut args = vec!["train", "--optimizer", "rprop-minus", "--epochs", "1"];
     args.extend(SMALL);
@@ -169,31 +190,56 @@ fn help_lists_commands_and_overrides() {
     }
 }
 
-#[test]
-fn bad_inputs_give_one_clear_error_line() {
-    let d = tempfile::tempdir().unwrap();
-    let dp = d.path();
-    let out = dp.join("out");
-    let out_s = out.to_str().unwrap();
-
-    // Missing data dir.
-    let o = run(&[
+/// `train` of rprop-plus on `data` (a tiny subset when `small`) into `out`.
+fn train_on(data: &Path, out: &Path, small: bool) -> Output {
+    let mut args = vec![
         "train",
         "--optimizer",
         "rprop-plus",
         "--data-dir",
-        "/no/such/mnist",
+        data.to_str().unwrap(),
         "--out",
-        out_s,
-    ]);
-    assert_clear_error(&o, "/no/such/mnist");
+        out.to_str().unwrap(),
+    ];
+    if small {
+        args.extend([
+            "--train-set-size",
+            "40",
+            "--train-batch-size",
+            "40",
+            "--eval-set-size",
+            "10",
+            "--eval-batch-size",
+            "10",
+        ]);
+    }
+    run(&args)
+}
 
-    // Truncated gzip.
-    let broken = dp.join("broken");
+#[test]
+fn a_missing_data_folder_is_named_and_nothing_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let o = train_on(Path::new("/no/such/mnist"), &out, false);
+    assert_clear_error(&o, "/no/such/mnist");
+    assert!(!out.join("best.safetensors").exists());
+}
+
+/// A data folder whose training images are cut to a third.
+fn truncated_data(d: &Path) -> std::path::PathBuf {
+    let broken = d.join("broken");
     common::write_dataset(&broken, 50, 10, 28);
     let f = broken.join("train-images-idx3-ubyte.gz");
     let bytes = std::fs::read(&f).unwrap();
     std::fs::write(&f, &bytes[..bytes.len() / 3]).unwrap();
+    broken
+}
+
+#[test]
+fn a_missing_weights_file_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let broken = truncated_data(d.path());
+    // The test set is intact, so this fails on the weights, not the data.
     let o = run(&[
         "test",
         "--weights",
@@ -201,29 +247,21 @@ fn bad_inputs_give_one_clear_error_line() {
         "--data-dir",
         broken.to_str().unwrap(),
     ]);
-    // (the test set is intact, so this fails on the weights, not the data)
     assert_clear_error(&o, "x.safetensors");
-    let o = run(&[
-        "train",
-        "--optimizer",
-        "rprop-plus",
-        "--data-dir",
-        broken.to_str().unwrap(),
-        "--train-set-size",
-        "40",
-        "--train-batch-size",
-        "40",
-        "--eval-set-size",
-        "10",
-        "--eval-batch-size",
-        "10",
-        "--out",
-        out_s,
-    ]);
-    assert_clear_error(&o, "train-images-idx3-ubyte.gz");
+}
 
-    // Wrong magic.
-    let wrong = dp.join("wrong");
+#[test]
+fn a_truncated_gzip_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let broken = truncated_data(d.path());
+    let o = train_on(&broken, &d.path().join("out"), true);
+    assert_clear_error(&o, "train-images-idx3-ubyte.gz");
+}
+
+#[test]
+fn an_idx_file_with_the_wrong_magic_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let wrong = d.path().join("wrong");
     common::write_dataset(&wrong, 50, 10, 28);
     std::fs::write(
         wrong.join("t10k-images-idx3-ubyte.gz"),
@@ -231,7 +269,7 @@ fn bad_inputs_give_one_clear_error_line() {
     )
     .unwrap();
     let p = rprop_lab::model::Params::init(rprop_lab::model::Layout::MNIST, 0);
-    let w = dp.join("w.safetensors");
+    let w = d.path().join("w.safetensors");
     rprop_lab::checkpoint::save(&w, &p, &[]).unwrap();
     let o = run(&[
         "test",
@@ -241,54 +279,123 @@ fn bad_inputs_give_one_clear_error_line() {
         wrong.to_str().unwrap(),
     ]);
     assert_clear_error(&o, "t10k-images-idx3-ubyte.gz");
+}
 
-    // Malformed config, unknown key, unknown optimizer, bad override.
-    let cfg = dp.join("c.json");
-    std::fs::write(&cfg, "{\"optimizer\": ").unwrap();
-    assert_clear_error(
-        &run(&["train", "--config", cfg.to_str().unwrap()]),
-        "c.json",
-    );
-    std::fs::write(&cfg, r#"{"optimizer": "rprop-plus", "lr_decay": 0.9}"#).unwrap();
-    assert_clear_error(
-        &run(&["train", "--config", cfg.to_str().unwrap()]),
-        "momentum",
-    );
+/// `train --config` of a config file holding `text`.
+fn train_config(d: &Path, text: &str) -> Output {
+    let cfg = d.join("c.json");
+    std::fs::write(&cfg, text).unwrap();
+    run(&["train", "--config", cfg.to_str().unwrap()])
+}
+
+#[test]
+fn a_malformed_config_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    assert_clear_error(&train_config(d.path(), "{\"optimizer\": "), "c.json");
+}
+
+#[test]
+fn an_unknown_config_key_is_named_with_its_file() {
+    let d = tempfile::tempdir().unwrap();
+    let o = train_config(d.path(), r#"{"optimizer": "rprop-plus", "lr_decay": 0.9}"#);
+    assert_clear_error(&o, "unknown key `lr_decay`");
+    assert!(stderr(&o).contains("c.json"), "{}", stderr(&o));
+    // The known keys follow, so the user sees what to write instead.
+    assert!(stderr(&o).contains("learning_rate"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unknown_optimizer_is_named() {
     assert_clear_error(&run(&["train", "--optimizer", "adamw"]), "adamw");
-    assert_clear_error(
-        &run(&[
-            "train",
-            "--config",
-            "configs/rprop-plus.json",
-            "--epochs",
-            "many",
-        ]),
-        "epochs",
-    );
-    assert_clear_error(
-        &run(&[
-            "train",
-            "--config",
-            "configs/rprop-plus.json",
-            "--train-batch-size",
-            "0",
-        ]),
-        "train_batch_size",
-    );
+}
 
-    // Unreadable / wrong-shaped weights.
+#[test]
+fn a_non_numeric_override_names_its_key() {
+    let o = run(&[
+        "train",
+        "--config",
+        "configs/rprop-plus.json",
+        "--epochs",
+        "many",
+    ]);
+    assert_clear_error(&o, "epochs");
+}
+
+#[test]
+fn a_zero_batch_size_names_its_key() {
+    let o = run(&[
+        "train",
+        "--config",
+        "configs/rprop-plus.json",
+        "--train-batch-size",
+        "0",
+    ]);
+    assert_clear_error(&o, "train_batch_size");
+}
+
+#[test]
+fn a_setting_the_optimizer_ignores_is_refused_naming_it() {
+    let o = run(&["train", "--optimizer", "lbfgs", "--weight-decay", "0.01"]);
+    assert_clear_error(&o, "key `weight_decay`: lbfgs does not read it");
+    let o = run(&["train", "--optimizer", "irprop-plus", "--momentum", "0.9"]);
+    assert_clear_error(&o, "key `momentum`: irprop-plus does not read it");
+}
+
+#[test]
+fn an_unreadable_weights_file_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let w = d.path().join("w.safetensors");
     std::fs::write(&w, b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
     assert_clear_error(
         &run(&["test", "--weights", w.to_str().unwrap()]),
         "w.safetensors",
     );
+}
+
+#[test]
+fn weights_of_another_shape_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let w = d.path().join("w.safetensors");
     let small = rprop_lab::model::Params::init(rprop_lab::model::Layout::new(784, 16, 3), 0);
     rprop_lab::checkpoint::save(&w, &small, &[]).unwrap();
     assert_clear_error(
         &run(&["test", "--weights", w.to_str().unwrap()]),
         "w.safetensors",
     );
-    assert!(!Path::new(out_s).join("best.safetensors").exists());
+}
+
+/// The MNIST network's weights as safetensors tensors, plus `extra` (name, values).
+fn weights_with(extra: &[(&str, Vec<f32>)]) -> Vec<u8> {
+    let p = rprop_lab::model::Params::init(rprop_lab::model::Layout::MNIST, 0);
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = p
+        .layout
+        .tensors()
+        .iter()
+        .map(|t| (t.name, t.dims().to_vec(), &p.data[t.range()]))
+        .collect();
+    tensors.extend(extra.iter().map(|(n, v)| (*n, vec![v.len()], &v[..])));
+    rprop_lab::checkpoint::serialize(&tensors, &[])
+}
+
+#[test]
+fn a_weights_file_with_an_orphan_bias_is_refused_naming_file_and_tensor() {
+    let d = tempfile::tempdir().unwrap();
+    let w = d.path().join("orphan.safetensors");
+    std::fs::write(&w, weights_with(&[("fc3.bias", vec![0.5; 10])])).unwrap();
+    let o = run(&["test", "--weights", w.to_str().unwrap()]);
+    assert_clear_error(
+        &o,
+        "orphan.safetensors: tensor `fc3.bias` has no `fc3.weight`",
+    );
+}
+
+#[test]
+fn a_weights_file_with_an_unknown_tensor_is_refused_naming_file_and_tensor() {
+    let d = tempfile::tempdir().unwrap();
+    let w = d.path().join("extra.safetensors");
+    std::fs::write(&w, weights_with(&[("running_mean", vec![0.0; 4])])).unwrap();
+    let o = run(&["test", "--weights", w.to_str().unwrap()]);
+    assert_clear_error(&o, "extra.safetensors: unexpected tensor `running_mean`");
 }
 
 #[test]
@@ -349,7 +456,11 @@ fn mini_batches_train_reproducibly_on_the_cpu() {
         ],
     );
     assert!(e.status.success(), "{}", stderr(&e));
-    // Rprop on mini-batches is allowed, with a warning.
+}
+
+#[test]
+fn rprop_on_mini_batches_runs_with_a_warning() {
+    let d = tempfile::tempdir().unwrap();
     let r = run(&[
         "train",
         "--optimizer",

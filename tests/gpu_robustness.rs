@@ -1,4 +1,4 @@
-//! The GPU backend's part of robustness: its optimizer state survives a save and a
+//! The GPU backend's part of robustness: every optimizer's state survives a save and a
 //! `--resume` exactly (bit-identical to an uninterrupted GPU run).
 //!
 //! Without an adapter these are reported as ignored (failed when a GPU is required:
@@ -6,6 +6,9 @@
 
 mod common;
 
+use rprop_lab::optim::Variant;
+
+/// Through the binary, for the report's iRprop+: `--resume` of a GPU run.
 fn gpu_resume_is_bit_identical() {
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (d.path().join("a"), d.path().join("b"));
@@ -49,6 +52,91 @@ fn gpu_resume_is_bit_identical() {
     let m = rprop_lab::metrics::Metrics::load(&b.join("metrics.json")).unwrap();
     assert!(m.backend.starts_with("gpu"), "{}", m.backend);
     assert_eq!(m.epochs.len(), 12);
+}
+
+/// Every registered optimizer the GPU runs ([`Variant::runs_on_gpu`]): a run stopped at
+/// epoch 3, saved, read back from its files and resumed ends bit-identical to one run
+/// straight through. In process, on one backend (`restart`), so the loop costs one GPU
+/// set-up rather than three per optimizer.
+fn every_gpu_optimizer_resumes_bit_identically() {
+    use rprop_lab::checkpoint;
+    use rprop_lab::model::{Layout, Params};
+    use rprop_lab::optim::OptimState;
+    use rprop_lab::trainer::{self, RunOptions, Start};
+    let learn = rprop_lab::data::load(&common::mnist_dir(), rprop_lab::data::Part::Learn).unwrap();
+    let (train, eval) = rprop_lab::data::split(&learn, 600, 200).unwrap();
+    let layout = Layout::new(784, 32, 10);
+    let fresh = |v: Variant, cfg: &rprop_lab::config::Config| {
+        let p = Params::init(layout, cfg.seed);
+        let s = OptimState::for_variant(p.data.len(), v, &cfg.hyper);
+        (p, s)
+    };
+    let mut backend: Option<rprop_lab::gpu::GpuBackend> = None;
+    let d = tempfile::tempdir().unwrap();
+    let on_gpu: Vec<Variant> = Variant::ALL
+        .iter()
+        .copied()
+        .filter(|v| v.runs_on_gpu())
+        .collect();
+    assert!(
+        on_gpu.len() >= 10,
+        "the GPU runs every per-weight optimizer"
+    );
+    for v in on_gpu {
+        let path = format!("{}/configs/{v}.json", env!("CARGO_MANIFEST_DIR"));
+        let mut cfg = rprop_lab::config::Config::load(std::path::Path::new(&path)).unwrap();
+        (cfg.train_set_size, cfg.train_batch_size) = (600, 600);
+        (cfg.eval_set_size, cfg.eval_batch_size, cfg.hidden) = (200, 200, vec![32]);
+        let (p, s) = fresh(v, &cfg);
+        let b = match backend.as_mut() {
+            Some(b) => {
+                b.restart(p, s, v, cfg.hyper).unwrap();
+                b
+            }
+            None => backend.insert(
+                rprop_lab::gpu::GpuBackend::with_state(
+                    &train,
+                    &eval,
+                    p,
+                    s,
+                    v,
+                    cfg.hyper,
+                    &Default::default(),
+                )
+                .unwrap(),
+            ),
+        };
+        let opts = |dir: &std::path::Path| RunOptions {
+            out_dir: dir.to_path_buf(),
+            quiet: true,
+            progress: None,
+            data_dir: None,
+            save_every: None,
+            replace: None,
+            budget_evals: None,
+        };
+        let (a, bdir) = (
+            d.path().join(format!("{v}-a")),
+            d.path().join(format!("{v}-b")),
+        );
+        cfg.epochs = 6;
+        trainer::train(b, &cfg, &opts(&a), Start::default()).unwrap();
+        let (p, s) = fresh(v, &cfg);
+        b.restart(p, s, v, cfg.hyper).unwrap();
+        cfg.epochs = 3;
+        trainer::train(b, &cfg, &opts(&bdir), Start::default()).unwrap();
+        // What `--resume` reads: the state file (with the weights) and the metrics.
+        let (start, state, _) = Start::resume(&bdir, layout.total()).unwrap();
+        let file = checkpoint::load_state_full(&bdir.join(trainer::STATE), layout.total());
+        let data = file.unwrap().3.expect("the state file holds the weights");
+        b.restart(Params { layout, data }, state, v, cfg.hyper)
+            .unwrap();
+        cfg.epochs = 6;
+        trainer::train(b, &cfg, &opts(&bdir), start).unwrap();
+        // Names the optimizer whose check follows (the check's panic does not).
+        eprintln!("resumed {v} on the GPU");
+        common::assert_same_checkpoints(&a, &bdir);
+    }
 }
 
 fn verify_prints_every_tensor_and_passes() {
@@ -206,7 +294,7 @@ fn lost_device_is_a_clear_error_and_keeps_saved_files() {
 fn unknown_adapter_is_a_clear_error() {
     use rprop_lab::gpu::{GpuBackend, GpuOptions};
     use rprop_lab::model::{Layout, Params};
-    use rprop_lab::optim::{Hyper, Variant};
+    use rprop_lab::optim::Hyper;
     let set = rprop_lab::data::Dataset {
         images: (0..10 * 784).map(|i| (i % 251) as u8).collect(),
         labels: (0..10).map(|i| i as u8).collect(),
@@ -234,6 +322,10 @@ fn main() {
     common::gpu::main_with(
         &[
             ("gpu_resume_is_bit_identical", gpu_resume_is_bit_identical),
+            (
+                "every_gpu_optimizer_resumes_bit_identically",
+                every_gpu_optimizer_resumes_bit_identically,
+            ),
             (
                 "verify_prints_every_tensor_and_passes",
                 verify_prints_every_tensor_and_passes,

@@ -31,6 +31,38 @@ fn names_and_wgsl_cases_are_unique() {
     }
 }
 
+#[test]
+fn state_slots_have_distinct_names_and_unnamed_slots_start_at_zero() {
+    for v in Variant::ALL {
+        let named: Vec<&str> = v
+            .spec()
+            .slots
+            .iter()
+            .copied()
+            .filter(|n| !n.is_empty())
+            .collect();
+        let unique: HashSet<&str> = named.iter().copied().collect();
+        assert_eq!(unique.len(), named.len(), "{v}: two slots share a name");
+        for n in &named {
+            assert!(
+                *n != "weights" && !n.starts_with("lbfgs."),
+                "{v}: {n} is taken"
+            );
+        }
+        // An unnamed slot is not saved: a resume must find it where a fresh run starts it.
+        let fresh = rprop_lab::optim::OptimState::for_variant(3, *v, &v.defaults());
+        let slots = [&fresh.step, &fresh.prev_grad, &fresh.prev_change];
+        for (name, slot) in v.spec().slots.iter().zip(slots) {
+            if name.is_empty() {
+                assert!(
+                    slot.iter().all(|&x| x == 0.0),
+                    "{v}: an unnamed slot starts at {slot:?}"
+                );
+            }
+        }
+    }
+}
+
 /// The dispatch's cases, as `case Nu: { NAME(...` lines of shaders/optimizer.wgsl.
 fn wgsl_cases() -> Vec<(u32, String)> {
     let text = std::fs::read_to_string(repo("shaders/optimizer.wgsl")).unwrap();

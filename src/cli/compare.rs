@@ -20,6 +20,25 @@ use crate::trainer::{self, Interrupted, RunOptions, Start};
 /// eval set size, batch size, and the shuffle seed (mini-batches only).
 type BatchPlan = (usize, usize, usize, u64);
 
+/// What the runs of a comparison share: the data they train, eval and test on.
+struct Inputs {
+    data_dir: PathBuf,
+    learn: data::Dataset,
+    test: data::Dataset,
+    mnist: bool,
+}
+
+/// How the runs went: their rows and metrics, the failed ones, and why the comparison
+/// stopped early (Ctrl-C), if it did.
+#[derive(Default)]
+struct Outcome {
+    rows: Vec<compare::ResultRow>,
+    runs: Vec<(String, crate::metrics::Metrics)>,
+    failed: Vec<String>,
+    stopped: Option<String>,
+    backend_name: String,
+}
+
 pub(super) fn compare(args: CompareArgs) -> Result<()> {
     if args.overrides.get("optimizer").is_some() {
         bail!("--optimizer cannot be used with compare: each config names its optimizer");
@@ -27,19 +46,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
     if args.seeds.is_some() && args.overrides.get("seed").is_some() {
         bail!("--seed and --seeds cannot both be given: --seeds sets each run's seed");
     }
-    let paths = if args.configs.is_empty() {
-        Variant::report_set()
-            .iter()
-            .map(|v| {
-                let rel = PathBuf::from("configs").join(format!("{}.json", v.name()));
-                super::data_dir::bundled_file(&rel)
-            })
-            .collect()
-    } else {
-        // From any folder, and `configs/*.json` when the shell left it unexpanded.
-        super::data_dir::find_configs(&args.configs)?
-    };
-    let configs = paths
+    let configs = config_paths(&args)?
         .iter()
         .map(|p| Ok((p.clone(), args.overrides.resolve(Some(p))?)))
         .collect::<Result<Vec<_>>>()?;
@@ -67,132 +74,165 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             Ok(lock)
         })
         .collect::<Result<Vec<_>>>()?;
+    let mnist = data::is_mnist(&learn);
+    let inputs = Inputs {
+        data_dir,
+        learn,
+        test,
+        mnist,
+    };
+    let outcome = run_all(&args, &jobs, &inputs)?;
+    finish(&args, &inputs, jobs.len(), outcome)
+}
+
+/// The configs to compare: those given (from any folder, and `configs/*.json` when the
+/// shell left it unexpanded), or the bundled configs of the report's four.
+fn config_paths(args: &CompareArgs) -> Result<Vec<PathBuf>> {
+    if !args.configs.is_empty() {
+        return super::data_dir::find_configs(&args.configs);
+    }
+    Ok(Variant::report_set()
+        .iter()
+        .map(|v| {
+            let rel = PathBuf::from("configs").join(format!("{}.json", v.name()));
+            super::data_dir::bundled_file(&rel)
+        })
+        .collect())
+}
+
+/// The names of the runs from the `k`-th on, for the line that says what was not run.
+fn not_run(jobs: &[compare::Job], k: usize, seeds: bool) -> String {
+    match jobs.get(k..).filter(|rest| !rest.is_empty()) {
+        Some(rest) => rest
+            .iter()
+            .map(|j| run_name(j, seeds))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "none".into(),
+    }
+}
+
+/// Runs every job in turn, each into its folder; stops at Ctrl-C, goes on past a failure.
+fn run_all(args: &CompareArgs, jobs: &[compare::Job], inputs: &Inputs) -> Result<Outcome> {
     let outs = jobs
         .iter()
         .map(|job| trainer::out_dir_for(&crate::run_folder::resolve(&job.dir)?, args.force))
         .collect::<Result<Vec<_>>>()?;
-    let mnist = data::is_mnist(&learn);
     let total = jobs.iter().map(|j| j.config.epochs).sum();
     let bar = trainer::progress(total, args.quiet);
     trainer::install_interrupt_handler();
-    let mut rows = Vec::new();
-    let mut runs = Vec::new();
-    let mut failed: Vec<String> = Vec::new();
-    let mut stopped: Option<String> = None;
-    let mut backend_name = String::new();
+    let seeds = args.seeds.is_some();
+    let mut o = Outcome::default();
     // One backend for consecutive runs on the same sets: the data is uploaded (and the GPU
     // pipelines built) once.
     let mut shared: Option<(BatchPlan, Box<dyn Backend>)> = None;
     for (k, (job, (out_dir, replace))) in jobs.iter().zip(outs).enumerate() {
-        let name = run_name(job, args.seeds.is_some());
-        let not_run = || {
-            jobs[k..]
-                .iter()
-                .map(|j| run_name(j, args.seeds.is_some()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let name = run_name(job, seeds);
         // Ctrl-C between runs stops before the next one starts.
         if trainer::INTERRUPTED.load(Ordering::SeqCst) {
-            stopped = Some(format!(
-                "interrupted before run {name}; not run: {}",
-                not_run()
-            ));
+            let rest = not_run(jobs, k, seeds);
+            o.stopped = Some(format!("interrupted before run {name}; not run: {rest}"));
             break;
         }
-        let cfg = &job.config;
         let opts = RunOptions {
-            out_dir: out_dir.clone(),
+            out_dir,
             quiet: args.quiet,
             progress: Some(bar.clone()),
-            data_dir: Some(data_dir.clone()),
+            data_dir: Some(inputs.data_dir.clone()),
             save_every: None,
             replace,
             budget_evals: args.budget_evals,
         };
-        match run_job(&args, &learn, &test, mnist, cfg, &opts, &mut shared) {
+        match run_job(args, inputs, &job.config, &opts, &mut shared) {
             Ok((row, metrics, backend)) => {
-                backend_name = backend;
+                o.backend_name = backend;
                 let group = job.group.clone();
-                rows.push(compare::ResultRow { name, group, ..row });
-                runs.push((job.group.clone(), metrics));
+                o.rows.push(compare::ResultRow { name, group, ..row });
+                o.runs.push((job.group.clone(), metrics));
             }
-            Err(e) => {
-                if let Some(i) = e.downcast_ref::<Interrupted>() {
-                    stopped = Some(format!(
+            Err(e) => match e.downcast_ref::<Interrupted>() {
+                Some(i) => {
+                    o.stopped = Some(format!(
                         "interrupted run {name} after epoch {}, saved in {} (continue it with `rprop-lab train --resume {}`); not run: {}",
                         i.epoch,
                         i.dir.display(),
                         i.dir.display(),
-                        if k + 1 < jobs.len() {
-                            jobs[k + 1..]
-                                .iter()
-                                .map(|j| run_name(j, args.seeds.is_some()))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        } else {
-                            "none".into()
-                        }
+                        not_run(jobs, k + 1, seeds)
                     ));
                     break;
                 }
-                // The backend may be half-way through a run: the next run makes its own.
-                shared = None;
-                failed.push(format!("{}: {e:#}", job.config_path.display()));
-            }
+                None => {
+                    // The backend may be half-way through a run: the next run makes its own.
+                    shared = None;
+                    o.failed
+                        .push(format!("{}: {e:#}", job.config_path.display()));
+                }
+            },
         }
     }
     bar.finish_and_clear();
-    let mut summary = String::new();
-    if !rows.is_empty() {
-        let note = format!(
-            "Data: {}. Backend: {backend_name}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
-            data_dir.display(),
-            test.len(),
-            if mnist {
-                "Report: the PyTorch study's table 3.1 (MNIST)."
-            } else {
-                "No report numbers: the report studied MNIST only."
-            }
-        );
-        let written = compare::write_outputs(
-            &args.out,
-            &rows,
-            &runs,
-            &note,
-            &ChartOptions {
-                log_loss: !args.linear_loss,
-                x: args.x.into(),
-                ..ChartOptions::default()
-            },
-        )?;
-        println!("{}", compare::results_markdown(&rows, ""));
-        if let Some(seeds) = &args.seeds {
-            println!("({} seeds per config: {:?})", seeds.0.len(), seeds.0);
-        }
-        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        println!("wrote {}", names.join(", "));
-        summary = format!(
-            "; the {} finished run(s) are in {}",
-            rows.len(),
-            args.out.join("results.md").display()
-        );
-    }
-    if let Some(msg) = stopped {
+    Ok(o)
+}
+
+/// Writes the table and charts of the finished runs and says how the comparison ended:
+/// an error when it was interrupted or a run failed.
+fn finish(args: &CompareArgs, inputs: &Inputs, jobs: usize, o: Outcome) -> Result<()> {
+    let summary = match o.rows.is_empty() {
+        true => String::new(),
+        false => write_results(args, inputs, &o)?,
+    };
+    if let Some(msg) = o.stopped {
         let (epoch, dir) = (0, args.out.clone());
         return Err(
             anyhow::Error::new(Interrupted { epoch, dir }).context(format!("{msg}{summary}"))
         );
     }
-    if !failed.is_empty() {
+    if !o.failed.is_empty() {
         bail!(
-            "{} of {} runs failed: {}{summary}",
-            failed.len(),
-            jobs.len(),
-            failed.join("; ")
+            "{} of {jobs} runs failed: {}{summary}",
+            o.failed.len(),
+            o.failed.join("; ")
         );
     }
     Ok(())
+}
+
+/// Writes results.md/.csv and the charts, prints the table; returns the note that says
+/// where they are.
+fn write_results(args: &CompareArgs, inputs: &Inputs, o: &Outcome) -> Result<String> {
+    let note = format!(
+        "Data: {}. Backend: {}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
+        inputs.data_dir.display(),
+        o.backend_name,
+        inputs.test.len(),
+        if inputs.mnist {
+            "Report: the PyTorch study's table 3.1 (MNIST)."
+        } else {
+            "No report numbers: the report studied MNIST only."
+        }
+    );
+    let written = compare::write_outputs(
+        &args.out,
+        &o.rows,
+        &o.runs,
+        &note,
+        &ChartOptions {
+            log_loss: !args.linear_loss,
+            x: args.x.into(),
+            ..ChartOptions::default()
+        },
+    )?;
+    println!("{}", compare::results_markdown(&o.rows, ""));
+    if let Some(seeds) = &args.seeds {
+        println!("({} seeds per config: {:?})", seeds.0.len(), seeds.0);
+    }
+    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    println!("wrote {}", names.join(", "));
+    Ok(format!(
+        "; the {} finished run(s) are in {}",
+        o.rows.len(),
+        args.out.join("results.md").display()
+    ))
 }
 
 /// A run's name in the table: its config's, plus `/seed-N` when the comparison runs seeds.
@@ -209,9 +249,7 @@ fn run_name(job: &compare::Job, seeds: bool) -> String {
 /// the backend's name.
 fn run_job(
     args: &CompareArgs,
-    learn: &data::Dataset,
-    test: &data::Dataset,
-    mnist: bool,
+    inputs: &Inputs,
     cfg: &Config,
     opts: &RunOptions,
     shared: &mut Option<(BatchPlan, Box<dyn Backend>)>,
@@ -223,14 +261,14 @@ fn run_job(
         cfg.train_batch_size,
         if cfg.minibatch() { cfg.seed } else { 0 },
     );
-    let layout = cfg.layout(learn.features(), CLASSES);
+    let layout = cfg.layout(inputs.learn.features(), CLASSES);
     let params = Params::init(layout, cfg.seed);
     let state = OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
     match shared {
         Some((s, b)) if *s == sizes => b.restart(params, state, cfg.optimizer, cfg.hyper())?,
         _ => {
             *shared = None;
-            let (train, eval) = data::split(learn, cfg.train_set_size, cfg.eval_set_size)
+            let (train, eval) = data::split(&inputs.learn, cfg.train_set_size, cfg.eval_set_size)
                 .map_err(anyhow::Error::msg)?;
             let (kind, gpu) = super::train::settled(args.backend, &args.gpu, cfg)?;
             let (b, why) = make_backend(kind, &gpu, &train, &eval, params, Some(state), cfg)?;
@@ -250,7 +288,7 @@ fn run_job(
     };
     let run = trainer::train(backend.as_mut(), cfg, opts, Start::default())?;
     let dir = opts.replace.as_ref().unwrap_or(&opts.out_dir);
-    let ev = compare::test_run(dir, test)?;
+    let ev = compare::test_run(dir, &inputs.test)?;
     let mut metrics = run.metrics;
     metrics.test = Some(crate::metrics::TestRecord {
         loss: ev.stats.loss,
@@ -277,7 +315,7 @@ fn run_job(
             .map(|x| (x, compare::evals_to_target(&metrics, x))),
         // Beside the report's numbers only what the report ran: its settings, on MNIST.
         report: compare::report_numbers(cfg.optimizer)
-            .filter(|_| mnist && compare::is_report_settings(cfg)),
+            .filter(|_| inputs.mnist && compare::is_report_settings(cfg)),
     };
     Ok((row, metrics, backend.name()))
 }

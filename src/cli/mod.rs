@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, KEYS, RUN_KEYS};
+use crate::config::{Config, RunKey, KEYS, RUN_KEYS};
 use crate::optim::{Hyper, Setting, Variant, SETTINGS};
 pub use data_dir::{
     bundled_candidates, find_config, find_configs, DataArgs, TestDataArgs, TrainDataArgs,
@@ -108,16 +108,35 @@ fn setting_help(s: &Setting) -> String {
     text
 }
 
+/// A run key's help: its text and its default, the report's value (unless the text says
+/// what the default follows).
+fn run_key_help(k: &RunKey) -> String {
+    let help = k.help.trim();
+    if help.contains("[default") {
+        return help.to_string();
+    }
+    let shown = match (k.get)(&Config::report(Variant::IrpropPlus)) {
+        Some(serde_json::Value::Array(a)) => {
+            let items: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+            items.join(",")
+        }
+        Some(serde_json::Value::String(s)) => s,
+        Some(v) => v.to_string(),
+        None => return help.to_string(),
+    };
+    format!("{help} [default: {shown}]")
+}
+
 impl clap::Args for Overrides {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         let mut cmd = cmd.next_help_heading("Config overrides (any key of the config file)");
         let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
-        let run = RUN_KEYS.iter().map(|&(key, value, help)| {
-            let help = match key {
+        let run = RUN_KEYS.iter().map(|k| {
+            let help = match k.key {
                 "optimizer" => names.join(", "),
-                _ => help.to_string(),
+                _ => run_key_help(k),
             };
-            (key, value, help)
+            (k.key, k.value, help)
         });
         let settings = SETTINGS.iter().map(|s| {
             let value = if matches!((s.get)(&Hyper::BASE), serde_json::Value::Bool(_)) {

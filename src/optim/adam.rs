@@ -20,7 +20,7 @@ pub const ADAM: Spec = Spec {
     wgsl_case: 6,
     traits: Traits::GRADIENT,
     slots: ["exp_avg_sq", "exp_avg", ""],
-    keys: &["learning_rate", "beta1", "beta2", "eps"],
+    keys: &["learning_rate", "beta1", "beta2", "eps", "weight_decay"],
     defaults: |_| {},
     rule: Rule::PerWeight(adam),
     gpu_global: None,

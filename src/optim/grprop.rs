@@ -138,6 +138,7 @@ pub const GRPROP_SLR: Spec = Spec {
         "step_min",
         "step_max",
         "grprop_delta",
+        "weight_decay",
     ],
     defaults: |_| {},
     rule: Rule::Global(|p, g, st, h, _: &StepScalars| grprop(Pick::Slr, p, g, st, h)),

@@ -107,7 +107,8 @@ pub struct Spec {
     /// What it keeps in each slot of [`OptimState`] (`step`, `prev_grad`, `prev_change`;
     /// "" for a slot it leaves alone).
     pub slots: [&'static str; 3],
-    /// The settings it reads (`--help` and docs list them).
+    /// The settings it reads: `--help` and docs list them, config.json holds only these,
+    /// and a config that sets another one away from its default is refused.
     pub keys: &'static [&'static str],
     /// Its defaults where they differ from [`Hyper::BASE`].
     pub defaults: fn(&mut Hyper),
@@ -181,6 +182,12 @@ impl Variant {
     /// Whether a step makes several passes ([`Rule::MultiEval`]).
     pub fn is_multi_eval(self) -> bool {
         matches!(self.0.rule, Rule::MultiEval)
+    }
+
+    /// Whether the GPU backend runs it (the GPU tests loop over these). Multi-evaluation
+    /// steps (L-BFGS) run on the CPU only for now; the GPU backend refuses them with this.
+    pub fn runs_on_gpu(self) -> bool {
+        !self.is_multi_eval()
     }
 
     /// This optimizer's settings: [`Hyper::BASE`] with its own defaults.
@@ -357,7 +364,9 @@ pub struct OptimState {
 }
 
 impl OptimState {
-    /// The names of the three slots in a checkpoint.
+    /// The slots' generic names (Rprop's): a checkpoint names them for what its optimizer
+    /// keeps there ([`Spec::slots`]); these are read from files saved before that, or
+    /// with no optimizer recorded.
     pub const SLOTS: [&'static str; 3] = RPROP_SLOTS;
 
     /// The state before the first step of a Rprop variant: every step size at `lr`.

@@ -38,7 +38,7 @@ pub const QUICKPROP: Spec = Spec {
     wgsl_case: 7,
     traits: Traits::GRADIENT,
     slots: ["", "prev_grad", "prev_change"],
-    keys: &["learning_rate", "mu"],
+    keys: &["learning_rate", "mu", "weight_decay"],
     defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| quickprop(e, g, h)),
     gpu_global: None,

@@ -25,7 +25,7 @@ pub const RMSPROP: Spec = Spec {
     wgsl_case: 5,
     traits: Traits::GRADIENT,
     slots: ["square_avg", "", "momentum_buffer"],
-    keys: &["learning_rate", "alpha", "eps", "momentum"],
+    keys: &["learning_rate", "alpha", "eps", "momentum", "weight_decay"],
     defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| rmsprop(e, g, h)),
     gpu_global: None,

@@ -126,6 +126,7 @@ pub const RPROP_MINUS: Spec = Spec {
         "eta_plus",
         "step_min",
         "step_max",
+        "weight_decay",
     ],
     defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| rprop_minus(e, g, h)),

@@ -205,7 +205,7 @@ settings! {
     step_min: f32 = 1e-6, "step_min", Check::Positive;
     /// Largest step size (step_sizes[1]).
     step_max: f32 = 50.0, "step_max", Check::AtLeast("step_min");
-    /// L2 penalty added to the gradient, g + weight_decay * w, for every optimizer.
+    /// L2 penalty added to the gradient, g + weight_decay * w.
     weight_decay: f32 = 0.0, "weight_decay", Check::NonNegative;
     /// SGD / RMSprop momentum (0 = none).
     momentum: f32 = 0.0, "momentum", Check::Unit;

@@ -28,7 +28,7 @@ pub const SGD: Spec = Spec {
     wgsl_case: 4,
     traits: Traits::GRADIENT,
     slots: ["", "", "momentum_buffer"],
-    keys: &["learning_rate", "momentum", "nesterov"],
+    keys: &["learning_rate", "momentum", "nesterov", "weight_decay"],
     defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| sgd(e, g, h)),
     gpu_global: None,

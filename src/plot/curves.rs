@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::series::{draw_band, draw_line, mean_band, Group, Point};
-use super::{plot_err, render_png, FAMILY};
+use super::series::{draw_band, draw_line, mean_band, Group, LineKind, Point};
+use super::{plot_err, render_png, FAMILY, PALETTE};
 use crate::metrics::EpochRecord;
 
 /// The four quantities a metrics file holds per epoch.
@@ -144,16 +144,7 @@ where
     } else {
         zoom_start(max_epoch)
     };
-    let lines: Vec<Vec<Point>> = groups
-        .iter()
-        .map(|g| {
-            mean_band(g, |r| Some(panel.value(r)))
-                .into_iter()
-                .filter(|p| p.0 >= first as f64 && (!log || p.1 - p.2 > 1e-100))
-                .map(|p| (opts.x.at(g, p.0 as usize), p.1, p.2))
-                .collect()
-        })
-        .collect();
+    let lines = panel_lines(groups, panel, opts.x, first, log);
     let (mut lo, mut hi) = lines
         .iter()
         .flatten()
@@ -179,29 +170,8 @@ where
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(72);
-    let x = match opts.x {
-        XAxis::Epochs => first as f64..max_epoch as f64,
-        axis => {
-            let xs = lines.iter().flatten().map(|p| p.0);
-            let (lo, hi) = xs.fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
-            if lo < hi {
-                lo..hi
-            } else {
-                0.0..axis.at(&groups[0], max_epoch).max(1.0)
-            }
-        }
-    };
-    let (w, h) = area.dim_in_pixel();
-    // The legend's share of the plot: one ~24 px row per group, ~9 px per character.
-    let chars = groups
-        .iter()
-        .map(|g| g.label.len() + 34)
-        .max()
-        .unwrap_or(20);
-    let legend_box = (
-        (chars as f64 * 9.0 / (w as f64 - 100.0)).min(1.0),
-        ((groups.len() * 24 + 16) as f64 / (h as f64 - 100.0)).min(1.0),
-    );
+    let x = x_range(&lines, groups, opts.x, (first, max_epoch));
+    let legend_box = legend_box(groups, area.dim_in_pixel());
     let (x0, x1) = (x.start, x.end);
     let xs = |e: f64| (e - x0) / (x1 - x0).max(1e-12);
     // The two axis kinds are different types, so each builds its chart and shares the rest.
@@ -223,6 +193,60 @@ where
         let chart = builder.build_cartesian_2d(x, lo..hi).map_err(plot_err)?;
         finish_panel(chart, groups, lines, (panel, 3, opts.x), y_desc, pos)
     }
+}
+
+/// Each group's points on a panel: from epoch `first` on, against the x axis, dropping
+/// values a log axis cannot show.
+fn panel_lines(
+    groups: &[Group],
+    panel: Panel,
+    x: XAxis,
+    first: usize,
+    log: bool,
+) -> Vec<Vec<Point>> {
+    groups
+        .iter()
+        .map(|g| {
+            mean_band(g, |r| Some(panel.value(r)))
+                .into_iter()
+                .filter(|p| p.0 >= first as f64 && (!log || p.1 - p.2 > 1e-100))
+                .map(|p| (x.at(g, p.0 as usize), p.1, p.2))
+                .collect()
+        })
+        .collect()
+}
+
+/// The x axis's range: the epochs shown, or the span of the lines' evaluations or seconds.
+fn x_range(
+    lines: &[Vec<Point>],
+    groups: &[Group],
+    axis: XAxis,
+    (first, max_epoch): (usize, usize),
+) -> std::ops::Range<f64> {
+    if axis == XAxis::Epochs {
+        return first as f64..max_epoch as f64;
+    }
+    let xs = lines.iter().flatten().map(|p| p.0);
+    let (lo, hi) = xs.fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
+    if lo < hi {
+        lo..hi
+    } else {
+        0.0..axis.at(&groups[0], max_epoch).max(1.0)
+    }
+}
+
+/// The legend's share of a `(w, h)`-pixel plot: one ~24 px row per group, ~9 px per
+/// character.
+fn legend_box(groups: &[Group], (w, h): (u32, u32)) -> (f64, f64) {
+    let chars = groups
+        .iter()
+        .map(|g| g.label.len() + 34)
+        .max()
+        .unwrap_or(20);
+    (
+        (chars as f64 * 9.0 / (w as f64 - 100.0)).min(1.0),
+        ((groups.len() * 24 + 16) as f64 / (h as f64 - 100.0)).min(1.0),
+    )
 }
 
 /// Key points of a log axis over [lo, hi]: 1-2-3-5 of each decade, or, where that gives
@@ -329,6 +353,45 @@ pub fn emptiest_corner(points: &[(f64, f64)], size: (f64, f64)) -> SeriesLabelPo
     }
 }
 
+/// A line's colour and stroke.
+pub type Style = (RGBColor, LineKind);
+
+/// Colours after the optimizers' [`PALETTE`], for charts with more lines than it has
+/// colours: still apart from it and from each other, and dark enough on white.
+const MORE_COLOURS: [RGBColor; 4] = [
+    RGBColor(117, 64, 160),
+    RGBColor(165, 30, 45),
+    RGBColor(100, 100, 100),
+    RGBColor(0, 95, 85),
+];
+
+const KINDS: [LineKind; 3] = [LineKind::Solid, LineKind::Dashed, LineKind::Dotted];
+
+/// Every line gets its own style: its wanted one (its optimizer's) when no earlier line has
+/// it; else a colour no line has yet, in its wanted stroke; else the first style not taken.
+/// Distinct for up to 36 lines (12 colours, 3 strokes); beyond that styles repeat.
+pub fn distinct_styles(wanted: &[Style]) -> Vec<Style> {
+    let colours: Vec<RGBColor> = PALETTE.iter().chain(&MORE_COLOURS).copied().collect();
+    let all: Vec<Style> = KINDS
+        .iter()
+        .flat_map(|&k| colours.iter().map(move |&c| (c, k)))
+        .collect();
+    let mut out: Vec<Style> = Vec::with_capacity(wanted.len());
+    for &w in wanted {
+        let taken = |s: &Style| out.contains(s);
+        let colour_free = |c: &RGBColor| out.iter().all(|s| s.0 != *c);
+        let pick = if !taken(&w) {
+            w
+        } else if let Some(&c) = colours.iter().find(|c| colour_free(c)) {
+            (c, w.1)
+        } else {
+            all.iter().copied().find(|s| !taken(s)).unwrap_or(w)
+        };
+        out.push(pick);
+    }
+    out
+}
+
 /// Mesh, bands, lines and legend of a panel, whatever its y axis.
 fn finish_panel<'a, DB, Y>(
     mut chart: ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
@@ -352,10 +415,12 @@ where
         }
     };
     mesh(&mut chart, (axis.desc(), y_desc), &fmt_y)?;
-    for (g, pts) in groups.iter().zip(&lines) {
-        draw_band(&mut chart, pts, g.color)?;
+    let wanted: Vec<Style> = groups.iter().map(|g| (g.color, g.kind)).collect();
+    let styles = distinct_styles(&wanted);
+    for (style, pts) in styles.iter().zip(&lines) {
+        draw_band(&mut chart, pts, style.0)?;
     }
-    for (g, pts) in groups.iter().zip(lines) {
+    for ((g, pts), &style) in groups.iter().zip(lines).zip(&styles) {
         // The last value in the legend: the end of the curves is where they differ least
         // visibly and matter most.
         let seeds = match g.runs.len() {
@@ -375,7 +440,7 @@ where
             None => g.label.clone(),
         };
         let pts = pts.iter().map(|p| (p.0, p.1)).collect();
-        draw_line(&mut chart, pts, (g.color, g.kind), 2, label)?;
+        draw_line(&mut chart, pts, style, 2, label)?;
     }
     legend(&mut chart, legend_at)
 }
@@ -456,4 +521,43 @@ pub fn grid(path: &Path, groups: &[Group], opts: &ChartOptions) -> Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn n_series_get_n_distinct_styles() {
+        // The worst case: every line wants the same style (one optimizer, many configs).
+        for n in 1..=36 {
+            let styles = distinct_styles(&vec![(PALETTE[0], LineKind::Solid); n]);
+            for (i, a) in styles.iter().enumerate() {
+                assert!(
+                    !styles[..i].contains(a),
+                    "{n} lines: line {i} repeats {a:?}"
+                );
+            }
+        }
+        // Lines whose wanted styles differ keep them.
+        let wanted: Vec<Style> = (0..8).map(|i| (PALETTE[i], KINDS[i % 3])).collect();
+        assert_eq!(distinct_styles(&wanted), wanted);
+    }
+
+    #[test]
+    fn registry_optimizers_and_repeats_are_told_apart() {
+        // Every registered optimizer twice (a config and a variant of it): 22 lines.
+        let wanted: Vec<Style> = crate::optim::Variant::ALL
+            .iter()
+            .flat_map(|v| [0, 1].map(|k| crate::plot::style_of(v.name(), k)))
+            .collect();
+        assert!(wanted.len() > PALETTE.len() * 2);
+        let styles = distinct_styles(&wanted);
+        for (i, a) in styles.iter().enumerate() {
+            assert!(!styles[..i].contains(a), "line {i} repeats {a:?}");
+        }
+        // A line's colour changes only where it would repeat an earlier line's style.
+        assert_eq!(styles[0], wanted[0]);
+        assert_eq!(styles[1], wanted[1]);
+    }
 }
