@@ -5,6 +5,7 @@
 pub mod adam;
 pub mod grprop;
 pub mod lbfgs;
+pub mod lbfgs_ops;
 pub mod lbfgs_wolfe;
 pub mod quickprop;
 pub mod registry;
