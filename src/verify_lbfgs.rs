@@ -104,7 +104,7 @@ fn check_update(
             0.0,
         ),
         diff("eval points", &gpu_points, &asked, tol),
-        diff("weights", &after.0.data, &w, tol),
+        diff("new weights", &after.0.data, &w, tol),
         diff("direction", &g.d, &st.d, tol),
         diff("prev grad", &g.prev_flat_grad, &st.prev_flat_grad, tol),
         diff("history y", &gy, &cy, tol),

@@ -154,7 +154,7 @@ fn verify_passes_for_lbfgs_with_both_line_searches() {
             "dW1",
             "eval grads",
             "eval points",
-            "weights",
+            "new weights",
             "history y",
             "rho",
         ] {
