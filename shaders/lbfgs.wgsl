@@ -7,7 +7,7 @@
 //   lbfgs_blocks: part[b] = the tree sum (op 0: x.z, op 1: sum |x|) or max (op 2: max |x|)
 //                 of block b: BLOCK (256) consecutive terms i = 256 b + k, zero past n,
 //                 summed as buf[k] += buf[k + w] for w = 128, 64, ..., 1: the order of
-//                 lbfgs_ops::reduce, so the result is the CPU's bit for bit.
+//                 lbfgs_ops::reduce (the CPU's), not the adapter's own.
 //   lbfgs_total:  out[0] = part[0] + part[1] + ... in block order (one invocation), or
 //                 their max.
 //

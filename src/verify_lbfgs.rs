@@ -6,8 +6,8 @@
 //! * the update: `lbfgs::step` on the CPU, from the GPU's weights and history before the
 //!   step, fed the GPU's own losses and gradients in order, must land on the GPU's weights,
 //!   direction and history (and ask for the same evaluation points) within
-//!   [`UPDATE_TOL`]. Both sides run the same algorithm and the same fixed-order reductions,
-//!   so they normally agree bit for bit.
+//!   [`UPDATE_TOL`]. Both sides run the same algorithm and reductions in the same order;
+//!   on lavapipe they agree to about 1e-6 relative.
 
 use anyhow::Result;
 

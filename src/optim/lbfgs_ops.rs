@@ -1,8 +1,8 @@
 //! The vector operations L-BFGS is written in ([`VecOps`]), so one algorithm
 //! (`lbfgs::run`) serves both backends: the CPU's slices ([`CpuOps`]) and the GPU's device
 //! buffers (`gpu::lbfgs`, shaders/lbfgs.wgsl). The reductions sum in one fixed order
-//! ([`reduce`]) that the GPU kernels repeat, so both sides agree bit for bit on the same
-//! inputs.
+//! ([`reduce`]) that the GPU kernels repeat; on lavapipe the two then agree to about 1e-6
+//! relative (`verify`), not bit for bit: the driver may round an element differently.
 
 /// Partial sums run over blocks of this many elements, each summed as a binary tree (the
 /// shape of a GPU workgroup reduction); the block sums are then added in order.
