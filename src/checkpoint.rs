@@ -367,7 +367,10 @@ pub fn load_state_with_meta(
 /// [`load_state_with_meta`], also returning the weights saved in the state file (absent
 /// in files saved before the state held them).
 pub fn load_state_full(path: &Path, len: usize) -> Result<StateFile> {
-    let bytes = fsio::read_capped(path, "optimizer state", 4 * fsio::MAX_WEIGHTS)?;
+    // Four weight-sized slots, or L-BFGS's history: 2 x history_size copies of the weights,
+    // which the memory estimate counts, so a state a run could save fits the memory limit.
+    let cap = (4 * fsio::MAX_WEIGHTS).max(crate::limits::memory_limit());
+    let bytes = fsio::read_capped(path, "optimizer state", cap)?;
     let (state, epoch) =
         state_from_bytes(&bytes, len).with_context(|| format!("{}", path.display()))?;
     let meta = SafeTensors::read_metadata(&bytes)

@@ -471,7 +471,15 @@ impl Config {
         let rows = (self.train_batch_size + self.eval_set_size) as u128;
         // The train and eval sets: their pixels and a normalized f32 copy (5 bytes each).
         let data = 5 * (self.train_set_size + self.eval_set_size) as u128 * inputs as u128;
-        4 * (13 * params + 4 * rows * units) + data + (256 << 20)
+        // L-BFGS: its history (2 x history_size vectors), direction, last gradient and a
+        // step's temporaries (line-search points, y, s, q): all of the weights' size, on
+        // the host (CPU backend, or a GPU state's read-back) and on the device.
+        let history = if self.optimizer.is_multi_eval() {
+            4 * params * (2 * self.hyper.history_size as u128 + 10)
+        } else {
+            0
+        };
+        4 * (13 * params + 4 * rows * units) + data + history + (256 << 20)
     }
 
     /// Refuses, before anything is allocated, a network and batch that cannot fit in the

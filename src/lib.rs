@@ -25,3 +25,4 @@ pub mod stats;
 pub mod telemetry;
 pub mod trainer;
 pub mod verify;
+pub mod verify_lbfgs;

@@ -327,8 +327,10 @@ pub fn run(
         steps
     );
     println!("tolerances: max|gpu-cpu|/max|cpu| per tensor as listed; the Rprop update must be bit-identical");
-    let mut failures = Vec::new();
-    let mut worst: Vec<Diff> = Vec::new();
+    if cfg.optimizer.is_multi_eval() {
+        return crate::verify_lbfgs::run(&mut gpu, (&x, &train.labels), &hyper, steps);
+    }
+    let mut tally = Tally::default();
     for step in 1..=steps {
         let p = gpu.params()?;
         let st = gpu.state()?;
@@ -355,29 +357,48 @@ pub fn run(
             stats.loss,
             stats.accuracy()
         );
-        for d in &diffs {
+        tally.add(&format!("step {step}"), &diffs);
+    }
+    tally.finish(steps)
+}
+
+/// The failures and the worst difference of each compared tensor over a verify run.
+#[derive(Default)]
+pub struct Tally {
+    failures: Vec<String>,
+    worst: Vec<Diff>,
+}
+
+impl Tally {
+    /// Prints `diffs` (of the step or evaluation `label`) and keeps their worst and failures.
+    pub fn add(&mut self, label: &str, diffs: &[Diff]) {
+        for d in diffs {
             println!("  {}", d.line());
             if !d.pass {
-                failures.push(format!("step {step} {}", d.name));
+                self.failures.push(format!("{label} {}", d.name));
             }
-            match worst.iter_mut().find(|w| w.name == d.name) {
+            match self.worst.iter_mut().find(|w| w.name == d.name) {
                 Some(w) => {
                     w.max_abs = w.max_abs.max(d.max_abs);
                     w.max_rel = w.max_rel.max(d.max_rel);
                     w.pass &= d.pass;
                 }
-                None => worst.push(d.clone()),
+                None => self.worst.push(d.clone()),
             }
         }
     }
-    println!("worst over {} steps:", steps);
-    for d in &worst {
-        println!("  {}", d.line());
-    }
-    if failures.is_empty() {
-        println!("verify: PASS");
-        Ok(())
-    } else {
-        Err(VerifyFailed(failures.join(", ")).into())
+
+    /// Prints the worst differences and the verdict.
+    pub fn finish(self, steps: usize) -> Result<()> {
+        println!("worst over {} steps:", steps);
+        for d in &self.worst {
+            println!("  {}", d.line());
+        }
+        if self.failures.is_empty() {
+            println!("verify: PASS");
+            Ok(())
+        } else {
+            Err(VerifyFailed(self.failures.join(", ")).into())
+        }
     }
 }

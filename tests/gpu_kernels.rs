@@ -446,8 +446,8 @@ fn every_optimizer_matches_cpu() {
     let set = dataset(4, 28, 28, 10, 3);
     let base = Hyper::default();
     // Every registered optimizer at its bundled config's settings, and with weight decay;
-    // then the settings the configs leave at their defaults. L-BFGS's step runs on the host
-    // (the GPU backend refuses it).
+    // then the settings the configs leave at their defaults. L-BFGS has no per-weight
+    // update kernel (its step: tests/gpu_lbfgs.rs).
     let mut cases: Vec<(Variant, Hyper)> = Vec::new();
     for &v in Variant::ALL.iter().filter(|v| !v.is_multi_eval()) {
         let path = format!("{}/configs/{v}.json", env!("CARGO_MANIFEST_DIR"));

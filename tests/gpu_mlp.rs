@@ -194,7 +194,7 @@ fn deep_mini_batch_gpu_runs_are_reproducible_and_learn() {
 }
 
 fn verify_passes_for_a_deep_net_and_mini_batches_with_every_optimizer() {
-    // L-BFGS runs on the CPU backend only (the GPU refuses it: tests/lbfgs_parity.rs).
+    // L-BFGS's multi-evaluation step has its own verify test (tests/gpu_lbfgs.rs).
     let optimizers: Vec<&str> = Variant::ALL
         .iter()
         .filter(|v| !v.is_multi_eval())

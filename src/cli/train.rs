@@ -107,11 +107,6 @@ pub(super) fn make_backend(
         );
     }
     let (kind, why) = match kind {
-        // L-BFGS's step runs on the host.
-        BackendKind::Auto if cfg.optimizer.is_multi_eval() => (
-            BackendKind::Cpu,
-            Some("auto: L-BFGS's step runs on the host".to_string()),
-        ),
         BackendKind::Auto => {
             let (k, why) = auto_choice(gpu.adapter.as_deref());
             (k, Some(format!("auto: {why}")))

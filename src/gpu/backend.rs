@@ -55,7 +55,7 @@ pub struct GpuBackend {
     /// Seconds spent building pipelines, timing strategies and warming up.
     pub setup_seconds: f64,
     /// Steps recorded but not submitted yet: they run with the epoch's eval pass.
-    pending: Option<wgpu::CommandEncoder>,
+    pub(super) pending: Option<wgpu::CommandEncoder>,
     queued: Queued,
     /// A copy of the parameters as the best ones is due before the next step.
     best_due: bool,
@@ -63,6 +63,8 @@ pub struct GpuBackend {
     has_best: bool,
     /// Rprop telemetry (gpu/telemetry_history.rs).
     pub(super) tele: TeleState,
+    /// L-BFGS's history and pipelines (gpu/lbfgs.rs), when it is the optimizer.
+    pub(super) lbfgs: Option<Box<super::lbfgs::GpuLbfgs>>,
 }
 
 pub(super) fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -95,7 +97,7 @@ impl GpuBackend {
     ) -> Result<GpuBackend> {
         let t0 = Instant::now();
         let l = params.layout;
-        setup::check_inputs((train, eval), &params, &state, variant)?;
+        setup::check_inputs((train, eval), &params, &state)?;
         let Opened {
             ctx,
             kernels,
@@ -125,6 +127,7 @@ impl GpuBackend {
             best_due: false,
             has_best: false,
             tele: Default::default(),
+            lbfgs: None,
         };
         me.record()?;
         me.name = format!(
@@ -274,7 +277,7 @@ impl GpuBackend {
         self.ctx.write(&s.metrics, 0, &[0u8; METRIC_BYTES as usize]);
         (self.best_due, self.has_best) = (false, false);
         self.tele.reset(&mut self.ctx, &self.s, self.layout);
-        self.ctx.wait()
+        self.load_lbfgs(state)
     }
 
     /// Starts a new run on the same device, pipelines and uploaded images (`compare` runs
@@ -459,6 +462,10 @@ impl Backend for GpuBackend {
     }
 
     fn train_step(&mut self, batch: Batch) -> Result<()> {
+        if self.lbfgs.is_some() {
+            ensure!(matches!(batch, Batch::Full), "lbfgs is full-batch only");
+            return self.lbfgs_step();
+        }
         self.queue_step(batch).map(|_| ())
     }
 
@@ -479,7 +486,10 @@ impl Backend for GpuBackend {
         Ok(EpochStats {
             train: slot_stats(&m[..4]),
             eval: slot_stats(&m[4..]),
-            grad_evals: 1,
+            grad_evals: self
+                .lbfgs
+                .as_mut()
+                .map_or(1, |l| std::mem::take(&mut l.evals)),
         })
     }
 
@@ -535,7 +545,7 @@ impl Backend for GpuBackend {
             prev_change,
             prev_loss: loss[1],
             t: self.t,
-            lbfgs: None,
+            lbfgs: self.lbfgs_state()?,
         })
     }
 }

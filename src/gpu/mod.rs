@@ -17,6 +17,7 @@ pub mod backend;
 pub mod buffers;
 pub mod dump;
 pub mod kernels;
+pub mod lbfgs;
 pub mod mlp;
 pub mod ops;
 mod setup;

@@ -23,19 +23,14 @@ pub(super) struct Opened {
     pub chunk_rows: usize,
 }
 
-/// The inputs a GPU backend can run: the optimizer, the image width, non-empty sets, a state
+/// The inputs a GPU backend can run: the image width, non-empty sets, a state
 /// of the parameters' size.
 pub(super) fn check_inputs(
     (train, eval): (&Dataset, &Dataset),
     params: &Params,
     state: &OptimState,
-    variant: Variant,
 ) -> Result<()> {
     let l = params.layout;
-    ensure!(
-        !variant.is_multi_eval(),
-        "{variant} runs on the CPU backend only for now (--backend cpu)"
-    );
     ensure!(
         train.features() == l.inputs && eval.features() == l.inputs,
         "images have {} pixels but the model expects {}",

@@ -9,8 +9,8 @@
 
 use super::{Hyper, Rule, Spec, Traits};
 
-/// The registry entry. The WGSL case leaves the weights alone: the step runs on the host,
-/// which the GPU backend does not do yet (it refuses `lbfgs`).
+/// The registry entry. The WGSL case leaves the weights alone: the GPU backend runs the step
+/// as [`run`] on device vectors (gpu/lbfgs.rs), not as a per-weight kernel.
 pub const LBFGS: Spec = Spec {
     name: "lbfgs",
     label: "L-BFGS",
@@ -144,123 +144,159 @@ pub struct StepOutcome {
     pub evals: u32,
 }
 
-/// Partial sums run over blocks of this many elements, each summed as a binary tree (the
-/// shape of a GPU workgroup reduction); the block sums are then added in order.
-pub const BLOCK: usize = 256;
+pub use super::lbfgs_ops::{abs_max, abs_sum, axpy, dot, Objective, VecOps, BLOCK};
 
-/// Sums `f(i)` for i in 0..n in the fixed block/tree order.
-fn reduce(n: usize, f: impl Fn(usize) -> f32) -> f32 {
-    let mut total = 0f32;
-    let mut buf = [0f32; BLOCK];
-    for start in (0..n).step_by(BLOCK) {
-        let len = BLOCK.min(n - start);
-        for (k, b) in buf.iter_mut().enumerate() {
-            *b = if k < len { f(start + k) } else { 0.0 };
+/// [`State`] in the vectors of a [`VecOps`]: the history the algorithm works on (a CPU
+/// step converts the saved form to it and back, a GPU keeps it on the device).
+pub struct Hist<V> {
+    /// The last direction and the gradient at the start of the last iteration (None
+    /// before the first iteration).
+    pub d: Option<V>,
+    pub prev_flat_grad: Option<V>,
+    pub t: f64,
+    pub old_dirs: Vec<V>,
+    pub old_stps: Vec<V>,
+    pub ro: Vec<f32>,
+    pub h_diag: f32,
+    pub prev_loss: f64,
+    pub n_iter: u64,
+    pub func_evals: u64,
+}
+
+impl<V> Hist<V> {
+    /// The history of `st`, its vectors converted by `f`.
+    pub fn from_state(st: State, mut f: impl FnMut(Vec<f32>) -> V) -> Hist<V> {
+        let mut opt = |v: Vec<f32>| (!v.is_empty()).then(|| f(v));
+        Hist {
+            d: opt(st.d),
+            prev_flat_grad: opt(st.prev_flat_grad),
+            t: st.t,
+            old_dirs: st.old_dirs.into_iter().map(&mut f).collect(),
+            old_stps: st.old_stps.into_iter().map(&mut f).collect(),
+            ro: st.ro,
+            h_diag: st.h_diag,
+            prev_loss: st.prev_loss,
+            n_iter: st.n_iter,
+            func_evals: st.func_evals,
         }
-        let mut width = BLOCK / 2;
-        while width > 0 {
-            for k in 0..width {
-                buf[k] += buf[k + width];
-            }
-            width /= 2;
-        }
-        total += buf[0];
     }
-    total
-}
 
-/// a . b in f32, in the fixed order of [`reduce`].
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    reduce(a.len(), |i| a[i] * b[i])
-}
-
-/// sum |a_i| in f32, in the fixed order of [`reduce`].
-pub fn abs_sum(a: &[f32]) -> f32 {
-    reduce(a.len(), |i| a[i].abs())
-}
-
-/// max |a_i| (0 for an empty vector).
-pub fn abs_max(a: &[f32]) -> f32 {
-    a.iter().fold(0f32, |m, &v| m.max(v.abs()))
-}
-
-/// y += alpha * x, fused as torch's `add_(x, alpha=...)` is in its vector kernels.
-pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = x.mul_add(alpha, *y);
-    }
-}
-
-/// The objective: loss at `w`, its gradient written to `g`.
-pub trait Objective {
-    fn eval(&mut self, w: &[f32], g: &mut [f32]) -> f32;
-}
-
-impl<F: FnMut(&[f32], &mut [f32]) -> f32> Objective for F {
-    fn eval(&mut self, w: &[f32], g: &mut [f32]) -> f32 {
-        self(w, g)
+    /// The saved form, its vectors converted by `f` (empty where None).
+    pub fn to_state<E>(&self, mut f: impl FnMut(&V) -> Result<Vec<f32>, E>) -> Result<State, E> {
+        let mut opt = |v: &Option<V>| v.as_ref().map_or(Ok(Vec::new()), &mut f);
+        Ok(State {
+            d: opt(&self.d)?,
+            prev_flat_grad: opt(&self.prev_flat_grad)?,
+            t: self.t,
+            old_dirs: self.old_dirs.iter().map(&mut f).collect::<Result<_, E>>()?,
+            old_stps: self.old_stps.iter().map(&mut f).collect::<Result<_, E>>()?,
+            ro: self.ro.clone(),
+            h_diag: self.h_diag,
+            prev_loss: self.prev_loss,
+            n_iter: self.n_iter,
+            func_evals: self.func_evals,
+        })
     }
 }
 
 /// Loss and gradient at `x + t * d` (torch's `_directional_evaluate`).
-pub(crate) fn directional(f: &mut impl Objective, x: &[f32], t: f64, d: &[f32]) -> (f64, Vec<f32>) {
-    let mut w = x.to_vec();
-    axpy(&mut w, t as f32, d);
-    let mut g = vec![0f32; x.len()];
-    let loss = f.eval(&w, &mut g);
+pub(crate) fn directional<O: VecOps>(o: &mut O, x: &O::V, t: f64, d: &O::V) -> (f64, O::V) {
+    let mut w = o.dup(x);
+    o.axpy(&mut w, t as f32, d);
+    let mut g = o.alloc();
+    let loss = o.eval(&w, &mut g);
+    o.recycle(w);
     (loss as f64, g)
 }
 
 /// The two-loop recursion: the direction -H g from the history (torch's loop, one buffer).
-fn direction(st: &State, g: &[f32]) -> Vec<f32> {
+fn direction<O: VecOps>(o: &mut O, st: &Hist<O::V>, g: &O::V) -> O::V {
     let k = st.old_dirs.len();
-    let mut q: Vec<f32> = g.iter().map(|v| -v).collect();
+    let mut q = o.dup(g);
+    o.scale(&mut q, -1.0);
     let mut al = vec![0f32; k];
     for i in (0..k).rev() {
-        al[i] = dot(&st.old_stps[i], &q) * st.ro[i];
-        axpy(&mut q, -al[i], &st.old_dirs[i]);
+        al[i] = o.dot(&st.old_stps[i], &q) * st.ro[i];
+        o.axpy(&mut q, -al[i], &st.old_dirs[i]);
     }
-    for v in q.iter_mut() {
-        *v *= st.h_diag;
-    }
+    o.scale(&mut q, st.h_diag);
     for (i, a) in al.iter().enumerate() {
-        let be = dot(&st.old_dirs[i], &q) * st.ro[i];
-        axpy(&mut q, a - be, &st.old_stps[i]);
+        let be = o.dot(&st.old_dirs[i], &q) * st.ro[i];
+        o.axpy(&mut q, a - be, &st.old_stps[i]);
     }
     q
 }
 
 /// Adds the pair (y, s) = (g - prev_g, t d) to the history when y . s > 1e-10.
-fn update_history(st: &mut State, g: &[f32], history_size: usize) {
-    let y: Vec<f32> = g
-        .iter()
-        .zip(&st.prev_flat_grad)
-        .map(|(a, b)| a - b)
-        .collect();
-    let t = st.t as f32;
-    let s: Vec<f32> = st.d.iter().map(|v| v * t).collect();
-    let ys = dot(&y, &s);
+fn update_history<O: VecOps>(o: &mut O, st: &mut Hist<O::V>, g: &O::V, history_size: usize) {
+    let (Some(prev), Some(d)) = (&st.prev_flat_grad, &st.d) else {
+        return;
+    };
+    let mut y = o.dup(g);
+    o.axpy(&mut y, -1.0, prev);
+    let mut s = o.dup(d);
+    o.scale(&mut s, st.t as f32);
+    let ys = o.dot(&y, &s);
     if ys > 1e-10 {
         if st.old_dirs.len() == history_size {
-            st.old_dirs.remove(0);
-            st.old_stps.remove(0);
+            let (y0, s0) = (st.old_dirs.remove(0), st.old_stps.remove(0));
+            o.recycle(y0);
+            o.recycle(s0);
             st.ro.remove(0);
         }
-        st.h_diag = ys / dot(&y, &y);
+        st.h_diag = ys / o.dot(&y, &y);
         st.old_dirs.push(y);
         st.old_stps.push(s);
         st.ro.push(1.0 / ys);
+    } else {
+        o.recycle(y);
+        o.recycle(s);
     }
 }
 
-/// One `torch.optim.LBFGS.step(closure)` on the weights `w`.
-pub fn step(cfg: &Settings, st: &mut State, w: &mut [f32], f: &mut impl Objective) -> StepOutcome {
-    let mut g = vec![0f32; w.len()];
-    let first = f.eval(w, &mut g);
+/// Sets `slot` to `v`, recycling what it held.
+fn replace<O: VecOps>(o: &mut O, slot: &mut Option<O::V>, v: O::V) {
+    if let Some(old) = slot.replace(v) {
+        o.recycle(old);
+    }
+}
+
+/// The direction of iteration `st.n_iter` from gradient `g`; also records `g` as the
+/// previous gradient.
+fn next_direction<O: VecOps>(o: &mut O, cfg: &Settings, st: &mut Hist<O::V>, g: &O::V) {
+    if st.n_iter == 1 {
+        let mut d = o.dup(g);
+        o.scale(&mut d, -1.0);
+        replace(o, &mut st.d, d);
+        for v in std::mem::take(&mut st.old_dirs) {
+            o.recycle(v);
+        }
+        for v in std::mem::take(&mut st.old_stps) {
+            o.recycle(v);
+        }
+        st.ro.clear();
+        st.h_diag = 1.0;
+    } else {
+        update_history(o, st, g, cfg.history_size as usize);
+        let d = direction(o, st, g);
+        replace(o, &mut st.d, d);
+    }
+    match &mut st.prev_flat_grad {
+        Some(p) => o.copy(p, g),
+        None => st.prev_flat_grad = Some(o.dup(g)),
+    }
+}
+
+/// One `torch.optim.LBFGS.step(closure)` on the weights `w`, in the vectors of `o`.
+pub fn run<O: VecOps>(o: &mut O, cfg: &Settings, st: &mut Hist<O::V>, w: &mut O::V) -> StepOutcome {
+    let mut g = o.alloc();
+    let first = o.eval(w, &mut g);
     let mut loss = first as f64;
     let mut evals = 1u32;
     st.func_evals += 1;
-    if abs_max(&g) <= cfg.tolerance_grad as f32 {
+    let tol_grad = cfg.tolerance_grad as f32;
+    if o.abs_max(&g) <= tol_grad {
+        o.recycle(g);
         return StepOutcome {
             first_loss: first,
             evals,
@@ -271,24 +307,18 @@ pub fn step(cfg: &Settings, st: &mut State, w: &mut [f32], f: &mut impl Objectiv
     while n_iter < cfg.max_iter {
         n_iter += 1;
         st.n_iter += 1;
-        if st.n_iter == 1 {
-            st.d = g.iter().map(|v| -v).collect();
-            (st.old_dirs, st.old_stps, st.ro) = (Vec::new(), Vec::new(), Vec::new());
-            st.h_diag = 1.0;
-        } else {
-            update_history(st, &g, cfg.history_size as usize);
-            st.d = direction(st, &g);
-        }
-        st.prev_flat_grad.clone_from(&g);
+        next_direction(o, cfg, st, &g);
         st.prev_loss = loss;
         st.t = if st.n_iter == 1 {
             // torch: min(1, 1/|g|_1) * lr, in f32.
-            (1f32 / abs_sum(&g)).min(1.0) as f64 * cfg.lr as f64
+            (1f32 / o.abs_sum(&g)).min(1.0) as f64 * cfg.lr as f64
         } else {
             cfg.lr as f64
         };
-        let gtd = dot(&g, &st.d);
+        let Some(d) = st.d.take() else { break };
+        let gtd = o.dot(&g, &d);
         if gtd > -tol_change as f32 {
+            st.d = Some(d);
             break;
         }
         let mut ls_evals = 0;
@@ -296,38 +326,70 @@ pub fn step(cfg: &Settings, st: &mut State, w: &mut [f32], f: &mut impl Objectiv
         match cfg.line_search {
             LineSearch::StrongWolfe => {
                 let max_ls = cfg.max_eval.saturating_sub(evals);
-                let ls =
-                    crate::optim::lbfgs_wolfe::search(f, w, st.t, &st.d, (loss, &g, gtd), max_ls);
-
-                (loss, g, st.t, ls_evals) = ls;
-                axpy(w, st.t as f32, &st.d);
-                opt_cond = abs_max(&g) <= cfg.tolerance_grad as f32;
+                let ls = crate::optim::lbfgs_wolfe::search(o, w, st.t, &d, (loss, &g, gtd), max_ls);
+                let old_g;
+                (loss, old_g, st.t, ls_evals) = (ls.0, std::mem::replace(&mut g, ls.1), ls.2, ls.3);
+                o.recycle(old_g);
+                o.axpy(w, st.t as f32, &d);
+                opt_cond = o.abs_max(&g) <= tol_grad;
             }
             LineSearch::None => {
-                axpy(w, st.t as f32, &st.d);
+                o.axpy(w, st.t as f32, &d);
                 // torch skips the evaluation after the last iteration.
                 if n_iter != cfg.max_iter {
-                    loss = f.eval(w, &mut g) as f64;
-                    opt_cond = abs_max(&g) <= cfg.tolerance_grad as f32;
+                    loss = o.eval(w, &mut g) as f64;
+                    opt_cond = o.abs_max(&g) <= tol_grad;
                     ls_evals = 1;
                 }
             }
         }
         evals += ls_evals;
         st.func_evals += ls_evals as u64;
+        // max |d t| = max |d| * |t|: rounding is monotone.
         let t32 = st.t as f32;
-        if n_iter == cfg.max_iter
+        let stop = n_iter == cfg.max_iter
             || evals >= cfg.max_eval
             || opt_cond
-            || st.d.iter().fold(0f32, |m, v| m.max((v * t32).abs())) <= tol_change as f32
-            || (loss - st.prev_loss).abs() < tol_change
-        {
+            || o.abs_max(&d) * t32.abs() <= tol_change as f32
+            || (loss - st.prev_loss).abs() < tol_change;
+        st.d = Some(d);
+        if stop {
             break;
         }
     }
+    o.recycle(g);
     StepOutcome {
         first_loss: first,
         evals,
+    }
+}
+
+/// One `torch.optim.LBFGS.step(closure)` on the weights `w` on the CPU.
+pub fn step(cfg: &Settings, st: &mut State, w: &mut [f32], f: &mut impl Objective) -> StepOutcome {
+    let mut o = super::lbfgs_ops::CpuOps { f, n: w.len() };
+    let mut h = Hist::from_state(std::mem::take(st), |v| v);
+    let mut wv = w.to_vec();
+    let out = run(&mut o, cfg, &mut h, &mut wv);
+    w.copy_from_slice(&wv);
+    *st = h.into_state();
+    out
+}
+
+impl Hist<Vec<f32>> {
+    /// The saved form of a CPU history (its vectors moved, not copied).
+    pub fn into_state(self) -> State {
+        State {
+            d: self.d.unwrap_or_default(),
+            prev_flat_grad: self.prev_flat_grad.unwrap_or_default(),
+            t: self.t,
+            old_dirs: self.old_dirs,
+            old_stps: self.old_stps,
+            ro: self.ro,
+            h_diag: self.h_diag,
+            prev_loss: self.prev_loss,
+            n_iter: self.n_iter,
+            func_evals: self.func_evals,
+        }
     }
 }
 

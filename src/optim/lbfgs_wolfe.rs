@@ -2,7 +2,7 @@
 //! ported them from the Lua torch/optim `lswolfe.lua` and `polyinterp.lua`). Losses and step
 //! lengths are f64 (torch's Python floats), directional derivatives f32 dot products.
 
-use crate::optim::lbfgs::{abs_max, directional, dot, Objective};
+use crate::optim::lbfgs::{directional, VecOps};
 
 /// Sufficient decrease, curvature, and the bracket-width tolerance torch uses (its default,
 /// not the optimizer's `tolerance_change`).
@@ -34,58 +34,69 @@ fn cubic_interpolate(
 }
 
 /// One point of the search: step length, loss, gradient, directional derivative.
-#[derive(Clone)]
-struct Point {
+struct Point<V> {
     t: f64,
     f: f64,
-    g: Vec<f32>,
+    g: V,
     gtd: f64,
 }
 
-/// The strong-Wolfe search from `x` along `d` starting at step `t`, with the start's loss,
-/// gradient and directional derivative in `at0`. Returns the chosen point's loss, gradient and
-/// step length, and the evaluations made (at least 1, possibly past `max_ls` by none: torch's
-/// caller checks `max_eval` only afterwards).
-pub fn search(
-    f: &mut impl Objective,
-    x: &[f32],
-    mut t: f64,
-    d: &[f32],
-    at0: (f64, &[f32], f32),
-    max_ls: u32,
-) -> (f64, Vec<f32>, f64, u32) {
-    let (f0, g0, gtd0) = (at0.0, at0.1, at0.2 as f64);
-    let d_norm = abs_max(d) as f64;
-    let eval = |f: &mut _, t: f64| {
-        let (fl, g) = directional(f, x, t, d);
-        let gtd = dot(&g, d) as f64;
-        Point { t, f: fl, g, gtd }
-    };
-    let mut new = eval(f, t);
-    let mut evals = 1u32;
-    let mut prev = Point {
+/// A copy of `p` (its gradient copied in `o`).
+fn dup<O: VecOps>(o: &mut O, p: &Point<O::V>) -> Point<O::V> {
+    Point {
+        g: o.dup(&p.g),
+        ..*p
+    }
+}
+
+/// Loss, gradient and directional derivative at `x + t d`.
+fn eval<O: VecOps>(o: &mut O, x: &O::V, d: &O::V, t: f64) -> Point<O::V> {
+    let (f, g) = directional(o, x, t, d);
+    let gtd = o.dot(&g, d) as f64;
+    Point { t, f, g, gtd }
+}
+
+/// The start point (step 0) of a search.
+fn start<O: VecOps>(o: &mut O, (f0, g0, gtd0): (f64, &O::V, f64)) -> Point<O::V> {
+    Point {
         t: 0.0,
         f: f0,
-        g: g0.to_vec(),
+        g: o.dup(g0),
         gtd: gtd0,
-    };
-    let mut done = false;
+    }
+}
+
+/// The bracketing phase: an interval (two points) containing a point that satisfies the
+/// Wolfe conditions, or one point that does (`done`). Returns the bracket, `done`, the step
+/// and the evaluations so far, and the search iterations used.
+#[allow(clippy::type_complexity)]
+fn bracket<O: VecOps>(
+    o: &mut O,
+    (x, d): (&O::V, &O::V),
+    mut t: f64,
+    at0: (f64, &O::V, f64),
+    max_ls: u32,
+) -> (Vec<Point<O::V>>, bool, u32, u32) {
+    let (f0, gtd0) = (at0.0, at0.2);
+    let mut new = eval(o, x, d, t);
+    let mut evals = 1u32;
+    let mut prev = start(o, at0);
     let mut ls_iter = 0;
-    // Bracket an interval containing a point that satisfies the Wolfe conditions.
-    let mut bracket: Vec<Point> = Vec::new();
-    while ls_iter < max_ls {
+    loop {
+        if ls_iter >= max_ls {
+            o.recycle(prev.g);
+            let s = start(o, at0);
+            return (vec![s, new], false, evals, ls_iter);
+        }
         if new.f > f0 + C1 * new.t * gtd0 || (ls_iter > 1 && new.f >= prev.f) {
-            bracket = vec![prev, new.clone()];
-            break;
+            return (vec![prev, new], false, evals, ls_iter);
         }
         if new.gtd.abs() <= -C2 * gtd0 {
-            bracket = vec![new.clone()];
-            done = true;
-            break;
+            o.recycle(prev.g);
+            return (vec![new], true, evals, ls_iter);
         }
         if new.gtd >= 0.0 {
-            bracket = vec![prev, new.clone()];
-            break;
+            return (vec![prev, new], false, evals, ls_iter);
         }
         let bounds = (t + 0.01 * (t - prev.t), t * 10.0);
         t = cubic_interpolate(
@@ -93,28 +104,63 @@ pub fn search(
             (t, new.f, new.gtd),
             Some(bounds),
         );
-        prev = new;
-        new = eval(f, t);
+        let old = std::mem::replace(&mut prev, new);
+        o.recycle(old.g);
+        new = eval(o, x, d, t);
         evals += 1;
         ls_iter += 1;
     }
-    if ls_iter == max_ls {
-        let start = Point {
-            t: 0.0,
-            f: f0,
-            g: g0.to_vec(),
-            gtd: gtd0,
-        };
-        bracket = vec![start, new.clone()];
+}
+
+/// (low, high): the bracket's ends by loss, lower first.
+fn order<V>(b: &[Point<V>]) -> (usize, usize) {
+    if b[0].f <= b[b.len() - 1].f {
+        (0, 1)
+    } else {
+        (1, 0)
     }
-    // Zoom: shrink the bracket until a point satisfies the conditions.
-    let order = |b: &[Point]| {
-        if b[0].f <= b[b.len() - 1].f {
-            (0, 1)
+}
+
+/// The next trial step of the zoom phase inside bracket `(b0, b1)`, kept away from its
+/// ends (`insuf_progress` as torch tracks it).
+fn zoom_step<V>(b0: &Point<V>, b1: &Point<V>, insuf_progress: &mut bool) -> f64 {
+    let mut t = cubic_interpolate((b0.t, b0.f, b0.gtd), (b1.t, b1.f, b1.gtd), None);
+    let (bmax, bmin) = (b0.t.max(b1.t), b0.t.min(b1.t));
+    let eps = 0.1 * (bmax - bmin);
+    if (bmax - t).min(t - bmin) < eps {
+        if *insuf_progress || t >= bmax || t <= bmin {
+            t = if (t - bmax).abs() < (t - bmin).abs() {
+                bmax - eps
+            } else {
+                bmin + eps
+            };
+            *insuf_progress = false;
         } else {
-            (1, 0)
+            *insuf_progress = true;
         }
-    };
+    } else {
+        *insuf_progress = false;
+    }
+    t
+}
+
+/// The strong-Wolfe search from `x` along `d` starting at step `t`, with the start's loss,
+/// gradient and directional derivative in `at0`. Returns the chosen point's loss, gradient and
+/// step length, and the evaluations made (at least 1, possibly past `max_ls` by none: torch's
+/// caller checks `max_eval` only afterwards).
+pub fn search<O: VecOps>(
+    o: &mut O,
+    x: &O::V,
+    t: f64,
+    d: &O::V,
+    at0: (f64, &O::V, f32),
+    max_ls: u32,
+) -> (f64, O::V, f64, u32) {
+    let (f0, gtd0) = (at0.0, at0.2 as f64);
+    let d_norm = o.abs_max(d) as f64;
+    let (mut bracket, mut done, mut evals, mut ls_iter) =
+        bracket(o, (x, d), t, (f0, at0.1, gtd0), max_ls);
+    // Zoom: shrink the bracket until a point satisfies the conditions.
     let (mut low, mut high) = order(&bracket);
     let mut insuf_progress = false;
     while !done && ls_iter < max_ls {
@@ -122,38 +168,29 @@ pub fn search(
         if (b1.t - b0.t).abs() * d_norm < TOLERANCE_CHANGE {
             break;
         }
-        t = cubic_interpolate((b0.t, b0.f, b0.gtd), (b1.t, b1.f, b1.gtd), None);
-        let (bmax, bmin) = (b0.t.max(b1.t), b0.t.min(b1.t));
-        let eps = 0.1 * (bmax - bmin);
-        if (bmax - t).min(t - bmin) < eps {
-            if insuf_progress || t >= bmax || t <= bmin {
-                t = if (t - bmax).abs() < (t - bmin).abs() {
-                    bmax - eps
-                } else {
-                    bmin + eps
-                };
-                insuf_progress = false;
-            } else {
-                insuf_progress = true;
-            }
-        } else {
-            insuf_progress = false;
-        }
-        let p = eval(f, t);
+        let t = zoom_step(b0, b1, &mut insuf_progress);
+        let p = eval(o, x, d, t);
         evals += 1;
         ls_iter += 1;
-        if p.f > f0 + C1 * t * gtd0 || p.f >= bracket[low].f {
-            bracket[high] = p;
+        let old = if p.f > f0 + C1 * t * gtd0 || p.f >= bracket[low].f {
+            let old = std::mem::replace(&mut bracket[high], p);
             (low, high) = order(&bracket);
+            old
         } else {
             if p.gtd.abs() <= -C2 * gtd0 {
                 done = true;
             } else if p.gtd * (bracket[high].t - bracket[low].t) >= 0.0 {
-                bracket[high] = bracket[low].clone();
+                let c = dup(o, &bracket[low]);
+                let old = std::mem::replace(&mut bracket[high], c);
+                o.recycle(old.g);
             }
-            bracket[low] = p;
-        }
+            std::mem::replace(&mut bracket[low], p)
+        };
+        o.recycle(old.g);
     }
     let Point { t, f, g, .. } = bracket.swap_remove(low);
+    for p in bracket {
+        o.recycle(p.g);
+    }
     (f, g, t, evals)
 }

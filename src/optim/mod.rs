@@ -5,6 +5,7 @@
 pub mod adam;
 pub mod grprop;
 pub mod lbfgs;
+pub mod lbfgs_ops;
 pub mod lbfgs_wolfe;
 pub mod quickprop;
 pub mod registry;
@@ -182,12 +183,6 @@ impl Variant {
     /// Whether a step makes several passes ([`Rule::MultiEval`]).
     pub fn is_multi_eval(self) -> bool {
         matches!(self.0.rule, Rule::MultiEval)
-    }
-
-    /// Whether the GPU backend runs it (the GPU tests loop over these). Multi-evaluation
-    /// steps (L-BFGS) run on the CPU only for now; the GPU backend refuses them with this.
-    pub fn runs_on_gpu(self) -> bool {
-        !self.is_multi_eval()
     }
 
     /// This optimizer's settings: [`Hyper::BASE`] with its own defaults.
