@@ -109,6 +109,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             save_every: None,
             replace,
             budget_evals: args.budget_evals,
+            data_hash: None,
         };
         match run_job(&args, &learn, &test, mnist, cfg, &opts, &mut shared) {
             Ok((row, metrics, backend)) => {
