@@ -163,6 +163,25 @@ fn read_gz(path: &Path) -> Result<Vec<u8>, DataError> {
         }
         allowed = allowed.min(claimed.saturating_add(1));
     }
+    read_rest(reader, out, allowed, path)
+}
+
+/// The rest of [`read_gz`]: at most `allowed` bytes past the header in `out`, refused by
+/// size when there are more.
+fn read_rest(
+    mut reader: impl Read,
+    mut out: Vec<u8>,
+    allowed: u64,
+    path: &Path,
+) -> Result<Vec<u8>, DataError> {
+    let fmt = |msg: String| DataError::Format {
+        path: path.to_owned(),
+        msg,
+    };
+    let gz_err = |source| DataError::Gzip {
+        path: path.to_owned(),
+        source,
+    };
     (&mut reader).take(allowed).read_to_end(&mut out).map_err(|e| {
         // Growing the buffer failed: memory ran out, the file is not to blame.
         if e.kind() == std::io::ErrorKind::OutOfMemory {

@@ -305,7 +305,7 @@ impl<'a> Run<'a> {
         let every = self
             .opts
             .save_every
-            .is_some_and(|k| k > 0 && epoch % k == 0);
+            .is_some_and(|k| k > 0 && epoch.is_multiple_of(k));
         every || self.folder.swap_pending()
     }
 

@@ -141,6 +141,9 @@ fn resume_drops_records_past_the_saved_state() {
     assert_eq!(v["epochs"].as_array().unwrap().len(), 4);
 }
 
+/// An edit of record `i` (its JSON).
+type Edit = Box<dyn Fn(usize, &mut serde_json::Value)>;
+
 /// Rewrites run `dir`'s records with `edit` applied to each (as JSON).
 fn edit_records(dir: &Path, edit: impl Fn(usize, &mut serde_json::Value)) {
     let p = dir.join("metrics.jsonl");
@@ -176,7 +179,12 @@ fn plot_reads_every_layout_and_refuses_records_no_run_writes() {
         d.path(),
         &["plot", "Old/metrics.json", "--out", "o.png"],
     ));
-    let cases: [(&str, Box<dyn Fn(usize, &mut serde_json::Value)>, &str); 4] = [
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "huge",
+            Box::new(|_, v| v["eval_acc"] = 1.7e308.into()),
+            "epoch 1: eval_acc is 1.7e308, outside 0..=1",
+        ),
         (
             "acc",
             Box::new(|i, v| {
