@@ -195,7 +195,8 @@ struct Run<'a> {
     /// The latest records not yet appended to the records files (a GPU's, until its
     /// telemetry is read back at a save point).
     unwritten: usize,
-    /// Whether the backend's telemetry waits for a save point (a GPU: a read-back).
+    /// Whether the backend's telemetry waits for a save point (a GPU, or any backend not
+    /// known to be the CPU one: a read-back).
     defer: bool,
     bar: ProgressBar,
     own_bar: bool,
@@ -238,7 +239,7 @@ impl<'a> Run<'a> {
             metrics,
             best,
             unwritten: 0,
-            defer: backend.settings().backend.as_deref() == Some("gpu"),
+            defer: backend.settings().backend.as_deref() != Some("cpu"),
             lines: !opts.quiet && bar.is_hidden(),
             bar,
             own_bar,
