@@ -384,6 +384,7 @@ pub fn load_metrics(paths: &[PathBuf]) -> Result<Vec<(String, Metrics)>> {
             if m.epochs.is_empty() {
                 bail!("{}: no epochs recorded", p.display());
             }
+            m.check_plausible(p)?;
             Ok(m)
         })
         .collect::<Result<Vec<_>>>()

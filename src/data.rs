@@ -132,6 +132,8 @@ fn read_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     let mut reader = MultiGzDecoder::new(file).take(MAX_DECOMPRESSED + 1);
     // The header first: its dimensions say how much to reserve.
     let mut out = Vec::new();
+    // Bytes past what the header claims are not read (a lying file is refused by size).
+    let mut allowed = MAX_DECOMPRESSED + 1;
     (&mut reader)
         .take(4)
         .read_to_end(&mut out)
@@ -159,8 +161,28 @@ fn read_gz(path: &Path) -> Result<Vec<u8>, DataError> {
         if claimed <= MAX_DECOMPRESSED && out.try_reserve_exact(claimed as usize + 1).is_err() {
             return Err(fmt(format!("{claimed} bytes of data do not fit in memory")));
         }
+        allowed = allowed.min(claimed.saturating_add(1));
     }
-    reader.read_to_end(&mut out).map_err(|e| {
+    read_rest(reader, out, allowed, path)
+}
+
+/// The rest of [`read_gz`]: at most `allowed` bytes past the header in `out`, refused by
+/// size when there are more.
+fn read_rest(
+    mut reader: impl Read,
+    mut out: Vec<u8>,
+    allowed: u64,
+    path: &Path,
+) -> Result<Vec<u8>, DataError> {
+    let fmt = |msg: String| DataError::Format {
+        path: path.to_owned(),
+        msg,
+    };
+    let gz_err = |source| DataError::Gzip {
+        path: path.to_owned(),
+        source,
+    };
+    (&mut reader).take(allowed).read_to_end(&mut out).map_err(|e| {
         // Growing the buffer failed: memory ran out, the file is not to blame.
         if e.kind() == std::io::ErrorKind::OutOfMemory {
             fmt("the data does not fit in memory (it decompresses to more than this process may use)".into())
@@ -168,6 +190,15 @@ fn read_gz(path: &Path) -> Result<Vec<u8>, DataError> {
             gz_err(e)
         }
     })?;
+    let header = out
+        .len()
+        .min(4 + 4 * (out.get(3).map_or(0, |d| *d as usize).min(4))) as u64;
+    if allowed <= MAX_DECOMPRESSED && out.len() as u64 > header + allowed - 1 {
+        return Err(fmt(format!(
+            "holds more data than the {} bytes its header claims (a size limit: the rest is not read)",
+            allowed - 1
+        )));
+    }
     if out.len() as u64 > MAX_DECOMPRESSED {
         return Err(fmt(format!(
             "decompresses to more than {MAX_DECOMPRESSED} bytes"

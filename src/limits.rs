@@ -96,3 +96,26 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
         Ok(self)
     }
 }
+
+/// Text with every word (run of non-spaces) longer than [`MAX_ECHO`] characters elided in
+/// its middle: an error line names a long path by its start and its end.
+pub fn shorten_words(text: &str) -> String {
+    let words: Vec<String> = text.split(' ').map(shorten_word).collect();
+    words.join(" ")
+}
+
+fn shorten_word(w: &str) -> String {
+    let n = w.chars().count();
+    if n <= MAX_ECHO {
+        return w.to_string();
+    }
+    let keep = (MAX_ECHO - 3) / 2;
+    let head: String = w.chars().take(keep).collect();
+    let tail: String = w.chars().skip(n - keep).collect();
+    format!("{head}...{tail}")
+}
+
+/// A path as an output line shows it (see [`shorten_words`]).
+pub fn shorten(path: &std::path::Path) -> String {
+    shorten_words(&path.display().to_string())
+}

@@ -38,7 +38,8 @@ fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        let text = text.replace(['\n', '\r'], " ");
+        // Long paths (up to 4096 bytes) are shown by their start and end.
+        let text = rprop_lab::limits::shorten_words(&text.replace(['\n', '\r'], " "));
         let text = match text.char_indices().nth(MAX_PART) {
             Some((i, _)) => format!("{}...", &text[..i]),
             None => text,

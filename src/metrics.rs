@@ -1,13 +1,28 @@
-//! Per-epoch metrics of a run, written as `metrics.json` and `metrics.csv` after every epoch
-//! (atomically), so an interrupted run keeps every finished epoch.
+//! Per-epoch metrics of a run. Each epoch's record is appended, once complete, to
+//! `metrics.jsonl` (one JSON object a line) and `metrics.csv`, so an epoch costs the same
+//! bytes however long the run; `metrics.json` (the run's header and every record) is
+//! rewritten only at save points and at the end. Readers take the records from
+//! `metrics.jsonl` where it exists (see docs/guarantees.md, "Metrics").
 
-use std::path::Path;
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::write_atomic;
+use crate::fsio::write_atomic;
 use crate::telemetry::LayerTelemetry;
+
+/// The run's header and every record, written at save points and at the end.
+pub const JSON: &str = "metrics.json";
+/// The records, one JSON object a line, appended as epochs complete.
+pub const JSONL: &str = "metrics.jsonl";
+/// The records as CSV, appended with [`JSONL`].
+pub const CSV: &str = "metrics.csv";
+/// Longest line of [`JSONL`] read (a record with telemetry of many layers is a few KiB).
+const MAX_LINE: u64 = 1 << 20;
+/// Most records a run has (config.json's epoch limit).
+const MAX_RECORDS: usize = 1_000_000;
 
 /// The CSV columns of each layer's telemetry (prefixed `l1_`, `l2_`, ...).
 pub const TELEMETRY_COLUMNS: [&str; 5] = [
@@ -69,62 +84,295 @@ pub struct Metrics {
     pub test: Option<TestRecord>,
 }
 
-impl Metrics {
-    pub fn to_csv(&self) -> String {
-        let layers = self.epochs.iter().map(|r| r.telemetry.len()).max();
-        let layers = layers.unwrap_or(0);
-        let mut s =
-            String::from("epoch,train_loss,train_acc,eval_loss,eval_acc,seconds,grad_evals");
-        for l in 1..=layers {
-            for k in TELEMETRY_COLUMNS {
-                s += &format!(",l{l}_{k}");
-            }
+impl EpochRecord {
+    /// The record of epoch `epoch` from what the backend reported, `seconds` after it began.
+    pub fn of(epoch: usize, s: &crate::backend::EpochStats, seconds: f64) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: s.train.loss,
+            train_acc: s.train.accuracy(),
+            eval_loss: s.eval.loss,
+            eval_acc: s.eval.accuracy(),
+            seconds,
+            grad_evals: s.grad_evals as u64,
+            telemetry: Vec::new(),
         }
-        s.push('\n');
-        for r in &self.epochs {
-            s += &format!(
-                "{},{},{},{},{},{:.6},{}",
-                r.epoch,
-                r.train_loss,
-                r.train_acc,
-                r.eval_loss,
-                r.eval_acc,
-                r.seconds,
-                r.grad_evals
-            );
-            for l in 0..layers {
-                match r.telemetry.get(l) {
-                    Some(t) => {
-                        s += &format!(
-                            ",{},{},{},{},{}",
-                            t.sign_changes, t.backtracks, t.at_min, t.at_max, t.median_step
-                        )
-                    }
-                    // Not read back yet (a GPU between save points).
-                    None => s += ",,,,,",
+    }
+
+    /// This record as a CSV row (no newline) with `layers` layers of telemetry columns.
+    fn csv_row(&self, layers: usize) -> String {
+        let mut s = format!(
+            "{},{},{},{},{},{:.6},{}",
+            self.epoch,
+            self.train_loss,
+            self.train_acc,
+            self.eval_loss,
+            self.eval_acc,
+            self.seconds,
+            self.grad_evals
+        );
+        for l in 0..layers {
+            match self.telemetry.get(l) {
+                Some(t) => {
+                    s += &format!(
+                        ",{},{},{},{},{}",
+                        t.sign_changes, t.backtracks, t.at_min, t.at_max, t.median_step
+                    )
                 }
+                None => s += ",,,,,",
             }
-            s.push('\n');
         }
         s
     }
+}
 
-    /// Writes `metrics.json` and `metrics.csv` into `dir`.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)?;
-        write_atomic(&dir.join("metrics.json"), &json)?;
-        write_atomic(&dir.join("metrics.csv"), self.to_csv().as_bytes())
+/// The CSV header line (no newline) for `layers` layers of telemetry.
+fn csv_header(layers: usize) -> String {
+    let mut s = String::from("epoch,train_loss,train_acc,eval_loss,eval_acc,seconds,grad_evals");
+    for l in 1..=layers {
+        for k in TELEMETRY_COLUMNS {
+            s += &format!(",l{l}_{k}");
+        }
     }
+    s
+}
 
-    /// Reads a `metrics.json`; errors name the file.
-    pub fn load(path: &Path) -> Result<Metrics> {
-        let text = crate::fsio::read_text(path, "metrics", crate::fsio::MAX_METRICS)?;
-        serde_json::from_str(&text).map_err(|e| {
+/// The CSV text of `records` (header included).
+fn csv_of(records: &[EpochRecord]) -> String {
+    let layers = records.iter().map(|r| r.telemetry.len()).max().unwrap_or(0);
+    let mut s = csv_header(layers) + "\n";
+    for r in records {
+        s += &r.csv_row(layers);
+        s.push('\n');
+    }
+    s
+}
+
+/// The [`JSONL`] text of `records`.
+fn jsonl_of(records: &[EpochRecord]) -> Result<String> {
+    let mut s = String::new();
+    for r in records {
+        s += &serde_json::to_string(r)?;
+        s.push('\n');
+    }
+    Ok(s)
+}
+
+/// Replaces `dir`'s [`JSONL`] and [`CSV`] (atomically, each) with `records`: a fresh run's
+/// empty files, or a resumed run's records up to its saved state.
+pub fn write_records(dir: &Path, records: &[EpochRecord]) -> Result<()> {
+    write_atomic(&dir.join(JSONL), jsonl_of(records)?.as_bytes())?;
+    let csv = if records.is_empty() {
+        // The header waits for the first row, which tells the telemetry columns.
+        String::new()
+    } else {
+        csv_of(records)
+    };
+    write_atomic(&dir.join(CSV), csv.as_bytes())
+}
+
+/// Appends `records` to `dir`'s [`JSONL`] and [`CSV`] (a CSV header first when the file is
+/// empty); with `sync`, flushed to disk (before a save commits them).
+pub fn append_records(dir: &Path, records: &[EpochRecord], sync: bool) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let append = |name: &str, text: String| -> Result<()> {
+        let path = dir.join(name);
+        let mut f = crate::fsio::open_append(&path)?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| if sync { f.sync_data() } else { Ok(()) })
+            .with_context(|| format!("{}: cannot write", path.display()))
+    };
+    let csv_path = dir.join(CSV);
+    let fresh = std::fs::metadata(&csv_path).map_or(true, |m| m.len() == 0);
+    let layers = if fresh {
+        records.iter().map(|r| r.telemetry.len()).max().unwrap_or(0)
+    } else {
+        csv_layers(&csv_path)?
+    };
+    let mut csv = if fresh {
+        csv_header(layers) + "\n"
+    } else {
+        String::new()
+    };
+    for r in records {
+        csv += &r.csv_row(layers);
+        csv.push('\n');
+    }
+    append(JSONL, jsonl_of(records)?)?;
+    append(CSV, csv)
+}
+
+/// The telemetry layers of an existing CSV's header.
+fn csv_layers(path: &Path) -> Result<usize> {
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut head = String::new();
+    std::io::BufReader::new(f)
+        .take(MAX_LINE)
+        .read_line(&mut head)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let cols = head.trim_end().split(',').count();
+    Ok(cols.saturating_sub(7) / TELEMETRY_COLUMNS.len())
+}
+
+/// Reads the records of a [`JSONL`] file. A last line without its newline (a write cut
+/// short by a crash) is not a record yet and is skipped; any other bad line is an error
+/// naming the file and line.
+pub fn read_jsonl(path: &Path) -> Result<Vec<EpochRecord>> {
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut r = std::io::BufReader::new(f);
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        (&mut r)
+            .take(MAX_LINE + 1)
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        if line.last() != Some(&b'\n') {
+            if line.len() as u64 > MAX_LINE {
+                bail!(
+                    "{}: line {n} is longer than {MAX_LINE} bytes",
+                    path.display()
+                );
+            }
+            break;
+        }
+        if out.len() >= MAX_RECORDS {
+            bail!("{}: holds more than {MAX_RECORDS} records", path.display());
+        }
+        let rec = serde_json::from_slice(&line).map_err(|e| {
             anyhow!(
-                "{}: not a metrics file: {}",
+                "{}: line {n} is not an epoch record: {}",
                 path.display(),
                 crate::limits::cut(&e.to_string())
             )
+        })?;
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+/// What `metrics.json` holds but its records, read without keeping them (a long run's
+/// file may be far larger than memory should hold at once).
+#[derive(Deserialize)]
+struct Head {
+    optimizer: String,
+    backend: String,
+    best_epoch: usize,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[allow(dead_code)]
+    epochs: serde::de::IgnoredAny,
+    #[serde(default)]
+    test: Option<TestRecord>,
+}
+
+impl Metrics {
+    /// Fills the telemetry the backend gathered since its last read-back into the latest
+    /// records (its rows are those of the epochs ended since then, oldest first).
+    pub fn attach_telemetry(&mut self, rows: Vec<Vec<LayerTelemetry>>) -> Result<()> {
+        let n = self.epochs.len();
+        anyhow::ensure!(
+            rows.len() <= n,
+            "the backend reported telemetry for {} epochs, {n} ran",
+            rows.len()
+        );
+        for (rec, row) in self.epochs[n - rows.len()..].iter_mut().zip(rows) {
+            rec.telemetry = row;
+        }
+        Ok(())
+    }
+
+    pub fn to_csv(&self) -> String {
+        csv_of(&self.epochs)
+    }
+
+    /// Writes `metrics.json` into `dir` (the records file is appended epoch by epoch,
+    /// see [`append_records`]).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        crate::fsio::write_atomic_with(&dir.join(JSON), |w| {
+            serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other)
         })
     }
+
+    /// Reads a `metrics.json`; its records from the [`JSONL`] beside it where there is
+    /// one (a run of this version), else from the file itself. Errors name the file.
+    pub fn load(path: &Path) -> Result<Metrics> {
+        if path.file_name().is_some_and(|n| n == JSONL) {
+            // The records file alone lacks the run's header.
+            return Metrics::load(&path.with_file_name(JSON));
+        }
+        let jsonl = path.with_file_name(JSONL);
+        if path.file_name().is_some_and(|n| n == JSON) && jsonl.is_file() {
+            let f = std::fs::File::open(path)
+                .with_context(|| format!("{}: cannot read metrics", path.display()))?;
+            let head: Head = serde_json::from_reader(std::io::BufReader::new(f))
+                .map_err(|e| not_metrics(path, e))?;
+            return Ok(Metrics {
+                optimizer: head.optimizer,
+                backend: head.backend,
+                best_epoch: head.best_epoch,
+                data_dir: head.data_dir,
+                epochs: read_jsonl(&jsonl)?,
+                test: head.test,
+            });
+        }
+        let text = crate::fsio::read_text(path, "metrics", crate::fsio::MAX_METRICS)?;
+        serde_json::from_str(&text).map_err(|e| not_metrics(path, e))
+    }
+
+    /// Refuses records no run writes, before they are drawn: accuracies outside 0..=1,
+    /// non-finite or absurd losses and times, epochs out of order or repeated.
+    pub fn check_plausible(&self, path: &Path) -> Result<()> {
+        let mut prev = 0usize;
+        for r in &self.epochs {
+            let bad = |what: &str, v: f64, range: &str| {
+                let v = if v.abs() < 1e6 {
+                    v.to_string()
+                } else {
+                    format!("{v:e}")
+                };
+                anyhow!(
+                    "{}: epoch {}: {what} is {v}, outside {range}; not a value a run records",
+                    path.display(),
+                    r.epoch
+                )
+            };
+            if r.epoch <= prev {
+                bail!(
+                    "{}: epoch {} follows epoch {prev}; epochs must increase (out of order or repeated)",
+                    path.display(),
+                    r.epoch
+                );
+            }
+            prev = r.epoch;
+            for (what, v) in [("train_acc", r.train_acc), ("eval_acc", r.eval_acc)] {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(bad(what, v, "0..=1"));
+                }
+            }
+            for (what, v) in [
+                ("train_loss", r.train_loss as f64),
+                ("eval_loss", r.eval_loss as f64),
+                ("seconds", r.seconds),
+            ] {
+                if !(0.0..=1e30).contains(&v) {
+                    return Err(bad(what, v, "0..=1e30"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn not_metrics(path: &Path, e: serde_json::Error) -> anyhow::Error {
+    anyhow!(
+        "{}: not a metrics file: {}",
+        path.display(),
+        crate::limits::cut(&e.to_string())
+    )
 }

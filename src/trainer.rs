@@ -11,13 +11,12 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::{epoch_order, Backend, Batch};
-use crate::checkpoint::{self, write_atomic};
+use crate::checkpoint;
 use crate::config::Config;
 use crate::data::{self, Dataset, Part};
 use crate::metrics::{EpochRecord, Metrics};
 use crate::model::{Layout, Params};
-use crate::optim::OptimState;
-use crate::telemetry::LayerTelemetry;
+use crate::run_folder::Folder;
 
 /// Where a run writes and how it reports.
 #[derive(Clone, Debug)]
@@ -41,6 +40,9 @@ pub struct RunOptions {
     /// Stop at the end of the first epoch that brings the run's gradient evaluations (its
     /// `grad_evals`, summed) to at least this many (`compare --budget-evals`).
     pub budget_evals: Option<u64>,
+    /// The data's fingerprint ([`crate::run_folder::data_fingerprint`]), recorded with the
+    /// optimizer state so `--resume` refuses other data; None records none.
+    pub data_hash: Option<String>,
 }
 
 /// The outcome of a run.
@@ -102,58 +104,7 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// Where a run starts: fresh, or after the epochs of an earlier run of the same config.
-#[derive(Clone, Debug, Default)]
-pub struct Start {
-    /// Epochs already done.
-    pub epoch: usize,
-    /// Their metrics (empty when fresh).
-    pub epochs: Vec<EpochRecord>,
-}
-
-impl Start {
-    /// Reads where the run in `dir` stopped: its optimizer state (the epoch it was saved
-    /// at) and its metrics up to that epoch; also returns the metrics file's record of the
-    /// run (backend, data folder).
-    pub fn resume(dir: &Path, len: usize) -> Result<(Start, OptimState, Metrics)> {
-        let (state, epoch) = checkpoint::load_state(&dir.join(STATE), len)?;
-        let metrics = Metrics::load(&dir.join("metrics.json"))?;
-        if metrics.epochs.len() < epoch {
-            bail!(
-                "{}: has {} epochs but the optimizer state is from epoch {epoch}",
-                dir.join("metrics.json").display(),
-                metrics.epochs.len()
-            );
-        }
-        let metrics_path = dir.join("metrics.json");
-        if let Some((i, r)) = metrics
-            .epochs
-            .iter()
-            .enumerate()
-            .find(|(i, r)| r.epoch != i + 1)
-        {
-            bail!(
-                "{}: record {} is of epoch {}, expected {} (epochs must run 1, 2, 3, ...)",
-                metrics_path.display(),
-                i + 1,
-                r.epoch,
-                i + 1
-            );
-        }
-        if metrics.best_epoch > metrics.epochs.len() {
-            bail!(
-                "{}: best_epoch {} is past its {} epochs",
-                metrics_path.display(),
-                metrics.best_epoch,
-                metrics.epochs.len()
-            );
-        }
-        let mut metrics = metrics;
-        // Epochs after the saved state (a crash between the two writes) are run again.
-        let epochs = metrics.epochs.drain(..epoch).collect();
-        Ok((Start { epoch, epochs }, state, metrics))
-    }
-}
+pub use crate::run_folder::Start;
 
 /// Runs epochs `start.epoch + 1 ..= cfg.epochs` on `backend`, writing into
 /// `opts.out_dir`: `config.json`, `metrics.json`/`.csv` (every epoch), and, every
@@ -194,85 +145,11 @@ fn train_in(
     opts: &RunOptions,
     start: Start,
 ) -> Result<RunSummary> {
-    let mut dir = opts.out_dir.clone();
-    let mut pending_replace = opts.replace.clone();
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("{}: cannot create output directory", dir.display()))?;
-    write_atomic(
-        &dir.join("config.json"),
-        serde_json::to_string_pretty(&cfg.to_json())?.as_bytes(),
-    )?;
-    let meta = |epoch: usize| {
-        [
-            ("optimizer", cfg.optimizer.name().to_string()),
-            ("config", cfg.to_json().to_string()),
-            ("epoch", epoch.to_string()),
-        ]
-    };
-    let mut best: Option<EpochRecord> = start
-        .epochs
-        .iter()
-        .min_by(|a, b| a.eval_loss.total_cmp(&b.eval_loss))
-        .cloned();
-    let mut metrics = Metrics {
-        optimizer: cfg.optimizer.name().to_string(),
-        backend: backend.name(),
-        best_epoch: best.as_ref().map_or(0, |b| b.epoch),
-        data_dir: opts.data_dir.clone(),
-        epochs: start.epochs,
-        test: None,
-    };
-    let own_bar = opts.progress.is_none();
-    let bar = opts
-        .progress
-        .clone()
-        .unwrap_or_else(|| progress(cfg.epochs, opts.quiet));
-    if own_bar {
-        bar.set_position(start.epoch as u64);
-    }
-    bar.set_prefix(cfg.optimizer.name());
-    let lines = !opts.quiet && bar.is_hidden();
-    let t_run = Instant::now();
-    // The epoch of best weights the backend keeps that best.safetensors does not hold yet.
-    let mut unsaved_best: Option<usize> = None;
-    let save_best =
-        |backend: &mut dyn Backend, dir: &Path, unsaved: &mut Option<usize>| -> Result<()> {
-            if let Some(epoch) = unsaved.take() {
-                checkpoint::save(&dir.join(BEST), &backend.best_params()?, &meta(epoch))?;
-            }
-            Ok(())
-        };
-    // The state file holds the weights, their fingerprint, the epoch, optimizer and config:
-    // it is the save's one commit point (see `run_folder`). Both files are written in full
-    // before either is renamed, so a failed save (full disk) changes neither.
-    let save_last = |backend: &mut dyn Backend, dir: &Path, epoch: usize| -> Result<()> {
-        let (last, state) = (dir.join(LAST), dir.join(STATE));
-        let params = backend.params()?;
-        let last_tmp = checkpoint::save_tmp(&last, &params, &meta(epoch))?;
-        let state_tmp = backend.state().and_then(|s| {
-            checkpoint::save_state_tmp(
-                &state,
-                &s,
-                epoch,
-                Some(&params.data),
-                &[
-                    ("optimizer", cfg.optimizer.name().to_string()),
-                    ("weights", checkpoint::fingerprint(&params.data)),
-                    ("config", cfg.to_json().to_string()),
-                ],
-            )
-        });
-        match state_tmp {
-            Ok(t) => crate::fsio::commit_tmps(&[(last_tmp, last), (t, state)]),
-            Err(e) => {
-                crate::fsio::discard_tmps(&[last_tmp]);
-                Err(e)
-            }
-        }
-    };
+    let first = start.epoch + 1;
+    let mut run = Run::open(backend, cfg, opts, start)?;
     let n = backend.train_len();
     let batch = cfg.train_batch_size.clamp(1, n.max(1));
-    for epoch in start.epoch + 1..=cfg.epochs {
+    for epoch in first..=cfg.epochs {
         let t0 = Instant::now();
         if batch < n {
             let order = epoch_order(n, cfg.seed, epoch as u64);
@@ -282,45 +159,119 @@ fn train_in(
         } else {
             backend.train_step(Batch::Full)?;
         }
-        let s = backend.end_epoch()?;
-        let rec = EpochRecord {
-            epoch,
-            train_loss: s.train.loss,
-            train_acc: s.train.accuracy(),
-            eval_loss: s.eval.loss,
-            eval_acc: s.eval.accuracy(),
-            seconds: t0.elapsed().as_secs_f64(),
-            grad_evals: s.grad_evals as u64,
-            telemetry: Vec::new(),
-        };
+        let rec = EpochRecord::of(epoch, &backend.end_epoch()?, t0.elapsed().as_secs_f64());
         if !(rec.train_loss.is_finite() && rec.eval_loss.is_finite()) {
-            bar.abandon();
-            save_best(backend, &dir, &mut unsaved_best)?;
-            let mut rows = backend.take_telemetry()?;
-            // The diverged epoch's row goes with the epoch, which is not recorded.
-            rows.pop();
-            attach_telemetry(rows, &mut metrics)?;
-            metrics.save(&dir)?;
-            bail!(
-                "epoch {epoch}: the loss is not finite (train {}, eval {}), the weights have diverged; stopped. {}",
-                rec.train_loss,
-                rec.eval_loss,
-                match &best {
-                    Some(b) => format!(
-                        "The best checkpoint so far (epoch {}) is kept in {}",
-                        b.epoch,
-                        dir.join(BEST).display()
-                    ),
-                    None => "No checkpoint was saved".to_string(),
-                }
-            );
+            return Err(run.diverged(backend, &rec));
         }
-        if best.as_ref().is_none_or(|b| rec.eval_loss < b.eval_loss) {
+        run.record(backend, rec)?;
+        let spent = run.spent();
+        let last = epoch == cfg.epochs || spent;
+        let interrupted = INTERRUPTED.load(Ordering::SeqCst) && !last;
+        if interrupted || last || run.save_due(epoch) {
+            run.folder
+                .save(backend, cfg, epoch, &mut run.metrics, &mut run.unwritten)?;
+        }
+        if interrupted {
+            run.bar.abandon();
+            let dir = run.folder.dir;
+            return Err(Interrupted { epoch, dir }.into());
+        }
+        if spent {
+            // A shared bar counts the epochs the run would have had.
+            run.bar.inc((cfg.epochs - epoch) as u64);
+            break;
+        }
+    }
+    run.finish()
+}
+
+/// A run in progress: its folder, records and report.
+struct Run<'a> {
+    cfg: &'a Config,
+    opts: &'a RunOptions,
+    folder: Folder,
+    metrics: Metrics,
+    best: Option<EpochRecord>,
+    /// The latest records not yet appended to the records files (a GPU's, until its
+    /// telemetry is read back at a save point).
+    unwritten: usize,
+    /// Whether the backend's telemetry waits for a save point (a GPU, or any backend not
+    /// known to be the CPU one: a read-back).
+    defer: bool,
+    bar: ProgressBar,
+    own_bar: bool,
+    /// One line per epoch (no bar on screen).
+    lines: bool,
+    t_run: Instant,
+}
+
+impl<'a> Run<'a> {
+    /// Creates the run folder (see [`Folder::create`]) and the report.
+    fn open(
+        backend: &dyn Backend,
+        cfg: &'a Config,
+        opts: &'a RunOptions,
+        start: Start,
+    ) -> Result<Run<'a>> {
+        let best = (start.epochs.iter())
+            .min_by(|a, b| a.eval_loss.total_cmp(&b.eval_loss))
+            .cloned();
+        let metrics = Metrics {
+            optimizer: cfg.optimizer.name().to_string(),
+            backend: backend.name(),
+            best_epoch: best.as_ref().map_or(0, |b| b.epoch),
+            data_dir: opts.data_dir.clone(),
+            epochs: start.epochs,
+            test: None,
+        };
+        let (dir, replace, data) = (&opts.out_dir, opts.replace.clone(), opts.data_hash.clone());
+        let folder = Folder::create(dir, replace, data, cfg, &metrics)?;
+        let own_bar = opts.progress.is_none();
+        let bar = (opts.progress.clone()).unwrap_or_else(|| progress(cfg.epochs, opts.quiet));
+        if own_bar {
+            bar.set_position(start.epoch as u64);
+        }
+        bar.set_prefix(cfg.optimizer.name());
+        Ok(Run {
+            cfg,
+            opts,
+            folder,
+            metrics,
+            best,
+            unwritten: 0,
+            defer: backend.settings().backend.as_deref() != Some("cpu"),
+            lines: !opts.quiet && bar.is_hidden(),
+            bar,
+            own_bar,
+            t_run: Instant::now(),
+        })
+    }
+
+    /// Records a finished epoch: the best weights kept, its line shown, its record
+    /// appended once complete (at once, unless its telemetry waits for a save point).
+    fn record(&mut self, backend: &mut dyn Backend, rec: EpochRecord) -> Result<()> {
+        if (self.best.as_ref()).is_none_or(|b| rec.eval_loss < b.eval_loss) {
             backend.keep_best()?;
-            unsaved_best = Some(epoch);
-            metrics.best_epoch = epoch;
-            best = Some(rec.clone());
+            self.folder.best_kept(rec.epoch);
+            self.metrics.best_epoch = rec.epoch;
+            self.best = Some(rec.clone());
         }
+        self.report(&rec);
+        self.metrics.epochs.push(rec);
+        self.unwritten += 1;
+        if !self.defer {
+            self.metrics.attach_telemetry(backend.take_telemetry()?)?;
+            let n = self.metrics.epochs.len();
+            let new = &self.metrics.epochs[n - self.unwritten..];
+            crate::metrics::append_records(&self.folder.dir, new, false)?;
+            self.unwritten = 0;
+        }
+        Ok(())
+    }
+
+    /// The epoch's line (or the bar's message).
+    fn report(&self, rec: &EpochRecord) {
+        let (cfg, epoch) = (self.cfg, rec.epoch);
         let msg = format!(
             "train {:.4} {:.2}% | eval {:.4} {:.2}% | {:.2}s",
             rec.train_loss,
@@ -334,59 +285,75 @@ fn train_in(
             "{} seed {} epoch {epoch:>3}/{}: {msg}",
             cfg.optimizer, cfg.seed, cfg.epochs
         );
-        if lines {
+        if self.lines {
             println!("{line}");
-        } else if !opts.quiet && history_due(epoch, cfg.epochs) {
+        } else if !self.opts.quiet && history_due(epoch, cfg.epochs) {
             // Above the bar, so the history stays on screen as the bar moves.
-            bar.println(line);
+            self.bar.println(line);
         }
-        bar.set_message(msg);
-        bar.inc(1);
-        metrics.epochs.push(rec);
-        metrics.save(&dir)?;
-        let used: u64 = metrics.epochs.iter().map(|r| r.grad_evals).sum();
-        let spent = opts.budget_evals.is_some_and(|b| used >= b);
-        let last = epoch == cfg.epochs || spent;
-        let interrupted = INTERRUPTED.load(Ordering::SeqCst) && !last;
-        let due = opts.save_every.is_some_and(|k| k > 0 && epoch % k == 0);
-        // The new run replaces an old one (`--force`) only with weights and optimizer
-        // state saved: a kill right after the swap still leaves a resumable run.
-        let swap = pending_replace.is_some();
-        if interrupted || due || swap || last {
-            // A second signal waits for the save (and the swap) to finish.
-            let _save = crate::signals::critical();
-            save_best(backend, &dir, &mut unsaved_best)?;
-            save_last(backend, &dir, epoch)?;
-            attach_telemetry(backend.take_telemetry()?, &mut metrics)?;
-            metrics.save(&dir)?;
+        self.bar.set_message(msg);
+        self.bar.inc(1);
+    }
+
+    /// Whether the run's gradient evaluations reached `--budget-evals`.
+    fn spent(&self) -> bool {
+        let used: u64 = self.metrics.epochs.iter().map(|r| r.grad_evals).sum();
+        self.opts.budget_evals.is_some_and(|b| used >= b)
+    }
+
+    /// A save point by `--save-every`, or the `--force` swap's first save.
+    fn save_due(&self, epoch: usize) -> bool {
+        let every = self
+            .opts
+            .save_every
+            .is_some_and(|k| k > 0 && epoch.is_multiple_of(k));
+        every || self.folder.swap_pending()
+    }
+
+    /// A non-finite loss at `rec`: the best weights so far and the records are saved, and
+    /// the error names the epoch.
+    fn diverged(&mut self, backend: &mut dyn Backend, rec: &EpochRecord) -> anyhow::Error {
+        self.bar.abandon();
+        let saved = (|| -> Result<()> {
+            self.folder.save_best(backend, self.cfg)?;
+            let mut rows = backend.take_telemetry()?;
+            // The diverged epoch's row goes with the epoch, which is not recorded.
+            rows.truncate(self.unwritten);
+            self.metrics.attach_telemetry(rows)?;
+            let n = self.metrics.epochs.len();
+            let new = &self.metrics.epochs[n - self.unwritten..];
+            crate::metrics::append_records(&self.folder.dir, new, true)?;
+            self.metrics.save(&self.folder.dir)
+        })();
+        if let Err(e) = saved {
+            return e;
         }
-        if let Some(old) = pending_replace.take() {
-            replace_run(&dir, &old)?;
-            dir = old;
-        }
-        if interrupted {
-            bar.abandon();
-            return Err(Interrupted {
-                epoch,
-                dir: dir.clone(),
+        anyhow::anyhow!(
+            "epoch {}: the loss is not finite (train {}, eval {}), the weights have diverged; stopped. {}",
+            rec.epoch,
+            rec.train_loss,
+            rec.eval_loss,
+            match &self.best {
+                Some(b) => format!(
+                    "The best checkpoint so far (epoch {}) is kept in {}",
+                    b.epoch,
+                    self.folder.dir.join(BEST).display()
+                ),
+                None => "No checkpoint was saved".to_string(),
             }
-            .into());
-        }
-        if spent {
-            // A shared bar counts the epochs the run would have had.
-            bar.inc((cfg.epochs - epoch) as u64);
-            break;
-        }
+        )
     }
-    if own_bar {
-        bar.finish_and_clear();
+
+    fn finish(self) -> Result<RunSummary> {
+        if self.own_bar {
+            self.bar.finish_and_clear();
+        }
+        Ok(RunSummary {
+            metrics: self.metrics,
+            best: self.best.context("no epoch ran")?,
+            seconds: self.t_run.elapsed().as_secs_f64(),
+        })
     }
-    let best = best.context("no epoch ran")?;
-    Ok(RunSummary {
-        metrics,
-        best,
-        seconds: t_run.elapsed().as_secs_f64(),
-    })
 }
 
 /// Whether a terminal run prints epoch `epoch`'s line above its progress bar: about ten
@@ -394,21 +361,6 @@ fn train_in(
 pub fn history_due(epoch: usize, epochs: usize) -> bool {
     let every = epochs.div_ceil(10).max(1);
     epoch == 1 || epoch == epochs || epoch.is_multiple_of(every)
-}
-
-/// Fills the telemetry the backend gathered since the last call into the latest epochs'
-/// records (the backend's rows are those of the epochs ended since then, oldest first).
-fn attach_telemetry(rows: Vec<Vec<LayerTelemetry>>, metrics: &mut Metrics) -> Result<()> {
-    let n = metrics.epochs.len();
-    anyhow::ensure!(
-        rows.len() <= n,
-        "the backend reported telemetry for {} epochs, {n} ran",
-        rows.len()
-    );
-    for (rec, row) in metrics.epochs[n - rows.len()..].iter_mut().zip(rows) {
-        rec.telemetry = row;
-    }
-    Ok(())
 }
 
 pub use crate::run_folder::{out_dir_for, prepare_out_dir, replace_run, RUN_FILES};

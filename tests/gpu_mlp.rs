@@ -95,6 +95,7 @@ fn trainer_epoch_is_one_submission_and_at_most_64_bytes_read() {
             save_every: None,
             replace: None,
             budget_evals: None,
+            data_hash: None,
         };
         let run = trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
         assert_eq!(run.metrics.epochs.len(), 10);

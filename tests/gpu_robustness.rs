@@ -260,6 +260,7 @@ fn lost_device_is_a_clear_error_and_keeps_saved_files() {
         save_every: None,
         replace: None,
         budget_evals: None,
+        data_hash: None,
     };
     let run = trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
     let best = std::fs::read(d.path().join("best.safetensors")).unwrap();

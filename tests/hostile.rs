@@ -274,10 +274,10 @@ fn saves_leave_no_temp_and_never_overwrite_inputs() {
     }
 }
 
-/// Waits until `dir/metrics.json` records an epoch.
+/// Waits until `dir/metrics.jsonl` records an epoch (appended as each one ends).
 fn wait_first_epoch(dir: &Path) {
     let t0 = Instant::now();
-    while !std::fs::read_to_string(dir.join("metrics.json")).is_ok_and(|m| m.contains("\"epoch\""))
+    while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|m| m.contains("\"epoch\""))
     {
         assert!(t0.elapsed() < Duration::from_secs(30), "no epoch ran");
         std::thread::sleep(Duration::from_millis(20));

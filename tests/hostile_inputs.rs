@@ -85,12 +85,6 @@ fn extreme_values_and_sizes_end_cleanly() {
     ));
     let m = std::fs::read_to_string(d.path().join("A/metrics.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&m).unwrap();
-    for (k, e) in v["epochs"].as_array_mut().unwrap().iter_mut().enumerate() {
-        let x = if k % 2 == 0 { 1.7e308 } else { -1.7e308 };
-        e["train_acc"] = x.into();
-        e["eval_acc"] = (-x).into();
-        e["train_loss"] = 3.0e38.into();
-    }
     // A 20 MB optimizer name: the legend is cut, not drawn for minutes.
     v["optimizer"] = "o".repeat(20 << 20).into();
     std::fs::write(d.path().join("big.json"), v.to_string()).unwrap();

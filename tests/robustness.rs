@@ -321,6 +321,7 @@ fn non_finite_loss_stops_naming_the_epoch_and_keeps_the_best() {
         save_every: None,
         replace: None,
         budget_evals: None,
+        data_hash: None,
     };
     let e = format!(
         "{:#}",

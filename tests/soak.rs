@@ -34,6 +34,7 @@ fn soak_200_epochs_memory_does_not_grow() {
         save_every: None,
         replace: None,
         budget_evals: None,
+        data_hash: None,
     };
     // Warm up (allocator pools, first files), then 200 epochs with all their file writes.
     cfg.epochs = 20;

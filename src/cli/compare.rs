@@ -142,6 +142,7 @@ fn run_all(args: &CompareArgs, jobs: &[compare::Job], inputs: &Inputs) -> Result
             save_every: None,
             replace,
             budget_evals: args.budget_evals,
+            data_hash: None,
         };
         match run_job(args, inputs, &job.config, &opts, &mut shared) {
             Ok((row, metrics, backend)) => {

@@ -10,6 +10,7 @@ use crate::checkpoint;
 use crate::config::Config;
 use crate::cpu::{self, CpuBackend};
 use crate::data::{self, Dataset, Part, CLASSES};
+use crate::limits;
 use crate::metrics::{Metrics, TestRecord};
 use crate::model::{Layout, Params};
 use crate::optim::OptimState;
@@ -166,6 +167,9 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
             super::flag(key)
         );
     }
+    if !dir.is_dir() {
+        bail!("--resume {}: no such run folder", dir.display());
+    }
     // The one writer of the run from here on; readers are not blocked.
     let lock = run_folder::lock(&run_folder::resolve(dir)?)?;
     run_folder::recover(dir);
@@ -210,228 +214,126 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
     })
 }
 
-/// Where a resumed run starts: its last weights and optimizer state, checked to be one
-/// consistent pair (same epoch, optimizer and weights fingerprint) of the network the
-/// config and the data describe.
-fn resume_start(dir: &Path, cfg: &Config, layout: Layout) -> Result<(Params, OptimState, Start)> {
-    let state_path = dir.join(trainer::STATE);
-    let (start, state, _) = Start::resume(dir, layout.total())?;
-    let (_, _, smeta, weights) = checkpoint::load_state_full(&state_path, layout.total())?;
-    if let Some(recorded) = smeta.get("config") {
-        let changes = run_folder::config_changes(recorded, cfg)
-            .with_context(|| format!("{}", state_path.display()))?;
-        if !changes.is_empty() {
-            bail!(
-                "{}: differs from the settings the checkpoint {} recorded: {}; a resume keeps them (only --epochs may change; start a new run with --out)",
-                dir.join("config.json").display(),
-                state_path.display(),
-                changes.join(", ")
-            );
-        }
+/// `train` without `--resume`: the config, and the run folder resolved before any check
+/// (`missing/../A` is A), locked now if its parent exists, else once every check passed
+/// and the parent is created ([`Plan::lock`]).
+fn plan_new(args: &TrainArgs) -> Result<Plan> {
+    let cfg = args.overrides.resolve(args.config.as_deref())?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
+    let real = run_folder::resolve(&out)?;
+    let lock = run_folder::lock_early(&real)?;
+    if lock.is_some() {
+        run_folder::recover(&real);
     }
-    run_folder::check_state(&state, cfg).with_context(|| format!("{}", state_path.display()))?;
-    if let Some(data) = weights {
-        // The state file is the save's commit point and holds the weights: a crash that
-        // renamed last.safetensors but not the state leaves the state's pair, still whole.
-        for k in ["optimizer", "weights", "config"] {
-            if !smeta.contains_key(k) {
-                bail!(
-                    "{}: missing metadata `{k}`; cannot check what it was saved with",
-                    state_path.display()
-                );
-            }
-        }
-        if let Some(o) = smeta
-            .get("optimizer")
-            .filter(|o| o.as_str() != cfg.optimizer.name())
-        {
-            bail!(
-                "{}: was saved by {} but config.json now says {}; a resumed run keeps its optimizer (start a new run with --out)",
-                state_path.display(),
-                crate::config::cut(o),
-                cfg.optimizer.name()
-            );
-        }
-        if smeta.get("weights") != Some(&checkpoint::fingerprint(&data)) {
-            bail!(
-                "{}: its weights do not match their recorded fingerprint (a damaged file)",
-                state_path.display()
-            );
-        }
-        check_steps(&state_path, cfg, &state, start.epoch)?;
-        return Ok((Params { layout, data }, state, start));
-    }
-    let last = dir.join(trainer::LAST);
-    let (params, meta) = checkpoint::load_with_meta(&last, layout.inputs, layout.classes)?;
-    if params.layout != layout {
-        bail!(
-            "{}: holds a {} network but {} describes {}",
-            last.display(),
-            params.layout.describe(),
-            dir.join("config.json").display(),
-            layout.describe()
-        );
-    }
-    let (_, _, smeta) = checkpoint::load_state_with_meta(&state_path, layout.total())?;
-    let name = cfg.optimizer.name();
-    for (file, m) in [(&last, &meta), (&state_path, &smeta)] {
-        if let Some(o) = m.get("optimizer").filter(|o| o.as_str() != name) {
-            bail!(
-                "{}: was saved by {} but config.json now says {name}; a resumed run keeps its optimizer (start a new run with --out)",
-                file.display(),
-                crate::config::cut(o)
-            );
-        }
-    }
-    // Without these fields the files cannot be checked as a pair: refused, not trusted.
-    for (file, m, keys) in [
-        (&last, &meta, &["epoch", "optimizer"][..]),
-        (&state_path, &smeta, &["optimizer", "weights", "t"][..]),
-    ] {
-        if let Some(k) = keys.iter().find(|k| !m.contains_key(**k)) {
-            bail!(
-                "{}: missing metadata `{k}`; cannot check that it was saved with {}",
-                file.display(),
-                if file == &last { &state_path } else { &last }.display()
-            );
-        }
-    }
-    check_steps(&state_path, cfg, &state, start.epoch)?;
-    if let Some(e) = meta.get("epoch").filter(|e| **e != start.epoch.to_string()) {
-        bail!(
-            "{} is from epoch {} but {} is from epoch {}; they were not saved together (a crash between the two writes?)",
-            last.display(),
-            crate::config::cut(e),
-            state_path.display(),
-            start.epoch
-        );
-    }
-    if let Some(w) = smeta
-        .get("weights")
-        .filter(|w| **w != checkpoint::fingerprint(&params.data))
-    {
-        bail!(
-            "{} belongs to other weights (fingerprint {}) than {}; they were not saved together",
-            state_path.display(),
-            crate::config::cut(w),
-            last.display()
-        );
-    }
-    Ok((params, state, start))
+    // Only checks: the old run stays untouched until the new one has an epoch.
+    let (new, replace) = trainer::out_dir_for(&real, args.force)?;
+    Ok(Plan {
+        lock,
+        shown: out,
+        cfg,
+        data_dir: args.data.dir()?,
+        backend: args.backend,
+        out: new,
+        replace,
+        resume: None,
+    })
 }
 
-/// One step per batch: the step count a state records is fixed by its epoch.
-fn check_steps(state_path: &Path, cfg: &Config, state: &OptimState, epoch: usize) -> Result<()> {
-    let batch = cfg.train_batch_size.clamp(1, cfg.train_set_size.max(1));
-    let steps = (epoch as u64).saturating_mul(cfg.train_set_size.div_ceil(batch) as u64);
-    if state.t != steps {
-        bail!(
-            "{}: records {} optimizer steps, but {} epochs of {} make {steps}",
-            state_path.display(),
-            state.t,
-            epoch,
-            if batch < cfg.train_set_size {
-                format!("{} batches", cfg.train_set_size.div_ceil(batch))
-            } else {
-                "one full-batch step".to_string()
-            }
-        );
-    }
-    Ok(())
-}
-
-pub(super) fn train(args: TrainArgs) -> Result<()> {
-    let mut plan = match &args.resume {
-        Some(dir) => plan_resume(&args, dir)?,
-        None => {
-            let cfg = args.overrides.resolve(args.config.as_deref())?;
-            let out = args
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("runs").join(cfg.optimizer.name()));
-            // Resolved before any check (`missing/../A` is A); locked now if its parent
-            // exists, else once every check has passed and the parent is created.
-            let real = run_folder::resolve(&out)?;
-            let lock = run_folder::lock_early(&real)?;
-            if lock.is_some() {
-                run_folder::recover(&real);
-            }
-            // Only checks: the old run stays untouched until the new one has an epoch.
-            let (new, replace) = trainer::out_dir_for(&real, args.force)?;
-            Plan {
-                lock,
-                shown: out,
-                cfg,
-                data_dir: args.data.dir()?,
-                backend: args.backend,
-                out: new,
-                replace,
-                resume: None,
-            }
+impl Plan {
+    /// The run folder's lock, taken now if it was not before the checks: only now, every
+    /// check passed, is a folder created.
+    fn lock(&mut self, force: bool) -> Result<run_folder::RunLock> {
+        if let Some(l) = self.lock.take() {
+            return Ok(l);
         }
-    };
-    let cfg = &plan.cfg;
-    let (train, eval) = load_train_eval(&plan.data_dir, cfg)?;
-    // The test set is read before training too: a broken one must fail before any
-    // epoch runs or `--force` replaces the old run, not at the end.
-    let test_set = if args.no_test {
-        None
-    } else {
-        let set = data::load(&plan.data_dir, Part::Test)?;
+        let real = run_folder::resolve(&self.shown)?;
+        let l = run_folder::lock_creating(&real)?;
+        run_folder::recover(&real);
+        (self.out, self.replace) = trainer::out_dir_for(&real, force)?;
+        Ok(l)
+    }
+
+    /// The test set, read before training: a broken one must fail before any epoch runs
+    /// or `--force` replaces the old run, not at the end.
+    fn test_set(&self, args: &TrainArgs, train: &Dataset) -> Result<Option<Dataset>> {
+        if args.no_test {
+            return Ok(None);
+        }
+        let set = data::load(&self.data_dir, Part::Test)?;
         if (set.rows, set.cols) != (train.rows, train.cols) {
             bail!(
                 "{}: the test images are {}x{} but the training images are {}x{}; the model could not score them",
-                plan.data_dir.display(),
+                self.data_dir.display(),
                 set.rows,
                 set.cols,
                 train.rows,
                 train.cols
             );
         }
-        Some(set)
-    };
-    cfg.check_memory(train.features(), CLASSES)?;
-    let layout = cfg.layout(train.features(), CLASSES);
-    // Everything is read (even `--init-weights` from the folder being replaced) before
-    // anything is written.
-    let (params, state, start) = match &plan.resume {
-        Some(dir) => {
-            let (p, s, start) = resume_start(dir, cfg, layout)?;
-            (p, Some(s), start)
-        }
-        None => (
-            initial_params(args.init_weights.as_deref(), layout, cfg.seed)?,
-            None,
-            Start::default(),
-        ),
-    };
-    if start.epoch >= cfg.epochs {
-        bail!(
-            "{} already ran {} epochs; pass --epochs N (> {}) to train it further",
-            plan.out.display(),
-            start.epoch,
-            start.epoch
-        );
+        Ok(Some(set))
     }
+
+    /// Weights, optimizer state and first epoch: a resume's, checked (see
+    /// [`run_folder::resume::start`]), or `--init-weights`' or the seeded init. Everything
+    /// is read (even `--init-weights` from the folder being replaced) before anything is
+    /// written.
+    fn start(
+        &self,
+        args: &TrainArgs,
+        layout: Layout,
+        data: &str,
+    ) -> Result<(Params, Option<OptimState>, Start)> {
+        let cfg = &self.cfg;
+        let (params, state, start) = match &self.resume {
+            Some(dir) => {
+                let (p, s, start) = run_folder::resume::start(dir, cfg, layout, data)?;
+                (p, Some(s), start)
+            }
+            None => (
+                initial_params(args.init_weights.as_deref(), layout, cfg.seed)?,
+                None,
+                Start::default(),
+            ),
+        };
+        if start.epoch >= cfg.epochs {
+            bail!(
+                "{} already ran {} epochs; pass --epochs N (> {}) to train it further",
+                self.out.display(),
+                start.epoch,
+                start.epoch
+            );
+        }
+        Ok((params, state, start))
+    }
+}
+
+pub(super) fn train(args: TrainArgs) -> Result<()> {
+    let mut plan = match &args.resume {
+        Some(dir) => plan_resume(&args, dir)?,
+        None => plan_new(&args)?,
+    };
+    let (train, eval) = load_train_eval(&plan.data_dir, &plan.cfg)?;
+    let test_set = plan.test_set(&args, &train)?;
+    plan.cfg.check_memory(train.features(), CLASSES)?;
+    let layout = plan.cfg.layout(train.features(), CLASSES);
+    let data_hash = run_folder::data_fingerprint(&[&train, &eval]);
+    let (params, state, start) = plan.start(&args, layout, &data_hash)?;
+    let cfg = &plan.cfg;
     let (kind, gpu) = settled(plan.backend, &args.gpu, cfg)?;
     let (mut backend, why) = make_backend(kind, &gpu, &train, &eval, params, state, cfg)?;
     // config.json records where and how the run computes, so a rerun does the same.
-    plan.cfg.run = backend.settings();
-    // Every check has passed: only now is a folder created.
-    let _lock = match plan.lock.take() {
-        Some(l) => l,
-        None => {
-            let real = run_folder::resolve(&plan.shown)?;
-            let l = run_folder::lock_creating(&real)?;
-            run_folder::recover(&real);
-            (plan.out, plan.replace) = trainer::out_dir_for(&real, args.force)?;
-            l
-        }
-    };
-    let cfg = &plan.cfg;
-    let shown_out = &plan.shown;
-    // Where the run ends up, as resolved (the name shown may pass through a missing folder).
-    let final_dir = plan.replace.clone().unwrap_or_else(|| plan.out.clone());
+    let now = backend.settings();
+    if let Some(note) = (plan.resume.as_ref())
+        .and_then(|_| run_folder::resume::settings_notice(&plan.cfg.run, &now))
+    {
+        eprintln!("{note}");
+    }
+    plan.cfg.run = now;
+    let _lock = plan.lock(args.force)?;
+    let (cfg, shown) = (&plan.cfg, &plan.shown);
     if !args.quiet {
         eprintln!(
             "training {} on {}{} ({} train / {} eval images, epochs {}..={}) -> {}",
@@ -442,26 +344,22 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             eval.len(),
             start.epoch + 1,
             cfg.epochs,
-            shown_out.display()
+            limits::shorten(shown)
         );
     }
     trainer::install_interrupt_handler();
     let first = start.epoch;
-    let run = trainer::train(
-        backend.as_mut(),
-        cfg,
-        &RunOptions {
-            out_dir: plan.out.clone(),
-            quiet: args.quiet,
-            progress: None,
-            data_dir: Some(plan.data_dir.clone()),
-            save_every: args.save_every.map(|n| n as usize),
-            replace: plan.replace.clone(),
-            budget_evals: None,
-        },
-        start,
-    )?;
-    let per_epoch = run.seconds / (cfg.epochs - first) as f64;
+    let opts = RunOptions {
+        out_dir: plan.out.clone(),
+        quiet: args.quiet,
+        progress: None,
+        data_dir: Some(plan.data_dir.clone()),
+        save_every: args.save_every.map(|n| n as usize),
+        replace: plan.replace.clone(),
+        budget_evals: None,
+        data_hash: Some(data_hash),
+    };
+    let run = trainer::train(backend.as_mut(), cfg, &opts, start)?;
     println!(
         "{}: best epoch {} (eval loss {:.4}, eval accuracy {:.4}); {:.1}s total, {:.3}s/epoch; saved {}",
         cfg.optimizer,
@@ -469,34 +367,41 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         run.best.eval_loss,
         run.best.eval_acc,
         run.seconds,
-        per_epoch,
-        trainer::best_path(shown_out).display()
+        run.seconds / (cfg.epochs - first) as f64,
+        limits::shorten(&trainer::best_path(shown))
     );
     if let Some(note) = backend.traffic_note(cfg.epochs - first) {
         println!("{note}");
     }
-    if let Some(set) = test_set {
-        let mut metrics = run.metrics;
-        let ev = crate::compare::test_run(&final_dir, &set)?;
-        println!(
-            "test: best weights (epoch {}) on {} test images from {} (cpu): loss {:.4}, accuracy {:.4}",
-            run.best.epoch,
-            set.len(),
-            plan.data_dir.display(),
-            ev.stats.loss,
-            ev.stats.accuracy()
-        );
-        metrics.test = Some(TestRecord {
-            loss: ev.stats.loss,
-            accuracy: ev.stats.accuracy(),
-            correct: ev.stats.correct,
-            samples: ev.stats.samples,
-            best_epoch: run.best.epoch,
-            data_dir: plan.data_dir.clone(),
-        });
-        metrics.save(&final_dir)?;
+    match test_set {
+        Some(set) => record_test(&plan, run, &set),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Scores the run's best weights on the test set and records it in metrics.json.
+fn record_test(plan: &Plan, run: trainer::RunSummary, set: &Dataset) -> Result<()> {
+    // Where the run ended up, as resolved (the name shown may pass through a missing folder).
+    let final_dir = plan.replace.clone().unwrap_or_else(|| plan.out.clone());
+    let mut metrics = run.metrics;
+    let ev = crate::compare::test_run(&final_dir, set)?;
+    println!(
+        "test: best weights (epoch {}) on {} test images from {} (cpu): loss {:.4}, accuracy {:.4}",
+        run.best.epoch,
+        set.len(),
+        plan.data_dir.display(),
+        ev.stats.loss,
+        ev.stats.accuracy()
+    );
+    metrics.test = Some(TestRecord {
+        loss: ev.stats.loss,
+        accuracy: ev.stats.accuracy(),
+        correct: ev.stats.correct,
+        samples: ev.stats.samples,
+        best_epoch: run.best.epoch,
+        data_dir: plan.data_dir.clone(),
+    });
+    metrics.save(&final_dir)
 }
 
 /// The data `test` scores on: `--data-dir`, else the run's own (from the metrics.json

@@ -15,18 +15,24 @@ use crate::config::Config;
 use crate::fsio;
 use crate::optim::OptimState;
 
+pub mod resume;
+mod save;
+pub use resume::Start;
+pub use save::{data_fingerprint, Folder};
+
 pub const BEST: &str = "best.safetensors";
 pub const LAST: &str = "last.safetensors";
 /// The optimizer state saved with the last weights, for `--resume`: the save's commit point.
 pub const STATE: &str = "optimizer.safetensors";
 
 /// Files of a run, which `--force` clears before a new run writes there.
-pub const RUN_FILES: [&str; 6] = [
+pub const RUN_FILES: [&str; 7] = [
     BEST,
     LAST,
     STATE,
-    "metrics.json",
-    "metrics.csv",
+    crate::metrics::JSON,
+    crate::metrics::JSONL,
+    crate::metrics::CSV,
     "config.json",
 ];
 
@@ -206,6 +212,13 @@ pub fn replace_run(new: &Path, old: &Path) -> Result<()> {
 pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)> {
     if dir.exists() && !dir.is_dir() {
         bail!("--out {}: is a file, not a folder", dir.display());
+    }
+    if let Some(c) = dir.components().find(|c| c.as_os_str().len() > 255) {
+        bail!(
+            "--out {}: a name of {} bytes; a file system allows at most 255",
+            dir.display(),
+            c.as_os_str().len()
+        );
     }
     prepare_out_dir(dir, force)?;
     let dir = resolve(dir)?;
