@@ -115,6 +115,7 @@ fn every_gpu_optimizer_resumes_bit_identically() {
             save_every: None,
             replace: None,
             budget_evals: None,
+            data_hash: None,
         };
         let (a, bdir) = (
             d.path().join(format!("{v}-a")),

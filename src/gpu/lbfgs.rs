@@ -139,7 +139,7 @@ impl Ops<'_> {
 
     fn dispatch(&mut self, pipe: &wgpu::ComputePipeline, h: LHyp, res: &[(u32, Res)], g: usize) {
         let mut plan = Plan::new(&self.ctx.device);
-        plan.push(Stage::Rprop, pipe, (bind::HYP, &h), res, grid(g));
+        plan.push(Stage::Optimizer, pipe, (bind::HYP, &h), res, grid(g));
         let list = plan.list;
         encode_all(self.enc(), list.iter());
     }

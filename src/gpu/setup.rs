@@ -10,7 +10,7 @@ use super::kernels::{Kernels, Strategy};
 use super::{tune, GpuContext, GpuOptions, Needs};
 use crate::data::Dataset;
 use crate::model::{Layout, Params};
-use crate::optim::{OptimState, Variant};
+use crate::optim::OptimState;
 
 /// A device with the run's buffers and uploaded sets, and the chosen kernels.
 pub(super) struct Opened {
