@@ -261,6 +261,17 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
             .filter(|t| (lo..=hi).contains(t))
             .collect()
     };
+    // Over many decades (a loss run down to 1e-10), one point per decade, or per few.
+    let span = decades.end() - decades.start();
+    if span > 4 {
+        let every = (span + 7) / 8;
+        return decades
+            .clone()
+            .filter(|d| d % every == 0)
+            .map(|d| 10f64.powi(d))
+            .filter(|t| (lo..=hi).contains(t))
+            .collect();
+    }
     let coarse = within(&[1.0, 2.0, 3.0, 5.0]);
     if coarse.len() >= 3 {
         return coarse;
@@ -292,13 +303,27 @@ pub fn label_digits(ticks: &[f64]) -> i32 {
         .unwrap_or(8)
 }
 
-/// A number with `sig` significant digits, without an exponent for ordinary magnitudes.
+/// A number with `sig` significant digits, without an exponent for ordinary magnitudes
+/// (an exponent below 1e-4 or from 1e6: `1e-9`, not ten zeros).
 pub fn sig_digits(v: f64, sig: i32) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
+    if !(1e-4..1e6).contains(&v.abs()) {
+        let p = (sig - 1).max(0) as usize;
+        return format!("{v:.p$e}");
+    }
     let decimals = (sig - 1 - v.abs().log10().floor() as i32).max(0) as usize;
     format!("{v:.decimals$}")
+}
+
+/// A legend's last value: 4 decimals, or 3 significant digits where those would read 0.0000.
+fn value_text(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 /// The lines' points, with 8 points between each pair, in the plot's unit square.
@@ -434,7 +459,7 @@ where
         };
         let label = match pts.last() {
             Some(&(e, v, _)) if panel.is_loss() => {
-                format!("{}{seeds}: {v:.4} at {}", g.label, at(e))
+                format!("{}{seeds}: {} at {}", g.label, value_text(v), at(e))
             }
             Some(&(e, v, _)) => format!("{}{seeds}: {:.2}% at {}", g.label, v * 100.0, at(e)),
             None => g.label.clone(),
@@ -525,6 +550,22 @@ pub fn grid(path: &Path, groups: &[Group], opts: &ChartOptions) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_loss_over_many_decades_gets_a_few_ticks_labelled_with_exponents() {
+        let t = super::log_ticks(3e-12, 2.5);
+        assert!((3..=9).contains(&t.len()), "{t:?}");
+        assert!(t
+            .iter()
+            .all(|v| (v.log10().round() - v.log10()).abs() < 1e-9));
+        let d = super::label_digits(&t);
+        let labels: Vec<String> = t.iter().map(|v| super::sig_digits(*v, d)).collect();
+        assert!(labels.iter().all(|l| l.len() <= 6), "{labels:?}");
+        assert!(labels.contains(&"1e-10".to_string()), "{labels:?}");
+        assert_eq!(super::sig_digits(0.05, 1), "0.05");
+        assert_eq!(super::value_text(4.77e-12), "4.77e-12");
+        assert_eq!(super::value_text(0.58), "0.5800");
+    }
+
     use super::*;
 
     #[test]
