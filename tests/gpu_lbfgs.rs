@@ -15,30 +15,15 @@ use rprop_lab::gpu::{GpuBackend, GpuOptions};
 use rprop_lab::optim::lbfgs::LineSearch;
 use rprop_lab::optim::Variant;
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// ||a - b|| / ||b||.
-fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
-    let (mut num, mut den) = (0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        num += (x as f64 - y as f64).powi(2);
-        den += (y as f64).powi(2);
-    }
-    (num / den).sqrt()
-}
-
 fn check_against_torch(stem: &str, line_search: LineSearch) {
     let torch: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture(&format!("{stem}.json"))).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(common::fixture(&format!("{stem}.json"))).unwrap())
+            .unwrap();
     let n_train = torch["train"].as_u64().unwrap() as usize;
     let n_eval = torch["eval"].as_u64().unwrap() as usize;
     let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
     let (train, eval) = data::split(&learn, n_train, n_eval).unwrap();
-    let init = checkpoint::load(&fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
+    let init = checkpoint::load(&common::fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
     let v = Variant::Lbfgs;
     let mut h = v.defaults();
     h.line_search = line_search;
@@ -49,8 +34,9 @@ fn check_against_torch(stem: &str, line_search: LineSearch) {
     let (reads, bytes) = g.lbfgs_traffic().unwrap();
     let row = &torch["epochs"][0];
     let theirs_loss = row["train_loss"].as_f64().unwrap();
-    let theirs = checkpoint::load(&fixture(&format!("{stem}.safetensors")), 784, 10).unwrap();
-    let rel = rel_l2(&g.params().unwrap().data, &theirs.data);
+    let theirs =
+        checkpoint::load(&common::fixture(&format!("{stem}.safetensors")), 784, 10).unwrap();
+    let rel = common::rel_l2(&g.params().unwrap().data, &theirs.data);
     eprintln!(
         "{stem} on the GPU: {} evaluations (torch {}), first loss {} (torch {theirs_loss}); \
          weights after one step: rel. L2 {rel:.3e}; {reads} read-backs, {bytes} bytes, {secs:.2} s",

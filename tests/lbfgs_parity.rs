@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use rprop_lab::checkpoint;
 use rprop_lab::cpu::fused::Input;
 use rprop_lab::cpu::{normalize_images, Workspace};
@@ -18,30 +16,16 @@ use rprop_lab::data::{self, Part};
 use rprop_lab::model::Params;
 use rprop_lab::optim::lbfgs::{self, LineSearch, Settings, State};
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// ||a - b|| / ||b|| over the parameter vectors (padding is zero on both sides).
-fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
-    let (mut num, mut den) = (0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        num += (x as f64 - y as f64).powi(2);
-        den += (y as f64).powi(2);
-    }
-    (num / den).sqrt()
-}
-
 fn check(stem: &str, line_search: LineSearch) {
     let torch: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture(&format!("{stem}.json"))).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(common::fixture(&format!("{stem}.json"))).unwrap())
+            .unwrap();
     let n_train = torch["train"].as_u64().unwrap() as usize;
     let n_eval = torch["eval"].as_u64().unwrap() as usize;
     let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
     let (train, _) = data::split(&learn, n_train, n_eval).unwrap();
-    let mut params = checkpoint::load(&fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
+    let mut params =
+        checkpoint::load(&common::fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
     let x = normalize_images(&train);
     let mut ws = Workspace::new(params.layout, train.len());
     let cfg = Settings {
@@ -63,8 +47,9 @@ fn check(stem: &str, line_search: LineSearch) {
     );
     assert!((first.accuracy() - row["train_acc"].as_f64().unwrap()).abs() < 1e-6);
     let theirs_evals = row["grad_evals"].as_u64().unwrap() as u32;
-    let theirs = checkpoint::load(&fixture(&format!("{stem}.safetensors")), 784, 10).unwrap();
-    let rel = rel_l2(&params.data, &theirs.data);
+    let theirs =
+        checkpoint::load(&common::fixture(&format!("{stem}.safetensors")), 784, 10).unwrap();
+    let rel = common::rel_l2(&params.data, &theirs.data);
     eprintln!("{stem}: {evals} evaluations (torch {theirs_evals}); weights after one step: rel. L2 {rel:.3e}");
     assert_eq!(evals, theirs_evals, "{stem}: closure calls");
     assert!(rel < 1e-3, "{stem}: weights {rel:e} (rel. L2) from torch's");
@@ -99,7 +84,7 @@ fn cpu_backend_epoch_is_one_lbfgs_step() {
     use rprop_lab::backend::Backend;
     let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
     let (train, eval) = data::split(&learn, 2000, 500).unwrap();
-    let init = checkpoint::load(&fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
+    let init = checkpoint::load(&common::fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
     let cfg = Settings::default();
     let v = rprop_lab::optim::Variant::Lbfgs;
     let mut b = rprop_lab::cpu::CpuBackend::new(&train, &eval, init.clone(), v, v.defaults());

@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use rprop_lab::backend::Backend;
 use rprop_lab::checkpoint;
 use rprop_lab::config::Config;
@@ -17,23 +15,18 @@ use rprop_lab::cpu::CpuBackend;
 use rprop_lab::data::{self, Part};
 use rprop_lab::optim::Variant;
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 #[test]
 fn irprop_minus_matches_torch_rprop_step_for_step() {
     let torch: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("torch_rprop.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(common::fixture("torch_rprop.json")).unwrap())
+            .unwrap();
     let (n_train, n_eval) = (
         torch["train"].as_u64().unwrap() as usize,
         torch["eval"].as_u64().unwrap() as usize,
     );
     let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
     let (train, eval) = data::split(&learn, n_train, n_eval).unwrap();
-    let init = checkpoint::load(&fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
+    let init = checkpoint::load(&common::fixture("torch_rprop-init.safetensors"), 784, 10).unwrap();
     let cfg = Config::report(Variant::IrpropMinus);
     let mut b = CpuBackend::new(&train, &eval, init, cfg.optimizer, cfg.hyper());
     for row in torch["epochs"].as_array().unwrap() {
@@ -56,7 +49,7 @@ fn irprop_minus_matches_torch_rprop_step_for_step() {
         }
     }
     let ours = b.params().unwrap();
-    let theirs = checkpoint::load(&fixture("torch_rprop.safetensors"), 784, 10).unwrap();
+    let theirs = checkpoint::load(&common::fixture("torch_rprop.safetensors"), 784, 10).unwrap();
     let n = ours.layout.count();
     let same = ours
         .data
