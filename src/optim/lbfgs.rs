@@ -31,7 +31,7 @@ pub const LBFGS: Spec = Spec {
     ],
     defaults: |h| h.lr = 1.0,
     rule: Rule::MultiEval,
-    gpu_global: None,
+    global_pass: None,
     report: None,
 };
 
@@ -197,16 +197,6 @@ impl<V> Hist<V> {
             func_evals: self.func_evals,
         })
     }
-}
-
-/// Loss and gradient at `x + t * d` (torch's `_directional_evaluate`).
-pub(crate) fn directional<O: VecOps>(o: &mut O, x: &O::V, t: f64, d: &O::V) -> (f64, O::V) {
-    let mut w = o.dup(x);
-    o.axpy(&mut w, t as f32, d);
-    let mut g = o.alloc();
-    let loss = o.eval(&w, &mut g);
-    o.recycle(w);
-    (loss as f64, g)
 }
 
 /// The two-loop recursion: the direction -H g from the history (torch's loop, one buffer).

@@ -89,6 +89,16 @@ pub trait VecOps {
     }
 }
 
+/// Loss and gradient at `x + t * d` (torch's `_directional_evaluate`).
+pub(crate) fn directional<O: VecOps>(o: &mut O, x: &O::V, t: f64, d: &O::V) -> (f64, O::V) {
+    let mut w = o.dup(x);
+    o.axpy(&mut w, t as f32, d);
+    let mut g = o.alloc();
+    let loss = o.eval(&w, &mut g);
+    o.recycle(w);
+    (loss as f64, g)
+}
+
 /// The CPU's vectors: slices, with `f` as the objective.
 pub struct CpuOps<'a, F> {
     pub f: &'a mut F,

@@ -2,7 +2,7 @@
 //! ported them from the Lua torch/optim `lswolfe.lua` and `polyinterp.lua`). Losses and step
 //! lengths are f64 (torch's Python floats), directional derivatives f32 dot products.
 
-use crate::optim::lbfgs::{directional, VecOps};
+use crate::optim::lbfgs_ops::{directional, VecOps};
 
 /// Sufficient decrease, curvature, and the bracket-width tolerance torch uses (its default,
 /// not the optimizer's `tolerance_change`).
