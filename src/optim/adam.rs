@@ -23,6 +23,6 @@ pub const ADAM: Spec = Spec {
     keys: &["learning_rate", "beta1", "beta2", "eps", "weight_decay"],
     defaults: |_| {},
     rule: Rule::PerWeight(adam),
-    gpu_global: None,
+    global_pass: None,
     report: None,
 };

@@ -19,7 +19,9 @@
 //! `grprop_sum`, `grprop_move` of shaders/grprop.wgsl.
 
 use super::rprop::{adapt_step, descend, product_sign};
-use super::{decayed, Backtrack, Elem, Hyper, OptimState, Rule, Spec, StepScalars, Traits};
+use super::{
+    decayed, Backtrack, Elem, GlobalPass, Hyper, OptimState, Rule, Spec, StepScalars, Traits,
+};
 
 /// Terms summed in order by one GPU invocation, at every level of the tree.
 pub const BLOCK: usize = 256;
@@ -142,7 +144,7 @@ pub const GRPROP_SLR: Spec = Spec {
     ],
     defaults: |_| {},
     rule: Rule::Global(|p, g, st, h, _: &StepScalars| grprop(Pick::Slr, p, g, st, h)),
-    gpu_global: Some(crate::gpu::ops::grprop::record),
+    global_pass: Some(GlobalPass::Grprop(Pick::Slr)),
     report: None,
 };
 
@@ -151,14 +153,6 @@ pub const GRPROP_SAG: Spec = Spec {
     label: "GRprop (sag)",
     wgsl_case: 9,
     rule: Rule::Global(|p, g, st, h, _: &StepScalars| grprop(Pick::Sag, p, g, st, h)),
+    global_pass: Some(GlobalPass::Grprop(Pick::Sag)),
     ..GRPROP_SLR
 };
-
-/// The pick of a registered GRprop variant.
-pub fn pick_of(v: super::Variant) -> Pick {
-    if v.spec().wgsl_case == GRPROP_SAG.wgsl_case {
-        Pick::Sag
-    } else {
-        Pick::Slr
-    }
-}

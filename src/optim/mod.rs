@@ -75,16 +75,14 @@ pub type PerWeight = fn(&mut Elem, f32, &Hyper, &StepScalars);
 /// A rule over the whole parameter vector (for optimizers that need global sums).
 pub type Global = fn(&mut [f32], &[f32], &mut OptimState, &Hyper, &StepScalars);
 
-/// Records an optimizer's GPU dispatches that follow its per-weight case: the plan, the
-/// pipelines, the buffers, the parameter count, the optimizer and its settings.
-pub type GpuGlobal = fn(
-    &mut crate::gpu::ops::Plan,
-    &crate::gpu::kernels::Kernels,
-    &crate::gpu::buffers::Shared,
-    usize,
-    Variant,
-    &Hyper,
-);
+/// A pass over the whole parameter vector that follows an optimizer's per-weight case. The
+/// CPU runs it inside its [`Rule::Global`]; the GPU picks its dispatches by this name
+/// (`gpu::ops::optimizer`), so the optimizers do not depend on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalPass {
+    /// GRprop's pick of one weight, the sum over the others, and the move.
+    Grprop(grprop::Pick),
+}
 
 /// How the CPU applies an optimizer.
 #[derive(Clone, Copy)]
@@ -114,8 +112,8 @@ pub struct Spec {
     /// Its defaults where they differ from [`Hyper::BASE`].
     pub defaults: fn(&mut Hyper),
     pub rule: Rule,
-    /// Dispatches the GPU records after its `wgsl_case` (global sums and the like).
-    pub gpu_global: Option<GpuGlobal>,
+    /// The whole-vector pass that follows its `wgsl_case` (global sums and the like).
+    pub global_pass: Option<GlobalPass>,
     /// The report's (eval, test) accuracy for it, when the report ran it.
     pub report: Option<(f64, f64)>,
 }

@@ -41,6 +41,6 @@ pub const QUICKPROP: Spec = Spec {
     keys: &["learning_rate", "mu", "weight_decay"],
     defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| quickprop(e, g, h)),
-    gpu_global: None,
+    global_pass: None,
     report: None,
 };

@@ -28,6 +28,6 @@ pub const RMSPROP: Spec = Spec {
     keys: &["learning_rate", "alpha", "eps", "momentum", "weight_decay"],
     defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| rmsprop(e, g, h)),
-    gpu_global: None,
+    global_pass: None,
     report: None,
 };

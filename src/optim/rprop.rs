@@ -130,7 +130,7 @@ pub const RPROP_MINUS: Spec = Spec {
     ],
     defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| rprop_minus(e, g, h)),
-    gpu_global: None,
+    global_pass: None,
     report: Some((0.958, 0.956)),
 };
 

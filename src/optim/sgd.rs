@@ -31,6 +31,6 @@ pub const SGD: Spec = Spec {
     keys: &["learning_rate", "momentum", "nesterov", "weight_decay"],
     defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| sgd(e, g, h)),
-    gpu_global: None,
+    global_pass: None,
     report: None,
 };

@@ -7,8 +7,8 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid, Plan, Res, Stage};
 use crate::gpu::buffers::Shared;
 use crate::gpu::kernels::Kernels;
-use crate::optim::grprop::{pick_of, tree, Pick};
-use crate::optim::{Hyper, Variant};
+use crate::optim::grprop::{tree, Pick};
+use crate::optim::Hyper;
 
 /// Bindings of grprop.wgsl.
 pub mod bind {
@@ -48,13 +48,13 @@ pub fn scratch_items(len: usize) -> usize {
     tree(len).iter().sum()
 }
 
-/// Records the pick, the sum and the move of one GRprop step.
-pub fn record(plan: &mut Plan, k: &Kernels, s: &Shared, len: usize, v: Variant, h: &Hyper) {
+/// Records the pick, the sum and the move of one GRprop step (picking by `pick`).
+pub fn record(plan: &mut Plan, k: &Kernels, s: &Shared, len: usize, pick: Pick, h: &Hyper) {
     let levels = tree(len);
     let last = scratch_items(len) - 1;
     let base = GHyp {
         len: len as u32,
-        pick: u32::from(pick_of(v) == Pick::Sag),
+        pick: u32::from(pick == Pick::Sag),
         pick_at: last as u32,
         sum_at: last as u32,
         step_min: h.step_min,

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid, Plan, Res, Stage};
 use crate::gpu::buffers::Shared;
 use crate::gpu::kernels::Kernels;
-use crate::optim::{Hyper, Variant};
+use crate::optim::{GlobalPass, Hyper, Variant};
 
 /// The bindings of shaders/optimizer.wgsl.
 pub mod bind {
@@ -87,8 +87,8 @@ pub fn step(plan: &mut Plan, k: &Kernels, s: &Shared, len: usize, variant: Varia
         grid(len.div_ceil(256)),
     );
     // An optimizer that needs global sums records them after its per-weight case.
-    if let Some(global) = variant.spec().gpu_global {
-        global(plan, k, s, len, variant, h);
+    if let Some(GlobalPass::Grprop(pick)) = variant.spec().global_pass {
+        super::grprop::record(plan, k, s, len, pick, h);
     }
     // `finish` has no parameters; the plan binds a dummy uniform it does not declare.
     finish(plan, k, s);
