@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use crate::model::Params;
+use crate::model::{Layout, Params};
 // PassStats lives in a leaf module so the passes that fill it need not import the backend.
 use crate::optim::{Hyper, OptimState, Variant};
 pub use crate::pass_stats::PassStats;
@@ -27,6 +27,44 @@ pub enum Batch<'a> {
     Full,
     /// These rows of the train set, in this order (a mini-batch of a shuffled epoch).
     Rows(&'a [u32]),
+}
+
+/// Where a run starts: the parameters, the optimizer state (fresh or resumed), the optimizer
+/// and its settings. Both backends are built from one (`with_state`) and restarted with one.
+#[derive(Clone, Debug)]
+pub struct RunStart {
+    pub params: Params,
+    pub state: OptimState,
+    pub variant: Variant,
+    pub hyper: Hyper,
+}
+
+impl RunStart {
+    pub fn new(params: Params, state: OptimState, variant: Variant, hyper: Hyper) -> RunStart {
+        RunStart {
+            params,
+            state,
+            variant,
+            hyper,
+        }
+    }
+
+    /// A start with a fresh optimizer state for `params`.
+    pub fn fresh(params: Params, variant: Variant, hyper: Hyper) -> RunStart {
+        let state = OptimState::for_variant(params.data.len(), variant, &hyper);
+        RunStart::new(params, state, variant, hyper)
+    }
+
+    /// Fails unless the parameters have layout `built`, the one the backend was built for.
+    pub fn check_layout(&self, built: Layout) -> Result<()> {
+        anyhow::ensure!(
+            self.params.layout == built,
+            "restart with layout {:?} but the backend was built for {:?}",
+            self.params.layout,
+            built
+        );
+        Ok(())
+    }
 }
 
 /// A backend at step level: it holds the uploaded sets, the parameters, the optimizer state
@@ -55,13 +93,7 @@ pub trait Backend {
     /// Starts a new run on the same data: fresh parameters, optimizer state and variant,
     /// keeping what is costly to rebuild (a GPU's device, pipelines and uploaded images).
     /// Ends bit-identical to a run on a newly built backend.
-    fn restart(
-        &mut self,
-        params: Params,
-        state: OptimState,
-        variant: Variant,
-        hyper: Hyper,
-    ) -> Result<()>;
+    fn restart(&mut self, start: RunStart) -> Result<()>;
     /// Rprop telemetry rows (one per layer) of the epochs ended since the last call, oldest
     /// first; empty for other optimizers. A GPU keeps them on the device until this call,
     /// which the trainer makes only where it reads weights back anyway.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use rprop_lab::backend::Backend;
+use rprop_lab::backend::{Backend, RunStart};
 use rprop_lab::config::Config;
 use rprop_lab::cpu::{self, CpuBackend};
 use rprop_lab::data::{normalize, Dataset};
@@ -103,7 +103,7 @@ fn check_layout(
     let s = g.epoch().unwrap();
     let p = g.params().unwrap();
     let st = g.state().unwrap();
-    let mut c = CpuBackend::with_state(&train, &eval, p, st, variant, h);
+    let mut c = CpuBackend::with_state(&train, &eval, RunStart::new(p, st, variant, h));
     let e = c.eval();
     assert_eq!(s.eval.samples, e.samples);
     assert!(
@@ -392,20 +392,17 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
         run3(&mut g);
         let p2 = Params::init(l, 2);
         let s2 = OptimState::new(p2.data.len(), &h2);
-        g.restart(p2.clone(), s2.clone(), Variant::IrpropPlus, h2)
-            .unwrap();
-        let restarted = run3(&mut g);
-        assert_eq!(g.counters().submissions, 3 + 5, "{k}: counters restart");
-        let mut fresh = GpuBackend::with_state(
-            &train,
-            &eval,
+        g.restart(RunStart::new(
             p2.clone(),
             s2.clone(),
             Variant::IrpropPlus,
             h2,
-            &opts(k),
-        )
+        ))
         .unwrap();
+        let restarted = run3(&mut g);
+        assert_eq!(g.counters().submissions, 3 + 5, "{k}: counters restart");
+        let start = RunStart::new(p2.clone(), s2.clone(), Variant::IrpropPlus, h2);
+        let mut fresh = GpuBackend::with_state(&train, &eval, start, &opts(k)).unwrap();
         assert_eq!(g.name(), fresh.name(), "{k}: name");
         let f = run3(&mut fresh);
         assert_eq!(restarted.0, f.0, "{k}: epoch stats differ after restart");
@@ -417,7 +414,9 @@ fn restart_is_bit_identical_to_a_fresh_backend() {
         // Another layout is refused.
         let other = Params::init(Layout::new(64, 16, 10), 0);
         let so = OptimState::new(other.data.len(), &h2);
-        assert!(g.restart(other, so, Variant::IrpropPlus, h2).is_err());
+        assert!(g
+            .restart(RunStart::new(other, so, Variant::IrpropPlus, h2))
+            .is_err());
     }
 }
 

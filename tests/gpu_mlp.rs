@@ -9,7 +9,7 @@
 mod common;
 
 use anyhow::Result;
-use rprop_lab::backend::{Backend, Batch, EpochStats};
+use rprop_lab::backend::{Backend, Batch, EpochStats, RunStart};
 use rprop_lab::config::Config;
 use rprop_lab::data::{self, Part};
 use rprop_lab::gpu::{Counters, GpuBackend, GpuOptions};
@@ -51,8 +51,8 @@ impl Backend for Counting {
     fn state(&mut self) -> Result<OptimState> {
         self.g.state()
     }
-    fn restart(&mut self, p: Params, s: OptimState, v: Variant, h: Hyper) -> Result<()> {
-        self.g.restart(p, s, v, h)
+    fn restart(&mut self, start: RunStart) -> Result<()> {
+        self.g.restart(start)
     }
     fn take_telemetry(&mut self) -> Result<Vec<Vec<LayerTelemetry>>> {
         self.g.take_telemetry()

@@ -6,6 +6,7 @@
 
 mod common;
 
+use rprop_lab::backend::{Backend, RunStart};
 use rprop_lab::optim::Variant;
 
 /// Through the binary, for the report's iRprop+: `--resume` of a GPU run.
@@ -91,17 +92,14 @@ fn every_gpu_optimizer_resumes_bit_identically() {
         let (p, s) = fresh(v, &cfg);
         let b = match backend.as_mut() {
             Some(b) => {
-                b.restart(p, s, v, cfg.hyper).unwrap();
+                b.restart(RunStart::new(p, s, v, cfg.hyper)).unwrap();
                 b
             }
             None => backend.insert(
                 rprop_lab::gpu::GpuBackend::with_state(
                     &train,
                     &eval,
-                    p,
-                    s,
-                    v,
-                    cfg.hyper,
+                    RunStart::new(p, s, v, cfg.hyper),
                     &Default::default(),
                 )
                 .unwrap(),
@@ -124,14 +122,14 @@ fn every_gpu_optimizer_resumes_bit_identically() {
         cfg.epochs = 6;
         trainer::train(b, &cfg, &opts(&a), Start::default()).unwrap();
         let (p, s) = fresh(v, &cfg);
-        b.restart(p, s, v, cfg.hyper).unwrap();
+        b.restart(RunStart::new(p, s, v, cfg.hyper)).unwrap();
         cfg.epochs = 3;
         trainer::train(b, &cfg, &opts(&bdir), Start::default()).unwrap();
         // What `--resume` reads: the state file (with the weights) and the metrics.
         let (start, state, _) = Start::resume(&bdir, layout.total()).unwrap();
         let file = checkpoint::load_state_full(&bdir.join(trainer::STATE), layout.total());
         let data = file.unwrap().3.expect("the state file holds the weights");
-        b.restart(Params { layout, data }, state, v, cfg.hyper)
+        b.restart(RunStart::new(Params { layout, data }, state, v, cfg.hyper))
             .unwrap();
         cfg.epochs = 6;
         trainer::train(b, &cfg, &opts(&bdir), start).unwrap();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use rprop_lab::backend::{Backend, Batch};
+use rprop_lab::backend::{Backend, Batch, RunStart};
 use rprop_lab::cpu::CpuBackend;
 use rprop_lab::data::{self, Dataset, Part};
 use rprop_lab::gpu::{GpuBackend, GpuOptions};
@@ -137,13 +137,8 @@ fn telemetry_is_read_back_only_when_taken() {
     assert!(g.take_telemetry().unwrap().is_empty());
     // More epochs than the device history holds (256): it is read early, nothing is lost,
     // and the rows stay in order (epoch 1 of a fresh start has no previous gradient).
-    g.restart(
-        Params::init(l, 0),
-        rprop_lab::optim::OptimState::for_variant(l.total(), Variant::RpropPlus, &Hyper::default()),
-        Variant::RpropPlus,
-        Hyper::default(),
-    )
-    .unwrap();
+    let start = RunStart::fresh(Params::init(l, 0), Variant::RpropPlus, Hyper::default());
+    g.restart(start).unwrap();
     let mut c = CpuBackend::new(
         &train,
         &eval,

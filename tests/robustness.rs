@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use rprop_lab::backend::{Backend, Batch, EpochStats};
+use rprop_lab::backend::{Backend, Batch, EpochStats, RunStart};
 use rprop_lab::checkpoint;
 use rprop_lab::config::Config;
 use rprop_lab::cpu::CpuBackend;
@@ -279,15 +279,9 @@ impl Backend for Diverging {
     fn state(&mut self) -> Result<OptimState> {
         self.inner.state()
     }
-    fn restart(
-        &mut self,
-        p: Params,
-        s: OptimState,
-        v: Variant,
-        h: rprop_lab::optim::Hyper,
-    ) -> Result<()> {
+    fn restart(&mut self, start: RunStart) -> Result<()> {
         self.epoch = 0;
-        self.inner.restart(p, s, v, h)
+        self.inner.restart(start)
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use super::train::make_backend;
 use super::{CompareArgs, PanelArg, PlotArgs};
-use crate::backend::Backend;
+use crate::backend::{Backend, RunStart};
 use crate::compare;
 use crate::config::Config;
 use crate::data::{self, Part, CLASSES};
@@ -266,7 +266,9 @@ fn run_job(
     let params = Params::init(layout, cfg.seed);
     let state = OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
     match shared {
-        Some((s, b)) if *s == sizes => b.restart(params, state, cfg.optimizer, cfg.hyper())?,
+        Some((s, b)) if *s == sizes => {
+            b.restart(RunStart::new(params, state, cfg.optimizer, cfg.hyper()))?
+        }
         _ => {
             *shared = None;
             let (train, eval) = data::split(&inputs.learn, cfg.train_set_size, cfg.eval_set_size)

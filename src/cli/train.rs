@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::{BackendKind, GpuArgs, TestArgs, TrainArgs};
-use crate::backend::Backend;
+use crate::backend::{Backend, RunStart};
 use crate::checkpoint;
 use crate::config::Config;
 use crate::cpu::{self, CpuBackend};
@@ -97,8 +97,12 @@ pub(super) fn make_backend(
         .unwrap_or_else(|| OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
         Box::new(
-            CpuBackend::with_state(train, eval, params, state, cfg.optimizer, cfg.hyper())
-                .with_matmul(gpu.cpu_matmul.unwrap_or_default()),
+            CpuBackend::with_state(
+                train,
+                eval,
+                RunStart::new(params, state, cfg.optimizer, cfg.hyper()),
+            )
+            .with_matmul(gpu.cpu_matmul.unwrap_or_default()),
         )
     };
     if cfg.minibatch() && cfg.optimizer.traits().minibatch_warning {
@@ -119,15 +123,8 @@ pub(super) fn make_backend(
     if kind == BackendKind::Cpu {
         return Ok((cpu(params, state), why));
     }
-    let b = crate::gpu::GpuBackend::with_state(
-        train,
-        eval,
-        params,
-        state,
-        cfg.optimizer,
-        cfg.hyper(),
-        &opts,
-    );
+    let start = RunStart::new(params, state, cfg.optimizer, cfg.hyper());
+    let b = crate::gpu::GpuBackend::with_state(train, eval, start, &opts);
     match b {
         Ok(b) => Ok((Box::new(b), why)),
         Err(e) if cfg.run.adapter.is_some() && gpu.adapter == cfg.run.adapter => Err(e.context(

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::fused::{self, CpuMatmul, Input, SparseSets};
 use super::reference::{normalize_images, optimizer, Workspace};
-use crate::backend::{Backend, Batch, EpochStats, PassStats};
+use crate::backend::{Backend, Batch, EpochStats, PassStats, RunStart};
 use crate::data::Dataset;
 use crate::model::{Layout, Params};
 use crate::optim::lbfgs;
@@ -85,19 +85,17 @@ impl CpuBackend {
         variant: Variant,
         hyper: Hyper,
     ) -> CpuBackend {
-        let state = OptimState::for_variant(params.data.len(), variant, &hyper);
-        CpuBackend::with_state(train, eval, params, state, variant, hyper)
+        CpuBackend::with_state(train, eval, RunStart::fresh(params, variant, hyper))
     }
 
-    /// Like [`CpuBackend::new`] but continuing from a saved optimizer state.
-    pub fn with_state(
-        train: &Dataset,
-        eval: &Dataset,
-        params: Params,
-        state: OptimState,
-        variant: Variant,
-        hyper: Hyper,
-    ) -> CpuBackend {
+    /// Like [`CpuBackend::new`] but from `start` (a saved optimizer state, say).
+    pub fn with_state(train: &Dataset, eval: &Dataset, start: RunStart) -> CpuBackend {
+        let RunStart {
+            params,
+            state,
+            variant,
+            hyper,
+        } = start;
         let layout = params.layout;
         CpuBackend {
             variant,
@@ -267,17 +265,14 @@ impl Backend for CpuBackend {
     fn state(&mut self) -> Result<OptimState> {
         Ok(self.state.clone())
     }
-    fn restart(
-        &mut self,
-        params: Params,
-        state: OptimState,
-        variant: Variant,
-        hyper: Hyper,
-    ) -> Result<()> {
-        anyhow::ensure!(
-            params.layout == self.params.layout,
-            "restart with another model layout"
-        );
+    fn restart(&mut self, start: RunStart) -> Result<()> {
+        start.check_layout(self.params.layout)?;
+        let RunStart {
+            params,
+            state,
+            variant,
+            hyper,
+        } = start;
         (self.params, self.state, self.variant, self.hyper) = (params, state, variant, hyper);
         (self.acc, self.best, self.evals) = ((0.0, 0, 0), None, 0);
         self.lbfgs = variant

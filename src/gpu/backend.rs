@@ -5,18 +5,20 @@
 
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 
-use super::buffers::{self, storage, Pass, Shared, METRIC_BYTES};
+use super::buffers::{self, f32s, slot_stats, storage, Pass, Shared, METRIC_BYTES};
 use super::kernels::{Kernels, Strategy};
+use super::lbfgs::{GpuLbfgs, TracedEval};
 use super::mlp::{self, Net};
 use super::ops::{encode_all, Dispatch, Plan};
 use super::setup::{self, Opened};
 use super::telemetry_history::TeleState;
 use super::{Counters, GpuContext, GpuOptions};
-use crate::backend::{Backend, Batch, EpochStats, PassStats};
+use crate::backend::{Backend, Batch, EpochStats, RunStart};
 use crate::data::Dataset;
 use crate::model::{Layout, Params};
+use crate::optim::lbfgs::{self, Settings};
 use crate::optim::{Hyper, OptimState, StepScalars, Variant};
 
 /// A mini-batch size's pass (its gathered rows and activations) and recorded step.
@@ -64,11 +66,7 @@ pub struct GpuBackend {
     /// Rprop telemetry (gpu/telemetry_history.rs).
     pub(super) tele: TeleState,
     /// L-BFGS's history and pipelines (gpu/lbfgs.rs), when it is the optimizer.
-    pub(super) lbfgs: Option<Box<super::lbfgs::GpuLbfgs>>,
-}
-
-pub(super) fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytemuck::pod_collect_to_vec(bytes)
+    pub(super) lbfgs: Option<Box<GpuLbfgs>>,
 }
 
 impl GpuBackend {
@@ -81,20 +79,22 @@ impl GpuBackend {
         hyper: Hyper,
         opts: &GpuOptions,
     ) -> Result<GpuBackend> {
-        let state = OptimState::for_variant(params.data.len(), variant, &hyper);
-        GpuBackend::with_state(train, eval, params, state, variant, hyper, opts)
+        GpuBackend::with_state(train, eval, RunStart::fresh(params, variant, hyper), opts)
     }
 
-    /// Like [`GpuBackend::new`] but continuing from a saved optimizer state.
+    /// Like [`GpuBackend::new`] but from `start` (a saved optimizer state, say).
     pub fn with_state(
         train: &Dataset,
         eval: &Dataset,
-        params: Params,
-        state: OptimState,
-        variant: Variant,
-        hyper: Hyper,
+        start: RunStart,
         opts: &GpuOptions,
     ) -> Result<GpuBackend> {
+        let RunStart {
+            params,
+            state,
+            variant,
+            hyper,
+        } = start;
         let t0 = Instant::now();
         let l = params.layout;
         setup::check_inputs((train, eval), &params, &state)?;
@@ -280,31 +280,6 @@ impl GpuBackend {
         self.load_lbfgs(state)
     }
 
-    /// Starts a new run on the same device, pipelines and uploaded images (`compare` runs
-    /// several configs this way): new weights, optimizer state (E_{t-1} included), variant
-    /// and hyper-parameters, counters zeroed. Everything else an epoch reads is rewritten
-    /// before it is read, so the run is bit-identical to one on a freshly built backend.
-    pub fn restart(
-        &mut self,
-        params: Params,
-        state: OptimState,
-        variant: Variant,
-        hyper: Hyper,
-    ) -> Result<()> {
-        ensure!(
-            params.layout == self.layout,
-            "restart with layout {:?} but the GPU backend was built for {:?}",
-            params.layout,
-            self.layout
-        );
-        self.flush();
-        (self.variant, self.hyper) = (variant, hyper);
-        self.record()?;
-        self.set_state(&params, &state)?;
-        self.ctx.counters = Counters::default();
-        Ok(())
-    }
-
     /// Submits the steps recorded so far, after the queue writes they read: the batches'
     /// row order, the cursor, and each step's Adam scalars (computed on the host in f64 as
     /// optim::StepScalars does).
@@ -400,23 +375,77 @@ impl GpuBackend {
             .pull(&mut self.ctx, &self.s, self.layout, &self.hyper)
     }
 
+    /// Builds (or drops) the L-BFGS state for the current variant and uploads the history
+    /// of `state` (empty when it has none).
+    fn load_lbfgs(&mut self, state: &OptimState) -> Result<()> {
+        if !self.variant.is_multi_eval() {
+            self.lbfgs = None;
+            return self.ctx.wait();
+        }
+        let cfg = Settings::from_hyper(&self.hyper);
+        let mut lb = match self.lbfgs.take() {
+            Some(lb) => lb,
+            None => {
+                let net = Net {
+                    k: &self.kernels,
+                    l: self.layout,
+                    s: &self.s,
+                };
+                Box::new(GpuLbfgs::new(&self.ctx, net, &self.train, cfg)?)
+            }
+        };
+        let st = state.lbfgs.clone().unwrap_or_default();
+        lb.load(&mut self.ctx, cfg, st, self.layout.total())?;
+        self.lbfgs = Some(lb);
+        self.ctx.wait()
+    }
+
+    /// One L-BFGS step (an epoch's train step) from the current weights; the epoch's train
+    /// stats are the first evaluation's.
+    fn lbfgs_step(&mut self) -> Result<()> {
+        // The due copy of the best weights, and anything queued, go first.
+        let enc = self.encoder();
+        self.pending = Some(enc);
+        self.flush();
+        let lb = self
+            .lbfgs
+            .as_mut()
+            .ok_or_else(|| anyhow!("no L-BFGS state"))?;
+        lb.step(&mut self.ctx, &self.s, self.layout.total())?;
+        self.t += 1;
+        self.ctx.wait()
+    }
+
+    /// The L-BFGS history read back (None for the other optimizers).
+    fn lbfgs_state(&mut self) -> Result<Option<lbfgs::State>> {
+        self.flush();
+        match &self.lbfgs {
+            Some(lb) => lb.state(&mut self.ctx, self.layout.total()),
+            None => Ok(None),
+        }
+    }
+
+    /// One L-BFGS step with every evaluation's weights, loss and gradient read back
+    /// (`verify`).
+    pub fn lbfgs_traced_step(&mut self) -> Result<Vec<TracedEval>> {
+        let lb = self
+            .lbfgs
+            .as_mut()
+            .ok_or_else(|| anyhow!("the optimizer is not lbfgs"))?;
+        lb.trace = Some(Vec::new());
+        self.lbfgs_step()?;
+        let trace = self.lbfgs.as_mut().and_then(|l| l.trace.take());
+        Ok(trace.unwrap_or_default())
+    }
+
+    /// Read-backs and bytes read back by the last L-BFGS step (None for other optimizers).
+    pub fn lbfgs_traffic(&self) -> Option<(u64, u64)> {
+        self.lbfgs.as_ref().map(|l| l.last_step)
+    }
+
     pub(super) fn read_f32(&mut self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         self.flush();
         Ok(f32s(&self.ctx.read_buffer(buf, 0, (len * 4) as u64)?))
-    }
-}
-
-/// A pass's stats from its metrics slot: [sum, mean, correct, samples].
-pub(super) fn slot_stats(m: &[f32]) -> PassStats {
-    let samples = m[3].to_bits();
-    PassStats {
-        loss: if samples == 0 {
-            0.0
-        } else {
-            m[0] / samples as f32
-        },
-        correct: m[2].to_bits(),
-        samples,
     }
 }
 
@@ -434,14 +463,17 @@ impl Backend for GpuBackend {
         ))
     }
 
-    fn restart(
-        &mut self,
-        params: Params,
-        state: OptimState,
-        variant: Variant,
-        hyper: Hyper,
-    ) -> Result<()> {
-        GpuBackend::restart(self, params, state, variant, hyper)
+    /// The same device, pipelines and uploaded images (`compare` runs several configs this
+    /// way), with counters zeroed. Everything else an epoch reads is rewritten before it is
+    /// read, so the run is bit-identical to one on a freshly built backend.
+    fn restart(&mut self, start: RunStart) -> Result<()> {
+        start.check_layout(self.layout)?;
+        self.flush();
+        (self.variant, self.hyper) = (start.variant, start.hyper);
+        self.record()?;
+        self.set_state(&start.params, &start.state)?;
+        self.ctx.counters = Counters::default();
+        Ok(())
     }
 
     fn name(&self) -> String {

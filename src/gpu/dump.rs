@@ -4,7 +4,8 @@
 
 use anyhow::{ensure, Result};
 
-use super::backend::{f32s, slot_stats, GpuBackend};
+use super::backend::GpuBackend;
+use super::buffers::{f32s, slot_stats};
 use super::ops::{encode_all, Stage};
 use crate::backend::{Backend, Batch, PassStats};
 use crate::model::Params;

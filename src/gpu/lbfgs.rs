@@ -8,13 +8,11 @@
 use anyhow::{anyhow, Result};
 use bytemuck::{Pod, Zeroable};
 
-use super::backend::{f32s, GpuBackend};
-use super::buffers::{self, Shared};
+use super::buffers::{self, f32s, Pass, Shared};
 use super::mlp::{self, Net};
 use super::ops::{encode_all, grid, Dispatch, Plan, Res, Stage};
 use super::GpuContext;
 use crate::optim::lbfgs::{self, Hist, Settings, VecOps, BLOCK};
-use crate::optim::OptimState;
 
 pub const LBFGS_WGSL: &str = include_str!("../../shaders/lbfgs.wgsl");
 
@@ -258,25 +256,20 @@ impl VecOps for Ops<'_> {
 }
 
 impl GpuLbfgs {
-    fn new(be: &GpuBackend, cfg: Settings) -> Result<GpuLbfgs> {
-        let ctx = &be.ctx;
+    /// The pipelines, the scratch and the evaluation: forward+backward over `train`.
+    pub fn new(ctx: &GpuContext, net: Net, train: &Pass, cfg: Settings) -> Result<GpuLbfgs> {
         let d = &ctx.device;
-        let blocks = be.layout.total().div_ceil(BLOCK);
+        let blocks = net.l.total().div_ceil(BLOCK);
         let staging = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("lbfgs read-back"),
             size: 4,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let net = Net {
-            k: &be.kernels,
-            l: be.layout,
-            s: &be.s,
-        };
         let eval_plan = ctx.scoped("recording the L-BFGS evaluation", || {
             let mut plan = Plan::new(d);
-            mlp::forward(&mut plan, net, &be.train, usize::MAX);
-            mlp::backward(&mut plan, net, &be.train);
+            mlp::forward(&mut plan, net, train, usize::MAX);
+            mlp::backward(&mut plan, net, train);
             plan.list
         })?;
         Ok(GpuLbfgs {
@@ -302,25 +295,18 @@ impl GpuLbfgs {
             self.pool.extend(vecs.chain(h.d).chain(h.prev_flat_grad));
         }
     }
-}
 
-impl GpuBackend {
-    /// Builds (or drops) the L-BFGS state for the current variant and uploads the history
-    /// of `state` (empty when it has none).
-    pub(super) fn load_lbfgs(&mut self, state: &OptimState) -> Result<()> {
-        if !self.variant().is_multi_eval() {
-            self.lbfgs = None;
-            return self.ctx.wait();
-        }
-        let cfg = Settings::from_hyper(&self.hyper);
-        let mut lb = match self.lbfgs.take() {
-            Some(lb) => lb,
-            None => Box::new(GpuLbfgs::new(self, cfg)?),
-        };
-        (lb.cfg, lb.evals) = (cfg, 0);
-        lb.clear();
-        let st = state.lbfgs.clone().unwrap_or_default();
-        let n = self.layout.total();
+    /// Starts over with settings `cfg` and the history of `st` uploaded (each of its vectors
+    /// empty or of the `n` parameters' length).
+    pub fn load(
+        &mut self,
+        ctx: &mut GpuContext,
+        cfg: Settings,
+        st: lbfgs::State,
+        n: usize,
+    ) -> Result<()> {
+        (self.cfg, self.evals) = (cfg, 0);
+        self.clear();
         let lens = [&st.d, &st.prev_flat_grad]
             .into_iter()
             .chain(&st.old_dirs)
@@ -331,38 +317,31 @@ impl GpuBackend {
                 "L-BFGS state of another layout"
             );
         }
-        let (ctx, pool) = (&mut self.ctx, &mut lb.pool);
-        lb.hist = Some(Hist::from_state(st, |v| {
+        let pool = &mut self.pool;
+        self.hist = Some(Hist::from_state(st, |v| {
             let b = pool
                 .pop()
                 .unwrap_or_else(|| buffers::storage(&ctx.device, "lbfgs vector", n * 4));
             ctx.write(&b, 0, bytemuck::cast_slice(&v));
             b
         }));
-        self.lbfgs = Some(lb);
-        self.ctx.wait()
+        Ok(())
     }
 
-    /// One L-BFGS step (an epoch's train step): `lbfgs::run` on the device vectors from the
-    /// current weights; the epoch's train stats are the first evaluation's.
-    pub(super) fn lbfgs_step(&mut self) -> Result<()> {
-        // The due copy of the best weights, and anything queued, go first.
-        let enc = self.encoder();
-        self.pending = Some(enc);
-        self.flush();
-        let mut lb = self
-            .lbfgs
+    /// One step (`lbfgs::run`) from the `n` weights in `s.params`, written back there; the
+    /// train slot of `s.metrics` gets the first evaluation's stats. Submits what it queues.
+    pub fn step(&mut self, ctx: &mut GpuContext, s: &Shared, n: usize) -> Result<()> {
+        let mut hist = self
+            .hist
             .take()
-            .ok_or_else(|| anyhow!("no L-BFGS state"))?;
-        let mut hist = lb.hist.take().ok_or_else(|| anyhow!("no L-BFGS history"))?;
-        let n = self.layout.total();
-        let (before, s) = (self.ctx.counters.bytes_read, &self.s);
-        lb.last_step = (0, 0);
-        let cfg = lb.cfg;
+            .ok_or_else(|| anyhow!("no L-BFGS history"))?;
+        let before = ctx.counters.bytes_read;
+        self.last_step = (0, 0);
+        let cfg = self.cfg;
         let mut ops = Ops {
-            ctx: &mut self.ctx,
+            ctx,
             s,
-            lb: &mut lb,
+            lb: self,
             n,
             enc: None,
             first_done: false,
@@ -378,43 +357,17 @@ impl GpuBackend {
             ops.ctx.submit(enc.finish());
         }
         ops.recycle(w);
-        lb.last_step.1 = self.ctx.counters.bytes_read - before;
-        lb.hist = Some(hist);
-        self.lbfgs = Some(lb);
-        self.t += 1;
-        self.ctx.wait()
+        self.last_step.1 = ctx.counters.bytes_read - before;
+        self.hist = Some(hist);
+        Ok(())
     }
 
-    /// The L-BFGS history read back (None for the other optimizers).
-    pub(super) fn lbfgs_state(&mut self) -> Result<Option<lbfgs::State>> {
-        self.flush();
-        let n = self.layout.total();
-        let (ctx, lb) = (&mut self.ctx, &self.lbfgs);
-        let Some(h) = lb.as_ref().and_then(|l| l.hist.as_ref()) else {
+    /// The history of `n`-float vectors read back (None before [`GpuLbfgs::load`]).
+    pub fn state(&self, ctx: &mut GpuContext, n: usize) -> Result<Option<lbfgs::State>> {
+        let Some(h) = self.hist.as_ref() else {
             return Ok(None);
         };
         h.to_state(|b| ctx.read_buffer(b, 0, (n * 4) as u64).map(|x| f32s(&x)))
             .map(Some)
-    }
-
-    /// One L-BFGS step with every evaluation's weights, loss and gradient read back
-    /// (`verify`).
-    pub fn lbfgs_traced_step(&mut self) -> Result<Vec<TracedEval>> {
-        let lb = self
-            .lbfgs
-            .as_mut()
-            .ok_or_else(|| anyhow!("the optimizer is not lbfgs"))?;
-        lb.trace = Some(Vec::new());
-        self.lbfgs_step()?;
-        Ok(self
-            .lbfgs
-            .as_mut()
-            .and_then(|l| l.trace.take())
-            .unwrap_or_default())
-    }
-
-    /// Read-backs and bytes read back by the last L-BFGS step (None for other optimizers).
-    pub fn lbfgs_traffic(&self) -> Option<(u64, u64)> {
-        self.lbfgs.as_ref().map(|l| l.last_step)
     }
 }

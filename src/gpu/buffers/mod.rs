@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 
 use crate::data::Dataset;
 use crate::model::Layout;
+use crate::pass_stats::PassStats;
 use blocks::BlockSet;
 
 /// Rows per first-level chunk of the deterministic reductions.
@@ -18,6 +19,25 @@ pub const METRIC_BYTES: u64 = 32;
 pub const RW: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
+
+/// The f32s of bytes read back from a buffer.
+pub fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytemuck::pod_collect_to_vec(bytes)
+}
+
+/// A pass's stats from its metrics slot: [sum, mean, correct, samples].
+pub fn slot_stats(m: &[f32]) -> PassStats {
+    let samples = m[3].to_bits();
+    PassStats {
+        loss: if samples == 0 {
+            0.0
+        } else {
+            m[0] / samples as f32
+        },
+        correct: m[2].to_bits(),
+        samples,
+    }
+}
 
 pub fn storage(device: &wgpu::Device, label: &str, bytes: usize) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
