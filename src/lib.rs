@@ -25,4 +25,3 @@ pub mod stats;
 pub mod telemetry;
 pub mod trainer;
 pub mod verify;
-pub mod verify_lbfgs;

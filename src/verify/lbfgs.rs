@@ -11,12 +11,12 @@
 
 use anyhow::Result;
 
+use super::compare::{check_step, diff, Diff, Tally, UPDATE_TOL};
 use crate::gpu::lbfgs::TracedEval;
 use crate::gpu::GpuBackend;
 use crate::model::Params;
 use crate::optim::lbfgs::{self, Settings, State};
 use crate::optim::{Hyper, OptimState};
-use crate::verify::{check_step, diff, Diff, Tally, UPDATE_TOL};
 
 /// Runs `steps` L-BFGS steps on `gpu`, each checked; `(x, labels)` is the train set
 /// (normalized images).

@@ -1,29 +1,13 @@
-//! `rprop-lab verify`: the GPU kernels against the CPU reference, step by step.
-//!
-//! Rprop only looks at gradient signs, so a 1-ulp difference can flip a sign and the two
-//! trajectories then drift apart for good. Comparing two free-running trainings would thus
-//! test the drift, not the kernels. Instead, before each step the CPU is re-synced to the
-//! GPU's current weights and optimizer state, and each step compares every intermediate of
-//! the GPU step with the CPU's computed from the same inputs:
-//!
-//! * forward/backward tensors: max absolute difference, and the max relative difference
-//!   normalized by the tensor's largest CPU magnitude (`max|g - c| / max|c|`), which stays
-//!   meaningful where individual entries cross zero; PASS if the latter is within the
-//!   tensor's tolerance ([`tolerance`]);
-//! * the Rprop update (weights, step sizes, previous gradients and changes, E_{t-1}):
-//!   cpu::optimizer applied to the GPU's gradients and loss must match bit for bit.
+//! What `verify` compares and how: each tensor of a GPU step against its CPU twin
+//! ([`check_step`]), within a tolerance ([`diff`]) or bit for bit ([`exact`]), and the tally
+//! of a run ([`Tally`]).
 
-use std::path::Path;
+use anyhow::Result;
 
-use anyhow::{Context, Result};
-
-use crate::backend::{epoch_order, Backend, Batch};
-use crate::config::Config;
 use crate::cpu;
-use crate::gpu::{GpuBackend, GpuOptions, StepDump};
+use crate::gpu::StepDump;
 use crate::model::Params;
 use crate::optim::{Hyper, OptimState, Variant};
-use crate::trainer::{initial_params, load_train_eval};
 
 /// The verify run found a difference beyond tolerance (main maps it to exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -167,23 +151,32 @@ pub fn check_step(
     variant: Variant,
     hyper: &Hyper,
 ) -> Vec<Diff> {
-    let l = params.layout;
-    let n = labels.len();
-    let sizes = l.layer_sizes();
+    let mut out = forward_diffs(params, dump, x, labels.len());
+    out.extend(loss_diffs(params, dump, labels));
+    out.extend(backward_diffs(params, dump, x, labels.len()));
+    out.extend(update_diffs(params, state, dump, (variant, hyper)));
+    out
+}
+
+/// The input of layer `i` (0-based) in the GPU's step: the images, or the layer below's H.
+fn layer_input<'a>(dump: &'a StepDump, x: &'a [f32], i: usize) -> &'a [f32] {
+    if i == 0 {
+        x
+    } else {
+        &dump.h[i - 1]
+    }
+}
+
+/// Each layer's Z and (below the logits) H, from the GPU's own input of the layer.
+fn forward_diffs(params: &Params, dump: &StepDump, x: &[f32], n: usize) -> Vec<Diff> {
+    let sizes = params.layout.layer_sizes();
     let last = sizes.len() - 1;
-    let t = l.tensors();
     let mut out = Vec::new();
-    let input = |i: usize| -> &[f32] {
-        if i == 0 {
-            x
-        } else {
-            &dump.h[i - 1]
-        }
-    };
     for (i, &(fan_in, width)) in sizes.iter().enumerate() {
         let (w, b) = params.layer(i);
         let mut z = vec![0.0; n * width];
-        cpu::linear(&mut z, cpu::View::row_major(input(i), n, fan_in), w, b);
+        let input = cpu::View::row_major(layer_input(dump, x, i), n, fan_in);
+        cpu::linear(&mut z, input, w, b);
         let name = format!("Z{}", i + 1);
         out.push(diff(&name, &dump.z[i], &z, tolerance(&name)));
         if i < last {
@@ -193,7 +186,13 @@ pub fn check_step(
             out.push(diff(&name, &dump.h[i], &h, tolerance(&name)));
         }
     }
-    let c = l.classes;
+    out
+}
+
+/// The softmax cross-entropy from the GPU's logits: per-sample loss, its mean, the correct
+/// counts and the logits' gradient (the output layer's dZ).
+fn loss_diffs(params: &Params, dump: &StepDump, labels: &[u8]) -> Vec<Diff> {
+    let (n, c) = (labels.len(), params.layout.classes);
     let (mut loss, mut correct, mut dlogits) = (vec![0.0; n], vec![0; n], vec![0.0; n * c]);
     cpu::softmax_xent(
         dump.logits(),
@@ -204,24 +203,35 @@ pub fn check_step(
         &mut dlogits,
     );
     let stats = cpu::reduce_metrics(&loss, &correct);
-    out.push(diff("loss", &dump.loss, &loss, tolerance("loss")));
-    out.push(diff(
-        "loss mean",
-        &[dump.stats.loss],
-        &[stats.loss],
-        tolerance("loss mean"),
-    ));
-    out.push(correct_diff(&dump.correct, &correct, dump.logits(), c));
+    let last = params.layout.layer_sizes().len() - 1;
     let name = format!("dZ{}", last + 1);
-    out.push(diff(&name, &dump.dz[last], &dlogits, tolerance(&name)));
-    for i in (0..=last).rev() {
+    vec![
+        diff("loss", &dump.loss, &loss, tolerance("loss")),
+        diff(
+            "loss mean",
+            &[dump.stats.loss],
+            &[stats.loss],
+            tolerance("loss mean"),
+        ),
+        correct_diff(&dump.correct, &correct, dump.logits(), c),
+        diff(&name, &dump.dz[last], &dlogits, tolerance(&name)),
+    ]
+}
+
+/// Each layer's dW and db, top down, and below the output layer dH and dZ, from the GPU's
+/// own dZ of the layer above.
+fn backward_diffs(params: &Params, dump: &StepDump, x: &[f32], n: usize) -> Vec<Diff> {
+    let sizes = params.layout.layer_sizes();
+    let t = params.layout.tensors();
+    let mut out = Vec::new();
+    for i in (0..sizes.len()).rev() {
         let (fan_in, width) = sizes[i];
         let dz = &dump.dz[i];
         let mut dw = vec![0.0; width * fan_in];
         cpu::matmul(
             &mut dw,
             cpu::View::row_major(dz, n, width).t(),
-            cpu::View::row_major(input(i), n, fan_in),
+            cpu::View::row_major(layer_input(dump, x, i), n, fan_in),
             false,
         );
         let mut db = vec![0.0; width];
@@ -251,9 +261,18 @@ pub fn check_step(
             out.push(diff(&name, &dump.dz[i - 1], &dzb, tolerance(&name)));
         }
     }
-    // The update from the GPU's own gradients and loss: bit-identical for Rprop (only
-    // multiplications by the etas, min/max and signs); the other optimizers' fused
-    // multiply-adds, divisions and square roots may round differently on a GPU: 1e-5.
+    out
+}
+
+/// The update from the GPU's own gradients and loss: bit-identical for Rprop (only
+/// multiplications by the etas, min/max and signs); the other optimizers' fused
+/// multiply-adds, divisions and square roots may round differently on a GPU: 1e-5.
+fn update_diffs(
+    params: &Params,
+    state: &OptimState,
+    dump: &StepDump,
+    (variant, hyper): (Variant, &Hyper),
+) -> Vec<Diff> {
     let same = |name: &str, g: &[f32], c: &[f32]| {
         if variant.traits().bit_exact {
             exact(name, g, c)
@@ -271,95 +290,13 @@ pub fn check_step(
         &mut st,
         dump.stats.loss,
     );
-    out.push(same("weights", &dump.params.data, &p));
-    out.push(same("step sizes", &dump.state.step, &st.step));
-    out.push(same("prev grads", &dump.state.prev_grad, &st.prev_grad));
-    out.push(same(
-        "prev changes",
-        &dump.state.prev_change,
-        &st.prev_change,
-    ));
-    out.push(exact("prev loss", &[dump.state.prev_loss], &[st.prev_loss]));
-    out
-}
-
-/// Runs the `verify` subcommand: `steps` GPU steps of `cfg` on the data in `data_dir`, each
-/// checked against the CPU reference.
-pub fn run(
-    cfg: &Config,
-    data_dir: &Path,
-    init_weights: Option<&Path>,
-    steps: usize,
-    gpu_opts: &GpuOptions,
-) -> Result<()> {
-    if steps == 0 {
-        // Zero steps would compare nothing and pass.
-        anyhow::bail!("--steps 0: verify compares at least one step; give --steps 1 or more");
-    }
-    let (train, eval) = load_train_eval(data_dir, cfg)?;
-    // Refused up front, as `train` does.
-    cfg.check_memory(train.features(), crate::data::CLASSES)?;
-    let layout = cfg.layout(train.features(), crate::data::CLASSES);
-    let params = initial_params(init_weights, layout, cfg.seed)?;
-    let hyper = cfg.hyper();
-    let mut gpu = GpuBackend::new(&train, &eval, params, cfg.optimizer, hyper, gpu_opts)
-        .context("verify needs the GPU backend")?;
-    let x = cpu::normalize_images(&train);
-    // Mini-batch configs check the first epoch's batches, in the trainer's order.
-    let n = train.len();
-    let order = epoch_order(n, cfg.seed, 1);
-    let batches: Vec<&[u32]> = if cfg.minibatch() {
-        order.chunks(cfg.train_batch_size.max(1)).collect()
-    } else {
-        Vec::new()
-    };
-    println!(
-        "verify: {} ({}) on {}, {} train images{}, {} steps; CPU re-synced to the GPU state before each step",
-        cfg.optimizer,
-        layout.describe(),
-        gpu.name(),
-        n,
-        if batches.is_empty() {
-            String::new()
-        } else {
-            format!(" in mini-batches of {}", cfg.train_batch_size)
-        },
-        steps
-    );
-    println!("tolerances: max|gpu-cpu|/max|cpu| per tensor as listed; the Rprop update must be bit-identical");
-    if cfg.optimizer.is_multi_eval() {
-        return crate::verify_lbfgs::run(&mut gpu, (&x, &train.labels), &hyper, steps);
-    }
-    let mut tally = Tally::default();
-    for step in 1..=steps {
-        let p = gpu.params()?;
-        let st = gpu.state()?;
-        let diffs = if batches.is_empty() {
-            let dump = gpu.debug_step()?;
-            let d = check_step(&p, &st, &dump, &x, &train.labels, cfg.optimizer, &hyper);
-            (d, dump.stats)
-        } else {
-            let rows = batches[(step - 1) % batches.len()];
-            let f = layout.inputs;
-            let xb: Vec<f32> = rows
-                .iter()
-                .flat_map(|&r| &x[r as usize * f..(r as usize + 1) * f])
-                .copied()
-                .collect();
-            let yb: Vec<u8> = rows.iter().map(|&r| train.labels[r as usize]).collect();
-            let dump = gpu.debug_step_on(Batch::Rows(rows))?;
-            let d = check_step(&p, &st, &dump, &xb, &yb, cfg.optimizer, &hyper);
-            (d, dump.stats)
-        };
-        let (diffs, stats) = diffs;
-        println!(
-            "step {step}: train loss {:.6} (gpu), accuracy {:.4}",
-            stats.loss,
-            stats.accuracy()
-        );
-        tally.add(&format!("step {step}"), &diffs);
-    }
-    tally.finish(steps)
+    vec![
+        same("weights", &dump.params.data, &p),
+        same("step sizes", &dump.state.step, &st.step),
+        same("prev grads", &dump.state.prev_grad, &st.prev_grad),
+        same("prev changes", &dump.state.prev_change, &st.prev_change),
+        exact("prev loss", &[dump.state.prev_loss], &[st.prev_loss]),
+    ]
 }
 
 /// The failures and the worst difference of each compared tensor over a verify run.
