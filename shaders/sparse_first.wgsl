@@ -18,16 +18,7 @@
 // lavapipe's 8 lanes runs one image row, so the loop over its nonzeros is uniform), y =
 // image rows (8 per workgroup). Output z [rows, hidden] row-major, as vec4s.
 
-struct SparseZ1 {
-    rows: u32,
-    hidden: u32, // multiple of 16
-    scale: f32,  // a = 2/255
-    kw: u32,     // block_z1, block_dw1: u32 words (4 pixels) per image
-    parts: u32,  // block_dw1: split-k parts
-    _p1: u32,
-    _p2: u32,
-    _p3: u32,
-}
+// struct SparseZ1: shaders/sparse_z1_params.wgsl, prepended by the host.
 
 @group(0) @binding(0) var<uniform> q: SparseZ1;
 @group(0) @binding(1) var<storage, read> starts: array<u32>;

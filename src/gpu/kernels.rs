@@ -23,7 +23,11 @@ pub const OPTIMIZER_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
 pub const GRPROP_WGSL: &str = include_str!("../../shaders/grprop.wgsl");
 pub const BATCH_WGSL: &str = include_str!("../../shaders/batch.wgsl");
 pub const TELEMETRY_WGSL: &str = include_str!("../../shaders/telemetry.wgsl");
-pub const BLOCK_Z1_WGSL: &str = include_str!("../../shaders/block_z1.wgsl");
+/// block_z1.wgsl after the `SparseZ1` it shares with the probes (WGSL has no include).
+pub const BLOCK_Z1_WGSL: &str = concat!(
+    include_str!("../../shaders/sparse_z1_params.wgsl"),
+    include_str!("../../shaders/block_z1.wgsl")
+);
 pub const FIRST_CONSTS_WGSL: &str = include_str!("../../shaders/first_consts.wgsl");
 
 /// How the matrix products are computed.

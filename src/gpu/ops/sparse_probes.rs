@@ -15,7 +15,11 @@ use crate::cpu::sparse::{self, SparseImages};
 use crate::gpu::buffers::blocks::{block_lists, BLOCK_ROWS};
 use crate::gpu::GpuContext;
 
-pub const SPARSE_FIRST_WGSL: &str = include_str!("../../../shaders/sparse_first.wgsl");
+/// sparse_first.wgsl after the `SparseZ1` it shares with block_z1 (WGSL has no include).
+pub const SPARSE_FIRST_WGSL: &str = concat!(
+    include_str!("../../../shaders/sparse_z1_params.wgsl"),
+    include_str!("../../../shaders/sparse_first.wgsl")
+);
 
 /// Which kernel of shaders/sparse_first.wgsl computes Z1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

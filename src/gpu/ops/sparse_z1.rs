@@ -14,7 +14,8 @@ use crate::gpu::buffers::{Pass, Shared};
 use crate::gpu::kernels::Kernels;
 use crate::model::Layout;
 
-/// Twin of the WGSL `struct SparseZ1` (shaders/block_z1.wgsl, shaders/sparse_first.wgsl).
+/// Twin of the WGSL `struct SparseZ1` (shaders/sparse_z1_params.wgsl, which the host prepends
+/// to block_z1.wgsl and sparse_first.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct SparseZ1 {
