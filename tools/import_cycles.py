@@ -28,13 +28,14 @@ def strip_comments(text):
 def use_trees(text):
     """Yields every full path a `use` statement names, braces expanded."""
     for m in re.finditer(r"\buse\s+([^;]+);", text):
-        yield from expand(re.sub(r"\s+", "", m.group(1)))
+        # `a as b` becomes `a@b` before the white space goes.
+        yield from expand(re.sub(r"\s+", "", re.sub(r"\s+as\s+", "@", m.group(1))))
 
 
 def expand(tree):
     i = tree.find("{")
     if i < 0:
-        yield tree.split(" as ")[0].split("as")[0] if False else re.sub(r"as\w+$", "", tree)
+        yield tree.split("@")[0]
         return
     prefix, inner = tree[:i], tree[i + 1 : tree.rfind("}")]
     depth, start, parts = 0, 0, []
