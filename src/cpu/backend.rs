@@ -90,17 +90,11 @@ impl CpuBackend {
 
     /// Like [`CpuBackend::new`] but from `start` (a saved optimizer state, say).
     pub fn with_state(train: &Dataset, eval: &Dataset, start: RunStart) -> CpuBackend {
-        let RunStart {
-            params,
-            state,
-            variant,
-            hyper,
-        } = start;
-        let layout = params.layout;
+        let (layout, variant, hyper) = (start.params.layout, start.variant, start.hyper);
         CpuBackend {
             variant,
             hyper,
-            state,
+            state: start.state,
             train_x: normalize_images(train),
             train_y: train.labels.clone(),
             eval_x: normalize_images(eval),
@@ -112,11 +106,9 @@ impl CpuBackend {
             sparse: SparseSets::default(),
             tele: fresh_counts(variant, layout),
             tele_rows: Vec::new(),
-            lbfgs: variant
-                .is_multi_eval()
-                .then(|| lbfgs::Settings::from_hyper(&hyper)),
+            lbfgs: lbfgs_settings(variant, &hyper),
             evals: 0,
-            params,
+            params: start.params,
         }
     }
 
@@ -267,23 +259,24 @@ impl Backend for CpuBackend {
     }
     fn restart(&mut self, start: RunStart) -> Result<()> {
         start.check_layout(self.params.layout)?;
-        let RunStart {
-            params,
-            state,
-            variant,
-            hyper,
-        } = start;
-        (self.params, self.state, self.variant, self.hyper) = (params, state, variant, hyper);
+        let (variant, hyper) = (start.variant, start.hyper);
+        (self.params, self.state) = (start.params, start.state);
+        (self.variant, self.hyper) = (variant, hyper);
         (self.acc, self.best, self.evals) = ((0.0, 0, 0), None, 0);
-        self.lbfgs = variant
-            .is_multi_eval()
-            .then(|| lbfgs::Settings::from_hyper(&hyper));
+        self.lbfgs = lbfgs_settings(variant, &hyper);
         (self.tele, self.tele_rows) = (fresh_counts(variant, self.params.layout), Vec::new());
         Ok(())
     }
     fn take_telemetry(&mut self) -> Result<Vec<Vec<LayerTelemetry>>> {
         Ok(std::mem::take(&mut self.tele_rows))
     }
+}
+
+/// L-BFGS's settings when it is the optimizer.
+fn lbfgs_settings(variant: Variant, hyper: &Hyper) -> Option<lbfgs::Settings> {
+    variant
+        .is_multi_eval()
+        .then(|| lbfgs::Settings::from_hyper(hyper))
 }
 
 /// Zeroed telemetry counts, one per layer (none for an optimizer that is not Rprop).

@@ -52,7 +52,7 @@ pub struct GpuBackend {
     /// Image rows per binding.
     chunk_rows: usize,
     /// [`Backend::name`], fixed at construction so every record of a run (and of runs
-    /// started with [`GpuBackend::restart`]) names the backend the same way.
+    /// started with [`Backend::restart`]) names the backend the same way.
     name: String,
     /// Seconds spent building pipelines, timing strategies and warming up.
     pub setup_seconds: f64,
@@ -89,12 +89,8 @@ impl GpuBackend {
         start: RunStart,
         opts: &GpuOptions,
     ) -> Result<GpuBackend> {
-        let RunStart {
-            params,
-            state,
-            variant,
-            hyper,
-        } = start;
+        let (params, state) = (start.params, start.state);
+        let (variant, hyper) = (start.variant, start.hyper);
         let t0 = Instant::now();
         let l = params.layout;
         setup::check_inputs((train, eval), &params, &state)?;
