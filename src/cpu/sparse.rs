@@ -31,12 +31,18 @@ pub const OFFSET: f32 = -1.0;
 /// Output columns handled per pass over a row's nonzeros (4 AVX-512 registers).
 const TILE: usize = 64;
 
-/// Calls `$f::<FMA>(args)` compiled for AVX2 + FMA when the CPU has them (plain otherwise);
-/// AVX-512 CPUs take the hand-written kernels in [`avx512`] instead.
+/// Calls `$wide` (a hand-written kernel of [`avx512`]) on AVX-512 CPUs, else
+/// `$f::<FMA>(args)` compiled for AVX2 + FMA when the CPU has them (plain otherwise).
 macro_rules! dispatch {
-    ($f:ident($($arg:expr),*)) => {{
+    ($wide:expr, $f:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked); the caller checked the shapes
+                // ([`checked_rows`]) and every column index in `u` is below `u.cols` (by
+                // construction).
+                return unsafe { $wide };
+            }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn narrow(
@@ -197,34 +203,39 @@ pub fn first_layer_consts(w: &[f32], b: &[f32], inputs: usize) -> (Vec<f32>, Vec
 /// and `c` from [`first_layer_consts`].
 pub fn forward_rows(u: &SparseImages, start: usize, wt: &[f32], c: &[f32], z: &mut [f32]) {
     let h = c.len();
-    let count = z.len() / h.max(1);
-    assert!(
-        start + count <= u.rows && wt.len() == u.cols * h,
-        "sparse forward: bad shapes"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked); the shapes were checked above and every
-        // column index in `u` is below `u.cols` (by construction).
-        return unsafe { avx512::forward(u, start, count, wt, c, z) };
-    }
-    dispatch!(forward_impl(u, start, count, wt, c, h, z))
+    let count = checked_rows(u, start, (z.len(), wt.len()), h, "sparse forward");
+    dispatch!(
+        avx512::forward(u, start, count, wt, c, z),
+        forward_impl(u, start, count, wt, c, h, z)
+    )
 }
 
 /// `s += dZ1ᵀ·U` laid out as `s[k][j]` (inputs x hidden), for the `dz.len() / hidden`
 /// rows of `u` from `start`.
 pub fn grad_rows(u: &SparseImages, start: usize, dz: &[f32], hidden: usize, s: &mut [f32]) {
-    let count = dz.len() / hidden.max(1);
+    let count = checked_rows(u, start, (dz.len(), s.len()), hidden, "sparse grad");
+    dispatch!(
+        avx512::grad(u, start, count, dz, hidden, s),
+        grad_impl(u, start, count, dz, &[], hidden, s)
+    )
+}
+
+/// The rows that `per_row` values a row of the row-major operand (`rows`, its length)
+/// cover from `start`. Panics (the caller's bug) unless they lie in `u` and the dense
+/// operand (`dense`, its length) is `u.cols` x `per_row`.
+fn checked_rows(
+    u: &SparseImages,
+    start: usize,
+    (rows, dense): (usize, usize),
+    per_row: usize,
+    what: &str,
+) -> usize {
+    let count = rows / per_row.max(1);
     assert!(
-        start + count <= u.rows && s.len() == u.cols * hidden,
-        "sparse grad: bad shapes"
+        start + count <= u.rows && dense == u.cols * per_row,
+        "{what}: bad shapes"
     );
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx512f") {
-        // SAFETY: as in `forward_rows`.
-        return unsafe { avx512::grad(u, start, count, dz, hidden, s) };
-    }
-    dispatch!(grad_impl(u, start, count, dz, &[], hidden, s))
+    count
 }
 
 /// dW1 (hidden x inputs, PyTorch's layout) from `s` = dZ1ᵀ·U summed over all rows (inputs x

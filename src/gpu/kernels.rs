@@ -127,10 +127,15 @@ pub struct Kernels {
     pub tele_close: wgpu::ComputePipeline,
 }
 
-/// Compiles one WGSL file. The matmul kernels (matmul.wgsl, matmul_sg.wgsl) are the hot loops: naga's bounds checks
-/// (a clamp per load) would cost them dearly, and every index they compute is clamped or
+/// Compiles one WGSL file. The matmul kernels (matmul.wgsl, matmul_sg.wgsl) are the hot
+/// loops: naga's bounds checks (a clamp per load) would cost them dearly, and every index they compute is clamped or
 /// guarded in the shader itself, so that module is created without them.
-fn module(ctx: &GpuContext, label: &str, src: &str, trusted: bool) -> Result<wgpu::ShaderModule> {
+pub fn module(
+    ctx: &GpuContext,
+    label: &str,
+    src: &str,
+    trusted: bool,
+) -> Result<wgpu::ShaderModule> {
     let desc = wgpu::ShaderModuleDescriptor {
         label: Some(label),
         source: wgpu::ShaderSource::Wgsl(src.into()),
@@ -188,7 +193,8 @@ pub fn subgroups_of_8(ctx: &GpuContext) -> bool {
         && ctx.info.subgroup_max_size == 8
 }
 
-fn pipeline(
+/// The pipeline of entry point `entry` of `m`.
+pub fn pipeline(
     ctx: &GpuContext,
     m: &wgpu::ShaderModule,
     entry: &str,
@@ -310,21 +316,6 @@ fn sparse_pipelines(
 /// The `block_z1` pipeline. Its module keeps naga's bounds checks (the word lists index the
 /// images; the cost was part of what the timing of the strategy measured).
 pub fn block_z1_pipeline(ctx: &GpuContext) -> Result<wgpu::ComputePipeline> {
-    let d = &ctx.device;
-    let m = ctx.scoped("compiling shaders/block_z1.wgsl", || {
-        d.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("block_z1.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(BLOCK_Z1_WGSL.into()),
-        })
-    })?;
-    ctx.scoped("creating pipeline block_z1", || {
-        d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("block_z1"),
-            layout: None,
-            module: &m,
-            entry_point: Some("block_z1"),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    })
+    let m = module(ctx, "block_z1.wgsl", BLOCK_Z1_WGSL, false)?;
+    pipeline(ctx, &m, "block_z1")
 }

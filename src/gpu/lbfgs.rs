@@ -16,14 +16,9 @@ use crate::optim::lbfgs::{self, Hist, Settings, VecOps, BLOCK};
 
 pub const LBFGS_WGSL: &str = include_str!("../../shaders/lbfgs.wgsl");
 
-/// Bindings of lbfgs.wgsl.
-pub mod bind {
-    pub const X: u32 = 0;
-    pub const Y: u32 = 1;
-    pub const Z: u32 = 2;
-    pub const PART: u32 = 3;
-    pub const OUT: u32 = 4;
-    pub const HYP: u32 = 5;
+super::ops::bindings! {
+    /// Bindings of lbfgs.wgsl.
+    pub mod bind { X, Y, Z, PART, OUT, HYP }
 }
 
 /// `struct LHyp` of lbfgs.wgsl.
@@ -57,26 +52,8 @@ struct Kernels {
 
 impl Kernels {
     fn new(ctx: &GpuContext) -> Result<Kernels> {
-        let m = ctx.scoped("compiling shaders/lbfgs.wgsl", || {
-            ctx.device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some("lbfgs.wgsl"),
-                    source: wgpu::ShaderSource::Wgsl(LBFGS_WGSL.into()),
-                })
-        })?;
-        let p = |entry: &str| {
-            ctx.scoped(&format!("creating pipeline {entry}"), || {
-                ctx.device
-                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(entry),
-                        layout: None,
-                        module: &m,
-                        entry_point: Some(entry),
-                        compilation_options: Default::default(),
-                        cache: None,
-                    })
-            })
-        };
+        let m = super::kernels::module(ctx, "lbfgs.wgsl", LBFGS_WGSL, false)?;
+        let p = |entry: &str| super::kernels::pipeline(ctx, &m, entry);
         Ok(Kernels {
             axpy: p("lbfgs_axpy")?,
             scale: p("lbfgs_scale")?,

@@ -123,7 +123,7 @@ pub fn step(plan: &mut Plan, net: Net, p: &Pass, full: Option<&Pass>, (v, h): (V
     // Rprop telemetry: the sign test needs the gradient and the previous one, before the
     // update overwrites it.
     if v.is_sign_based() {
-        super::ops::telemetry_counts::signs(plan, net.k, net.s, &net.s.tele, net.l, (v, h));
+        super::ops::telemetry_counts::signs(plan, net.k, net.s, net.l, (v, h));
     }
     optimizer::step(plan, net.k, net.s, net.l.total(), v, h);
     // A full-batch step leaves the batch order where it is.

@@ -36,7 +36,7 @@ impl TeleState {
     ) {
         self.plan = if vh.0.is_sign_based() {
             let mut p = Plan::new(d);
-            ops::close_epoch(&mut p, k, s, &s.tele, l, vh);
+            ops::close_epoch(&mut p, k, s, l, vh);
             p.list
         } else {
             Vec::new()

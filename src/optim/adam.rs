@@ -1,7 +1,7 @@
 //! Adam = `torch.optim.Adam` (not AMSGrad; weight decay as an L2 term).
 //! WGSL twin: `adam` in shaders/optimizer.wgsl.
 
-use super::{Elem, Hyper, Rule, Spec, StepScalars, Traits};
+use super::{Elem, Hyper, Rule, Spec, StepScalars};
 
 /// `m = lerp(m, g, 1 - beta1)`, `v = beta2 * v + (1 - beta2) * g * g`,
 /// `w -= step_size * m / (sqrt(v) / bc2_sqrt + eps)` with the step's bias corrections from
@@ -15,14 +15,7 @@ pub fn adam(e: &mut Elem, g: f32, h: &Hyper, sc: &StepScalars) {
 }
 
 pub const ADAM: Spec = Spec {
-    name: "adam",
-    label: "Adam",
-    wgsl_case: 6,
-    traits: Traits::GRADIENT,
     slots: ["exp_avg_sq", "exp_avg", ""],
     keys: &["learning_rate", "beta1", "beta2", "eps", "weight_decay"],
-    defaults: |_| {},
-    rule: Rule::PerWeight(adam),
-    global_pass: None,
-    report: None,
+    ..Spec::gradient("adam", "Adam", 6, Rule::PerWeight(adam))
 };

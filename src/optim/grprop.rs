@@ -19,9 +19,7 @@
 //! `grprop_sum`, `grprop_move` of shaders/grprop.wgsl.
 
 use super::rprop::{adapt_step, descend, product_sign};
-use super::{
-    decayed, Backtrack, Elem, GlobalPass, Hyper, OptimState, Rule, Spec, StepScalars, Traits,
-};
+use super::{decayed, Backtrack, GlobalPass, Hyper, OptimState, Rule, Spec, StepScalars, Traits};
 
 /// Terms summed in order by one GPU invocation, at every level of the tree.
 pub const BLOCK: usize = 256;
@@ -102,18 +100,8 @@ pub fn grprop(pick: Pick, params: &mut [f32], grads: &[f32], st: &mut OptimState
     if let Some(i) = grprop_pick(pick, &st.step, &g) {
         st.step[i] = chosen_step(grprop_sum(&st.step, &g, i), g[i], h);
     }
-    for j in 0..g.len() {
-        let mut e = Elem {
-            w: params[j],
-            step: st.step[j],
-            prev_grad: st.prev_grad[j],
-            prev_change: st.prev_change[j],
-        };
-        descend(&mut e, g[j]);
-        params[j] = e.w;
-        st.prev_grad[j] = e.prev_grad;
-        st.prev_change[j] = e.prev_change;
-    }
+    // `descend` leaves the step sizes as adapted above.
+    st.each_elem(params, |j, e| descend(e, g[j]));
 }
 
 const GRPROP_TRAITS: Traits = Traits {

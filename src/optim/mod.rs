@@ -118,6 +118,31 @@ pub struct Spec {
     pub report: Option<(f64, f64)>,
 }
 
+impl Spec {
+    /// A gradient-scaled optimizer's entry ([`Traits::GRADIENT`], no defaults of its own,
+    /// no GPU dispatch after its case, not in the report) keeping no state and reading no
+    /// settings: each entry names its `slots` and `keys` over this.
+    pub const fn gradient(
+        name: &'static str,
+        label: &'static str,
+        wgsl_case: u32,
+        rule: Rule,
+    ) -> Spec {
+        Spec {
+            name,
+            label,
+            wgsl_case,
+            traits: Traits::GRADIENT,
+            slots: ["", "", ""],
+            keys: &[],
+            defaults: |_| {},
+            rule,
+            global_pass: None,
+            report: None,
+        }
+    }
+}
+
 /// What the three state slots are called in checkpoints (Rprop's names).
 pub const RPROP_SLOTS: [&str; 3] = ["step", "prev_grad", "prev_change"];
 
@@ -319,22 +344,10 @@ pub fn step(
     sc: &StepScalars,
 ) {
     match variant.0.rule {
-        Rule::PerWeight(rule) => {
-            for i in 0..params.len() {
-                let mut e = Elem {
-                    w: params[i],
-                    step: state.step[i],
-                    prev_grad: state.prev_grad[i],
-                    prev_change: state.prev_change[i],
-                };
-                let g = decayed(e.w, grads[i], h);
-                rule(&mut e, g, h, sc);
-                params[i] = e.w;
-                state.step[i] = e.step;
-                state.prev_grad[i] = e.prev_grad;
-                state.prev_change[i] = e.prev_change;
-            }
-        }
+        Rule::PerWeight(rule) => state.each_elem(params, |i, e| {
+            let g = decayed(e.w, grads[i], h);
+            rule(e, g, h, sc);
+        }),
         Rule::Global(rule) => rule(params, grads, state, h, sc),
         Rule::MultiEval => {}
     }
@@ -385,5 +398,23 @@ impl OptimState {
             s.lbfgs = Some(lbfgs::State::default());
         }
         s
+    }
+
+    /// Runs `f` on each weight (its index and [`Elem`]: the weight of `params` and its
+    /// slots here) and stores the element back.
+    pub fn each_elem(&mut self, params: &mut [f32], mut f: impl FnMut(usize, &mut Elem)) {
+        for (i, w) in params.iter_mut().enumerate() {
+            let mut e = Elem {
+                w: *w,
+                step: self.step[i],
+                prev_grad: self.prev_grad[i],
+                prev_change: self.prev_change[i],
+            };
+            f(i, &mut e);
+            *w = e.w;
+            self.step[i] = e.step;
+            self.prev_grad[i] = e.prev_grad;
+            self.prev_change[i] = e.prev_change;
+        }
     }
 }

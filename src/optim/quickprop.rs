@@ -1,7 +1,7 @@
 //! Fahlman's Quickprop (1988) with maximum growth factor `mu`.
 //! WGSL twin: `quickprop` in shaders/optimizer.wgsl.
 
-use super::{Elem, Hyper, Rule, Spec, Traits};
+use super::{Elem, Hyper, Rule, Spec};
 
 /// In terms of the slope `s = -g`: with no previous change, a gradient step `lr * s`;
 /// otherwise the jump to the minimum of the parabola through the two slopes,
@@ -33,14 +33,12 @@ pub fn quickprop(e: &mut Elem, g: f32, h: &Hyper) {
 }
 
 pub const QUICKPROP: Spec = Spec {
-    name: "quickprop",
-    label: "Quickprop",
-    wgsl_case: 7,
-    traits: Traits::GRADIENT,
     slots: ["", "prev_grad", "prev_change"],
     keys: &["learning_rate", "mu", "weight_decay"],
-    defaults: |_| {},
-    rule: Rule::PerWeight(|e, g, h, _| quickprop(e, g, h)),
-    global_pass: None,
-    report: None,
+    ..Spec::gradient(
+        "quickprop",
+        "Quickprop",
+        7,
+        Rule::PerWeight(|e, g, h, _| quickprop(e, g, h)),
+    )
 };

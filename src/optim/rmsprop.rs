@@ -1,7 +1,7 @@
 //! RMSprop with optional momentum = `torch.optim.RMSprop` (not centered).
 //! WGSL twin: `rmsprop` in shaders/optimizer.wgsl.
 
-use super::{Elem, Hyper, Rule, Spec, Traits};
+use super::{Elem, Hyper, Rule, Spec};
 
 /// `sq = alpha * sq + (1 - alpha) * g * g`, `avg = sqrt(sq) + eps`; `w -= lr * g / avg`, or
 /// with momentum `buf = momentum * buf + g / avg`, `w -= lr * buf`. Operations in torch's
@@ -20,14 +20,12 @@ pub fn rmsprop(e: &mut Elem, g: f32, h: &Hyper) {
 }
 
 pub const RMSPROP: Spec = Spec {
-    name: "rmsprop",
-    label: "RMSprop",
-    wgsl_case: 5,
-    traits: Traits::GRADIENT,
     slots: ["square_avg", "", "momentum_buffer"],
     keys: &["learning_rate", "alpha", "eps", "momentum", "weight_decay"],
-    defaults: |_| {},
-    rule: Rule::PerWeight(|e, g, h, _| rmsprop(e, g, h)),
-    global_pass: None,
-    report: None,
+    ..Spec::gradient(
+        "rmsprop",
+        "RMSprop",
+        5,
+        Rule::PerWeight(|e, g, h, _| rmsprop(e, g, h)),
+    )
 };

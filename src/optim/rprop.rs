@@ -114,51 +114,56 @@ const fn rprop_traits(backtracks: Backtrack) -> Traits {
     }
 }
 
+/// A Rprop variant's entry: the settings the four read, the checkpoint's slot names, no
+/// defaults of their own, no GPU dispatch after their case; each names its rule and the
+/// report's accuracies over this.
+const fn rprop(name: &'static str, label: &'static str, wgsl_case: u32, bt: Backtrack) -> Spec {
+    Spec {
+        name,
+        label,
+        wgsl_case,
+        traits: rprop_traits(bt),
+        slots: RPROP_SLOTS,
+        keys: &[
+            "learning_rate",
+            "eta_minus",
+            "eta_plus",
+            "step_min",
+            "step_max",
+            "weight_decay",
+        ],
+        defaults: |_| {},
+        rule: Rule::MultiEval,
+        global_pass: None,
+        report: None,
+    }
+}
+
 pub const RPROP_MINUS: Spec = Spec {
-    name: "rprop-minus",
-    label: "Rprop-",
-    wgsl_case: 0,
-    traits: rprop_traits(Backtrack::Never),
-    slots: RPROP_SLOTS,
-    keys: &[
-        "learning_rate",
-        "eta_minus",
-        "eta_plus",
-        "step_min",
-        "step_max",
-        "weight_decay",
-    ],
-    defaults: |_| {},
     rule: Rule::PerWeight(|e, g, h, _| rprop_minus(e, g, h)),
-    global_pass: None,
     report: Some((0.958, 0.956)),
+    ..rprop("rprop-minus", "Rprop-", 0, Backtrack::Never)
 };
 
 pub const RPROP_PLUS: Spec = Spec {
-    name: "rprop-plus",
-    label: "Rprop+",
-    wgsl_case: 1,
-    traits: rprop_traits(Backtrack::Always),
     rule: Rule::PerWeight(|e, g, h, _| rprop_plus(e, g, h)),
     report: Some((0.9427, 0.9478)),
-    ..RPROP_MINUS
+    ..rprop("rprop-plus", "Rprop+", 1, Backtrack::Always)
 };
 
 pub const IRPROP_PLUS: Spec = Spec {
-    name: "irprop-plus",
-    label: "iRprop+",
-    wgsl_case: 2,
-    traits: rprop_traits(Backtrack::IfLossUp),
     rule: Rule::PerWeight(|e, g, h, sc: &StepScalars| irprop_plus(e, g, h, sc.loss_up)),
     report: Some((0.9554, 0.9557)),
-    ..RPROP_MINUS
+    ..rprop("irprop-plus", "iRprop+", 2, Backtrack::IfLossUp)
 };
 
 pub const IRPROP_MINUS: Spec = Spec {
-    name: "irprop-minus",
-    label: "iRprop- (PyTorch Rprop)",
-    wgsl_case: 3,
     rule: Rule::PerWeight(|e, g, h, _| irprop_minus(e, g, h)),
     report: Some((0.955, 0.9555)),
-    ..RPROP_MINUS
+    ..rprop(
+        "irprop-minus",
+        "iRprop- (PyTorch Rprop)",
+        3,
+        Backtrack::Never,
+    )
 };

@@ -1,7 +1,7 @@
 //! SGD with optional (Nesterov) momentum = `torch.optim.SGD` (no dampening).
 //! WGSL twin: `sgd` in shaders/optimizer.wgsl.
 
-use super::{Elem, Hyper, Rule, Spec, Traits};
+use super::{Elem, Hyper, Rule, Spec};
 
 /// With momentum, `buf = momentum * buf + g` and the step follows `buf` (Nesterov:
 /// `g + momentum * buf`); `w -= lr * d`. `buf` is kept in `prev_change`.
@@ -23,14 +23,7 @@ pub fn sgd(e: &mut Elem, g: f32, h: &Hyper) {
 }
 
 pub const SGD: Spec = Spec {
-    name: "sgd",
-    label: "SGD",
-    wgsl_case: 4,
-    traits: Traits::GRADIENT,
     slots: ["", "", "momentum_buffer"],
     keys: &["learning_rate", "momentum", "nesterov", "weight_decay"],
-    defaults: |_| {},
-    rule: Rule::PerWeight(|e, g, h, _| sgd(e, g, h)),
-    global_pass: None,
-    report: None,
+    ..Spec::gradient("sgd", "SGD", 4, Rule::PerWeight(|e, g, h, _| sgd(e, g, h)))
 };

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::series::{draw_band, draw_line, mean_band, Group, LineKind, Point};
+use super::series::{mean_band, Draw, Group, LineKind, Point};
 use super::{plot_err, render_png, FAMILY, PALETTE};
 use crate::metrics::EpochRecord;
 
@@ -443,7 +443,7 @@ where
     let wanted: Vec<Style> = groups.iter().map(|g| (g.color, g.kind)).collect();
     let styles = distinct_styles(&wanted);
     for (style, pts) in styles.iter().zip(&lines) {
-        draw_band(&mut chart, pts, style.0)?;
+        chart.band(pts, style.0)?;
     }
     for ((g, pts), &style) in groups.iter().zip(lines).zip(&styles) {
         // The last value in the legend: the end of the curves is where they differ least
@@ -465,9 +465,9 @@ where
             None => g.label.clone(),
         };
         let pts = pts.iter().map(|p| (p.0, p.1)).collect();
-        draw_line(&mut chart, pts, style, 2, label)?;
+        chart.line(pts, style, 2, label)?;
     }
-    legend(&mut chart, legend_at)
+    chart.legend(legend_at)
 }
 
 /// Axes with a light major grid only (no minor lines: they crowd the curves).
@@ -509,26 +509,6 @@ where
 /// How many epoch labels an axis over `x` asks for: one per epoch up to 10.
 fn x_ticks(x: std::ops::Range<f64>) -> usize {
     ((x.end - x.start).round() as usize + 1).clamp(2, 10)
-}
-
-pub(super) fn legend<'a, DB, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
-    at: SeriesLabelPosition,
-) -> Result<()>
-where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    Y: Ranged<ValueType = f64>,
-{
-    chart
-        .configure_series_labels()
-        .position(at)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(150, 150, 150))
-        .label_font((FAMILY, 17))
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
 }
 
 /// One chart of one quantity, one line per group.

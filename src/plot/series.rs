@@ -7,7 +7,7 @@ use anyhow::Result;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{plot_err, PALETTE};
+use super::{plot_err, FAMILY, PALETTE};
 use crate::metrics::{EpochRecord, Metrics};
 use crate::optim::Variant;
 
@@ -95,76 +95,91 @@ pub fn mean_band(g: &Group, f: impl Fn(&EpochRecord) -> Option<f64>) -> Vec<Poin
 
 type Chart<'a, DB, Y> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>;
 
-/// Draws a band (mean ± sd) under a line, when the group has several runs.
-pub fn draw_band<'a, DB, Y>(
-    chart: &mut Chart<'a, DB, Y>,
-    pts: &[Point],
-    color: RGBColor,
-) -> Result<()>
+/// What the panels draw on a chart, over any backend and y axis (linear or log).
+pub trait Draw {
+    /// A band (mean ± sd) under a line, when the group has several runs.
+    fn band(&mut self, pts: &[Point], color: RGBColor) -> Result<()>;
+    /// A line in its stroke with a legend entry showing the same stroke.
+    fn line(
+        &mut self,
+        pts: Vec<(f64, f64)>,
+        style: (RGBColor, LineKind),
+        width: u32,
+        label: String,
+    ) -> Result<()>;
+    /// The legend at `at`.
+    fn legend(&mut self, at: SeriesLabelPosition) -> Result<()>;
+}
+
+impl<'a, DB, Y> Draw for Chart<'a, DB, Y>
 where
     DB: DrawingBackend + 'a,
     DB::ErrorType: 'static,
     Y: Ranged<ValueType = f64>,
 {
-    if pts.iter().all(|p| p.2 == 0.0) {
-        return Ok(());
-    }
-    let mut poly: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1 + p.2)).collect();
-    poly.extend(pts.iter().rev().map(|p| (p.0, p.1 - p.2)));
-    chart
-        .draw_series(std::iter::once(Polygon::new(
+    fn band(&mut self, pts: &[Point], color: RGBColor) -> Result<()> {
+        if pts.iter().all(|p| p.2 == 0.0) {
+            return Ok(());
+        }
+        let mut poly: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1 + p.2)).collect();
+        poly.extend(pts.iter().rev().map(|p| (p.0, p.1 - p.2)));
+        self.draw_series(std::iter::once(Polygon::new(
             poly,
             color.mix(0.18).filled(),
         )))
         .map_err(plot_err)?;
-    Ok(())
-}
+        Ok(())
+    }
 
-/// Draws a line in its stroke with a legend entry showing the same stroke.
-pub fn draw_line<'a, DB, Y>(
-    chart: &mut Chart<'a, DB, Y>,
-    pts: Vec<(f64, f64)>,
-    (color, kind): (RGBColor, LineKind),
-    width: u32,
-    label: String,
-) -> Result<()>
-where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    Y: Ranged<ValueType = f64>,
-{
-    let style = color.stroke_width(width);
-    let anno = match kind {
-        LineKind::Solid => chart
-            .draw_series(LineSeries::new(pts, style))
-            .map_err(plot_err)?,
-        LineKind::Dashed => {
-            // Markers every ~1/12 of the line, so the line is told apart even where it lies
-            // exactly on another.
-            let every = (pts.len() / 12).max(1);
-            let marks: Vec<(f64, f64)> = pts.iter().copied().step_by(every).collect();
-            chart
-                .draw_series(marks.into_iter().map(|p| Circle::new(p, 4, color.filled())))
-                .map_err(plot_err)?;
-            chart
-                .draw_series(DashedLineSeries::new(pts, 10, 7, style))
-                .map_err(plot_err)?
-        }
-        LineKind::Dotted => chart
-            .draw_series(DashedLineSeries::new(pts, 3, 5, style))
-            .map_err(plot_err)?,
-    };
-    let (gap, dot) = match kind {
-        LineKind::Solid => (0, 0),
-        LineKind::Dashed => (6, 4),
-        LineKind::Dotted => (4, 0),
-    };
-    anno.label(label).legend(move |(x, y)| {
-        let s = color.stroke_width(3);
-        EmptyElement::at((x, y))
-            + PathElement::new(vec![(0, 0), (12 - gap / 2, 0)], s)
-            + PathElement::new(vec![(12 + gap / 2, 0), (26, 0)], s)
-            + Circle::new((13, 0), dot, color.filled())
-    });
-    Ok(())
+    fn line(
+        &mut self,
+        pts: Vec<(f64, f64)>,
+        (color, kind): (RGBColor, LineKind),
+        width: u32,
+        label: String,
+    ) -> Result<()> {
+        let style = color.stroke_width(width);
+        let anno = match kind {
+            LineKind::Solid => self
+                .draw_series(LineSeries::new(pts, style))
+                .map_err(plot_err)?,
+            LineKind::Dashed => {
+                // Markers every ~1/12 of the line, so the line is told apart even where it
+                // lies exactly on another.
+                let every = (pts.len() / 12).max(1);
+                let marks: Vec<(f64, f64)> = pts.iter().copied().step_by(every).collect();
+                self.draw_series(marks.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+                    .map_err(plot_err)?;
+                self.draw_series(DashedLineSeries::new(pts, 10, 7, style))
+                    .map_err(plot_err)?
+            }
+            LineKind::Dotted => self
+                .draw_series(DashedLineSeries::new(pts, 3, 5, style))
+                .map_err(plot_err)?,
+        };
+        let (gap, dot) = match kind {
+            LineKind::Solid => (0, 0),
+            LineKind::Dashed => (6, 4),
+            LineKind::Dotted => (4, 0),
+        };
+        anno.label(label).legend(move |(x, y)| {
+            let s = color.stroke_width(3);
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (12 - gap / 2, 0)], s)
+                + PathElement::new(vec![(12 + gap / 2, 0), (26, 0)], s)
+                + Circle::new((13, 0), dot, color.filled())
+        });
+        Ok(())
+    }
+
+    fn legend(&mut self, at: SeriesLabelPosition) -> Result<()> {
+        self.configure_series_labels()
+            .position(at)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(150, 150, 150))
+            .label_font((FAMILY, 17))
+            .draw()
+            .map_err(plot_err)?;
+        Ok(())
+    }
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::curves::mesh;
-use super::series::{draw_band, draw_line, mean_band, Group, LineKind};
+use super::series::{mean_band, Draw, Group, LineKind};
 use super::{plot_err, render_png, ChartOptions, FAMILY};
 use crate::telemetry::LayerTelemetry;
 
@@ -87,6 +87,16 @@ fn lighter(c: RGBColor, layer: usize) -> RGBColor {
     RGBColor(mix(c.0), mix(c.1), mix(c.2))
 }
 
+/// The most layers any epoch of the groups' runs has telemetry for.
+fn layers(groups: &[Group]) -> usize {
+    groups
+        .iter()
+        .flat_map(|g| g.runs.iter().flat_map(|m| m.epochs.iter()))
+        .map(|r| r.telemetry.len())
+        .max()
+        .unwrap_or(0)
+}
+
 fn draw_quantity<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     groups: &[Group],
@@ -95,12 +105,7 @@ fn draw_quantity<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let layers = groups
-        .iter()
-        .flat_map(|g| g.runs.iter().flat_map(|m| m.epochs.iter()))
-        .map(|r| r.telemetry.len())
-        .max()
-        .unwrap_or(0);
+    let layers = layers(groups);
     let mut lines = Vec::new();
     for g in groups {
         for l in 0..layers {
@@ -135,13 +140,13 @@ where
         .map_err(plot_err)?;
     mesh(&mut chart, ("epoch", q.axis), &q.fmt)?;
     for (g, l, pts) in &lines {
-        draw_band(&mut chart, pts, lighter(g.color, *l))?;
+        chart.band(pts, lighter(g.color, *l))?;
     }
     for (g, l, pts) in lines {
         let label = format!("{} layer {}", g.label, l + 1);
         let xy = pts.iter().map(|p| (p.0, p.1)).collect();
         let width = if l == 0 { 2 } else { 1 };
-        draw_line(&mut chart, xy, (lighter(g.color, l), g.kind), width, label)?;
+        chart.line(xy, (lighter(g.color, l), g.kind), width, label)?;
     }
     Ok(())
 }
@@ -173,12 +178,7 @@ pub fn telemetry_chart(path: &Path, groups: &[Group], opts: &ChartOptions) -> Re
                 .map_err(plot_err)?;
         }
         // One legend for the five panels, here beside them: in a panel it would cover data.
-        let layers = groups
-            .iter()
-            .flat_map(|g| g.runs.iter().flat_map(|m| m.epochs.iter()))
-            .map(|r| r.telemetry.len())
-            .max()
-            .unwrap_or(0);
+        let layers = layers(groups);
         let top = 60 + 34 * note.len() as i32 + 20;
         let per_column = ((opts.height as i32 - top - 10) / 30).max(1);
         let mut row = 0;

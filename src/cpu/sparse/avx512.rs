@@ -5,6 +5,24 @@ use std::arch::x86_64::*;
 
 use super::{SparseImages, BLOCK, SCALE};
 
+/// Walks the `h` output columns: `$block::<8>` on each 128 from `$j`, then `$block::<1>` on
+/// each 16, then `$tail` on each column left. A macro, so each kernel's loop is the same
+/// code as if written out in its `#[target_feature]` function.
+macro_rules! lanes {
+    ($h:expr, |$j:ident| $block:ident($($arg:expr),*), $tail:block) => {{
+        let mut $j = 0;
+        while $j + 128 <= $h {
+            $block::<8>($($arg),*);
+            $j += 128;
+        }
+        while $j + 16 <= $h {
+            $block::<1>($($arg),*);
+            $j += 16;
+        }
+        for $j in $j..$h $tail
+    }};
+}
+
 /// See [`super::forward_rows`]. Safety: AVX-512F present, shapes checked, indices of `u`
 /// below `u.cols`.
 #[target_feature(enable = "avx512f")]
@@ -203,20 +221,11 @@ unsafe fn grad_by_columns(
         };
         let (r, v) = (&r[..len], &u.bval[w[0]..w[0] + len]);
         let out = sp.add(k * h);
-        let mut j = 0;
-        while j + 128 <= h {
-            column_block::<8>(r, v, d.add(j), h, out.add(j));
-            j += 128;
-        }
-        while j + 16 <= h {
-            column_block::<1>(r, v, d.add(j), h, out.add(j));
-            j += 16;
-        }
-        for j in j..h {
+        lanes!(h, |j| column_block(r, v, d.add(j), h, out.add(j)), {
             for (&n, &x) in r.iter().zip(v) {
                 *out.add(j) += x * *d.add(n as usize * h + j);
             }
-        }
+        });
     }
 }
 
@@ -257,20 +266,11 @@ unsafe fn grad_by_rows(
     let sp = s.as_mut_ptr();
     for (i, (cols, vals)) in u.rows_of(start, count).enumerate() {
         let drow = dz.as_ptr().add(i * h);
-        let mut j = 0;
-        while j + 128 <= h {
-            grad_block::<8>(cols, vals, drow.add(j), h, sp.add(j));
-            j += 128;
-        }
-        while j + 16 <= h {
-            grad_block::<1>(cols, vals, drow.add(j), h, sp.add(j));
-            j += 16;
-        }
-        for j in j..h {
+        lanes!(h, |j| grad_block(cols, vals, drow.add(j), h, sp.add(j)), {
             for (&k, &v) in cols.iter().zip(vals) {
                 *sp.add(k as usize * h + j) += v * *drow.add(j);
             }
-        }
+        });
     }
 }
 

@@ -39,19 +39,9 @@ pub struct Advance {
     pub _pad: [u32; 3],
 }
 
-/// Bindings of batch.wgsl.
-mod bind {
-    pub const ORDER: u32 = 0;
-    pub const CURSOR: u32 = 1;
-    pub const SRC: u32 = 2;
-    pub const DST: u32 = 3;
-    pub const G: u32 = 4;
-    pub const LOSS: u32 = 5;
-    pub const TABLE: u32 = 6;
-    pub const A: u32 = 7;
-    pub const SRC_T: u32 = 8;
-    pub const DST_T: u32 = 9;
-    pub const GT: u32 = 10;
+super::bindings! {
+    /// Bindings of batch.wgsl.
+    mod bind { ORDER, CURSOR, SRC, DST, G, LOSS, TABLE, A, SRC_T, DST_T, GT }
 }
 
 /// The current batch's rows of `src` (the train set) into `dst` (a batch pass): the labels,
@@ -75,18 +65,14 @@ pub fn gather(
             src_layer_rows: st.layer_rows as u32,
             dst_layer_rows: dt.layer_rows as u32,
         };
-        plan.push(
-            Stage::Gather,
-            &k.gather_tex,
-            (bind::GT, &u),
-            &[
-                (bind::ORDER, Res::Buf(&s.order)),
-                (bind::CURSOR, Res::Buf(&s.cursor)),
-                (bind::SRC_T, Res::Tex(&st.view)),
-                (bind::DST_T, Res::Tex(&dt.view)),
-            ],
-            [cols.div_ceil(64) as u32, dst.n as u32, 1],
-        );
+        let bufs = [
+            (bind::ORDER, Res::Buf(&s.order)),
+            (bind::CURSOR, Res::Buf(&s.cursor)),
+            (bind::SRC_T, Res::Tex(&st.view)),
+            (bind::DST_T, Res::Tex(&dt.view)),
+        ];
+        let groups = [cols.div_ceil(64) as u32, dst.n as u32, 1];
+        plan.push(Stage::Gather, &k.gather_tex, (bind::GT, &u), &bufs, groups);
     }
     for d in dst.x.iter().filter(|_| !tex) {
         for c in &src.x {
@@ -98,36 +84,39 @@ pub fn gather(
                 dst_row0: d.row0 as u32,
                 _pad: [0; 3],
             };
-            plan.push(
-                Stage::Gather,
-                &k.gather_rows,
-                (bind::G, &u),
-                &[
-                    (bind::ORDER, Res::Buf(&s.order)),
-                    (bind::CURSOR, Res::Buf(&s.cursor)),
-                    (bind::SRC, Res::Buf(&c.buf)),
-                    (bind::DST, Res::Buf(&d.buf)),
-                ],
-                grid((d.rows * row_words).div_ceil(256)),
-            );
+            let groups = grid((d.rows * row_words).div_ceil(256));
+            gather_buf(plan, (&k.gather_rows, &u), s, (&c.buf, &d.buf), groups);
         }
     }
     let u = Gather {
         rows: dst.n as u32,
         ..Gather::default()
     };
-    plan.push(
-        Stage::Gather,
-        &k.gather_labels,
-        (bind::G, &u),
-        &[
-            (bind::ORDER, Res::Buf(&s.order)),
-            (bind::CURSOR, Res::Buf(&s.cursor)),
-            (bind::SRC, Res::Buf(&src.labels)),
-            (bind::DST, Res::Buf(&dst.labels)),
-        ],
-        [dst.n.div_ceil(4).div_ceil(64) as u32, 1, 1],
+    let groups = [dst.n.div_ceil(4).div_ceil(64) as u32, 1, 1];
+    gather_buf(
+        plan,
+        (&k.gather_labels, &u),
+        s,
+        (&src.labels, &dst.labels),
+        groups,
     );
+}
+
+/// One of batch.wgsl's gathers between buffers: the batch's rows of `src` into `dst`.
+fn gather_buf(
+    plan: &mut Plan,
+    (pipe, u): (&wgpu::ComputePipeline, &Gather),
+    s: &Shared,
+    (src, dst): (&wgpu::Buffer, &wgpu::Buffer),
+    groups: [u32; 3],
+) {
+    let bufs = [
+        (bind::ORDER, Res::Buf(&s.order)),
+        (bind::CURSOR, Res::Buf(&s.cursor)),
+        (bind::SRC, Res::Buf(src)),
+        (bind::DST, Res::Buf(dst)),
+    ];
+    plan.push(Stage::Gather, pipe, (bind::G, u), &bufs, groups);
 }
 
 /// After a step over `rows` rows: the cursor moves on, the next step's Adam scalars load.

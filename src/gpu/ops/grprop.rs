@@ -10,16 +10,9 @@ use crate::gpu::kernels::Kernels;
 use crate::optim::grprop::{tree, Pick};
 use crate::optim::Hyper;
 
-/// Bindings of grprop.wgsl.
-pub mod bind {
-    pub const W: u32 = 0;
-    pub const G: u32 = 1;
-    pub const STEP: u32 = 2;
-    pub const PREV_GRAD: u32 = 3;
-    pub const PREV_CHANGE: u32 = 4;
-    pub const PICKS: u32 = 5;
-    pub const SUMS: u32 = 6;
-    pub const HYP: u32 = 7;
+super::bindings! {
+    /// Bindings of grprop.wgsl.
+    pub mod bind { W, G, STEP, PREV_GRAD, PREV_CHANGE, PICKS, SUMS, HYP }
 }
 
 /// Invocations per workgroup of grprop.wgsl's entry points.

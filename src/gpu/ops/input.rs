@@ -79,33 +79,25 @@ fn forward_tex(plan: &mut Plan, l: Layout, s: &Shared, p: &Pass, tk: &TexKernels
         out_off: 0,
         layer_rows: tk.x.layer_rows as u32,
     };
-    plan.push(
-        Stage::Z1,
-        tk.pack,
-        (bind_sg::TEX, &u),
-        &[
-            (bind_sg::PV, Res::Buf(&s.params)),
-            (bind_sg::W1S, Res::Tex(&tk.w1.view)),
-        ],
-        [(4 * tex_cols(l)).div_ceil(64) as u32, l.hidden as u32, 1],
-    );
-    plan.push(
-        Stage::Z1,
-        tk.fwd,
-        (bind_sg::TEX, &u),
-        &[
-            (bind_sg::PF, Res::Buf(&s.params)),
-            (bind_sg::OUT4, Res::Buf(&lb.z)),
-            (bind_sg::HOUT4, Res::Buf(h)),
-            (bind_sg::XT, Res::Tex(&tk.x.view)),
-            (bind_sg::W1T, Res::Tex(&tk.w1.view)),
-        ],
-        [
-            rows.div_ceil(FWD_SG.0).div_ceil(FWD_SG.2) as u32,
-            l.hidden.div_ceil(FWD_SG.1) as u32,
-            1,
-        ],
-    );
+    let bufs = [
+        (bind_sg::PV, Res::Buf(&s.params)),
+        (bind_sg::W1S, Res::Tex(&tk.w1.view)),
+    ];
+    let groups = [(4 * tex_cols(l)).div_ceil(64) as u32, l.hidden as u32, 1];
+    plan.push(Stage::Z1, tk.pack, (bind_sg::TEX, &u), &bufs, groups);
+    let bufs = [
+        (bind_sg::PF, Res::Buf(&s.params)),
+        (bind_sg::OUT4, Res::Buf(&lb.z)),
+        (bind_sg::HOUT4, Res::Buf(h)),
+        (bind_sg::XT, Res::Tex(&tk.x.view)),
+        (bind_sg::W1T, Res::Tex(&tk.w1.view)),
+    ];
+    let groups = [
+        rows.div_ceil(FWD_SG.0).div_ceil(FWD_SG.2) as u32,
+        l.hidden.div_ceil(FWD_SG.1) as u32,
+        1,
+    ];
+    plan.push(Stage::Z1, tk.fwd, (bind_sg::TEX, &u), &bufs, groups);
 }
 
 /// Z1 of the first `rows` rows of one image chunk: the register kernel (relu fused) when
@@ -155,23 +147,19 @@ fn forward_chunk(
         out_off: (ch.row0 * l.hidden) as u32,
         dz_row0: 0,
     };
-    plan.push(
-        Stage::Z1,
-        fx,
-        (bind::BIG, &u),
-        &[
-            (bind::XS, Res::Buf(&ch.buf)),
-            (bind::PV, Res::Buf(&s.params)),
-            (bind::PF, Res::Buf(&s.params)),
-            (bind::OUT4, Res::Buf(&lb.z)),
-            (bind::HOUT4, Res::Buf(h)),
-        ],
-        [
-            rows.div_ceil(16).div_ceil(32) as u32,
-            l.hidden.div_ceil(16) as u32,
-            1,
-        ],
-    );
+    let bufs = [
+        (bind::XS, Res::Buf(&ch.buf)),
+        (bind::PV, Res::Buf(&s.params)),
+        (bind::PF, Res::Buf(&s.params)),
+        (bind::OUT4, Res::Buf(&lb.z)),
+        (bind::HOUT4, Res::Buf(h)),
+    ];
+    let groups = [
+        rows.div_ceil(16).div_ceil(32) as u32,
+        l.hidden.div_ceil(16) as u32,
+        1,
+    ];
+    plan.push(Stage::Z1, fx, (bind::BIG, &u), &bufs, groups);
 }
 
 /// dW1 = dZ1^T X into the gradient: from the texture in one dispatch, or per image chunk
@@ -228,21 +216,17 @@ fn weight_grad_tex(
         out_off: l.tensors()[0].offset as u32,
         layer_rows: tk.x.layer_rows as u32,
     };
-    plan.push(
-        Stage::DW1,
-        tk.dw1,
-        (bind_sg::TEX, &u),
-        &[
-            (bind_sg::PV, Res::Buf(dz1)),
-            (bind_sg::OUT4, Res::Buf(&s.grads)),
-            (bind_sg::XT, Res::Tex(&tk.x.view)),
-        ],
-        [
-            tex_cols(l).div_ceil(DW1_SG.2) as u32,
-            l.hidden.div_ceil(DW1_SG.0) as u32,
-            1,
-        ],
-    );
+    let bufs = [
+        (bind_sg::PV, Res::Buf(dz1)),
+        (bind_sg::OUT4, Res::Buf(&s.grads)),
+        (bind_sg::XT, Res::Tex(&tk.x.view)),
+    ];
+    let groups = [
+        tex_cols(l).div_ceil(DW1_SG.2) as u32,
+        l.hidden.div_ceil(DW1_SG.0) as u32,
+        1,
+    ];
+    plan.push(Stage::DW1, tk.dw1, (bind_sg::TEX, &u), &bufs, groups);
 }
 
 /// One image chunk's dW1 (its split-k slots) at `base` of `target`: the register kernel
@@ -286,19 +270,15 @@ fn weight_grad_chunk(
         out_off: base as u32,
         dz_row0: ch.row0 as u32,
     };
-    plan.push(
-        Stage::DW1,
-        dw,
-        (bind::BIG, &u),
-        &[
-            (bind::XS, Res::Buf(&ch.buf)),
-            (bind::PV, Res::Buf(dz1)),
-            (bind::OUT4, Res::Buf(target)),
-        ],
-        [
-            l.inputs.div_ceil(16).div_ceil(8) as u32,
-            l.hidden.div_ceil(16) as u32,
-            1,
-        ],
-    );
+    let bufs = [
+        (bind::XS, Res::Buf(&ch.buf)),
+        (bind::PV, Res::Buf(dz1)),
+        (bind::OUT4, Res::Buf(target)),
+    ];
+    let groups = [
+        l.inputs.div_ceil(16).div_ceil(8) as u32,
+        l.hidden.div_ceil(16) as u32,
+        1,
+    ];
+    plan.push(Stage::DW1, dw, (bind::BIG, &u), &bufs, groups);
 }

@@ -9,35 +9,14 @@ use super::{Plan, Res, Stage};
 use crate::gpu::buffers::k_split;
 use crate::gpu::kernels::{Kernels, Strategy};
 
-/// Bindings of matmul.wgsl.
-pub mod bind {
-    pub const A: u32 = 0;
-    pub const B: u32 = 1;
-    pub const C: u32 = 2;
-    pub const BIAS: u32 = 3;
-    pub const MM: u32 = 4;
-    pub const XS: u32 = 5;
-    pub const PV: u32 = 6;
-    pub const PF: u32 = 7;
-    pub const OUT4: u32 = 8;
-    pub const HOUT4: u32 = 9;
-    pub const BIG: u32 = 10;
-    pub const SA: u32 = 11;
-    pub const SV: u32 = 12;
-    pub const OUTF: u32 = 13;
-    pub const SMALL: u32 = 14;
+super::bindings! {
+    /// Bindings of matmul.wgsl.
+    pub mod bind { A, B, C, BIAS, MM, XS, PV, PF, OUT4, HOUT4, BIG, SA, SV, OUTF, SMALL }
 }
 
-/// Bindings of matmul_sg.wgsl (the texture strategy's first layer).
-pub mod bind_sg {
-    pub const PV: u32 = 0;
-    pub const PF: u32 = 1;
-    pub const OUT4: u32 = 2;
-    pub const HOUT4: u32 = 3;
-    pub const XT: u32 = 4;
-    pub const TEX: u32 = 5;
-    pub const W1T: u32 = 6;
-    pub const W1S: u32 = 7;
+super::bindings! {
+    /// Bindings of matmul_sg.wgsl (the texture strategy's first layer).
+    pub mod bind_sg { PV, PF, OUT4, HOUT4, XT, TEX, W1T, W1S }
 }
 
 /// fwd_x_sg: (samples, hidden units) per invocation, invocations per workgroup.
@@ -120,6 +99,18 @@ pub struct Small {
     pub c_split: u32,
 }
 
+impl Small {
+    /// A product of `n` samples between `hidden` and `classes` units, the rest zero.
+    fn shape(n: usize, hidden: usize, classes: usize) -> Small {
+        Small {
+            n: n as u32,
+            hidden: hidden as u32,
+            classes: classes as u32,
+            ..Small::default()
+        }
+    }
+}
+
 /// `struct Tex` of matmul_sg.wgsl (the texture strategy's first layer).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -152,18 +143,14 @@ pub fn generic(
     mm: Mm,
     [a, b, c, bias]: [&wgpu::Buffer; 4],
 ) {
-    plan.push(
-        stage,
-        &k.mm,
-        (bind::MM, &mm),
-        &[
-            (bind::A, Res::Buf(a)),
-            (bind::B, Res::Buf(b)),
-            (bind::C, Res::Buf(c)),
-            (bind::BIAS, Res::Buf(bias)),
-        ],
-        mm.groups(k.strategy),
-    );
+    let bufs = [
+        (bind::A, Res::Buf(a)),
+        (bind::B, Res::Buf(b)),
+        (bind::C, Res::Buf(c)),
+        (bind::BIAS, Res::Buf(bias)),
+    ];
+    let groups = mm.groups(k.strategy);
+    plan.push(stage, &k.mm, (bind::MM, &mm), &bufs, groups);
 }
 
 /// Z = A W^T + b for a layer whose input `a` is an f32 activation [n, fan_in]; `w`/`b` are
@@ -181,25 +168,18 @@ pub fn forward(
 ) {
     if let Some(p) = k.z2.as_ref().filter(|_| small_ok(k, fan_in, fan_out)) {
         let u = Small {
-            n: n as u32,
-            hidden: fan_in as u32,
-            classes: fan_out as u32,
             w_off: w as u32,
             b_off: b as u32,
-            ..Small::default()
+            ..Small::shape(n, fan_in, fan_out)
         };
-        plan.push(
-            stage,
-            p,
-            (bind::SMALL, &u),
-            &[
-                (bind::SV, Res::Buf(a)),
-                (bind::PV, Res::Buf(params)),
-                (bind::PF, Res::Buf(params)),
-                (bind::OUTF, Res::Buf(z)),
-            ],
-            [n.div_ceil(8).div_ceil(64) as u32, 1, 1],
-        );
+        let bufs = [
+            (bind::SV, Res::Buf(a)),
+            (bind::PV, Res::Buf(params)),
+            (bind::PF, Res::Buf(params)),
+            (bind::OUTF, Res::Buf(z)),
+        ];
+        let groups = [n.div_ceil(8).div_ceil(64) as u32, 1, 1];
+        plan.push(stage, p, (bind::SMALL, &u), &bufs, groups);
         return;
     }
     let mm = Mm {
@@ -240,25 +220,18 @@ pub fn weight_grad(
     let c_off = if direct { w } else { 0 };
     if let Some(p) = k.dw2.as_ref().filter(|_| small_ok(k, fan_in, fan_out)) {
         let u = Small {
-            n: n as u32,
-            hidden: fan_in as u32,
-            classes: fan_out as u32,
             k_split: ks as u32,
             out_off: c_off as u32,
             c_split: len as u32,
-            ..Small::default()
+            ..Small::shape(n, fan_in, fan_out)
         };
-        plan.push(
-            stage,
-            p,
-            (bind::SMALL, &u),
-            &[
-                (bind::SA, Res::Buf(dz)),
-                (bind::SV, Res::Buf(a)),
-                (bind::OUTF, Res::Buf(target)),
-            ],
-            [(fan_in / 4).div_ceil(32) as u32, slots as u32, 1],
-        );
+        let bufs = [
+            (bind::SA, Res::Buf(dz)),
+            (bind::SV, Res::Buf(a)),
+            (bind::OUTF, Res::Buf(target)),
+        ];
+        let groups = [(fan_in / 4).div_ceil(32) as u32, slots as u32, 1];
+        plan.push(stage, p, (bind::SMALL, &u), &bufs, groups);
     } else {
         let mm = Mm {
             m: fan_out as u32,
@@ -297,29 +270,22 @@ pub fn input_grad(
 ) {
     if let Some(p) = k.dh.as_ref().filter(|_| aligned(fan_in)) {
         let u = Small {
-            n: n as u32,
-            hidden: fan_in as u32,
-            classes: fan_out as u32,
             w_off: w as u32,
-            ..Small::default()
+            ..Small::shape(n, fan_in, fan_out)
         };
-        plan.push(
-            Stage::DH,
-            p,
-            (bind::SMALL, &u),
-            &[
-                (bind::SA, Res::Buf(dz)),
-                (bind::PV, Res::Buf(params)),
-                (bind::SV, Res::Buf(z_below)),
-                (bind::OUT4, Res::Buf(dh)),
-                (bind::HOUT4, Res::Buf(dz_below)),
-            ],
-            [
-                n.div_ceil(4).div_ceil(64) as u32,
-                fan_in.div_ceil(16) as u32,
-                1,
-            ],
-        );
+        let bufs = [
+            (bind::SA, Res::Buf(dz)),
+            (bind::PV, Res::Buf(params)),
+            (bind::SV, Res::Buf(z_below)),
+            (bind::OUT4, Res::Buf(dh)),
+            (bind::HOUT4, Res::Buf(dz_below)),
+        ];
+        let groups = [
+            n.div_ceil(4).div_ceil(64) as u32,
+            fan_in.div_ceil(16) as u32,
+            1,
+        ];
+        plan.push(Stage::DH, p, (bind::SMALL, &u), &bufs, groups);
         return;
     }
     let mm = Mm {

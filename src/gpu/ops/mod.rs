@@ -15,6 +15,24 @@
 //! * [`batch`]: gathering a mini-batch's rows by index on the device, and the per-step
 //!   cursor.
 
+/// Declares a shader's bindings as a module of named constants numbered in order from 0,
+/// as the shader's `@binding(n)` declarations are: `bindings! { pub mod bind { A, B } }`
+/// gives `bind::A = 0` and `bind::B = 1`, so every binding is named and none is a bare number.
+macro_rules! bindings {
+    ($(#[$m:meta])* $vis:vis mod $name:ident { $($b:ident),* $(,)? }) => {
+        $(#[$m])*
+        $vis mod $name {
+            $crate::gpu::ops::bindings!(@at 0u32; $($b),*);
+        }
+    };
+    (@at $i:expr; $b:ident $(, $rest:ident)*) => {
+        pub const $b: u32 = $i;
+        $crate::gpu::ops::bindings!(@at $i + 1; $($rest),*);
+    };
+    (@at $i:expr;) => {};
+}
+pub(crate) use bindings;
+
 pub mod batch;
 pub mod grprop;
 pub mod input;

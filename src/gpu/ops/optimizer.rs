@@ -9,15 +9,9 @@ use crate::gpu::buffers::Shared;
 use crate::gpu::kernels::Kernels;
 use crate::optim::{GlobalPass, Hyper, Variant};
 
-/// The bindings of shaders/optimizer.wgsl.
-pub mod bind {
-    pub const W: u32 = 0;
-    pub const G: u32 = 1;
-    pub const STEP: u32 = 2;
-    pub const PREV_GRAD: u32 = 3;
-    pub const PREV_CHANGE: u32 = 4;
-    pub const LOSS: u32 = 5;
-    pub const HYP: u32 = 6;
+super::bindings! {
+    /// The bindings of shaders/optimizer.wgsl.
+    pub mod bind { W, G, STEP, PREV_GRAD, PREV_CHANGE, LOSS, HYP }
 }
 
 /// `struct Hyp` of optimizer.wgsl: the variant and its hyper-parameters, with the

@@ -15,29 +15,15 @@ pub struct Len {
     pub _pad: [u32; 3],
 }
 
-/// Bindings of relu.wgsl.
-mod relu_bind {
-    pub const Z: u32 = 0;
-    pub const DST: u32 = 1;
-    pub const P: u32 = 2;
-    pub const DH: u32 = 3;
+super::bindings! {
+    /// Bindings of relu.wgsl.
+    mod relu_bind { Z, DST, P, DH }
 }
 
 /// h = max(z, 0) over `len` values.
 pub fn relu(plan: &mut Plan, k: &Kernels, z: &wgpu::Buffer, h: &wgpu::Buffer, len: usize) {
-    plan.push(
-        Stage::Relu,
-        &k.relu_fwd,
-        (
-            relu_bind::P,
-            &Len {
-                len: len as u32,
-                ..Len::default()
-            },
-        ),
-        &[(relu_bind::Z, Res::Buf(z)), (relu_bind::DST, Res::Buf(h))],
-        grid(len.div_ceil(256)),
-    );
+    let bufs = [(relu_bind::Z, Res::Buf(z)), (relu_bind::DST, Res::Buf(h))];
+    record_relu(plan, (Stage::Relu, &k.relu_fwd), &bufs, len);
 }
 
 /// dz = dh * (z > 0) over `len` values.
@@ -49,21 +35,30 @@ pub fn relu_backward(
     dz: &wgpu::Buffer,
     len: usize,
 ) {
+    let bufs = [
+        (relu_bind::Z, Res::Buf(z)),
+        (relu_bind::DST, Res::Buf(dz)),
+        (relu_bind::DH, Res::Buf(dh)),
+    ];
+    record_relu(plan, (Stage::ReluBackward, &k.relu_bwd), &bufs, len);
+}
+
+/// One relu.wgsl entry point over `len` values.
+fn record_relu(
+    plan: &mut Plan,
+    (stage, pipe): (Stage, &wgpu::ComputePipeline),
+    bufs: &[(u32, Res)],
+    len: usize,
+) {
+    let u = Len {
+        len: len as u32,
+        ..Len::default()
+    };
     plan.push(
-        Stage::ReluBackward,
-        &k.relu_bwd,
-        (
-            relu_bind::P,
-            &Len {
-                len: len as u32,
-                ..Len::default()
-            },
-        ),
-        &[
-            (relu_bind::Z, Res::Buf(z)),
-            (relu_bind::DST, Res::Buf(dz)),
-            (relu_bind::DH, Res::Buf(dh)),
-        ],
+        stage,
+        pipe,
+        (relu_bind::P, &u),
+        bufs,
         grid(len.div_ceil(256)),
     );
 }
@@ -77,6 +72,11 @@ pub struct Sx {
     /// Samples the loss is the mean over (dz = (p - onehot) / total).
     pub total: u32,
     pub _pad: u32,
+}
+
+super::bindings! {
+    /// Bindings of softmax_xent.wgsl.
+    mod sx_bind { Z, LABELS, LOSS, CORRECT, DZ, P }
 }
 
 /// Per sample of logits `z` [n, classes]: loss, correct and dz.
@@ -96,17 +96,19 @@ pub fn softmax_xent(
         total: n as u32,
         _pad: 0,
     };
+    let bufs = [
+        (sx_bind::Z, Res::Buf(z)),
+        (sx_bind::LABELS, Res::Buf(labels)),
+        (sx_bind::LOSS, Res::Buf(loss)),
+        (sx_bind::CORRECT, Res::Buf(correct)),
+        (sx_bind::DZ, Res::Buf(dz)),
+    ];
+    let groups = grid(n.div_ceil(64));
     plan.push(
         Stage::SoftmaxXent,
         &k.softmax_xent,
-        (5, &u),
-        &[
-            (0, Res::Buf(z)),
-            (1, Res::Buf(labels)),
-            (2, Res::Buf(loss)),
-            (3, Res::Buf(correct)),
-            (4, Res::Buf(dz)),
-        ],
-        grid(n.div_ceil(64)),
+        (sx_bind::P, &u),
+        &bufs,
+        groups,
     );
 }

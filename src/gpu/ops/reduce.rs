@@ -24,15 +24,9 @@ pub struct Red {
     pub _pad: u32,
 }
 
-/// Bindings of reduce.wgsl.
-mod bind {
-    pub const M: u32 = 0;
-    pub const PARTIAL: u32 = 1;
-    pub const OUT: u32 = 2;
-    pub const P: u32 = 3;
-    pub const MCOUNT: u32 = 4;
-    pub const PCOUNT: u32 = 5;
-    pub const LOSSBUF: u32 = 6;
+super::bindings! {
+    /// Bindings of reduce.wgsl.
+    mod bind { M, PARTIAL, OUT, P, MCOUNT, PCOUNT, LOSSBUF }
 }
 
 /// Sums `slots` partial products (slot-major in `scratch`) into `out[out_off..+len]`.
@@ -53,16 +47,12 @@ pub fn sum_slots(
         out_off: out_off as u32,
         ..Red::default()
     };
-    plan.push(
-        stage,
-        &k.cols_final,
-        (bind::P, &u),
-        &[
-            (bind::PARTIAL, Res::Buf(scratch)),
-            (bind::OUT, Res::Buf(out)),
-        ],
-        [len.div_ceil(64) as u32, 1, 1],
-    );
+    let bufs = [
+        (bind::PARTIAL, Res::Buf(scratch)),
+        (bind::OUT, Res::Buf(out)),
+    ];
+    let groups = [len.div_ceil(64) as u32, 1, 1];
+    plan.push(stage, &k.cols_final, (bind::P, &u), &bufs, groups);
 }
 
 /// Column sums of `m` [p.n, cols] into `out[out_off..]` (a bias gradient).
@@ -90,16 +80,7 @@ pub fn col_sums(
         &[(bind::M, Res::Buf(m)), (bind::PARTIAL, Res::Buf(&p.red))],
         [(chunks * cols).div_ceil(64) as u32, 1, 1],
     );
-    plan.push(
-        stage,
-        &k.cols_final,
-        (bind::P, &u),
-        &[
-            (bind::PARTIAL, Res::Buf(&p.red)),
-            (bind::OUT, Res::Buf(out)),
-        ],
-        [cols.div_ceil(64) as u32, 1, 1],
-    );
+    sum_slots(plan, k, stage, &p.red, out, cols, chunks, out_off);
 }
 
 /// The pass's loss sum, mean and correct count into the metrics (train slot 0, summed over
@@ -116,28 +97,31 @@ pub fn metrics(plan: &mut Plan, k: &Kernels, s: &Shared, p: &Pass) {
         train: u32::from(p.train),
         _pad: 0,
     };
+    let bufs = [
+        (bind::M, Res::Buf(&p.loss)),
+        (bind::PARTIAL, Res::Buf(&p.red)),
+        (bind::MCOUNT, Res::Buf(&p.correct)),
+        (bind::PCOUNT, Res::Buf(&p.red_count)),
+    ];
+    let groups = [chunks.div_ceil(64) as u32, 1, 1];
     plan.push(
         Stage::Metrics,
         &k.metrics_partial,
         (bind::P, &u),
-        &[
-            (bind::M, Res::Buf(&p.loss)),
-            (bind::PARTIAL, Res::Buf(&p.red)),
-            (bind::MCOUNT, Res::Buf(&p.correct)),
-            (bind::PCOUNT, Res::Buf(&p.red_count)),
-        ],
-        [chunks.div_ceil(64) as u32, 1, 1],
+        &bufs,
+        groups,
     );
+    let bufs = [
+        (bind::PARTIAL, Res::Buf(&p.red)),
+        (bind::OUT, Res::Buf(&s.metrics)),
+        (bind::PCOUNT, Res::Buf(&p.red_count)),
+        (bind::LOSSBUF, Res::Buf(&s.lossbuf)),
+    ];
     plan.push(
         Stage::Metrics,
         &k.metrics_final,
         (bind::P, &u),
-        &[
-            (bind::PARTIAL, Res::Buf(&p.red)),
-            (bind::OUT, Res::Buf(&s.metrics)),
-            (bind::PCOUNT, Res::Buf(&p.red_count)),
-            (bind::LOSSBUF, Res::Buf(&s.lossbuf)),
-        ],
+        &bufs,
         [1, 1, 1],
     );
 }

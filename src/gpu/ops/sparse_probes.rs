@@ -13,7 +13,7 @@ use wgpu::util::DeviceExt;
 use super::sparse_z1::{bind, SparseZ1};
 use crate::cpu::sparse::{self, SparseImages};
 use crate::gpu::buffers::blocks::{block_lists, BLOCK_ROWS};
-use crate::gpu::GpuContext;
+use crate::gpu::{kernels, GpuContext};
 
 /// sparse_first.wgsl after the `SparseZ1` it shares with block_z1 (WGSL has no include).
 pub const SPARSE_FIRST_WGSL: &str = concat!(
@@ -73,23 +73,8 @@ pub fn pack_entries(u: &SparseImages) -> (Vec<u32>, Vec<u32>) {
 /// The pipeline of one entry point of shaders/sparse_first.wgsl. The module keeps naga's
 /// bounds checks (their cost is part of what the probe measures).
 pub fn pipeline(ctx: &GpuContext, entry: &str) -> Result<wgpu::ComputePipeline> {
-    let d = &ctx.device;
-    let m = ctx.scoped("compiling shaders/sparse_first.wgsl", || {
-        d.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("sparse_first.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SPARSE_FIRST_WGSL.into()),
-        })
-    })?;
-    ctx.scoped(&format!("creating pipeline {entry}"), || {
-        d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &m,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    })
+    let m = kernels::module(ctx, "sparse_first.wgsl", SPARSE_FIRST_WGSL, false)?;
+    kernels::pipeline(ctx, &m, entry)
 }
 
 /// Bind group entries for buffers at their bindings.
@@ -228,13 +213,7 @@ impl SparseZ1Probe {
         let (wt, c) = sparse::first_layer_consts(w1, b1, inputs);
         let d = &ctx.device;
         let st = wgpu::BufferUsages::STORAGE;
-        let params = SparseZ1 {
-            rows: u.rows as u32,
-            hidden: hidden as u32,
-            scale: sparse::SCALE,
-            kw: inputs.div_ceil(4) as u32,
-            ..SparseZ1::default()
-        };
+        let params = SparseZ1::new(u.rows, hidden, inputs.div_ceil(4));
         let q = upload(
             d,
             "sparse q",
@@ -392,12 +371,8 @@ impl BlockDw1Probe {
         let d = &ctx.device;
         let st = wgpu::BufferUsages::STORAGE;
         let params = SparseZ1 {
-            rows: u.rows as u32,
-            hidden: hidden as u32,
-            scale: sparse::SCALE,
-            kw: kw as u32,
             parts: parts as u32,
-            ..SparseZ1::default()
+            ..SparseZ1::new(u.rows, hidden, kw)
         };
         let q = upload(
             d,

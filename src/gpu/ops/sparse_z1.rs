@@ -29,22 +29,28 @@ pub struct SparseZ1 {
     pub _pad: [u32; 3],
 }
 
-/// The bindings of shaders/block_z1.wgsl.
-pub mod bind {
-    pub const Q: u32 = 0;
-    pub const STARTS: u32 = 1;
-    pub const C: u32 = 2;
-    pub const Z: u32 = 3;
-    pub const KL: u32 = 4;
-    pub const XS: u32 = 5;
-    pub const W4: u32 = 6;
+impl SparseZ1 {
+    /// `rows` images of `kw` words into `hidden` units, at the pixel scale of
+    /// [`crate::cpu::sparse`].
+    pub fn new(rows: usize, hidden: usize, kw: usize) -> SparseZ1 {
+        SparseZ1 {
+            rows: rows as u32,
+            hidden: hidden as u32,
+            scale: SCALE,
+            kw: kw as u32,
+            ..SparseZ1::default()
+        }
+    }
 }
 
-/// The bindings of shaders/first_consts.wgsl.
-mod consts_bind {
-    pub const Q: u32 = 0;
-    pub const PARAMS: u32 = 1;
-    pub const C: u32 = 2;
+super::bindings! {
+    /// The bindings of shaders/block_z1.wgsl.
+    pub mod bind { Q, STARTS, C, Z, KL, XS, W4 }
+}
+
+super::bindings! {
+    /// The bindings of shaders/first_consts.wgsl.
+    mod consts_bind { Q, PARAMS, C }
 }
 
 /// Twin of the WGSL `struct FirstConsts` (shaders/first_consts.wgsl).
@@ -71,42 +77,28 @@ pub fn forward(plan: &mut Plan, k: &Kernels, l: Layout, s: &Shared, p: &Pass, ca
         w_off: t[0].offset as u32,
         b_off: t[1].offset as u32,
     };
-    plan.push(
-        Stage::Z1,
-        consts,
-        (consts_bind::Q, &fc),
-        &[
-            (consts_bind::PARAMS, Res::Buf(&s.params)),
-            (consts_bind::C, Res::Buf(&b.c)),
-        ],
-        [l.hidden.div_ceil(64) as u32, 1, 1],
-    );
-    let q = SparseZ1 {
-        rows: rows as u32,
-        hidden: l.hidden as u32,
-        scale: SCALE,
-        kw: (l.inputs / 4) as u32,
-        ..SparseZ1::default()
-    };
+    let bufs = [
+        (consts_bind::PARAMS, Res::Buf(&s.params)),
+        (consts_bind::C, Res::Buf(&b.c)),
+    ];
+    let groups = [l.hidden.div_ceil(64) as u32, 1, 1];
+    plan.push(Stage::Z1, consts, (consts_bind::Q, &fc), &bufs, groups);
+    let q = SparseZ1::new(rows, l.hidden, l.inputs / 4);
     // W1 is the parameters' first tensor (usable() checked its vec4 alignment): block_z1
     // reads it in place as w4.
-    plan.push(
-        Stage::Z1,
-        block,
-        (bind::Q, &q),
-        &[
-            (bind::STARTS, Res::Buf(&b.starts)),
-            (bind::C, Res::Buf(&b.c)),
-            (bind::Z, Res::Buf(&p.layers[0].z)),
-            (bind::KL, Res::Buf(&b.kl)),
-            (bind::XS, Res::Buf(&b.xs)),
-            (bind::W4, Res::Buf(&s.params)),
-        ],
-        [
-            l.hidden.div_ceil(128) as u32,
-            rows.div_ceil(BLOCK_ROWS).max(1) as u32,
-            1,
-        ],
-    );
+    let bufs = [
+        (bind::STARTS, Res::Buf(&b.starts)),
+        (bind::C, Res::Buf(&b.c)),
+        (bind::Z, Res::Buf(&p.layers[0].z)),
+        (bind::KL, Res::Buf(&b.kl)),
+        (bind::XS, Res::Buf(&b.xs)),
+        (bind::W4, Res::Buf(&s.params)),
+    ];
+    let groups = [
+        l.hidden.div_ceil(128) as u32,
+        rows.div_ceil(BLOCK_ROWS).max(1) as u32,
+        1,
+    ];
+    plan.push(Stage::Z1, block, (bind::Q, &q), &bufs, groups);
     true
 }

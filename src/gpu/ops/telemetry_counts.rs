@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{grid, Plan, Res, Stage};
-use crate::gpu::buffers::{Shared, TeleBuffers};
+use crate::gpu::buffers::Shared;
 use crate::gpu::kernels::Kernels;
 use crate::model::Layout;
 use crate::optim::{Backtrack, Hyper, Variant};
@@ -61,8 +61,8 @@ impl Tele {
     }
 }
 
-/// Words of the device buffers ([`TeleBuffers`]): the running counts plus the row counter,
-/// and the history.
+/// Words of the device buffers ([`crate::gpu::buffers::TeleBuffers`]): the running counts
+/// plus the row counter, and the history.
 pub fn words(l: Layout) -> (usize, usize) {
     (l.depth() * STRIDE + 1, CAPACITY * l.depth() * ROW)
 }
@@ -76,16 +76,9 @@ fn tensors(l: Layout) -> Vec<(u32, u32, u32)> {
         .collect()
 }
 
-/// Bindings of telemetry.wgsl.
-mod bind {
-    pub const W: u32 = 0;
-    pub const G: u32 = 1;
-    pub const STEP: u32 = 2;
-    pub const PREV_GRAD: u32 = 3;
-    pub const LOSS: u32 = 4;
-    pub const COUNTS: u32 = 5;
-    pub const P: u32 = 6;
-    pub const HISTORY: u32 = 7;
+super::bindings! {
+    /// Bindings of telemetry.wgsl.
+    mod bind { W, G, STEP, PREV_GRAD, LOSS, COUNTS, P, HISTORY }
 }
 
 /// Records `pipe` once per weight tensor, with the tensor's (layer, offset, len) in `base`.
@@ -114,14 +107,8 @@ fn per_tensor(
 }
 
 /// Records the sign-change counts of a step (before the optimizer update).
-pub fn signs(
-    plan: &mut Plan,
-    k: &Kernels,
-    s: &Shared,
-    t: &TeleBuffers,
-    l: Layout,
-    vh: (Variant, &Hyper),
-) {
+pub fn signs(plan: &mut Plan, k: &Kernels, s: &Shared, l: Layout, vh: (Variant, &Hyper)) {
+    let t = &s.tele;
     let bufs = [
         (bind::W, Res::Buf(&s.params)),
         (bind::G, Res::Buf(&s.grads)),
@@ -133,28 +120,23 @@ pub fn signs(
 }
 
 /// Records the end of an epoch's telemetry: bin the step sizes, write the history row.
-pub fn close_epoch(
-    plan: &mut Plan,
-    k: &Kernels,
-    s: &Shared,
-    t: &TeleBuffers,
-    l: Layout,
-    vh: (Variant, &Hyper),
-) {
+pub fn close_epoch(plan: &mut Plan, k: &Kernels, s: &Shared, l: Layout, vh: (Variant, &Hyper)) {
+    let t = &s.tele;
     let base = Tele::new(l, vh.0, vh.1);
     let bufs = [
         (bind::STEP, Res::Buf(&s.step)),
         (bind::COUNTS, Res::Buf(&t.counts)),
     ];
     per_tensor(plan, &k.tele_steps, l, base, &bufs);
+    let bufs = [
+        (bind::COUNTS, Res::Buf(&t.counts)),
+        (bind::HISTORY, Res::Buf(&t.history)),
+    ];
     plan.push(
         Stage::Optimizer,
         &k.tele_close,
         (bind::P, &base),
-        &[
-            (bind::COUNTS, Res::Buf(&t.counts)),
-            (bind::HISTORY, Res::Buf(&t.history)),
-        ],
+        &bufs,
         [1, 1, 1],
     );
 }
