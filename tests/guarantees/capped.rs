@@ -1,5 +1,5 @@
-//! Helpers of the hostile-input tests: the binary run under a memory cap and a timeout,
-//! the "one clear line, exit 2" check, and byte snapshots of folders.
+//! Helpers of the guarantee tests: the binary run under a memory cap and a timeout, the "one
+//! clear line, exit 2" check, byte snapshots of folders, and the tiny runs they start from.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -62,24 +62,8 @@ pub fn run<S: AsRef<str>>(cwd: &Path, args: &[S]) -> Output {
     )
 }
 
-// The same success check and stderr text as the other CLI tests.
-pub use super::common::{ok, stderr};
-
-/// Asserts exit 2 and exactly one line on stderr, `error: ...` containing `needle`.
-pub fn refused(o: &Output, needle: &str) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "expected exit 2, stderr: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[0].contains(needle), "missing {needle:?} in: {err}");
-    assert!(
-        lines[0].len() < 1200,
-        "error line of {} bytes",
-        lines[0].len()
-    );
-    lines[0].to_string()
-}
+// The same checks and stderr text as the other CLI tests.
+pub use crate::common::{ok, refused, stderr};
 
 /// Every file under `dir` (hidden ones too) with its bytes.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -138,13 +122,65 @@ pub fn with(args: &[&str], more: &[String]) -> Vec<String> {
     v
 }
 
+/// `train --optimizer OPTIMIZER` on the tiny CPU setup of `data` (see [`tiny`]), then `extra`.
+pub fn tiny_train(optimizer: &str, data: &Path, epochs: u32, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["train", "--optimizer", optimizer]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(tiny(data, epochs));
+    v
+}
+
 /// A finished 2-epoch rprop-plus run in `dir/name`.
 pub fn trained(dir: &Path, data: &Path, name: &str) {
     ok(&run(
         dir,
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", name],
-            &tiny(data, 2),
-        ),
+        &tiny_train("rprop-plus", data, 2, &["--out", name]),
     ));
+}
+
+/// Waits until `dir/metrics.jsonl` records an epoch (appended as each one ends).
+pub fn wait_first_epoch(dir: &Path) {
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|m| m.contains("\"epoch\""))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no epoch ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Copies run folder `from` (its files) to a new folder `to`.
+pub fn copy_run(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// Names in `dir` that are temp files.
+pub fn temps(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".rl-tmp-"))
+        .collect()
+}
+
+/// `train --resume DIR --epochs N` on the CPU, with `fault` as RPROP_LAB_FAULT_AT.
+pub fn resume(cwd: &Path, dir: &str, epochs: u32, fault: Option<usize>) -> std::process::Output {
+    let n = epochs.to_string();
+    let mut c = command(cwd, &["train", "--resume", dir, "--epochs", &n, "-q"]);
+    if let Some(f) = fault {
+        c.env("RPROP_LAB_FAULT_AT", f.to_string());
+    }
+    wait(c.spawn().unwrap(), "resume")
+}
+
+/// Lines of `path`.
+pub fn lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().map(String::from).collect()
 }

@@ -1,22 +1,15 @@
-//! Issue 17, the rest: per-epoch metrics I/O stays constant per epoch, a resume continues
-//! the appended records from its saved state, `plot` refuses records no run writes, a
-//! resume on other data is refused and one on another matmul strategy noted, long names
-//! work and are shortened in errors, a second Ctrl-C during a save, and data bigger than
-//! its header claims. Under the memory cap and timeout of hostile_util.
+//! The metrics a run appends: constant I/O per epoch, a resume continues them from its saved
+//! state, `plot` refuses records no run writes, and a resume on other data is refused.
 
-mod common;
-mod hostile_util;
-
-use std::path::Path;
-use std::time::Duration;
-
-use hostile_util::{ok, refused, run, tiny, tiny_data, trained, with};
+use crate::capped::{self, copy_run, lines, ok, refused, run, tiny_data, tiny_train, trained};
+use crate::common;
 use rprop_lab::config::Config;
 use rprop_lab::cpu::CpuBackend;
 use rprop_lab::metrics::Metrics;
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::Variant;
-use rprop_lab::trainer::{self, RunOptions, Start};
+use rprop_lab::trainer::{self, Start};
+use std::path::Path;
 
 /// Bytes this thread has passed to write(2) so far.
 fn written() -> u64 {
@@ -45,16 +38,7 @@ fn bytes_of_run(epochs: usize) -> u64 {
         cfg.hyper(),
     );
     let d = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out_dir: d.path().join("r"),
-        quiet: true,
-        progress: None,
-        data_dir: None,
-        save_every: None,
-        replace: None,
-        budget_evals: None,
-        data_hash: None,
-    };
+    let opts = common::quiet_run(d.path().join("r"));
     let before = written();
     let run = trainer::train(&mut b, &cfg, &opts, Start::default()).unwrap();
     let bytes = written() - before;
@@ -70,7 +54,7 @@ fn bytes_of_run(epochs: usize) -> u64 {
     bytes
 }
 
-// Defect 8: metrics.json and metrics.csv were rewritten every epoch (1,000 epochs wrote
+// metrics.json and metrics.csv were once rewritten every epoch (1,000 epochs wrote
 // 103 MB, 2,000 wrote 410 MB). Records are now appended: ten times the epochs, at most
 // about ten times the bytes.
 #[test]
@@ -83,21 +67,6 @@ fn metrics_bytes_per_epoch_stay_constant() {
         "2000 epochs wrote {large} bytes, 200 wrote {small}: not constant per epoch"
     );
     assert!(large / 2000 < 4096, "{} bytes an epoch", large / 2000);
-}
-
-/// Copies run folder `from` (its files) to a new folder `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
-/// Lines of `path`.
-fn lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines().map(String::from).collect()
 }
 
 // A crash after records were appended but before the save committed them: the resume
@@ -156,28 +125,37 @@ fn edit_records(dir: &Path, edit: impl Fn(usize, &mut serde_json::Value)) {
     std::fs::write(p, out).unwrap();
 }
 
-// plot accepted accuracies of -300% and 700% and out-of-order or duplicate epochs; it
-// reads the new layout, the records file named directly, and runs of older versions.
+// `plot` reads a run's metrics.json, the records file named directly, and the metrics.json
+// of older runs, which holds every record itself.
 #[test]
-fn plot_reads_every_layout_and_refuses_records_no_run_writes() {
+fn plot_reads_metrics_json_jsonl_and_an_older_runs_json() {
     let d = tempfile::tempdir().unwrap();
     let data = tiny_data(d.path());
     ok(&run(
         d.path(),
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", "A"],
-            &tiny(&data, 3),
-        ),
+        &tiny_train("rprop-plus", &data, 3, &["--out", "A"]),
     ));
     for input in ["A/metrics.json", "A/metrics.jsonl"] {
         ok(&run(d.path(), &["plot", input, "--out", "a.png"]));
     }
     // An older run: metrics.json alone holds the records.
-    copy_dir(&d.path().join("A"), &d.path().join("Old"));
+    copy_run(&d.path().join("A"), &d.path().join("Old"));
     std::fs::remove_file(d.path().join("Old/metrics.jsonl")).unwrap();
     ok(&run(
         d.path(),
         &["plot", "Old/metrics.json", "--out", "o.png"],
+    ));
+}
+
+// `plot` refuses records no run writes (values out of range, epochs repeated or out of
+// order), naming the file, and draws nothing.
+#[test]
+fn plot_refuses_records_no_run_writes() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    ok(&run(
+        d.path(),
+        &tiny_train("rprop-plus", &data, 3, &["--out", "A"]),
     ));
     let cases: [(&str, Edit, &str); 5] = [
         (
@@ -223,7 +201,7 @@ fn plot_reads_every_layout_and_refuses_records_no_run_writes() {
         ),
     ];
     for (name, edit, needle) in cases {
-        copy_dir(&d.path().join("A"), &d.path().join(name));
+        copy_run(&d.path().join("A"), &d.path().join(name));
         edit_records(&d.path().join(name), edit);
         let input = format!("{name}/metrics.json");
         let o = run(d.path(), &["plot", &input, "--out", "bad.png"]);
@@ -233,20 +211,18 @@ fn plot_reads_every_layout_and_refuses_records_no_run_writes() {
     }
 }
 
-// A resume on other data (same shapes, other pixels) is refused naming the key; one on
-// another CPU matmul strategy runs, with a one-line notice.
+/// A 2-epoch run in `dir/R` on the dense CPU matmul.
+fn trained_dense(dir: &Path, data: &Path) {
+    let args = ["--out", "R", "--cpu-matmul", "dense"];
+    ok(&run(dir, &tiny_train("rprop-plus", data, 2, &args)));
+}
+
+// A resume on other data (same images, other labels) is refused naming the key.
 #[test]
-fn resume_checks_the_data_and_notes_a_new_matmul() {
+fn resume_on_other_data_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let data = tiny_data(d.path());
-    let flags = with(&["--cpu-matmul", "dense"], &tiny(&data, 2));
-    ok(&run(
-        d.path(),
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", "R"],
-            &flags,
-        ),
-    ));
+    trained_dense(d.path(), &data);
     let other = d.path().join("other");
     common::write_dataset(&other, 300, 50, 28);
     // The same images, other labels.
@@ -271,6 +247,15 @@ fn resume_checks_the_data_and_notes_a_new_matmul() {
         ],
     );
     refused(&o, "key `data` differs");
+}
+
+// A resume on another CPU matmul strategy runs, with a one-line notice; on the recorded one,
+// without.
+#[test]
+fn resume_on_another_matmul_runs_with_one_notice() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    trained_dense(d.path(), &data);
     let o = run(
         d.path(),
         &[
@@ -286,7 +271,7 @@ fn resume_checks_the_data_and_notes_a_new_matmul() {
         ],
     );
     ok(&o);
-    let err = hostile_util::stderr(&o);
+    let err = capped::stderr(&o);
     let notes: Vec<&str> = err.lines().filter(|l| l.starts_with("note:")).collect();
     assert_eq!(notes.len(), 1, "{err}");
     assert!(
@@ -298,158 +283,10 @@ fn resume_checks_the_data_and_notes_a_new_matmul() {
         d.path(),
         &["train", "--resume", "R", "--epochs", "4", "-q", "--no-test"],
     );
-    assert!(!hostile_util::stderr(&ok_and(o)).contains("note:"));
+    assert!(!capped::stderr(&ok_and(o)).contains("note:"));
 }
 
 fn ok_and(o: std::process::Output) -> std::process::Output {
     ok(&o);
     o
-}
-
-// Names of legal length work; error lines name long paths by their start and end.
-#[test]
-fn long_names_work_and_errors_shorten_them() {
-    let d = tempfile::tempdir().unwrap();
-    let data = tiny_data(d.path());
-    let name = "n".repeat(250);
-    ok(&run(
-        d.path(),
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", &name],
-            &tiny(&data, 2),
-        ),
-    ));
-    let png = format!("{}.png", "p".repeat(248));
-    ok(&run(
-        d.path(),
-        &["plot", &format!("{name}/metrics.json"), "--out", &png],
-    ));
-    assert!(d.path().join(&png).is_file());
-    // A name over 255 bytes is refused before any epoch runs, shortened in the line.
-    let long = "c".repeat(300);
-    let o = run(
-        d.path(),
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", &long],
-            &tiny(&data, 2),
-        ),
-    );
-    let line = refused(&o, "a name of 300 bytes");
-    assert!(line.split(' ').all(|w| w.chars().count() <= 80), "{line}");
-    assert!(!d.path().join(fsio_sibling(&long)).exists());
-    let deep = format!("{}/x", "b/".repeat(150));
-    let line = refused(
-        &run(d.path(), &["train", "--resume", &deep]),
-        "no such run folder",
-    );
-    assert!(line.split(' ').all(|w| w.chars().count() <= 80), "{line}");
-}
-
-fn fsio_sibling(name: &str) -> std::path::PathBuf {
-    rprop_lab::fsio::sibling(Path::new(name), rprop_lab::fsio::NEW_RUN)
-}
-
-// A second Ctrl-C during a save: the save finishes first, no temp file is left, and
-// the run resumes.
-#[test]
-fn second_ctrl_c_during_a_save_finishes_it() {
-    let d = tempfile::tempdir().unwrap();
-    let data = tiny_data(d.path());
-    let mut landed = false;
-    for attempt in 0..12 {
-        let name = format!("S{attempt}");
-        let args = with(
-            &[
-                "train",
-                "--optimizer",
-                "rprop-plus",
-                "--out",
-                &name,
-                "--hidden",
-                "1500",
-                "--save-every",
-                "1",
-            ],
-            &tiny(&data, 10_000),
-        );
-        let child = hostile_util::command(d.path(), &args).spawn().unwrap();
-        let pid = child.id() as i32;
-        let dir = d.path().join(&name);
-        let t0 = std::time::Instant::now();
-        while !dir.join("optimizer.safetensors").exists() {
-            assert!(t0.elapsed() < Duration::from_secs(30), "no save");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Somewhere in a later epoch or its save.
-        std::thread::sleep(Duration::from_millis(100 + 37 * attempt as u64));
-        // SAFETY: signals to the child this test started.
-        unsafe { libc::kill(pid, libc::SIGINT) };
-        std::thread::sleep(Duration::from_millis(2));
-        unsafe { libc::kill(pid, libc::SIGINT) };
-        let o = hostile_util::wait(child, "train");
-        let err = hostile_util::stderr(&o);
-        assert_eq!(o.status.code(), Some(130), "{err}");
-        let temps: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".rl-tmp-"))
-            .collect();
-        assert!(temps.is_empty(), "temp files left: {temps:?}");
-        if err.contains("finishing the save in progress") {
-            assert!(err.contains("the save finished; quitting"), "{err}");
-            // The save is whole: the run resumes for one more epoch.
-            let done = lines(&dir.join("metrics.jsonl")).len();
-            let more = (done + 1).to_string();
-            let args = [
-                "train",
-                "--resume",
-                &name,
-                "--epochs",
-                &more,
-                "-q",
-                "--no-test",
-            ];
-            ok(&run(d.path(), &args));
-            assert_eq!(lines(&dir.join("metrics.jsonl")).len(), done + 1);
-            landed = true;
-            break;
-        }
-    }
-    assert!(
-        landed,
-        "no second signal came during a save; the test proves nothing"
-    );
-}
-
-// A tiny IDX header followed by 1.2 GB of zeros was blamed on the file ("not a valid gzip
-// file or truncated: out of memory"); it is refused by its size, naming the file, and
-// without reading the rest.
-#[test]
-fn data_past_its_header_is_refused_by_size() {
-    use std::io::Write;
-    let d = tempfile::tempdir().unwrap();
-    let data = tiny_data(d.path());
-    let file = data.join("train-images-idx3-ubyte.gz");
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&file).unwrap(),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(&common::idx(0x803, &[1, 1, 1], &[0])).unwrap();
-    let zeros = vec![0u8; 1 << 24];
-    for _ in 0..72 {
-        gz.write_all(&zeros).unwrap();
-    }
-    gz.finish().unwrap();
-    let o = run(
-        d.path(),
-        &with(
-            &["train", "--optimizer", "rprop-plus", "--out", "Z"],
-            &tiny(&data, 1),
-        ),
-    );
-    let line = refused(
-        &o,
-        "train-images-idx3-ubyte.gz: holds more data than the 1 bytes its header claims",
-    );
-    assert!(!line.contains("gzip"), "{line}");
 }
