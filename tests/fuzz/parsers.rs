@@ -1,26 +1,16 @@
-//! Property-based fuzzing (bounded case count, run in CI) of every parser a user's file
-//! reaches: the IDX reader, the config parser, the checkpoint and optimizer-state readers.
-//! None may panic, and none may allocate from a lying header.
+//! Arbitrary bytes into every parser a user's file reaches: the IDX reader, the config
+//! parser, the checkpoint and optimizer-state readers. None may panic, and what they accept
+//! is consistent (dims match the payload, values pass validation).
 
 use std::path::Path;
 
 use proptest::prelude::*;
+
+use crate::common;
 use rprop_lab::checkpoint;
 use rprop_lab::config::{Config, KEYS};
 use rprop_lab::data::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use rprop_lab::model::{Layout, Params};
-
-/// 300 cases per property in CI; `PROPTEST_CASES=N` for a longer local hunt.
-fn cases() -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(300),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// An IDX header with arbitrary (possibly lying) dims and a payload of arbitrary length.
 fn idx_bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -39,15 +29,8 @@ fn idx_bytes() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
 proptest! {
-    #![proptest_config(cases())]
+    #![proptest_config(crate::capped(300))]
 
     #[test]
     fn idx_parser_never_panics(bytes in idx_bytes(), raw in prop::collection::vec(any::<u8>(), 0..64)) {
@@ -65,9 +48,9 @@ proptest! {
     fn idx_files_never_panic(images in idx_bytes(), labels in idx_bytes(), cut in 0usize..400) {
         let d = tempfile::tempdir().unwrap();
         let (i, l) = (d.path().join("i.gz"), d.path().join("l.gz"));
-        let gi = gz(&images);
+        let gi = common::gzip(&images);
         std::fs::write(&i, &gi).unwrap();
-        std::fs::write(&l, gz(&labels)).unwrap();
+        std::fs::write(&l, common::gzip(&labels)).unwrap();
         if let Ok(set) = data::load_pair(&i, &l) {
             prop_assert_eq!(set.images.len(), set.len() * set.features());
             prop_assert!(set.labels.iter().all(|&y| y < 10));

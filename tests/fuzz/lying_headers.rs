@@ -1,42 +1,15 @@
-//! Property tests of every file reader under a memory cap (RLIMIT_AS on this test
-//! process): lying IDX headers (gzipped, through the file loader), safetensors headers,
-//! configs with repeated keys, PNG headers claiming huge pictures. None may panic, and a
-//! runaway allocation aborts the test instead of exhausting the machine.
+//! Headers that lie, through the file readers: IDX dims (gzipped, one or more members),
+//! safetensors shapes and offsets, configs with repeated keys, PNG headers claiming huge
+//! pictures. None may panic or allocate what the header claims.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
-use std::sync::Once;
 
 use proptest::prelude::*;
 use rprop_lab::checkpoint;
 use rprop_lab::config::{Config, KEYS};
 use rprop_lab::data;
-
-/// 1.5 GiB of address space for the whole test process.
-fn cap_memory() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let lim = libc::rlimit {
-            rlim_cur: 1536 << 20,
-            rlim_max: 1536 << 20,
-        };
-        // SAFETY: setrlimit only reads the struct it is given.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
-    });
-}
-
-/// 200 cases per property; `PROPTEST_CASES=N` for a longer hunt.
-fn cases() -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(200),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 fn dim() -> impl Strategy<Value = u32> {
     prop_oneof![0u32..30, Just(u32::MAX), Just(1 << 20), any::<u32>()]
@@ -107,7 +80,7 @@ fn safetensors_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(cases())]
+    #![proptest_config(crate::capped(200))]
 
     #[test]
     fn lying_idx_files_never_panic_or_overallocate(
@@ -115,7 +88,6 @@ proptest! {
         payload in prop::collection::vec(any::<u8>(), 0..400),
         members in 1usize..3,
     ) {
-        cap_memory();
         let d = tempfile::tempdir().unwrap();
         let mut raw = 0x803u32.to_be_bytes().to_vec();
         for x in &dims {
@@ -138,7 +110,6 @@ proptest! {
 
     #[test]
     fn lying_safetensors_never_panic(bytes in safetensors_bytes()) {
-        cap_memory();
         if let Ok(p) = checkpoint::from_bytes(&bytes, 784, 10) {
             prop_assert!(p.data.iter().all(|x| x.is_finite()));
         }
@@ -155,7 +126,6 @@ proptest! {
             Just("\"rprop-plus\"".to_string()), Just("-3".to_string()), Just("[65536,65536]".to_string()),
         ]), 0..8),
     ) {
-        cap_memory();
         let mut body = vec!["\"optimizer\": \"irprop-plus\"".to_string()];
         body.extend(pairs.iter().map(|(k, v)| format!("\"{}\": {v}", KEYS[*k])));
         let text = format!("{{{}}}", body.join(", "));
@@ -180,7 +150,6 @@ proptest! {
         color in prop_oneof![Just(0u8), Just(2u8), Just(6u8), any::<u8>()],
         body in prop::collection::vec(any::<u8>(), 0..300),
     ) {
-        cap_memory();
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("p.png");
         std::fs::write(&path, png(w, h, depth, color, &body)).unwrap();
