@@ -1,6 +1,7 @@
 //! A soak test in its own test binary, so no other test's allocations move the RSS it reads:
 //! 200 small epochs (with every checkpoint and metrics write) and memory does not grow.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use rprop_lab::config::Config;
@@ -8,7 +9,7 @@ use rprop_lab::cpu::CpuBackend;
 use rprop_lab::data::{self, Part};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::Variant;
-use rprop_lab::trainer::{self, RunOptions, Start};
+use rprop_lab::trainer::{self, Start};
 
 fn small_sets() -> (data::Dataset, data::Dataset) {
     let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
@@ -26,16 +27,7 @@ fn soak_200_epochs_memory_does_not_grow() {
     let (train, eval) = small_sets();
     let mut cfg = Config::report(Variant::IrpropPlus);
     let d = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out_dir: d.path().to_path_buf(),
-        quiet: true,
-        progress: None,
-        data_dir: None,
-        save_every: None,
-        replace: None,
-        budget_evals: None,
-        data_hash: None,
-    };
+    let opts = common::quiet_run(d.path().to_path_buf());
     // Warm up (allocator pools, first files), then 200 epochs with all their file writes.
     cfg.epochs = 20;
     let mut b = CpuBackend::new(
