@@ -2,9 +2,7 @@
 //! and `--target-eval-loss`, and `plot`/`compare --x evals|seconds` (CPU backend, small
 //! subsets).
 
-mod common;
-
-use common::{ok, run};
+use crate::common::{ok, run};
 
 use rprop_lab::metrics::Metrics;
 

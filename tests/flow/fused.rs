@@ -10,7 +10,7 @@
 //! rounding differs from torch's normalization by an ulp, and sums in yet another order:
 //! logits and gradients within 1e-4 relative to their largest magnitude.
 
-mod common;
+use crate::common;
 
 use rprop_lab::backend::Backend;
 use rprop_lab::cpu::fused::{self, CpuMatmul, Input};

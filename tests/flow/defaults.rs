@@ -1,13 +1,10 @@
-//! Defaults a user can trust (issue 18), through the binary where it matters: configs are
-//! found from any folder, a run records where and how it computed and a rerun from its
-//! config.json reuses that, `auto` says why it chose its backend, the CPU's sparse path is
-//! picked by a fixed rule, seed intervals stay inside [0, 1], and the charts' axes and
-//! legends are chosen as they should be.
+//! Defaults a user can trust, through the binary where it matters: configs are found from
+//! any folder, a run records where and how it computed and a rerun from its config.json
+//! reuses that, `auto` says why it chose its backend, and the CPU's sparse path is picked
+//! by a fixed rule.
 
-mod common;
-
-use common::{ok, run, stderr};
-
+use crate::common;
+use crate::common::{ok, run, stderr};
 use rprop_lab::config::Config;
 use rprop_lab::cpu::fused::{CpuMatmul, SparseSets, SPARSE_MIN_ROWS};
 use rprop_lab::model::{Layout, Params};
@@ -178,58 +175,4 @@ fn the_cpu_sparse_path_is_chosen_by_a_fixed_rule() {
         .is_none());
     assert!(choose(10, false, CpuMatmul::Sparse).train.is_some());
     assert_eq!(CpuMatmul::default(), CpuMatmul::Auto);
-}
-
-#[test]
-fn seed_intervals_of_accuracies_stay_inside_0_1() {
-    let row = |seed: u64, acc: f64| rprop_lab::compare::ResultRow {
-        name: format!("sgd/seed-{seed}"),
-        group: "sgd".into(),
-        optimizer: rprop_lab::optim::Variant::Sgd,
-        seed,
-        best_epoch: 1,
-        eval_acc: acc,
-        test_acc: acc,
-        test_loss: 1.0,
-        seconds: 1.0,
-        report: None,
-        grad_evals: 1,
-        target: None,
-    };
-    // Two seeds far apart: mean ± 12.706 * sd / sqrt(2) leaves [0, 1] on both sides.
-    let md = rprop_lab::compare::summary_markdown(&[row(0, 0.21), row(1, 0.99)]);
-    assert!(md.contains("| [0.0000, 1.0000] * |"), "{md}");
-    assert!(md.contains("clipped to it"), "{md}");
-    let md = rprop_lab::compare::summary_markdown(&[row(0, 0.95), row(1, 0.951)]);
-    assert!(!md.contains('*'), "{md}");
-}
-
-#[test]
-fn chart_axes_and_legends() {
-    use plotters::prelude::SeriesLabelPosition as P;
-    // A 5-epoch run's loss spans less than a decade: still three distinct labels.
-    for (lo, hi) in [(0.9, 2.5), (1.2, 1.9), (0.141, 0.1425), (1e-3, 1.0)] {
-        let t = rprop_lab::plot::log_ticks(lo, hi);
-        let digits = rprop_lab::plot::label_digits(&t);
-        let labels: std::collections::BTreeSet<String> = t
-            .iter()
-            .map(|v| rprop_lab::plot::sig_digits(*v, digits))
-            .collect();
-        assert!(t.len() >= 3 && labels.len() == t.len(), "{lo}..{hi}: {t:?}");
-        assert!(t.iter().all(|v| (lo..=hi).contains(v)), "{t:?}");
-    }
-    // An accuracy curve (up, then flat at the top): the lower right is empty.
-    let rising: Vec<(f64, f64)> = (0..=20)
-        .map(|i| (i as f64 / 20.0, (i as f64 / 20.0).sqrt()))
-        .collect();
-    let corner = |pts: &[(f64, f64)]| rprop_lab::plot::emptiest_corner(pts, (0.4, 0.2));
-    assert_eq!(corner(&rising), P::LowerRight);
-    // A flat line low, and a point high on the right: only the upper left is empty.
-    let mut pts: Vec<(f64, f64)> = (0..=20).map(|i| (i as f64 / 20.0, 0.1)).collect();
-    pts.push((0.9, 0.9));
-    assert_eq!(corner(&pts), P::UpperLeft);
-    assert_eq!(
-        rprop_lab::plot::emptiest_corner(&[], (0.4, 0.2)),
-        P::UpperRight
-    );
 }

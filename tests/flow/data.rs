@@ -1,8 +1,6 @@
 //! The IDX loader on real MNIST and on broken files: each error names the file.
 
-mod common;
-
-use common::{gzip, idx, mnist_dir, write_dataset};
+use crate::common::{gzip, idx, mnist_dir, write_dataset};
 use rprop_lab::data::{self, normalize, Part};
 
 #[test]

@@ -1,17 +1,12 @@
 //! Rprop telemetry's CPU twin on hand-computed cases and through the CPU backend and the
-//! trainer; the seed statistics; the chart styles; the history lines of a terminal run.
+//! trainer (the per-layer columns of the metrics).
 
-mod common;
-
+use crate::common;
 use rprop_lab::backend::Backend;
-use rprop_lab::compare::{self, parse_seeds};
-use rprop_lab::config::Config;
 use rprop_lab::cpu::CpuBackend;
 use rprop_lab::metrics::Metrics;
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, Variant};
-use rprop_lab::plot::{style_of, LineKind, PALETTE};
-use rprop_lab::stats;
 use rprop_lab::telemetry::{self, Counts, STEP_BINS};
 
 #[test]
@@ -186,125 +181,4 @@ fn trainer_writes_telemetry_to_metrics() {
     // After the six metrics and grad_evals: l1_sign_changes, l1_backtracks.
     let row: Vec<&str> = csv.lines().nth(4).unwrap().split(',').collect();
     assert_eq!(row[8], m.epochs[3].telemetry[0].backtracks.to_string());
-}
-
-#[test]
-fn seed_statistics() {
-    assert_eq!(stats::mean_std(&[0.95]), (0.95, 0.0));
-    let (m, s) = stats::mean_std(&[1.0, 2.0, 3.0, 4.0]);
-    assert_eq!(m, 2.5);
-    assert!((s - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
-    assert_eq!(stats::t975(1), 12.706);
-    assert_eq!(stats::t975(9), 2.262);
-    // Beyond the table: within 0.002 of t_0.975(40) = 2.021 and t_0.975(120) = 1.980.
-    assert!((stats::t975(40) - 2.021).abs() < 2e-3);
-    assert!((stats::t975(120) - 1.980).abs() < 2e-3);
-    let s = stats::summarize(&[0.95, 0.96, 0.94, 0.95, 0.96, 0.95, 0.94, 0.95, 0.96, 0.94]);
-    assert_eq!(s.n, 10);
-    let half = 2.262 * s.std / 10f64.sqrt();
-    assert!((s.hi - s.mean - half).abs() < 1e-12 && (s.mean - s.lo - half).abs() < 1e-12);
-    assert!(stats::summarize(&[0.9]).lo.is_nan());
-    assert_eq!(parse_seeds("0..9").unwrap(), (0..=9).collect::<Vec<u64>>());
-    assert_eq!(parse_seeds("2..=4").unwrap(), vec![2, 3, 4]);
-    assert_eq!(parse_seeds("7, 1,3").unwrap(), vec![7, 1, 3]);
-    assert!(parse_seeds("0..5000").unwrap_err().contains("at most 1000"));
-}
-
-#[test]
-fn report_numbers_belong_to_the_report_settings_only() {
-    for v in Variant::report_set() {
-        let mut c = Config::report(v);
-        assert!(compare::is_report_settings(&c));
-        c.seed = 7;
-        assert!(compare::is_report_settings(&c), "any seed");
-        c.epochs = 2;
-        assert!(
-            !compare::is_report_settings(&c),
-            "2 epochs are not the report's"
-        );
-    }
-    let mut c = Config::report(Variant::IrpropPlus);
-    c.hidden = vec![200, 100];
-    assert!(!compare::is_report_settings(&c));
-}
-
-#[test]
-fn chart_styles_keep_one_colour_per_optimizer_and_tell_overlaps_apart() {
-    for (i, v) in Variant::ALL.iter().enumerate() {
-        assert_eq!(style_of(v.name(), 0).0, PALETTE[i % PALETTE.len()], "{v}");
-        assert_eq!(
-            style_of(v.name(), 1).0,
-            PALETTE[i % PALETTE.len()],
-            "{v}: same colour again"
-        );
-    }
-    // iRprop- is drawn dashed (with markers) over iRprop+'s solid line.
-    assert_eq!(style_of("irprop-plus", 0).1, LineKind::Solid);
-    assert_eq!(style_of("irprop-minus", 0).1, LineKind::Dashed);
-    // A second run of one optimizer takes another stroke.
-    assert_ne!(style_of("irprop-plus", 1).1, style_of("irprop-plus", 0).1);
-    assert_eq!(rprop_lab::plot::zoom_start(50), 10);
-    assert_eq!(rprop_lab::plot::zoom_start(3), 1);
-}
-
-#[test]
-fn terminal_runs_keep_about_ten_history_lines() {
-    let due: Vec<usize> = (1..=50)
-        .filter(|&e| rprop_lab::trainer::history_due(e, 50))
-        .collect();
-    assert_eq!(due, [1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50]);
-    let due: Vec<usize> = (1..=3)
-        .filter(|&e| rprop_lab::trainer::history_due(e, 3))
-        .collect();
-    assert_eq!(due, [1, 2, 3]);
-}
-
-#[test]
-fn plot_labels_group_seed_folders_and_name_shared_optimizers() {
-    let d = tempfile::tempdir().unwrap();
-    let m = |opt: &str| Metrics {
-        optimizer: opt.into(),
-        backend: "cpu".into(),
-        best_epoch: 1,
-        data_dir: None,
-        epochs: vec![rprop_lab::metrics::EpochRecord {
-            epoch: 1,
-            train_loss: 1.0,
-            train_acc: 0.5,
-            eval_loss: 1.0,
-            eval_acc: 0.5,
-            seconds: 0.1,
-            grad_evals: 1,
-            telemetry: Vec::new(),
-        }],
-        test: None,
-    };
-    let mut paths = Vec::new();
-    for (dir, opt) in [
-        ("cmp/irprop-plus/seed-0", "irprop-plus"),
-        ("cmp/irprop-plus/seed-1", "irprop-plus"),
-        ("a", "rprop-minus"),
-        ("b", "rprop-minus"),
-        ("c", "sgd"),
-    ] {
-        let p = d.path().join(dir);
-        std::fs::create_dir_all(&p).unwrap();
-        m(opt).save(&p).unwrap();
-        paths.push(p.join("metrics.json"));
-    }
-    let runs = compare::load_metrics(&paths).unwrap();
-    let labels: Vec<&str> = runs.iter().map(|(l, _)| l.as_str()).collect();
-    assert_eq!(
-        labels,
-        [
-            "irprop-plus",
-            "irprop-plus",
-            "rprop-minus (a)",
-            "rprop-minus (b)",
-            "sgd"
-        ]
-    );
-    let groups = rprop_lab::plot::group_runs(&runs);
-    assert_eq!(groups.len(), 4);
-    assert_eq!(groups[0].runs.len(), 2, "two seeds, one line with a band");
 }
