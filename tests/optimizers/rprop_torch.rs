@@ -6,7 +6,7 @@
 //! gradients differ in the last bits; Rprop only reads their signs, so nearly every weight
 //! must come out bit-identical and the losses must agree to float rounding.
 
-mod common;
+use crate::common;
 
 use rprop_lab::backend::Backend;
 use rprop_lab::checkpoint;

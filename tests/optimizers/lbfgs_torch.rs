@@ -7,7 +7,7 @@
 //! gradients' values (not only their signs) through 20 iterations, so the weights agree to a
 //! relative L2 distance, not bit for bit. The target: within 1e-3 after one step.
 
-mod common;
+use crate::common;
 
 use rprop_lab::checkpoint;
 use rprop_lab::cpu::fused::Input;

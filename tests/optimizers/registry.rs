@@ -3,12 +3,10 @@
 //! bit-identically on the CPU. Loops run over the registry, so a new optimizer is covered
 //! with no edit here.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 
-use common::{assert_same_checkpoints, ok, run};
+use crate::common::{assert_same_checkpoints, ok, run};
 use rprop_lab::config::{Config, KEYS};
 use rprop_lab::optim::settings::setting;
 use rprop_lab::optim::{Hyper, Variant};
