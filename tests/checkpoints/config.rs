@@ -1,12 +1,10 @@
-//! Config parsing and checks (errors name the key), and safetensors checkpoints.
+//! Configs: the bundled ones are the report's, parse errors name the key and the file,
+//! config.json holds the run's keys and only the chosen optimizer's settings.
 
+use rprop_lab::config::{Config, KEYS, RECORDED, RUN_KEYS};
+use rprop_lab::optim::{Variant, SETTINGS};
 use std::collections::HashSet;
 use std::path::Path;
-
-use rprop_lab::checkpoint;
-use rprop_lab::config::{Config, KEYS, RECORDED, RUN_KEYS};
-use rprop_lab::model::{Layout, Params};
-use rprop_lab::optim::{Variant, SETTINGS};
 
 fn configs_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
@@ -144,7 +142,7 @@ const KEY_ERRORS: &[(&str, &str)] = &[
 ];
 
 #[test]
-fn errors_name_the_key() {
+fn config_errors_name_the_key() {
     for (text, want) in KEY_ERRORS {
         let e = parse_err(text);
         assert!(e.contains(want), "{text}: got {e:?}, wanted {want:?}");
@@ -152,7 +150,7 @@ fn errors_name_the_key() {
 }
 
 #[test]
-fn load_names_the_file() {
+fn config_load_errors_name_the_file() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("bad.json");
     std::fs::write(&p, r#"{"optimizer": "rprop-plus", "step_min": "x"}"#).unwrap();
@@ -169,30 +167,7 @@ fn load_names_the_file() {
 }
 
 #[test]
-fn deep_checkpoints_round_trip_and_broken_chains_are_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let path = d.path().join("deep.safetensors");
-    let l = Layout::with_hidden(784, &[40, 30, 20, 10], 10).unwrap();
-    let p = Params::init(l, 3);
-    checkpoint::save(&path, &p, &[]).unwrap();
-    assert_eq!(checkpoint::load(&path, 784, 10).unwrap(), p);
-    // fc2 expecting 41 inputs where fc1 gives 40: not one MLP.
-    let bad = Layout::with_hidden(784, &[40, 30], 10).unwrap();
-    let mut bytes = checkpoint::to_bytes(&Params::init(bad, 1), &[]).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
-    let broken = header.replace("[30,40]", "[30,41]");
-    assert_ne!(broken, header);
-    bytes.splice(8..8 + n, broken.into_bytes());
-    let e = format!("{:#}", checkpoint::from_bytes(&bytes, 784, 10).unwrap_err());
-    assert!(
-        e.contains("do not form an MLP") || e.contains("not a safetensors"),
-        "{e}"
-    );
-}
-
-#[test]
-fn overrides_from_text() {
+fn command_line_overrides_parse_each_keys_text_and_refuse_the_rest() {
     let mut cfg = Config::report(Variant::RpropMinus);
     cfg.set_str("epochs", "5").unwrap();
     cfg.set_str("learning_rate", "1e-2").unwrap();
@@ -209,69 +184,6 @@ fn overrides_from_text() {
     cfg.set_str("nesterov", "true").unwrap();
     assert!(cfg.hyper.nesterov);
     assert!(cfg.set_str("no_such", "1").is_err());
-}
-
-#[test]
-fn checkpoint_round_trip_keeps_pytorch_names_and_shapes() {
-    let d = tempfile::tempdir().unwrap();
-    let p = Params::init(Layout::MNIST, 9);
-    let path = d.path().join("w.safetensors");
-    checkpoint::save(&path, &p, &[("optimizer", "rprop-plus".into())]).unwrap();
-    assert!(
-        !checkpoint::tmp_path(&path).exists(),
-        "temp file renamed away"
-    );
-    let q = checkpoint::load(&path, 784, 10).unwrap();
-    assert_eq!(p, q);
-    let bytes = std::fs::read(&path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
-    names.sort();
-    assert_eq!(names, ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]);
-    assert_eq!(st.tensor("fc1.weight").unwrap().shape(), &[128, 784]);
-    assert_eq!(st.tensor("fc2.weight").unwrap().shape(), &[10, 128]);
-    // Row-major [out, in]: fc1.weight[1][2] is element 1*784+2.
-    let w = st.tensor("fc1.weight").unwrap();
-    let at = 4 * (784 + 2);
-    assert_eq!(
-        f32::from_le_bytes(w.data()[at..at + 4].try_into().unwrap()),
-        p.w1()[786]
-    );
-}
-
-#[test]
-fn bad_checkpoints_are_errors_naming_the_file() {
-    let d = tempfile::tempdir().unwrap();
-    let path = d.path().join("w.safetensors");
-    std::fs::write(&path, b"garbage").unwrap();
-    let e = format!("{:#}", checkpoint::load(&path, 784, 10).unwrap_err());
-    assert!(
-        e.contains("w.safetensors") && e.contains("not a safetensors"),
-        "{e}"
-    );
-
-    // Wrong shape: a model for 100-pixel inputs is refused for 784-pixel data.
-    let small = Params::init(Layout::new(100, 16, 10), 1);
-    checkpoint::save(&path, &small, &[]).unwrap();
-    let e = format!("{:#}", checkpoint::load(&path, 784, 10).unwrap_err());
-    assert!(
-        e.contains("w.safetensors") && e.contains("784 inputs"),
-        "{e}"
-    );
-
-    // Truncated file.
-    let p = Params::init(Layout::MNIST, 1);
-    checkpoint::save(&path, &p, &[]).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
-    assert!(checkpoint::load(&path, 784, 10).is_err());
-
-    // Missing file.
-    let e = format!(
-        "{:#}",
-        checkpoint::load(&d.path().join("no.safetensors"), 784, 10).unwrap_err()
-    );
-    assert!(e.contains("no.safetensors"), "{e}");
 }
 
 #[test]
