@@ -1,28 +1,13 @@
-//! The lab a student expects (issue 12), through the binary: `train` ends with a test
-//! score, `test` scores on the run's own data and says which data and backend, the bundled
-//! data and configs are found from any folder, `compare --seeds` summarizes over seeds, and
-//! the help and config files say what they should.
-
-mod common;
-
-use common::{ok, run, stderr};
+//! The lab a student expects, through the binary: `train` ends with a test score, `test`
+//! scores on the run's own data and says which data and backend, the bundled data and
+//! configs are found from any folder, and `compare --seeds` summarizes over seeds.
 
 use std::path::Path;
 
 use rprop_lab::metrics::Metrics;
 
-const SMALL: [&str; 10] = [
-    "--train-set-size",
-    "1000",
-    "--train-batch-size",
-    "1000",
-    "--eval-set-size",
-    "400",
-    "--eval-batch-size",
-    "400",
-    "--backend",
-    "cpu",
-];
+use crate::common::{self, ok, run, stderr};
+use crate::SMALL;
 
 fn train(extra: &[&str]) -> std::process::Output {
     let mut args = vec!["train"];
@@ -188,38 +173,6 @@ fn bundled_data_and_configs_are_found_from_any_folder() {
     assert!(
         looked.iter().any(|p| p == &common::mnist_dir()),
         "{looked:?}"
-    );
-}
-
-#[test]
-fn help_says_what_compare_runs_and_where_resume_applies() {
-    let text = ok(&run(&["compare", "--help"]));
-    assert!(
-        text.contains("By default it runs the four Rprop configs in configs/"),
-        "{text}"
-    );
-    assert!(text.contains("--seeds <SEEDS>"), "{text}");
-    let short = ok(&run(&["--help"]));
-    assert!(
-        short.contains("(by default the four Rprop configs in configs/"),
-        "{short}"
-    );
-    let data_help = |cmd: &str| {
-        let t = ok(&run(&[cmd, "--help"]));
-        let i = t.find("--data-dir <DIR>").unwrap();
-        let j = t[i..].find("\n\n").map_or(t.len(), |j| i + j);
-        t[i..j].to_string()
-    };
-    assert!(data_help("train").contains("with --resume, the run's own"));
-    for cmd in ["compare", "samples", "verify"] {
-        let h = data_help(cmd);
-        assert!(!h.contains("--resume"), "{cmd}: {h}");
-        assert!(h.contains("the bundled MNIST, data/mnist"), "{cmd}: {h}");
-    }
-    let h = data_help("test");
-    assert!(
-        !h.contains("--resume") && h.contains("the run's own"),
-        "{h}"
     );
 }
 
