@@ -9,7 +9,7 @@
 //! Only the nonzero pixels are touched: ~5x fewer multiply-adds than the dense products.
 //! The results equal the dense ones up to f32 rounding (torch's normalization rounds each
 //! pixel slightly differently from a·U + b, and the sums run in another order); the dense
-//! path stays the exact reference and tests/cpu_fast.rs bounds the difference.
+//! path stays the exact reference and tests/flow/fused.rs bounds the difference.
 //!
 //! The kernels keep a tile of the output (128 floats: 8 AVX-512 registers) in registers and
 //! run one multiply-add of a 128-float row per nonzero pixel: written with AVX-512

@@ -107,6 +107,53 @@ pub fn ok(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Asserts exit 2 and exactly one line on stderr, `error: ...` containing `needle`.
+pub fn refused(o: &std::process::Output, needle: &str) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(needle), "missing {needle:?} in: {err}");
+    assert!(
+        lines[0].len() < 1200,
+        "error line of {} bytes",
+        lines[0].len()
+    );
+    lines[0].to_string()
+}
+
+/// Options of a quiet in-process run writing into `out_dir`, with nothing else set.
+pub fn quiet_run(out_dir: std::path::PathBuf) -> rprop_lab::trainer::RunOptions {
+    rprop_lab::trainer::RunOptions {
+        out_dir,
+        quiet: true,
+        progress: None,
+        data_dir: None,
+        save_every: None,
+        replace: None,
+        budget_evals: None,
+        data_hash: None,
+    }
+}
+
+/// The bytes of a weights file of the MNIST network (init seed 0) with `extra` tensors added.
+pub fn weights_with(extra: &[(&str, Vec<f32>)]) -> Vec<u8> {
+    let p = rprop_lab::model::Params::init(rprop_lab::model::Layout::MNIST, 0);
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = p
+        .layout
+        .tensors()
+        .iter()
+        .map(|t| (t.name, t.dims().to_vec(), &p.data[t.range()]))
+        .collect();
+    tensors.extend(extra.iter().map(|(n, v)| (*n, vec![v.len()], &v[..])));
+    rprop_lab::checkpoint::serialize(&tensors, &[])
+}
+
 /// A file of tests/fixtures (the torch golden traces).
 pub fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

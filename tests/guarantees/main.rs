@@ -1,0 +1,17 @@
+//! What a run promises a hostile user, through the binary under a memory cap and a timeout
+//! (see `capped`): a saved run is never lost (`--force`, resume, signals, failed saves), one
+//! writer per run folder, and every bad input gets exit 2 and one clear line.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod capped;
+mod force;
+mod input_files;
+mod input_values;
+mod memory;
+mod metrics;
+mod resume;
+mod run_folder;
+mod saves;
+mod signals;
