@@ -1,4 +1,4 @@
-//! The harness of the GPU test files (`harness = false`, libtest-mimic): with no GPU adapter
+//! The harness of the GPU test binaries (`harness = false`, libtest-mimic): with no GPU adapter
 //! the tests are reported as ignored (never a silent `ok`), unless a GPU is required
 //! (`RPROP_LAB_REQUIRE_GPU=1`, which `.ci/run` sets, or `CI=true`): then each fails with a
 //! clear message.
@@ -15,17 +15,17 @@ pub fn gpu_required() -> bool {
 }
 
 /// Runs `tests` as a test binary's main: each is a trial, ignored when no adapter exists
-/// (failed instead when a GPU is required); `cpu_tests` in the same file always run.
-pub fn main(tests: &[GpuTest]) -> ! {
-    main_with(tests, &[])
-}
-
-pub fn main_with(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
+/// (failed instead when a GPU is required); `cpu_tests` in the same binary always run.
+pub fn main(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
     let args = Arguments::from_args();
     // RPROP_LAB_TEST_NO_GPU=1 hides the adapters, so the harness's own test can see what a
     // machine without one reports.
     let hidden = std::env::var("RPROP_LAB_TEST_NO_GPU").is_ok_and(|v| v == "1");
-    let have = !hidden && !rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()).is_empty();
+    let adapters = match hidden {
+        true => Vec::new(),
+        false => rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()),
+    };
+    let have = !adapters.is_empty();
     let required = gpu_required();
     if !have && !required {
         eprintln!(
