@@ -17,7 +17,7 @@ pub fn gpu_required() -> bool {
 /// Runs `tests` as a test binary's main: each is a trial, ignored when no adapter exists
 /// (failed instead when a GPU is required); `cpu_tests` in the same binary always run.
 pub fn main(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
     // RPROP_LAB_TEST_NO_GPU=1 hides the adapters, so the harness's own test can see what a
     // machine without one reports.
     let hidden = std::env::var("RPROP_LAB_TEST_NO_GPU").is_ok_and(|v| v == "1");
@@ -26,6 +26,16 @@ pub fn main(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
         false => rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()),
     };
     let have = !adapters.is_empty();
+    // On wgpu's GL backend, libglvnd frees a thread's EGL state twice when a thread that used
+    // EGL exits (wgpu issue #4285): the test binary then dies with "double free or corruption"
+    // after its results. libtest-mimic runs the tests in the main thread, which never exits
+    // before the process does, when given one thread; so on GL it gets one, whoever runs it.
+    if adapters
+        .first()
+        .is_some_and(|a| a.get_info().backend == wgpu::Backend::Gl)
+    {
+        args.test_threads = Some(1);
+    }
     let required = gpu_required();
     if !have && !required {
         eprintln!(
