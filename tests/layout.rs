@@ -11,16 +11,6 @@ use std::path::{Path, PathBuf};
 const MAX_FN_LINES: usize = 80;
 /// Longest source file allowed.
 const MAX_FILE_LINES: usize = 600;
-/// Files known to be over [`MAX_FILE_LINES`] while other work splits them. Each entry is a
-/// debt: the test still reports the file, and fails once it is short again so that its entry
-/// goes too.
-const OVER_600_ALLOWED: &[&str] = &[
-    // Being split by the tests-by-subject work (issue 19).
-    "tests/gpu_kernels.rs",
-    // Being shortened by the repeated-code work on plot/ (issue 19).
-    "src/plot/curves.rs",
-];
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -420,7 +410,6 @@ fn src_has_no_function_over_80_lines() {
 #[test]
 fn no_source_file_is_over_600_lines() {
     let (mut over, mut seen) = (Vec::new(), 0);
-    let mut allowed_short = Vec::new();
     for dir in ["src", "shaders", "tests", "benches", "examples"] {
         for p in files(&repo().join(dir), &["rs", "wgsl"]) {
             seen += 1;
@@ -430,13 +419,8 @@ fn no_source_file_is_over_600_lines() {
                 .unwrap()
                 .to_string_lossy()
                 .replace('\\', "/");
-            let allowed = OVER_600_ALLOWED.contains(&rel.as_str());
-            if n > MAX_FILE_LINES && allowed {
-                eprintln!("notice: {rel} has {n} lines (allowed for now: OVER_600_ALLOWED)");
-            } else if n > MAX_FILE_LINES {
+            if n > MAX_FILE_LINES {
                 over.push(format!("{rel}: {n} lines"));
-            } else if allowed {
-                allowed_short.push(format!("{rel}: {n} lines"));
             }
         }
     }
@@ -445,11 +429,6 @@ fn no_source_file_is_over_600_lines() {
         over.is_empty(),
         "files over {MAX_FILE_LINES} lines:\n{}",
         over.join("\n")
-    );
-    assert!(
-        allowed_short.is_empty(),
-        "OVER_600_ALLOWED lists files that are short now; drop them from it:\n{}",
-        allowed_short.join("\n")
     );
 }
 

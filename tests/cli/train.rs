@@ -247,7 +247,7 @@ fn deeper_networks_train_save_pytorch_names_and_test() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("accuracy 0."));
-    // --resume of a deep run (deep GPU runs: tests/gpu_robustness.rs).
+    // --resume of a deep run (deep GPU runs: tests/gpu_runs/resume.rs).
     let o = run(&[
         "train",
         "--resume",

@@ -1,4 +1,4 @@
-//! The harness of the GPU test files (`harness = false`, libtest-mimic): with no GPU adapter
+//! The harness of the GPU test binaries (`harness = false`, libtest-mimic): with no GPU adapter
 //! the tests are reported as ignored (never a silent `ok`), unless a GPU is required
 //! (`RPROP_LAB_REQUIRE_GPU=1`, which `.ci/run` sets, or `CI=true`): then each fails with a
 //! clear message.
@@ -15,17 +15,27 @@ pub fn gpu_required() -> bool {
 }
 
 /// Runs `tests` as a test binary's main: each is a trial, ignored when no adapter exists
-/// (failed instead when a GPU is required); `cpu_tests` in the same file always run.
-pub fn main(tests: &[GpuTest]) -> ! {
-    main_with(tests, &[])
-}
-
-pub fn main_with(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
-    let args = Arguments::from_args();
+/// (failed instead when a GPU is required); `cpu_tests` in the same binary always run.
+pub fn main(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
+    let mut args = Arguments::from_args();
     // RPROP_LAB_TEST_NO_GPU=1 hides the adapters, so the harness's own test can see what a
     // machine without one reports.
     let hidden = std::env::var("RPROP_LAB_TEST_NO_GPU").is_ok_and(|v| v == "1");
-    let have = !hidden && !rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()).is_empty();
+    let adapters = match hidden {
+        true => Vec::new(),
+        false => rprop_lab::gpu::adapters(&rprop_lab::gpu::instance()),
+    };
+    let have = !adapters.is_empty();
+    // On wgpu's GL backend, libglvnd frees a thread's EGL state twice when a thread that used
+    // EGL exits (wgpu issue #4285): the test binary then dies with "double free or corruption"
+    // after its results. libtest-mimic runs the tests in the main thread, which never exits
+    // before the process does, when given one thread; so on GL it gets one, whoever runs it.
+    if adapters
+        .first()
+        .is_some_and(|a| a.get_info().backend == wgpu::Backend::Gl)
+    {
+        args.test_threads = Some(1);
+    }
     let required = gpu_required();
     if !have && !required {
         eprintln!(
@@ -58,11 +68,13 @@ pub fn main_with(tests: &[GpuTest], cpu_tests: &[GpuTest]) -> ! {
 
 /// The strategies of `of` the first adapter can run, in order. Each one it cannot (the
 /// texture strategy without 8-lane subgroups: wgpu's GL backend, most real GPUs) is named
-/// on stderr as skipped, never forced.
+/// on stderr as skipped, never forced. A GPU test runs only when the harness found an
+/// adapter, so an adapter that cannot be selected now is a failure, not "all supported".
 pub fn strategies(of: &[rprop_lab::gpu::Strategy]) -> Vec<rprop_lab::gpu::Strategy> {
     let instance = rprop_lab::gpu::instance();
-    let Ok(adapter) = rprop_lab::gpu::select_adapter(&instance, None) else {
-        return of.to_vec();
+    let adapter = match rprop_lab::gpu::select_adapter(&instance, None) {
+        Ok(a) => a,
+        Err(e) => panic!("the strategies an adapter runs: no adapter to ask ({e})"),
     };
     of.iter()
         .copied()

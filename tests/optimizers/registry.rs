@@ -91,7 +91,7 @@ fn every_registered_optimizer_has_its_wgsl_case_and_unknown_codes_write_nan() {
         );
     }
     assert_eq!(cases.len(), Variant::ALL.len(), "a case with no optimizer");
-    // The default case writes NaN (its run on a GPU: tests/gpu_kernels.rs).
+    // The default case writes NaN (its run on a GPU: tests/gpu_kernels/optimizer.rs).
     let default = &text[text.find("default: {").unwrap()..];
     assert!(default[..200].contains("0x7fc00000u"), "{default}");
 }

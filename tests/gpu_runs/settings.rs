@@ -1,14 +1,30 @@
-//! A GPU run's numbers follow from its recorded settings (issue 18): config.json records the
+//! A GPU run's numbers follow from its recorded settings: config.json records the
 //! backend, adapter and matmul strategy; the strategy cache may only choose among
 //! strategies with the same arithmetic, so the same command gives the same numbers whatever
 //! the cache holds; a rerun from config.json, `--resume` and `verify` reuse the strategy.
-
-mod common;
 
 use std::path::Path;
 
 use rprop_lab::config::Config;
 use rprop_lab::gpu::{self, tune, Strategy};
+
+use crate::common;
+use crate::common::gpu::GpuTest;
+
+pub const TESTS: &[GpuTest] = &[
+    (
+        "settings::same_numbers_whatever_the_cache_holds",
+        same_numbers_whatever_the_cache_holds,
+    ),
+    (
+        "settings::sparse_is_chosen_by_rule_on_a_software_adapter",
+        sparse_is_chosen_by_rule_on_a_software_adapter,
+    ),
+    (
+        "settings::rerun_resume_and_verify_reuse_the_recorded_strategy",
+        rerun_resume_and_verify_reuse_the_recorded_strategy,
+    ),
+];
 
 const SMALL: [&str; 10] = [
     "--optimizer",
@@ -166,21 +182,4 @@ fn rerun_resume_and_verify_reuse_the_recorded_strategy() {
     ];
     let text = common::ok(&train_with_cache(&cache, &verify));
     assert!(text.contains("matmul register"), "{text}");
-}
-
-fn main() {
-    common::gpu::main(&[
-        (
-            "same_numbers_whatever_the_cache_holds",
-            same_numbers_whatever_the_cache_holds,
-        ),
-        (
-            "sparse_is_chosen_by_rule_on_a_software_adapter",
-            sparse_is_chosen_by_rule_on_a_software_adapter,
-        ),
-        (
-            "rerun_resume_and_verify_reuse_the_recorded_strategy",
-            rerun_resume_and_verify_reuse_the_recorded_strategy,
-        ),
-    ]);
 }

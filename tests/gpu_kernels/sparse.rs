@@ -6,8 +6,6 @@
 //! same nonzeros, in another order; block_z1 adds exact zeros too); block_dw1 against
 //! `grad_rows` + `finish_grad` likewise.
 
-mod common;
-
 #[cfg(feature = "probes")]
 use rprop_lab::cpu::sparse::{self, SparseImages};
 use rprop_lab::data::Dataset;
@@ -19,8 +17,20 @@ use rprop_lab::model::Layout;
 #[cfg(feature = "probes")]
 use rprop_lab::rng::Rng;
 
+use crate::common::gpu::GpuTest;
+
+pub const TESTS: &[GpuTest] = &[(
+    "sparse::block_sets_are_packed_only_where_block_z1_may_run",
+    block_sets_are_packed_only_where_block_z1_may_run,
+)];
+
+pub const CPU_TESTS: &[GpuTest] = &[(
+    "sparse::block_lists_name_the_nonzero_words",
+    block_lists_name_the_nonzero_words,
+)];
+
 #[cfg(feature = "probes")]
-fn sparse_z1_kernels_match_the_cpu_twin() {
+fn sparse_z1_probes_match_the_cpu_twin() {
     let mut ctx = GpuContext::new(
         None,
         Needs {
@@ -71,7 +81,7 @@ fn sparse_z1_kernels_match_the_cpu_twin() {
 /// `finish_grad`, with more parts than some words have blocks, and rows not a multiple of 16;
 /// block_dw1_16 refuses inputs that are not a multiple of 16.
 #[cfg(feature = "probes")]
-fn block_dw1_matches_the_cpu_twin() {
+fn block_dw1_probes_match_the_cpu_twin() {
     let mut ctx = GpuContext::new(
         None,
         Needs {
@@ -187,35 +197,20 @@ fn block_sets_are_packed_only_where_block_z1_may_run() {
 
 /// The probes (src/gpu/ops/sparse_probes.rs) exist only with `--features probes`.
 #[cfg(feature = "probes")]
-fn probe_tests() -> Vec<common::gpu::GpuTest> {
+pub fn probe_tests() -> Vec<GpuTest> {
     vec![
         (
-            "sparse_z1_kernels_match_the_cpu_twin",
-            sparse_z1_kernels_match_the_cpu_twin,
+            "sparse::sparse_z1_probes_match_the_cpu_twin",
+            sparse_z1_probes_match_the_cpu_twin,
         ),
         (
-            "block_dw1_matches_the_cpu_twin",
-            block_dw1_matches_the_cpu_twin,
+            "sparse::block_dw1_probes_match_the_cpu_twin",
+            block_dw1_probes_match_the_cpu_twin,
         ),
     ]
 }
 
 #[cfg(not(feature = "probes"))]
-fn probe_tests() -> Vec<common::gpu::GpuTest> {
+pub fn probe_tests() -> Vec<GpuTest> {
     Vec::new()
-}
-
-fn main() {
-    let mut gpu: Vec<common::gpu::GpuTest> = vec![(
-        "block_sets_are_packed_only_where_block_z1_may_run",
-        block_sets_are_packed_only_where_block_z1_may_run,
-    )];
-    gpu.extend(probe_tests());
-    common::gpu::main_with(
-        &gpu,
-        &[(
-            "block_lists_name_the_nonzero_words",
-            block_lists_name_the_nonzero_words,
-        )],
-    )
 }

@@ -2,11 +2,6 @@
 //! (src/telemetry.rs, driven by the CPU backend), full batch, mini-batches, a deep net and
 //! weight decay; and its read-back budget: nothing per epoch, a few bytes per layer and epoch
 //! when the trainer takes the rows (at save points), the device history read early when full.
-//!
-//! Without an adapter these tests are reported as ignored (failed when a GPU is required:
-//! `RPROP_LAB_REQUIRE_GPU=1`, set by .ci/run, or CI=true; see tests/common/gpu.rs).
-
-mod common;
 
 use rprop_lab::backend::{Backend, Batch, RunStart};
 use rprop_lab::cpu::CpuBackend;
@@ -16,8 +11,29 @@ use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, Variant};
 use rprop_lab::telemetry::LayerTelemetry;
 
+use crate::common::gpu::GpuTest;
+
+pub const TESTS: &[GpuTest] = &[
+    (
+        "telemetry::telemetry_matches_the_cpu_twin",
+        telemetry_matches_the_cpu_twin,
+    ),
+    (
+        "telemetry::telemetry_is_read_back_only_when_taken",
+        telemetry_is_read_back_only_when_taken,
+    ),
+    (
+        "telemetry::a_full_device_history_is_read_early_and_kept_in_order",
+        a_full_device_history_is_read_early_and_kept_in_order,
+    ),
+    (
+        "telemetry::train_writes_telemetry_like_a_cpu_run",
+        train_writes_telemetry_like_a_cpu_run,
+    ),
+];
+
 fn sets(n: usize, n_eval: usize) -> (Dataset, Dataset) {
-    let learn = data::load(&common::mnist_dir(), Part::Learn).unwrap();
+    let learn = data::load(&crate::common::mnist_dir(), Part::Learn).unwrap();
     data::split(&learn, n, n_eval).unwrap()
 }
 
@@ -66,7 +82,7 @@ fn assert_close(gpu: &[Vec<LayerTelemetry>], cpu: &[Vec<LayerTelemetry>], what: 
     }
 }
 
-fn gpu_telemetry_matches_cpu() {
+fn telemetry_matches_the_cpu_twin() {
     let (train, eval) = sets(1000, 200);
     let wd = Hyper {
         weight_decay: 0.01,
@@ -113,16 +129,12 @@ fn gpu_telemetry_matches_cpu() {
 
 fn telemetry_is_read_back_only_when_taken() {
     let (train, eval) = sets(300, 100);
-    let l = Layout::MNIST;
-    let mut g = GpuBackend::new(
-        &train,
-        &eval,
-        Params::init(l, 0),
+    let (p, v, h) = (
+        Params::init(Layout::MNIST, 0),
         Variant::RpropPlus,
         Hyper::default(),
-        &GpuOptions::default(),
-    )
-    .unwrap();
+    );
+    let mut g = GpuBackend::new(&train, &eval, p, v, h, &GpuOptions::default()).unwrap();
     let before = g.counters().bytes_read;
     for _ in 0..5 {
         g.train_step(Batch::Full).unwrap();
@@ -135,17 +147,22 @@ fn telemetry_is_read_back_only_when_taken() {
     // 7 words per layer and epoch, once.
     assert_eq!(g.counters().bytes_read - before, 5 * 32 + 5 * 2 * 7 * 4);
     assert!(g.take_telemetry().unwrap().is_empty());
-    // More epochs than the device history holds (256): it is read early, nothing is lost,
-    // and the rows stay in order (epoch 1 of a fresh start has no previous gradient).
-    let start = RunStart::fresh(Params::init(l, 0), Variant::RpropPlus, Hyper::default());
-    g.restart(start).unwrap();
-    let mut c = CpuBackend::new(
-        &train,
-        &eval,
-        Params::init(l, 0),
+}
+
+/// More epochs than the device history holds (256): it is read early, nothing is lost, and
+/// the rows stay in order (epoch 1 of a fresh start has no previous gradient).
+fn a_full_device_history_is_read_early_and_kept_in_order() {
+    let (train, eval) = sets(300, 100);
+    let (p, v, h) = (
+        Params::init(Layout::MNIST, 0),
         Variant::RpropPlus,
         Hyper::default(),
     );
+    let mut g = GpuBackend::new(&train, &eval, p.clone(), v, h, &GpuOptions::default()).unwrap();
+    // From a restart after an epoch, so the history and the sign test start over.
+    rows(&mut g, 1, 300);
+    g.restart(RunStart::fresh(p.clone(), v, h)).unwrap();
+    let mut c = CpuBackend::new(&train, &eval, p, v, h);
     let (gr, cr) = (rows(&mut g, 260, 300), rows(&mut c, 260, 300));
     assert_eq!(gr.len(), 260);
     assert_eq!(gr[0][0].sign_changes, 0.0);
@@ -156,11 +173,11 @@ fn telemetry_is_read_back_only_when_taken() {
 
 /// `train --backend gpu` writes every epoch's telemetry into metrics.json (taken at the
 /// save points), matching a CPU run of the same config.
-fn gpu_train_writes_telemetry_like_the_cpu() {
+fn train_writes_telemetry_like_a_cpu_run() {
     let d = tempfile::tempdir().unwrap();
     let train = |backend: &str| {
         let out = d.path().join(backend);
-        let o = common::run(&[
+        let o = crate::common::run(&[
             "train",
             "--optimizer",
             "rprop-plus",
@@ -183,7 +200,7 @@ fn gpu_train_writes_telemetry_like_the_cpu() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        common::ok(&o);
+        crate::common::ok(&o);
         rprop_lab::metrics::Metrics::load(&out.join("metrics.json")).unwrap()
     };
     let (g, c) = (train("gpu"), train("cpu"));
@@ -196,66 +213,4 @@ fn gpu_train_writes_telemetry_like_the_cpu() {
     };
     assert!(rows(&g).iter().all(|r| r.len() == 2), "{:?}", rows(&g));
     assert_close(&rows(&g), &rows(&c), "train --backend gpu vs cpu");
-}
-
-/// This binary run again with no adapter: its GPU tests are reported as ignored, or, when a
-/// GPU is required (as .ci/run requires), as failed with the reason.
-fn without_an_adapter_gpu_tests_are_ignored_or_fail_when_required() {
-    let run = |required: bool| {
-        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
-        c.args([
-            "--exact",
-            "gpu_telemetry_matches_cpu",
-            "--test-threads",
-            "1",
-        ])
-        .env("RPROP_LAB_TEST_NO_GPU", "1")
-        .env_remove("CI")
-        .env_remove("RPROP_LAB_REQUIRE_GPU");
-        if required {
-            c.env("RPROP_LAB_REQUIRE_GPU", "1");
-        }
-        let o = c.output().unwrap();
-        let text =
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-        (o.status.success(), text)
-    };
-    let (ok, text) = run(false);
-    assert!(ok, "{text}");
-    assert!(
-        text.contains("test gpu_telemetry_matches_cpu ... ignored"),
-        "{text}"
-    );
-    assert!(text.contains("1 ignored"), "{text}");
-    assert!(text.contains("notice: no GPU adapter found"), "{text}");
-    let (ok, text) = run(true);
-    assert!(!ok, "{text}");
-    assert!(
-        text.contains("test gpu_telemetry_matches_cpu ... FAILED"),
-        "{text}"
-    );
-    assert!(
-        text.contains("RPROP_LAB_REQUIRE_GPU or CI requires one"),
-        "{text}"
-    );
-}
-
-fn main() {
-    common::gpu::main_with(
-        &[
-            ("gpu_telemetry_matches_cpu", gpu_telemetry_matches_cpu),
-            (
-                "telemetry_is_read_back_only_when_taken",
-                telemetry_is_read_back_only_when_taken,
-            ),
-            (
-                "gpu_train_writes_telemetry_like_the_cpu",
-                gpu_train_writes_telemetry_like_the_cpu,
-            ),
-        ],
-        &[(
-            "without_an_adapter_gpu_tests_are_ignored_or_fail_when_required",
-            without_an_adapter_gpu_tests_are_ignored_or_fail_when_required,
-        )],
-    );
 }

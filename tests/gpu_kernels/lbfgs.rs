@@ -1,0 +1,75 @@
+//! L-BFGS on the GPU backend: the one algorithm of `optim::lbfgs::run` on device vectors
+//! (src/gpu/lbfgs.rs, shaders/lbfgs.wgsl). Its step lands within 1e-3 (relative L2) of
+//! torch's golden trace as the CPU's does and makes torch's closure calls. Its traffic (a few
+//! bytes per reduction) is printed; L-BFGS is exempt from the one-submission-per-epoch rule.
+//! (Its resume and `verify`: tests/gpu_runs.)
+
+use rprop_lab::backend::Backend;
+use rprop_lab::checkpoint;
+use rprop_lab::data::{self, Part};
+use rprop_lab::gpu::{GpuBackend, GpuOptions};
+use rprop_lab::optim::lbfgs::LineSearch;
+use rprop_lab::optim::Variant;
+
+use crate::common::gpu::GpuTest;
+
+pub const TESTS: &[GpuTest] = &[
+    ("lbfgs::one_step_matches_torch", one_step_matches_torch),
+    (
+        "lbfgs::strong_wolfe_one_step_matches_torch",
+        strong_wolfe_one_step_matches_torch,
+    ),
+];
+
+fn check_against_torch(stem: &str, line_search: LineSearch) {
+    let torch: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(crate::common::fixture(&format!("{stem}.json"))).unwrap(),
+    )
+    .unwrap();
+    let n_train = torch["train"].as_u64().unwrap() as usize;
+    let n_eval = torch["eval"].as_u64().unwrap() as usize;
+    let learn = data::load(&crate::common::mnist_dir(), Part::Learn).unwrap();
+    let (train, eval) = data::split(&learn, n_train, n_eval).unwrap();
+    let init = checkpoint::load(
+        &crate::common::fixture("torch_rprop-init.safetensors"),
+        784,
+        10,
+    )
+    .unwrap();
+    let v = Variant::Lbfgs;
+    let mut h = v.defaults();
+    h.line_search = line_search;
+    let mut g = GpuBackend::new(&train, &eval, init, v, h, &GpuOptions::default()).unwrap();
+    let t0 = std::time::Instant::now();
+    let s = g.epoch().unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let (reads, bytes) = g.lbfgs_traffic().unwrap();
+    let row = &torch["epochs"][0];
+    let theirs_loss = row["train_loss"].as_f64().unwrap();
+    let theirs = checkpoint::load(
+        &crate::common::fixture(&format!("{stem}.safetensors")),
+        784,
+        10,
+    )
+    .unwrap();
+    let rel = crate::common::rel_l2(&g.params().unwrap().data, &theirs.data);
+    eprintln!(
+        "{stem} on the GPU: {} evaluations (torch {}), first loss {} (torch {theirs_loss}); \
+         weights after one step: rel. L2 {rel:.3e}; {reads} read-backs, {bytes} bytes, {secs:.2} s",
+        s.grad_evals, row["grad_evals"], s.train.loss
+    );
+    assert_eq!(s.grad_evals as u64, row["grad_evals"].as_u64().unwrap());
+    assert!((s.train.loss as f64 - theirs_loss).abs() < 1e-5 * theirs_loss);
+    assert!((s.train.accuracy() - row["train_acc"].as_f64().unwrap()).abs() < 1e-6);
+    assert!(rel < 1e-3, "{stem}: weights {rel:e} (rel. L2) from torch's");
+    // 4 bytes per reduction and per evaluation, nothing else.
+    assert_eq!(bytes, 4 * reads);
+}
+
+fn one_step_matches_torch() {
+    check_against_torch("torch_lbfgs", LineSearch::None);
+}
+
+fn strong_wolfe_one_step_matches_torch() {
+    check_against_torch("torch_lbfgs-wolfe", LineSearch::StrongWolfe);
+}
