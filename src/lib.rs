@@ -15,6 +15,7 @@ pub mod limits;
 pub mod matmul;
 pub mod metrics;
 pub mod model;
+pub mod names;
 pub mod optim;
 pub mod pass_stats;
 pub mod plot;

@@ -1,9 +1,6 @@
 //! The compute pipelines (one per WGSL entry point), built once; the op recorders in
 //! [`super::ops`] turn them into recorded dispatches.
 
-use std::fmt;
-use std::str::FromStr;
-
 use anyhow::{ensure, Result};
 
 pub use super::ops::Stage;
@@ -65,23 +62,7 @@ impl Strategy {
     }
 }
 
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Strategy::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                format!("unknown matmul kernel {s:?} (expected tiled, register, texture or sparse)")
-            })
-    }
-}
+crate::names::named!(Strategy, &Strategy::ALL, "matmul kernel");
 
 /// Every pipeline a run uses. The matmul ones depend on the strategy.
 pub struct Kernels {

@@ -18,7 +18,7 @@
 //! WGSL twins: case 8/9 of shaders/optimizer.wgsl (the adaptation) and `grprop_pick`,
 //! `grprop_sum`, `grprop_move` of shaders/grprop.wgsl.
 
-use super::rprop::{adapt_step, descend, product_sign};
+use super::rprop::{adapt_step, descend, product_sign, RPROP_KEYS};
 use super::{decayed, Backtrack, GlobalPass, Hyper, OptimState, Rule, Spec, StepScalars, Traits};
 
 /// Terms summed in order by one GPU invocation, at every level of the tree.
@@ -115,21 +115,19 @@ const GRPROP_TRAITS: Traits = Traits {
     steps_start_at_lr: true,
 };
 
+/// Rprop's settings and `grprop_delta`, before `weight_decay` as `train --help` lists them.
+const GRPROP_KEYS: [&str; 7] = {
+    let k = RPROP_KEYS;
+    [k[0], k[1], k[2], k[3], k[4], "grprop_delta", k[5]]
+};
+
 pub const GRPROP_SLR: Spec = Spec {
     name: "grprop-slr",
     label: "GRprop (slr)",
     wgsl_case: 8,
     traits: GRPROP_TRAITS,
     slots: super::RPROP_SLOTS,
-    keys: &[
-        "learning_rate",
-        "eta_minus",
-        "eta_plus",
-        "step_min",
-        "step_max",
-        "grprop_delta",
-        "weight_decay",
-    ],
+    keys: &GRPROP_KEYS,
     defaults: |_| {},
     rule: Rule::Global(|p, g, st, h, _: &StepScalars| grprop(Pick::Slr, p, g, st, h)),
     global_pass: Some(GlobalPass::Grprop(Pick::Slr)),

@@ -16,7 +16,6 @@ pub mod sgd;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 
 pub use adam::adam;
 pub use quickprop::quickprop;
@@ -236,28 +235,7 @@ impl fmt::Debug for Variant {
     }
 }
 
-impl fmt::Display for Variant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Variant {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Variant::ALL
-            .iter()
-            .copied()
-            .find(|v| v.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
-                format!(
-                    "unknown optimizer {s:?} (expected one of {})",
-                    names.join(", ")
-                )
-            })
-    }
-}
+crate::names::named!(Variant, Variant::ALL, "optimizer");
 
 /// The optimizer state of one weight, and the weight itself. The three slots are named for
 /// Rprop; what each optimizer keeps in them is its registry entry's [`Spec::slots`].

@@ -114,6 +114,16 @@ const fn rprop_traits(backtracks: Backtrack) -> Traits {
     }
 }
 
+/// The settings every Rprop variant reads (GRprop adds its own to these).
+pub const RPROP_KEYS: [&str; 6] = [
+    "learning_rate",
+    "eta_minus",
+    "eta_plus",
+    "step_min",
+    "step_max",
+    "weight_decay",
+];
+
 /// A Rprop variant's entry: the settings the four read, the checkpoint's slot names, no
 /// defaults of their own, no GPU dispatch after their case; each names its rule and the
 /// report's accuracies over this.
@@ -124,14 +134,7 @@ const fn rprop(name: &'static str, label: &'static str, wgsl_case: u32, bt: Back
         wgsl_case,
         traits: rprop_traits(bt),
         slots: RPROP_SLOTS,
-        keys: &[
-            "learning_rate",
-            "eta_minus",
-            "eta_plus",
-            "step_min",
-            "step_max",
-            "weight_decay",
-        ],
+        keys: &RPROP_KEYS,
         defaults: |_| {},
         rule: Rule::MultiEval,
         global_pass: None,
