@@ -8,9 +8,8 @@
 //! * [`reduce`]: bias gradients, split-k sums and the pass metrics;
 //! * [`optimizer`]: the fused optimizer step;
 //! * [`grprop`]: GRprop's pick, sum and move after it;
-//! * [`telemetry`]: Rprop telemetry counts and the per-epoch history;
-//! * [`sparse`]: the first layer's Z1 and dW1 from the nonzero u8 pixels (measured
-//!   probes; `block_z1` also serves the backend);
+//! * [`telemetry_counts`]: Rprop telemetry counts and the per-epoch history;
+//! * `sparse_probes` (`--features probes` only): the measured sparse kernels that lost;
 //! * [`sparse_z1`]: the sparse strategy's Z1 of full passes (`block_z1`);
 //! * [`batch`]: gathering a mini-batch's rows by index on the device, and the per-step
 //!   cursor.
