@@ -325,13 +325,13 @@ impl Metrics {
                 ..head
             });
         }
-        json_reader(path, |r| serde_json::from_reader(r))
+        json_reader(path)
     }
 
     /// What `metrics.json` says of the run (optimizer, backend, best epoch, data folder,
     /// test score), its records skipped unread (`epochs` is empty).
     pub fn load_head(path: &Path) -> Result<Metrics> {
-        let head: Head = json_reader(path, |r| serde_json::from_reader(r))?;
+        let head: Head = json_reader(path)?;
         Ok(Metrics {
             optimizer: head.optimizer,
             backend: head.backend,
@@ -399,15 +399,12 @@ fn exists(path: &Path) -> bool {
     std::fs::metadata(path).is_ok()
 }
 
-/// Parses the metrics file at `path` (a regular file within [`MAX_METRICS`]) with `parse`,
+/// Parses the metrics file at `path` (a regular file within [`MAX_METRICS`]) as a `T`,
 /// streaming through [`ShortStrings`], so no string in it is held past 64 KiB.
-fn json_reader<T>(
-    path: &Path,
-    parse: impl FnOnce(&mut dyn Read) -> serde_json::Result<T>,
-) -> Result<T> {
+fn json_reader<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let (f, _) = open_capped(path, "metrics", MAX_METRICS)?;
-    let mut r = std::io::BufReader::with_capacity(1 << 16, ShortStrings::new(f.take(MAX_METRICS)));
-    parse(&mut r).map_err(|e| not_metrics(path, e))
+    let r = std::io::BufReader::with_capacity(1 << 16, ShortStrings::new(f.take(MAX_METRICS)));
+    serde_json::from_reader(r).map_err(|e| not_metrics(path, e))
 }
 
 /// Bytes of memory the records read so far by this process hold.

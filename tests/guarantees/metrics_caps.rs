@@ -228,3 +228,29 @@ fn records_of_many_files_are_held_within_the_memory_limit() {
         &["plot", "R/metrics.json", "--out", "one.png"],
     ));
 }
+
+// The string limit follows JSON's escapes: a 60 KiB name made of escaped quotes and
+// backslashes reads back whole; a key, or a value skipped unread, past 64 KiB is refused.
+#[test]
+fn the_string_limit_reads_escapes_and_counts_every_string() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("m.json");
+    let head = |name: &str, extra: &str| {
+        format!(
+            r#"{{"optimizer": "{name}", "backend": "cpu", "best_epoch": 0, {extra}"epochs": []}}"#
+        )
+    };
+    let name = r#"\"\\"#.repeat(15 << 10);
+    std::fs::write(&p, head(&name, "")).unwrap();
+    let m = Metrics::load(&p).unwrap();
+    assert_eq!(m.optimizer, "\"\\".repeat(15 << 10));
+    for extra in [
+        format!(r#""{}": 1, "#, "k".repeat(65 << 10)),
+        format!(r#""note": "{}", "#, "v".repeat(65 << 10)),
+        format!(r#""note": ["{}"], "#, "v".repeat(65 << 10)),
+    ] {
+        std::fs::write(&p, head("x", &extra)).unwrap();
+        let e = Metrics::load(&p).unwrap_err().to_string();
+        assert!(e.contains("holds a string longer than 65536 bytes"), "{e}");
+    }
+}
