@@ -345,6 +345,8 @@ pub fn save_state_tmp(
     tensors.extend(lbfgs.iter().map(|(k, v)| (k.as_str(), vec![v.len()], *v)));
     meta.extend(state.lbfgs.as_ref().map(|l| l.meta()).unwrap_or_default());
     meta.extend(extra.iter().cloned());
+    // What a resume checks the loaded state against (`run_folder`'s state checks).
+    meta.push(("state", state.fingerprint(names, epoch)));
     fsio::write_tmp(path, |w| serialize_to(w, &tensors, &meta))
 }
 

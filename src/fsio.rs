@@ -12,19 +12,29 @@ use anyhow::{bail, Context, Result};
 
 /// Size caps per kind of input file (a bigger file is refused before it is read).
 pub const MAX_CONFIG: u64 = 1 << 20;
-/// metrics.json of a run of up to 1,000,000 epochs is well below this.
-pub const MAX_METRICS: u64 = 256 << 20;
+/// Every metrics file (metrics.json, .jsonl, .csv): above what any run writes (a
+/// 1,000,000-epoch run of the deepest network, 5 layers of telemetry, writes about 1.5 GB
+/// of metrics.json), so a run's own files are always read. Readers stream them with
+/// bounded memory (see `metrics`), so the cap bounds the time a read takes, not memory.
+pub const MAX_METRICS: u64 = 2 << 30;
 /// A picture for `predict`.
 pub const MAX_IMAGE: u64 = 64 << 20;
 /// Weights of any network the memory estimate lets through, plus the header.
 pub const MAX_WEIGHTS: u64 = 1 << 30;
 
-/// Reads a whole regular file of at most `max` bytes. FIFOs, devices and folders are
-/// refused before they are opened (a FIFO would block, `/dev/zero` never ends), and the
-/// read stops at `max + 1` bytes even if the file grows meanwhile. `what` names the kind
-/// of file in errors ("config", "weights", ...).
-pub fn read_capped(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
-    let meta = fs::metadata(path).with_context(|| cannot_read(path, what))?;
+/// Opens a regular file of at most `max` bytes for reading; returns it with its size. It is
+/// opened without blocking (a FIFO opened for reading would wait for a writer forever) and
+/// checked on the open file, so a FIFO, device or folder is refused even if it replaced a
+/// regular file after a look at its name. `what` names the kind of file in errors
+/// ("config", "weights", ...).
+pub fn open_capped(path: &Path, what: &str, max: u64) -> Result<(fs::File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| cannot_read(path, what))?;
+    let meta = file.metadata().with_context(|| cannot_read(path, what))?;
     if !meta.is_file() {
         bail!(
             "{}: cannot read {what}: not a regular file{}",
@@ -39,14 +49,20 @@ pub fn read_capped(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
             meta.len()
         );
     }
-    let file = fs::File::open(path).with_context(|| cannot_read(path, what))?;
+    Ok((file, meta.len()))
+}
+
+/// Reads a whole regular file of at most `max` bytes (see [`open_capped`]: FIFOs, devices
+/// and folders are refused, a FIFO without blocking, `/dev/zero` before it is read); the
+/// read stops at `max + 1` bytes even if the file grows meanwhile.
+pub fn read_capped(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
+    let (file, len) = open_capped(path, what, max)?;
     let mut out = Vec::new();
     // A file the memory cannot hold is an error, not an abort.
-    out.try_reserve_exact(meta.len() as usize).map_err(|_| {
+    out.try_reserve_exact(len as usize).map_err(|_| {
         anyhow::anyhow!(
-            "{}: {what} file of {} bytes does not fit in memory",
-            path.display(),
-            meta.len()
+            "{}: {what} file of {len} bytes does not fit in memory",
+            path.display()
         )
     })?;
     file.take(max + 1)
@@ -138,28 +154,25 @@ pub fn clear_tmps(dir: &Path) {
     }
 }
 
-/// Test hook for fault injection: with `RPROP_LAB_FAULT_AT=N`, the process dies (as by
-/// SIGKILL: no cleanup, no destructors) at the Nth filesystem step it takes, counted from
-/// its start. Steps: creating and filling a temp, each rename, each append, each folder
-/// created, moved or removed. Unset, it costs one load.
-pub fn fault_point() {
-    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    static STEP: AtomicU64 = AtomicU64::new(0);
-    let at = *AT.get_or_init(|| {
-        std::env::var("RPROP_LAB_FAULT_AT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    });
-    if let Some(at) = at {
-        if STEP.fetch_add(1, Ordering::SeqCst) + 1 == at {
-            // SAFETY: ends the process at once, as a kill would.
-            unsafe { libc::_exit(FAULT_EXIT) };
-        }
-    }
+/// The function called at each filesystem step (see [`fault_point`]); none unless a
+/// program registers one ([`set_fault_hook`]).
+static FAULT_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Registers `hook`, called at every filesystem step the crash-safety tests stop at:
+/// creating and filling a temp, each rename, each append, each folder created, moved or
+/// removed. The shipped binary registers none, so nothing in its environment can stop
+/// it there; the tests' own build of the command line (examples/fault_inject.rs) registers
+/// one that dies, as by SIGKILL, at a chosen step. Returns false if a hook was already set.
+pub fn set_fault_hook(hook: fn()) -> bool {
+    FAULT_HOOK.set(hook).is_ok()
 }
 
-/// Exit status of a process stopped by [`fault_point`].
-pub const FAULT_EXIT: i32 = 86;
+/// A filesystem step: calls the registered hook, if any (unset, it costs one load).
+pub fn fault_point() {
+    if let Some(hook) = FAULT_HOOK.get() {
+        hook();
+    }
+}
 
 /// Writes `bytes` to `path` atomically: into a temp sibling first, flushed to disk, then
 /// renamed over `path`, so a crash leaves either the old file or the new one, never half

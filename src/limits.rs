@@ -28,6 +28,60 @@ pub fn memory_limit() -> u64 {
     ram.min(rlimit) / 4 * 3
 }
 
+/// Longest JSON string (or object key) a streamed JSON file may hold: the longest a run
+/// writes is a data folder's path (at most 4096 bytes).
+pub const MAX_JSON_STRING: usize = 64 << 10;
+
+/// A reader of JSON text that fails on a string longer than [`MAX_JSON_STRING`] bytes. A
+/// streaming parser holds each string (a key, a value, even one it skips) whole before it
+/// looks at it; behind this reader, that is at most 64 KiB, whatever the file holds (no
+/// other JSON token is held: numbers and whitespace are consumed as they come).
+pub struct ShortStrings<R> {
+    inner: R,
+    in_string: bool,
+    escaped: bool,
+    /// Bytes of the current string so far.
+    run: usize,
+}
+
+impl<R> ShortStrings<R> {
+    pub fn new(inner: R) -> ShortStrings<R> {
+        ShortStrings {
+            inner,
+            in_string: false,
+            escaped: false,
+            run: 0,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for ShortStrings<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        // Outside a string a quote opens one; inside, an unescaped quote closes it.
+        for &b in &buf[..n] {
+            if !self.in_string {
+                (self.in_string, self.run) = (b == b'"', 0);
+                continue;
+            }
+            self.run += 1;
+            if self.run > MAX_JSON_STRING {
+                return Err(std::io::Error::other(format!(
+                    "holds a string longer than {MAX_JSON_STRING} bytes"
+                )));
+            }
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Longest echo of a user's value in an error line.
 const MAX_ECHO: usize = 80;
 

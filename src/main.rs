@@ -1,56 +1,7 @@
-use std::process::ExitCode;
+//! The `rprop-lab` program: the library's command line ([`rprop_lab::cli::main`]). It
+//! registers no fault hook (`rprop_lab::fsio::set_fault_hook`), so no variable in a user's
+//! environment can stop it at a filesystem step.
 
-use clap::Parser;
-use rprop_lab::cli::{run, Cli};
-use rprop_lab::trainer::Interrupted;
-use rprop_lab::verify::VerifyFailed;
-
-fn main() -> ExitCode {
-    // Before any thread exists: it may set an environment variable (see its doc).
-    rprop_lab::gpu::quiet_headless_wsi();
-    // Signals are handled from here on: none ends the process mid-write.
-    rprop_lab::signals::install();
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
-            // Not a failure: the run stopped where asked, with everything saved.
-            eprintln!("{e}");
-            ExitCode::from(130)
-        }
-        Err(e) => {
-            eprintln!("error: {}", one_line(&e));
-            // A verify mismatch is a result (1), not a failure to run (2).
-            if e.downcast_ref::<VerifyFailed>().is_some() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::from(2)
-            }
-        }
-    }
-}
-
-/// The whole context chain on one line, outermost first. A cause whose text the line
-/// already ends with (an error that prints its source itself) is not repeated, and
-/// each part is cut to a bounded length, so a 50 MB value never reaches the terminal.
-fn one_line(e: &anyhow::Error) -> String {
-    const MAX_PART: usize = 400;
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        // Long paths (up to 4096 bytes) are shown by their start and end.
-        let text = rprop_lab::limits::shorten_words(&text.replace(['\n', '\r'], " "));
-        let text = match text.char_indices().nth(MAX_PART) {
-            Some((i, _)) => format!("{}...", &text[..i]),
-            None => text,
-        };
-        if line.ends_with(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+fn main() -> std::process::ExitCode {
+    rprop_lab::cli::main()
 }

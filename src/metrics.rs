@@ -6,11 +6,14 @@
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::fsio::write_atomic;
+use crate::fsio::{open_capped, write_atomic, MAX_METRICS};
+use crate::limits::ShortStrings;
 use crate::telemetry::LayerTelemetry;
 
 /// The run's header and every record, written at save points and at the end.
@@ -23,6 +26,8 @@ pub const CSV: &str = "metrics.csv";
 const MAX_LINE: u64 = 1 << 20;
 /// Most records a run has (config.json's epoch limit).
 const MAX_RECORDS: usize = 1_000_000;
+/// Most layers of telemetry a record has (the deepest network's).
+const MAX_LAYERS: usize = crate::model::MAX_HIDDEN + 1;
 
 /// The CSV columns of each layer's telemetry (prefixed `l1_`, `l2_`, ...).
 pub const TELEMETRY_COLUMNS: [&str; 5] = [
@@ -49,7 +54,11 @@ pub struct EpochRecord {
     pub grad_evals: u64,
     /// Rprop telemetry, one entry per layer (input layer first); empty for other optimizers.
     /// A GPU reads it back only at save points, so it fills in there.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "layers_of_telemetry"
+    )]
     pub telemetry: Vec<LayerTelemetry>,
 }
 
@@ -78,6 +87,7 @@ pub struct Metrics {
     /// The data folder the run read (for `--resume`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<std::path::PathBuf>,
+    #[serde(deserialize_with = "records")]
     pub epochs: Vec<EpochRecord>,
     /// The best weights' test score (absent with `--no-test` or before the run ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,8 +216,7 @@ pub fn append_records(dir: &Path, records: &[EpochRecord], sync: bool) -> Result
 
 /// The telemetry layers of an existing CSV's header.
 fn csv_layers(path: &Path) -> Result<usize> {
-    let f =
-        std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let (f, _) = open_capped(path, "metrics", MAX_METRICS)?;
     let mut head = String::new();
     std::io::BufReader::new(f)
         .take(MAX_LINE)
@@ -221,9 +230,8 @@ fn csv_layers(path: &Path) -> Result<usize> {
 /// short by a crash) is not a record yet and is skipped; any other bad line is an error
 /// naming the file and line.
 pub fn read_jsonl(path: &Path) -> Result<Vec<EpochRecord>> {
-    let f =
-        std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let mut r = std::io::BufReader::new(f);
+    let (f, _) = open_capped(path, "metrics", MAX_METRICS)?;
+    let mut r = std::io::BufReader::new(f.take(MAX_METRICS));
     let mut out = Vec::new();
     let mut line = Vec::new();
     for n in 1.. {
@@ -251,6 +259,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<EpochRecord>> {
                 crate::limits::cut(&e.to_string())
             )
         })?;
+        take_memory(&rec).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         out.push(rec);
     }
     Ok(out)
@@ -301,28 +310,36 @@ impl Metrics {
 
     /// Reads a `metrics.json`; its records from the [`JSONL`] beside it where there is
     /// one (a run of this version), else from the file itself. Errors name the file.
+    /// Every file is read streaming from a regular file within [`MAX_METRICS`], so memory
+    /// holds the records only (see [`take_memory`]).
     pub fn load(path: &Path) -> Result<Metrics> {
         if path.file_name().is_some_and(|n| n == JSONL) {
             // The records file alone lacks the run's header.
             return Metrics::load(&path.with_file_name(JSON));
         }
         let jsonl = path.with_file_name(JSONL);
-        if path.file_name().is_some_and(|n| n == JSON) && jsonl.is_file() {
-            let f = std::fs::File::open(path)
-                .with_context(|| format!("{}: cannot read metrics", path.display()))?;
-            let head: Head = serde_json::from_reader(std::io::BufReader::new(f))
-                .map_err(|e| not_metrics(path, e))?;
+        if path.file_name().is_some_and(|n| n == JSON) && exists(&jsonl) {
+            let head = Metrics::load_head(path)?;
             return Ok(Metrics {
-                optimizer: head.optimizer,
-                backend: head.backend,
-                best_epoch: head.best_epoch,
-                data_dir: head.data_dir,
                 epochs: read_jsonl(&jsonl)?,
-                test: head.test,
+                ..head
             });
         }
-        let text = crate::fsio::read_text(path, "metrics", crate::fsio::MAX_METRICS)?;
-        serde_json::from_str(&text).map_err(|e| not_metrics(path, e))
+        json_reader(path)
+    }
+
+    /// What `metrics.json` says of the run (optimizer, backend, best epoch, data folder,
+    /// test score), its records skipped unread (`epochs` is empty).
+    pub fn load_head(path: &Path) -> Result<Metrics> {
+        let head: Head = json_reader(path)?;
+        Ok(Metrics {
+            optimizer: head.optimizer,
+            backend: head.backend,
+            best_epoch: head.best_epoch,
+            data_dir: head.data_dir,
+            epochs: Vec::new(),
+            test: head.test,
+        })
     }
 
     /// Refuses records no run writes, before they are drawn: accuracies outside 0..=1,
@@ -375,4 +392,94 @@ fn not_metrics(path: &Path, e: serde_json::Error) -> anyhow::Error {
         path.display(),
         crate::limits::cut(&e.to_string())
     )
+}
+
+/// Whether something is at `path` (a link to nothing is not).
+fn exists(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok()
+}
+
+/// Parses the metrics file at `path` (a regular file within [`MAX_METRICS`]) as a `T`,
+/// streaming through [`ShortStrings`], so no string in it is held past 64 KiB.
+fn json_reader<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let (f, _) = open_capped(path, "metrics", MAX_METRICS)?;
+    let r = std::io::BufReader::with_capacity(1 << 16, ShortStrings::new(f.take(MAX_METRICS)));
+    serde_json::from_reader(r).map_err(|e| not_metrics(path, e))
+}
+
+/// Bytes of memory the records read so far by this process hold.
+static RECORD_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `rec` against the memory the records a process reads may take (half its memory
+/// limit, [`crate::limits::memory_limit`]), so a command reading many long runs (`plot a b
+/// c ...`) is refused with a line, not killed by the allocator.
+fn take_memory(rec: &EpochRecord) -> std::result::Result<(), String> {
+    static LIMIT: OnceLock<u64> = OnceLock::new();
+    let limit = *LIMIT.get_or_init(|| crate::limits::memory_limit() / 2);
+    let bytes = (std::mem::size_of::<EpochRecord>()
+        + rec.telemetry.len() * std::mem::size_of::<LayerTelemetry>()) as u64;
+    let total = RECORD_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    if total > limit {
+        return Err(format!(
+            "the epoch records read so far need more than {limit} bytes of memory, more than this process may use (RAM or ulimit -v)"
+        ));
+    }
+    Ok(())
+}
+
+/// Deserializes a list of at most `max` items (`what` names them), each counted by `count`.
+fn bounded<'de, D, T>(
+    d: D,
+    max: usize,
+    what: &'static str,
+    count: fn(&T) -> std::result::Result<(), String>,
+) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Seq<T> {
+        max: usize,
+        what: &'static str,
+        count: fn(&T) -> std::result::Result<(), String>,
+    }
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Seq<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {} {}", self.max, self.what)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Vec<T>, A::Error> {
+            use serde::de::Error;
+            let mut out = Vec::new();
+            while let Some(x) = seq.next_element()? {
+                if out.len() == self.max {
+                    return Err(A::Error::custom(format!(
+                        "more than {} {}",
+                        self.max, self.what
+                    )));
+                }
+                (self.count)(&x).map_err(A::Error::custom)?;
+                out.push(x);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Seq { max, what, count })
+}
+
+/// A record's telemetry: at most one entry per layer of the deepest network.
+fn layers_of_telemetry<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<LayerTelemetry>, D::Error> {
+    bounded(d, MAX_LAYERS, "layers of telemetry", |_| Ok(()))
+}
+
+/// metrics.json's records: at most [`MAX_RECORDS`], within the memory records may take.
+fn records<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<EpochRecord>, D::Error> {
+    bounded(d, MAX_RECORDS, "epoch records", take_memory)
 }

@@ -4,6 +4,7 @@
 mod compare;
 mod data_dir;
 mod digits;
+mod entry;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ pub use data_dir::{
     bundled_candidates, find_config, find_configs, DataArgs, TestDataArgs, TrainDataArgs,
     DEFAULT_DATA_DIR,
 };
+pub use entry::main;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -179,7 +179,7 @@ fn plan_resume(args: &TrainArgs, dir: &Path) -> Result<Plan> {
             dir.display()
         );
     }
-    let run = crate::metrics::Metrics::load(&dir.join("metrics.json"))?;
+    let run = crate::metrics::Metrics::load_head(&dir.join("metrics.json"))?;
     // config.json records the backend (see `settled`); older runs only in metrics.json.
     let backend = args.backend.or_else(|| {
         cfg.run.backend.is_none().then(|| {
@@ -411,9 +411,10 @@ fn test_data_dir(args: &TestArgs) -> Result<(PathBuf, &'static str)> {
         .weights
         .parent()
         .map(|p| p.join("metrics.json"))
-        .filter(|p| p.is_file());
+        // A FIFO or folder there is refused by the reader, not passed over.
+        .filter(|p| std::fs::metadata(p).is_ok());
     if let Some(path) = metrics {
-        if let Some(d) = Metrics::load(&path)?.data_dir {
+        if let Some(d) = Metrics::load_head(&path)?.data_dir {
             return Ok((d, "the run's own data, from its metrics.json"));
         }
     }

@@ -3,8 +3,10 @@
 //! shaders/optimizer.wgsl), listed once in [`registry`]. Settings are in [`settings`].
 
 pub mod adam;
+mod fingerprint;
 pub mod grprop;
 pub mod lbfgs;
+mod lbfgs_check;
 pub mod lbfgs_ops;
 pub mod lbfgs_wolfe;
 pub mod quickprop;

@@ -17,6 +17,7 @@ use crate::optim::OptimState;
 
 pub mod resume;
 mod save;
+mod state_check;
 pub use resume::Start;
 pub use save::{data_fingerprint, Folder};
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::{check_state, config_changes, LAST, STATE};
+use super::{check_state, config_changes, state_check, LAST, STATE};
 use crate::checkpoint;
 use crate::config::{Config, RunSettings};
 use crate::metrics::{EpochRecord, Metrics};
@@ -59,6 +59,9 @@ impl Start {
                 metrics.epochs.len()
             );
         }
+        // The records shape the resumed run (its best epoch): `plot`'s checks, and more.
+        metrics.check_plausible(&shown)?;
+        state_check::check_records(dir, &shown, &metrics.epochs, epoch)?;
         // Epochs after the saved state (a crash before the save committed) are run again.
         let epochs = metrics.epochs.drain(..epoch).collect();
         Ok((Start { epoch, epochs }, state, metrics))
@@ -103,6 +106,9 @@ pub fn start(
         None => pair_of_files(dir, cfg, &smeta, &start, layout)?,
     };
     check_steps(&state_path, cfg, &state, start.epoch)?;
+    let at = || format!("{}", state_path.display());
+    state_check::check_lbfgs(cfg, &state, layout.total(), start.epoch).with_context(at)?;
+    state_check::check_fingerprint(&state, &smeta, start.epoch).with_context(at)?;
     Ok((params, state, start))
 }
 

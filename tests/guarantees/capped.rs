@@ -15,7 +15,65 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The binary with `args`, run in `cwd` under [`MEMORY_CAP`] (RLIMIT_AS).
 pub fn command<S: AsRef<str>>(cwd: &Path, args: &[S]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rprop-lab"));
+    command_of(
+        Path::new(env!("CARGO_BIN_EXE_rprop-lab")),
+        cwd,
+        args,
+        MEMORY_CAP,
+    )
+}
+
+/// The tests' build of the command line with fault injection (examples/fault_inject.rs)
+/// with `args`, capped like [`command`], dying (exit 86, as by SIGKILL) at its `step`th
+/// filesystem step. The shipped binary has no such hook.
+pub fn fault_command<S: AsRef<str>>(cwd: &Path, args: &[S], step: usize) -> Command {
+    let mut c = command_of(fault_binary(), cwd, args, MEMORY_CAP);
+    c.env("RPROP_LAB_FAULT_AT", step.to_string());
+    c
+}
+
+/// The fault-injecting build of the command line: `cargo test` builds it with the other
+/// examples; when this binary runs alone it is built here, once, by the cargo that built
+/// the tests, with the same profile (a no-op when it is up to date).
+pub fn fault_binary() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/PROFILE/deps/guarantees-HASH: the profile's folder names the profile.
+        let exe = std::env::current_exe().unwrap();
+        let profile = exe.ancestors().nth(2).and_then(|p| p.file_name()).unwrap();
+        let profile = match profile.to_str().unwrap() {
+            "debug" => "dev",
+            p => p,
+        };
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let out = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--offline",
+                "--message-format=json-render-diagnostics",
+            ])
+            .args(["--example", "fault_inject", "--profile", profile])
+            .args(["--manifest-path", manifest])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "building examples/fault_inject.rs: {err}"
+        );
+        let exe = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"]["name"] == "fault_inject")
+            .find_map(|v| v["executable"].as_str().map(PathBuf::from));
+        exe.unwrap_or_else(|| panic!("cargo built no fault_inject example: {err}"))
+    })
+}
+
+/// `bin` with `args`, run in `cwd` under an address-space cap of `cap` bytes.
+pub fn command_of<S: AsRef<str>>(bin: &Path, cwd: &Path, args: &[S], cap: u64) -> Command {
+    let mut c = Command::new(bin);
     c.current_dir(cwd)
         .args(args.iter().map(|a| a.as_ref()))
         .stdin(Stdio::null())
@@ -23,10 +81,10 @@ pub fn command<S: AsRef<str>>(cwd: &Path, args: &[S]) -> Command {
         .stderr(Stdio::piped());
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
-        c.pre_exec(|| {
+        c.pre_exec(move || {
             let lim = libc::rlimit {
-                rlim_cur: MEMORY_CAP,
-                rlim_max: MEMORY_CAP,
+                rlim_cur: cap,
+                rlim_max: cap,
             };
             if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -169,13 +227,15 @@ pub fn temps(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `train --resume DIR --epochs N` on the CPU, with `fault` as RPROP_LAB_FAULT_AT.
+/// `train --resume DIR --epochs N` on the CPU; with `fault`, by the fault-injecting build
+/// stopped at that step (see [`fault_command`]).
 pub fn resume(cwd: &Path, dir: &str, epochs: u32, fault: Option<usize>) -> std::process::Output {
     let n = epochs.to_string();
-    let mut c = command(cwd, &["train", "--resume", dir, "--epochs", &n, "-q"]);
-    if let Some(f) = fault {
-        c.env("RPROP_LAB_FAULT_AT", f.to_string());
-    }
+    let args = ["train", "--resume", dir, "--epochs", &n, "-q"];
+    let mut c = match fault {
+        Some(f) => fault_command(cwd, &args, f),
+        None => command(cwd, &args),
+    };
     wait(c.spawn().unwrap(), "resume")
 }
 

@@ -6,12 +6,16 @@
 mod common;
 
 mod capped;
+mod fault_hook;
 mod force;
 mod input_files;
 mod input_values;
+mod lbfgs_state;
 mod memory;
 mod metrics;
+mod metrics_caps;
 mod resume;
+mod resume_records;
 mod run_folder;
 mod saves;
 mod signals;

@@ -180,8 +180,7 @@ fn a_force_run_stopped_at_any_filesystem_step_leaves_a_resumable_run() {
         copy_run(&d.path().join("base"), &d.path().join(&name));
         let mut args = force.clone();
         args.insert(5, name.clone());
-        let mut c = capped::command(d.path(), &args);
-        c.env("RPROP_LAB_FAULT_AT", n.to_string());
+        let mut c = capped::fault_command(d.path(), &args, n);
         let o = capped::wait(c.spawn().unwrap(), "force");
         if o.status.success() {
             break;
