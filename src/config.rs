@@ -405,12 +405,13 @@ impl Config {
     /// checks the ends of a key's range with it; the checks across keys
     /// ([`Config::validate`]) wait for a whole trial's settings.
     pub fn check_key(&self, key: &str) -> Result<()> {
+        let named = |e: String| anyhow!(e).context(format!("key `{key}`"));
         if let Some(k) = RUN_KEYS.iter().find(|k| k.key == key) {
-            (k.check)(self).map_err(|e| anyhow!("key `{key}`: {e}"))?;
+            (k.check)(self).map_err(named)?;
         }
         if let Some(s) = setting(key) {
             if let Some(e) = s.check.error((s.get_f64)(&self.hyper), &self.hyper) {
-                bail!("key `{key}`: {e}");
+                return Err(named(e));
             }
         }
         Ok(())

@@ -61,7 +61,8 @@ pub struct SweepRunArgs {
     /// trial's weight init uses its config's `seed` key.
     #[arg(long = "seed", id = "sampling_seed", value_name = "N")]
     pub seed: Option<u64>,
-    /// The sweep's folder: sweep.json, trial-NNN/ run folders, results and charts.
+    /// The sweep's folder: sweep.json, trial-NNN/ run folders, results and charts
+    /// [default: runs/sweep].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Continue the sweep in DIR: resume every trial stopped part-way (exactly), run the
@@ -165,6 +166,26 @@ fn find_space(path: &Path) -> PathBuf {
 /// A new sweep: every check (space, options, every trial's config, data, the folder)
 /// before anything is written; then the plan, the trials and the report.
 fn start(a: &SweepRunArgs) -> Result<()> {
+    let (out, record, inputs, _lock) = plan_new(a)?;
+    if !a.quiet {
+        eprintln!(
+            "sweep: {} trials of {} ({} search, seed {}) -> {}",
+            record.trials.len(),
+            record.space.path.display(),
+            record.search,
+            record.seed,
+            out.display()
+        );
+    }
+    match a.executor {
+        Executor::Local => execute(a, &out, &record, &inputs),
+    }
+}
+
+/// Checks a new sweep and writes its plan (sweep.json and every trial's config.json)
+/// into its folder, whose lock it returns held, with the data loaded: what any executor
+/// starts from.
+fn plan_new(a: &SweepRunArgs) -> Result<(PathBuf, SweepRecord, Inputs, run_folder::RunLock)> {
     let given = a.space.as_ref().ok_or_else(|| {
         anyhow!("--space FILE is required (see sweeps/), or --resume OUT to continue a sweep")
     })?;
@@ -187,28 +208,18 @@ fn start(a: &SweepRunArgs) -> Result<()> {
     let data_dir = std::path::absolute(a.data.dir()?)?;
     let inputs = Inputs::load(&data_dir, &configs)?;
     // Every check has passed: only now is a folder created.
-    let _lock = run_folder::lock_creating(&real)?;
+    let lock = run_folder::lock_creating(&real)?;
     check_out(&real, a.force)?;
-    let metric = a.metric.unwrap_or(MetricArg::EvalAcc);
-    let metric = crate::sweep::report::Metric::from(metric).name();
+    let metric = crate::sweep::report::Metric::from(a.metric.unwrap_or(MetricArg::EvalAcc));
     let options = TrainOptions {
         data_dir,
         overrides,
         save_every: a.save_every,
     };
     let test_top = a.test_top.unwrap_or(1) as usize;
-    let record = SweepRecord::new(&space, seed, (metric, test_top), options, &configs);
+    let record = SweepRecord::new(&space, seed, (metric.name(), test_top), options, &configs);
     write_plan(&real, &record)?;
-    if !a.quiet {
-        eprintln!(
-            "sweep: {} trials of {} ({} search, seed {seed}) -> {}",
-            record.trials.len(),
-            space.path.display(),
-            space.search.name(),
-            out.display()
-        );
-    }
-    execute(a, &real, &record, &inputs)
+    Ok((real, record, inputs, lock))
 }
 
 /// `--resume OUT`: the sweep's own settings, its space unchanged; runs what has not ended.
@@ -244,7 +255,13 @@ fn resume(a: &SweepRunArgs, dir: &Path) -> Result<()> {
     let inputs = Inputs::load(&record.options.data_dir, &configs)?;
     clear_stale(&real);
     record.write_trial_configs(&real)?;
-    execute(a, &real, &record, &inputs)
+    if !a.quiet {
+        let states = status::all(&real, &record)?;
+        eprintln!("sweep {}: {}", dir.display(), status::line(&states));
+    }
+    match a.executor {
+        Executor::Local => execute(a, &real, &record, &inputs),
+    }
 }
 
 /// Refuses an output folder that holds another sweep (without `--force`; with it, one

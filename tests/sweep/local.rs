@@ -91,6 +91,27 @@ fn force_keeps_other_files(d: &std::path::Path, data: &std::path::Path, s: &str)
     std::fs::write(d.join("sw/notes.txt"), "mine").unwrap();
     let args = ["--space", s, "--out", "sw", "--seed", "4"];
     refused(&sweep(d, &args, &tiny(data, 2)), "already holds a sweep");
+    // A bad space with --force: refused before the old sweep is touched.
+    let before = crate::capped::snapshot(&d.join("sw"));
+    let bad = space(
+        d,
+        "bad.json",
+        r#"{"search": "grid", "keys": {"eta_plus": {"uniform": [0.5, 2]}}}"#,
+    );
+    let bad_args = [
+        "--space",
+        bad.to_str().unwrap(),
+        "--out",
+        "sw",
+        "--force",
+        "--optimizer",
+        "rprop-minus",
+    ];
+    refused(&sweep(d, &bad_args, &tiny(data, 2)), "key `eta_plus`");
+    assert!(
+        before == crate::capped::snapshot(&d.join("sw")),
+        "the old sweep changed"
+    );
     let more = [tiny(data, 2), vec!["--force".into(), "-q".into()]].concat();
     ok(&sweep(d, &args, &more));
     assert_eq!(

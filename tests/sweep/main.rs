@@ -17,6 +17,14 @@ mod threads;
 
 use std::path::{Path, PathBuf};
 
+// clap's own checks of the command line (conflicting names, the sweep's subcommands beside
+// its options), which a release build does not run by itself.
+#[test]
+fn the_command_line_is_well_formed() {
+    use clap::CommandFactory;
+    rprop_lab::cli::Cli::command().debug_assert();
+}
+
 /// The options of every tiny sweep: 200 train and 100 eval images of the dataset in
 /// `data`, `epochs` epochs, the CPU backend.
 pub fn tiny(data: &Path, epochs: u32) -> Vec<String> {
