@@ -209,6 +209,7 @@ fn plan_new(a: &SweepRunArgs) -> Result<(PathBuf, SweepRecord, Inputs, run_folde
     let inputs = Inputs::load(&data_dir, &configs)?;
     // Every check has passed: only now is a folder created.
     let lock = run_folder::lock_creating(&real)?;
+    clear_stale(&real);
     check_out(&real, a.force)?;
     let metric = crate::sweep::report::Metric::from(a.metric.unwrap_or(MetricArg::EvalAcc));
     let options = TrainOptions {
@@ -314,7 +315,6 @@ fn check_out(out: &Path, force: bool) -> Result<()> {
 /// (`--force`) the new plan is built beside it and takes its place in one exchange; the
 /// folder's other files stay, the old sweep's go.
 fn write_plan(out: &Path, record: &SweepRecord) -> Result<()> {
-    clear_stale(out);
     if !out.join(SWEEP_JSON).exists() {
         std::fs::create_dir_all(out)
             .with_context(|| format!("{}: cannot create folder", out.display()))?;
@@ -343,8 +343,14 @@ fn write_plan(out: &Path, record: &SweepRecord) -> Result<()> {
 /// Suffix of the folder a `--force` sweep's plan is built in.
 const NEW_SWEEP: &str = ".new-sweep";
 
-/// Removes what a `--force` killed part-way left beside `out` (under the sweep's lock).
+/// Puts back, or removes, what a `--force` killed part-way left beside `out` (under the
+/// sweep's lock): the folder moved aside by a two-rename exchange (file systems without an
+/// atomic one), the new plan's folder.
 fn clear_stale(out: &Path) {
+    let aside = crate::fsio::sibling(out, ".swap");
+    if !out.exists() && aside.is_dir() {
+        let _ = std::fs::rename(&aside, out);
+    }
     let stale = crate::fsio::sibling(out, NEW_SWEEP);
     if stale.is_dir() {
         let _ = std::fs::remove_dir_all(&stale);

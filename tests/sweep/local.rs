@@ -73,6 +73,20 @@ fn six_tiny_trials_end_to_end() {
     ok(&sweep(d.path(), &["report", "sw", "--test-top", "3"], &[]));
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
     assert_eq!(tested(&csv), 3, "{csv}");
+    // Ranked by eval loss: the first row has the lowest of the done trials.
+    ok(&sweep(
+        d.path(),
+        &["report", "sw", "--metric", "eval-loss"],
+        &[],
+    ));
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let losses: Vec<f64> = (csv.lines().skip(1))
+        .filter_map(|l| l.split(',').nth(7).and_then(|x| x.parse().ok()))
+        .collect();
+    assert_eq!(losses.len(), 4, "{csv}");
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert!(md.contains("Ranked by eval loss"), "{md}");
     let st = ok(&sweep(d.path(), &["status", "sw"], &[]));
     assert!(
         st.contains("done 4, running 0, pending 0, failed 2 (of 6)"),
