@@ -400,6 +400,23 @@ impl Config {
         self.check_settings_read()
     }
 
+    /// The checks of `key` alone: its type was checked when it was set; this is its own
+    /// range (a run key's, or a setting's rule), with the other keys as they are. A sweep
+    /// checks the ends of a key's range with it; the checks across keys
+    /// ([`Config::validate`]) wait for a whole trial's settings.
+    pub fn check_key(&self, key: &str) -> Result<()> {
+        let named = |e: String| anyhow!(e).context(format!("key `{key}`"));
+        if let Some(k) = RUN_KEYS.iter().find(|k| k.key == key) {
+            (k.check)(self).map_err(named)?;
+        }
+        if let Some(s) = setting(key) {
+            if let Some(e) = s.check.error((s.get_f64)(&self.hyper), &self.hyper) {
+                return Err(named(e));
+            }
+        }
+        Ok(())
+    }
+
     /// The checks across the set and batch sizes.
     fn check_sets(&self) -> Result<()> {
         let (train, eval) = (self.train_set_size, self.eval_set_size);

@@ -23,6 +23,7 @@ pub mod rng;
 pub mod run_folder;
 pub mod signals;
 pub mod stats;
+pub mod sweep;
 pub mod telemetry;
 pub mod trainer;
 pub mod verify;

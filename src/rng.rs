@@ -26,6 +26,24 @@ impl Rng {
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
         lo + (hi - lo) * self.unit()
     }
+
+    /// Uniform in [0, 1) with 53 random bits (every value exactly representable in f64).
+    pub fn unit_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in `0..n` (`n` > 0), without modulo bias: draws past the largest multiple
+    /// of `n` that 128 bits hold are drawn again.
+    pub fn below(&mut self, n: u128) -> u128 {
+        assert!(n > 0, "below(0)");
+        let zone = u128::MAX - (u128::MAX % n + 1) % n;
+        loop {
+            let x = (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64());
+            if x <= zone {
+                return x % n;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -38,6 +56,18 @@ mod tests {
         let mut r = Rng::new(0);
         assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn below_stays_below_and_reaches_every_value() {
+        let mut r = Rng::new(7);
+        let mut seen = [0u32; 5];
+        for _ in 0..1000 {
+            seen[r.below(5) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 150), "{seen:?}");
+        assert!(r.below(u128::MAX) < u128::MAX);
+        assert_eq!(r.below(1), 0);
     }
 
     #[test]

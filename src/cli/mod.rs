@@ -1,10 +1,13 @@
 //! The command line: its arguments (here) and one module per group of subcommands:
-//! `train` (train, test), `compare` (compare, plot), `digits` (predict, samples).
+//! `train` (train, test), `compare` (compare, plot), `digits` (predict, samples), `sweep`
+//! (with `sweep_tools`: run-trial, status, report).
 
 mod compare;
 mod data_dir;
 mod digits;
 mod entry;
+mod sweep;
+mod sweep_tools;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +55,12 @@ pub enum Command {
     Samples(SamplesArgs),
     /// Run K training steps on both backends and compare every tensor (exit 1 on failure).
     Verify(Box<VerifyArgs>),
+    /// Hyper-parameter search: train one run per trial of a space file (sweeps/), rank the
+    /// trials by eval accuracy, score only the best on the test set, draw the charts.
+    #[command(
+        long_about = "Hyper-parameter search over a space file (see sweeps/ and docs/sweep.md): draws each trial's settings from --seed, writes OUT/sweep.json and one run folder per trial (OUT/trial-NNN/, each an ordinary run: `train --config OUT/trial-NNN/config.json` reruns it), trains them --jobs at a time, ranks them by eval accuracy (--metric eval-loss), scores only the best (--test-top K) on the test set, and writes results.md/.csv, sensitivity.png and best_so_far.png.\n\nAny train option (--epochs 10, --train-set-size 2000, --backend cpu, --data-dir DIR, ...) applies to every trial, except for a key the space varies. Ctrl-C stops every trial at the end of its epoch, saved; `sweep --resume OUT` finishes them exactly and runs the rest."
+    )]
+    Sweep(Box<sweep::SweepArgs>),
     /// List the GPU adapters wgpu finds (name, backend, device type, key limits).
     Devices,
 }
@@ -129,38 +138,54 @@ fn run_key_help(k: &RunKey) -> String {
     format!("{help} [default: {shown}]")
 }
 
+/// Adds one option per config key (but those in `skip`) to `cmd`.
+fn override_args(cmd: clap::Command, skip: &[&str]) -> clap::Command {
+    let mut cmd = cmd.next_help_heading("Config overrides (any key of the config file)");
+    let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+    let run = RUN_KEYS.iter().map(|k| {
+        let help = match k.key {
+            "optimizer" => names.join(", "),
+            _ => run_key_help(k),
+        };
+        (k.key, k.value, help)
+    });
+    let settings = SETTINGS.iter().map(|s| {
+        let value = if matches!((s.get)(&Hyper::BASE), serde_json::Value::Bool(_)) {
+            "BOOL"
+        } else {
+            "X"
+        };
+        (s.key, value, setting_help(s))
+    });
+    for (key, value, help) in run.chain(settings).filter(|(k, _, _)| !skip.contains(k)) {
+        // clap keeps option names for the life of the program; built once per run.
+        let long: &'static str = Box::leak(key.replace('_', "-").into_boxed_str());
+        cmd = cmd.arg(
+            clap::Arg::new(key)
+                .long(long)
+                .value_name(value)
+                .help(help)
+                .allow_hyphen_values(true)
+                .action(clap::ArgAction::Set),
+        );
+    }
+    cmd
+}
+
+/// The config keys given on the command line, in [`KEYS`] order (a key with no option of
+/// its own, see [`override_args`], reads as not given).
+fn given_overrides(m: &clap::ArgMatches) -> Vec<(&'static str, String)> {
+    KEYS.iter()
+        .filter_map(|&k| {
+            let v = m.try_get_one::<String>(k).ok().flatten();
+            v.map(|v| (k, v.clone()))
+        })
+        .collect()
+}
+
 impl clap::Args for Overrides {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        let mut cmd = cmd.next_help_heading("Config overrides (any key of the config file)");
-        let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
-        let run = RUN_KEYS.iter().map(|k| {
-            let help = match k.key {
-                "optimizer" => names.join(", "),
-                _ => run_key_help(k),
-            };
-            (k.key, k.value, help)
-        });
-        let settings = SETTINGS.iter().map(|s| {
-            let value = if matches!((s.get)(&Hyper::BASE), serde_json::Value::Bool(_)) {
-                "BOOL"
-            } else {
-                "X"
-            };
-            (s.key, value, setting_help(s))
-        });
-        for (key, value, help) in run.chain(settings) {
-            // clap keeps option names for the life of the program; built once per run.
-            let long: &'static str = Box::leak(key.replace('_', "-").into_boxed_str());
-            cmd = cmd.arg(
-                clap::Arg::new(key)
-                    .long(long)
-                    .value_name(value)
-                    .help(help)
-                    .allow_hyphen_values(true)
-                    .action(clap::ArgAction::Set),
-            );
-        }
-        cmd
+        override_args(cmd, &[])
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
@@ -176,10 +201,35 @@ impl clap::FromArgMatches for Overrides {
     }
 
     fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
-        self.given = KEYS
-            .iter()
-            .filter_map(|&k| m.get_one::<String>(k).map(|v| (k, v.clone())))
-            .collect();
+        self.given = given_overrides(m);
+        Ok(())
+    }
+}
+
+/// The config overrides of `sweep`: every key but `seed`, whose option there is the
+/// sampling's seed (a trial's weight-init seed comes from its config, or the space).
+#[derive(Debug, Clone, Default)]
+pub struct SweepOverrides(pub Overrides);
+
+impl clap::Args for SweepOverrides {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        override_args(cmd, &["seed"])
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for SweepOverrides {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(SweepOverrides(Overrides {
+            given: given_overrides(m),
+        }))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.given = given_overrides(m);
         Ok(())
     }
 }
@@ -499,6 +549,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 &gpu.options()?,
             )
         }
+        Command::Sweep(a) => sweep::sweep(*a),
         Command::Devices => crate::gpu::devices(),
     }
 }

@@ -288,6 +288,8 @@ fn fresh_counts(variant: Variant, layout: Layout) -> Vec<Counts> {
     }
 }
 
+/// The threads of the rayon pool the backend runs in (a sweep gives each trial a pool of
+/// its own; the results do not depend on it, see `cpu::fused`).
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    rayon::current_num_threads()
 }

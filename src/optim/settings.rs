@@ -133,7 +133,7 @@ pub enum Check {
 
 impl Check {
     /// The error for `x` (the setting's value) in `h`, or `None` when it is valid.
-    fn error(self, x: f64, h: &Hyper) -> Option<String> {
+    pub fn error(self, x: f64, h: &Hyper) -> Option<String> {
         let bad = |range: &str| Some(format!("must be {range}, got {x}"));
         match self {
             Check::Positive if !(x > 0.0 && x.is_finite()) => bad("a positive number"),

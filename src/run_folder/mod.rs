@@ -162,6 +162,23 @@ fn lock_file(dir: &Path, path: &Path) -> Result<RunLock> {
     })
 }
 
+/// Whether a live process holds `dir`'s lock (a killed holder's leftover file is not held).
+/// For readers that report on runs (`sweep status`): the probe holds a shared lock for an
+/// instant, which a writer starting at that instant would find taken.
+pub fn lock_held(dir: &Path) -> bool {
+    let path = fsio::sibling(dir, ".lock");
+    let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor this function owns; closing it releases the lock.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
 /// [`lock`], creating `dir`'s parent folders first (call only once every check passed).
 pub fn lock_creating(dir: &Path) -> Result<RunLock> {
     if let Some(parent) = dir.parent() {
