@@ -322,15 +322,24 @@ STOPPED=@STOPPED@
 task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
 say() { echo "[$(date '+%F %T')] task $task: $*"; }
 say "trial $SLURM_ARRAY_TASK_ID on $(hostname), restart ${SLURM_RESTART_COUNT:-0}"
-child='' near_limit=0 slurm_term=0
-# USR1 comes to this shell alone, the signal lead before the time limit: pass it on to the
-# trial as TERM, so that it saves at its epoch end, then requeue the task (below).
-trap 'near_limit=1; say "time limit near: stopping the trial"; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' USR1
+child='' near_limit=0 slurm_term=0 passed=0
+# Passes TERM on to the trial once, and not when Slurm's own TERM reached it already: a
+# second signal makes it quit without saving its epoch.
+pass_term() {
+  [ "$passed" = 0 ] && [ "$slurm_term" = 0 ] && [ -n "$child" ] || return 0
+  passed=1
+  kill -TERM "$child" 2>/dev/null
+}
+# USR1 comes to this shell alone, the signal lead before the time limit: the trial is told
+# to stop (it saves at its epoch end), then the task is requeued (below).
+trap 'near_limit=1; say "time limit near: stopping the trial"; pass_term' USR1
 # A requeue, preemption or scancel sends TERM to every process of the job, the trial
-# included: nothing to pass on (a second TERM would make it quit without saving its epoch).
+# included: nothing to pass on.
 trap 'slurm_term=1; say "TERM from Slurm (requeue, preemption, cancel or time limit)"' TERM
 "$RPROP_LAB" sweep run-trial "$OUT" --index "$SLURM_ARRAY_TASK_ID" &
 child=$!
+# A USR1 that came before the trial started.
+[ "$near_limit" = 0 ] || pass_term
 # A trapped signal ends `wait` early (status over 128) while the trial may still run.
 while :; do
   wait "$child"

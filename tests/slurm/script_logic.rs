@@ -159,6 +159,9 @@ fn usr1_stops_the_trial_once_and_requeues_the_task() {
     let mut task = start(200, None, 0);
     task.counted(2);
     task.signal(libc::SIGUSR1, false);
+    // A second USR1 while the trial finishes its step is not passed on.
+    std::thread::sleep(Duration::from_millis(30));
+    task.signal(libc::SIGUSR1, false);
     let out = task.out.clone();
     let (code, said, calls) = task.finish();
     assert_eq!(code, 130, "{said}");
@@ -186,6 +189,9 @@ fn term_from_slurm_is_not_passed_on_nor_requeued() {
     let mut task = start(200, None, 0);
     task.counted(2);
     task.signal(libc::SIGTERM, true);
+    // The time limit near while the trial saves: nothing more is passed on.
+    std::thread::sleep(Duration::from_millis(30));
+    task.signal(libc::SIGUSR1, false);
     let out = task.out.clone();
     let (code, said, calls) = task.finish();
     assert_eq!(code, 130, "{said}");
