@@ -22,6 +22,7 @@ pub mod plot;
 pub mod rng;
 pub mod run_folder;
 pub mod signals;
+pub mod slurm;
 pub mod stats;
 pub mod sweep;
 pub mod telemetry;

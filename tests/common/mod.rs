@@ -8,6 +8,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 pub mod gpu;
+pub mod slurm;
 
 /// Bytes of an IDX file: magic, big-endian dims, payload.
 pub fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
