@@ -343,14 +343,30 @@ impl Config {
         } else if let Some(s) = setting(key) {
             (s.set)(&mut self.hyper, v)
         } else {
-            bail!(
-                "unknown key `{}` (known keys: {}, {})",
-                cut(key),
-                KEYS.join(", "),
-                RECORDED_KEYS.join(", ")
-            )
+            bail!("{}", self.unknown_key(key))
         };
         r.with_context(|| format!("key `{}`", cut(key)))
+    }
+
+    /// The error for an unknown key: the key it most likely misspells, or else the keys
+    /// this config's optimizer reads (every optimizer's are in `train --help`).
+    fn unknown_key(&self, key: &str) -> String {
+        let all: Vec<&str> = KEYS.iter().chain(RECORDED_KEYS.iter()).copied().collect();
+        if let Some(k) = crate::names::closest(key, &all) {
+            return format!("unknown key `{}`; did you mean `{k}`?", cut(key));
+        }
+        let own: Vec<&str> = RUN_KEYS
+            .iter()
+            .map(|k| k.key)
+            .chain(self.optimizer.spec().keys.iter().copied())
+            .collect();
+        format!(
+            "unknown key `{}`; a config of {} has the keys {} (config.json also records {}; `rprop-lab train --help` lists every optimizer's)",
+            cut(key),
+            self.optimizer,
+            own.join(", "),
+            RECORDED_KEYS.join(", ")
+        )
     }
 
     /// Sets one key from command-line text (`--epochs 5`): numbers are read as JSON numbers,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::compare::{check_step, Tally};
 use crate::backend::{epoch_order, Backend, Batch};
@@ -33,7 +33,21 @@ pub fn run(
     let params = initial_params(init_weights, layout, cfg.seed)?;
     let hyper = cfg.hyper();
     let mut gpu = GpuBackend::new(&train, &eval, params, cfg.optimizer, hyper, gpu_opts)
-        .context("verify needs the GPU backend")?;
+        .map_err(|e| {
+            let none = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<crate::gpu::AdapterError>(),
+                    Some(crate::gpu::AdapterError::NoAdapter)
+                )
+            });
+            // The adapter error's hint (`--backend cpu`) is for train; verify has no CPU run.
+            match none {
+                true => anyhow::anyhow!(
+                    "verify compares the GPU backend with the CPU reference, so it needs a GPU adapter, and wgpu found none; install a Vulkan driver (without a GPU, Mesa's software one: `apt-get install mesa-vulkan-drivers`)"
+                ),
+                false => e.context("verify needs the GPU backend"),
+            }
+        })?;
     let x = cpu::normalize_images(&train);
     // Mini-batch configs check the first epoch's batches, in the trainer's order.
     let n = train.len();

@@ -6,12 +6,17 @@
 mod common;
 
 mod capped;
+mod compare_backends;
 mod force;
 mod input_files;
 mod input_values;
+mod lock;
 mod memory;
 mod metrics;
+mod reserved_names;
 mod resume;
 mod run_folder;
 mod saves;
 mod signals;
+mod small_ones;
+mod stale_runs;
