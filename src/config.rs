@@ -546,7 +546,7 @@ impl Config {
 
 /// A JSON value as cut text for an error line.
 fn show(v: &Value) -> String {
-    cut(&v.to_string())
+    crate::limits::show_value(v)
 }
 
 /// A string that must be one of `allowed`.

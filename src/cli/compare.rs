@@ -34,6 +34,32 @@ struct BatchPlan {
     ),
 }
 
+impl BatchPlan {
+    /// `cfg`'s plan, with the backend and options it settles on (see `settled`).
+    fn of(
+        args: &CompareArgs,
+        cfg: &Config,
+    ) -> Result<(BatchPlan, super::BackendKind, super::GpuArgs)> {
+        let (kind, gpu) = super::train::settled(args.backend, &args.gpu, cfg)?;
+        let plan = BatchPlan {
+            sets: (
+                cfg.train_set_size,
+                cfg.eval_set_size,
+                cfg.train_batch_size,
+                if cfg.minibatch() { cfg.seed } else { 0 },
+            ),
+            hidden: cfg.hidden.clone(),
+            backend: kind,
+            options: (
+                gpu.adapter.clone(),
+                gpu.matmul_kernel.clone(),
+                gpu.cpu_matmul,
+            ),
+        };
+        Ok((plan, kind, gpu))
+    }
+}
+
 /// What the runs of a comparison share: the data they train, eval and test on.
 struct Inputs {
     data_dir: PathBuf,
@@ -277,24 +303,7 @@ fn run_job(
     opts: &RunOptions,
     shared: &mut Option<(BatchPlan, Box<dyn Backend>)>,
 ) -> Result<(compare::ResultRow, crate::metrics::Metrics, String)> {
-    // Runs share a backend when they train on the same batches of the same sets, with
-    // the same network, on the same backend with the same options.
-    let (kind, gpu) = super::train::settled(args.backend, &args.gpu, cfg)?;
-    let plan = BatchPlan {
-        sets: (
-            cfg.train_set_size,
-            cfg.eval_set_size,
-            cfg.train_batch_size,
-            if cfg.minibatch() { cfg.seed } else { 0 },
-        ),
-        hidden: cfg.hidden.clone(),
-        backend: kind,
-        options: (
-            gpu.adapter.clone(),
-            gpu.matmul_kernel.clone(),
-            gpu.cpu_matmul,
-        ),
-    };
+    let (plan, kind, gpu) = BatchPlan::of(args, cfg)?;
     let layout = cfg.layout(inputs.learn.features(), CLASSES);
     let params = Params::init(layout, cfg.seed);
     let state = OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());

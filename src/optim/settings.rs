@@ -17,7 +17,7 @@ pub trait Typed: Copy {
 }
 
 fn show(v: &Value) -> String {
-    crate::limits::cut(&v.to_string())
+    crate::limits::show_value(v)
 }
 
 impl Typed for f32 {
