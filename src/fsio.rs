@@ -126,8 +126,10 @@ pub fn append(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Removes the temp files ([`TMP_PREFIX`]) that writers no longer alive left in `dir`. A
-/// temp's name holds its writer's PID: one of a live process (a `plot --out DIR/x.png` in
-/// progress) is left alone. Only called by the holder of the folder's run lock.
+/// temp's name holds its writer's PID: one of another live process (a `plot --out
+/// DIR/x.png` in progress) is left alone; one of this process is not its own (its writes
+/// end before they return), so it is a leftover, or planted. Only called by the holder of
+/// the folder's run lock.
 pub fn clear_tmps(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -140,7 +142,8 @@ pub fn clear_tmps(dir: &Path) {
             .and_then(|rest| rest.split_once('-'))
             .and_then(|(pid, _)| pid.parse::<i32>().ok())
             .filter(|&p| p > 0);
-        if pid.is_some_and(|p| !alive(p)) {
+        let own = std::process::id() as i32;
+        if pid.is_some_and(|p| p == own || !alive(p)) {
             let _ = fs::remove_file(e.path());
         }
     }
