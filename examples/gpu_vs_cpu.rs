@@ -87,10 +87,12 @@ fn main() -> Result<()> {
         "epoch CPU time (all threads): gpu {g_cpu:.2}s  cpu {c_cpu:.2}s  ratio gpu/cpu {:.2}",
         g_cpu / c_cpu
     );
+    let per = |n: u64| n / epochs as u64;
+    let subs = per(c1.submissions - c0.submissions);
     println!(
-        "gpu per epoch: {} submissions, {} bytes read back",
-        (c1.submissions - c0.submissions) / epochs as u64,
-        (c1.bytes_read - c0.bytes_read) / epochs as u64
+        "gpu per epoch: {subs} submission{}, {} bytes read back",
+        if subs == 1 { "" } else { "s" },
+        per(c1.bytes_read - c0.bytes_read)
     );
 
     // A mini-batch epoch as the trainer runs it: the seeded shuffle, 50 steps of 1,000 rows

@@ -59,9 +59,9 @@ impl RunStart {
     pub fn check_layout(&self, built: Layout) -> Result<()> {
         anyhow::ensure!(
             self.params.layout == built,
-            "restart with layout {:?} but the backend was built for {:?}",
-            self.params.layout,
-            built
+            "restart with the network {} but the backend was built for {}",
+            self.params.layout.describe(),
+            built.describe()
         );
         Ok(())
     }

@@ -117,10 +117,22 @@ pub fn fingerprint(data: &[f32]) -> String {
     format!("{h:016x}")
 }
 
+/// Why `bytes` are not a weights file, in words: JSON text (a metrics.json or config given
+/// as weights, which the parser would call a too-large header) is named as such.
+fn not_weights(bytes: &[u8], e: safetensors::SafeTensorError) -> anyhow::Error {
+    let first = bytes.iter().take(64).find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'{' | b'[')) {
+        return anyhow!(
+            "not a weights file: it is JSON text (a metrics.json or a config?); weights are the .safetensors files of a run, e.g. runs/NAME/best.safetensors"
+        );
+    }
+    anyhow!("not a safetensors file: {e}")
+}
+
 /// Reads parameters from safetensors bytes, checking names, dtype and that the shapes of
 /// fc1, fc2, ... chain into one MLP. `inputs`/`classes`, when given, must match the data it will run on.
 pub fn from_bytes(bytes: &[u8], inputs: usize, classes: usize) -> Result<Params> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| not_weights(bytes, e))?;
     check_header_keys(bytes)?;
     // Checked here, copied straight into the parameters below (no second copy of a
     // large network in memory).

@@ -338,9 +338,22 @@ impl std::str::FromStr for Seeds {
 /// Parses `--seeds`: `A..B` (inclusive, as in "seeds 0..9"), `A..=B`, or a comma list.
 pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
     let num = |t: &str| {
-        t.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("{t:?} is not a seed (a whole number >= 0)"))
+        t.trim().parse::<u64>().map_err(|_| {
+            // `0-9` reads as a range to many: say how to write one.
+            let range = t.split_once('-').filter(|(a, b)| {
+                a.trim().parse::<u64>().is_ok() && b.trim().parse::<u64>().is_ok()
+            });
+            match range {
+                Some((a, b)) => format!(
+                    "{t:?} is not a seed; for the seeds {} to {} write {}..{} (or a list: 1,5,7)",
+                    a.trim(),
+                    b.trim(),
+                    a.trim(),
+                    b.trim()
+                ),
+                None => format!("{t:?} is not a seed (a whole number >= 0)"),
+            }
+        })
     };
     let seeds: Vec<u64> = if let Some((a, b)) = s.split_once("..") {
         let (a, b) = (num(a)?, num(b.trim_start_matches('='))?);

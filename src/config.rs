@@ -343,14 +343,30 @@ impl Config {
         } else if let Some(s) = setting(key) {
             (s.set)(&mut self.hyper, v)
         } else {
-            bail!(
-                "unknown key `{}` (known keys: {}, {})",
-                cut(key),
-                KEYS.join(", "),
-                RECORDED_KEYS.join(", ")
-            )
+            bail!("{}", self.unknown_key(key))
         };
         r.with_context(|| format!("key `{}`", cut(key)))
+    }
+
+    /// The error for an unknown key: the key it most likely misspells, or else the keys
+    /// this config's optimizer reads (every optimizer's are in `train --help`).
+    fn unknown_key(&self, key: &str) -> String {
+        let all: Vec<&str> = KEYS.iter().chain(RECORDED_KEYS.iter()).copied().collect();
+        if let Some(k) = crate::names::closest(key, &all) {
+            return format!("unknown key `{}`; did you mean `{k}`?", cut(key));
+        }
+        let own: Vec<&str> = RUN_KEYS
+            .iter()
+            .map(|k| k.key)
+            .chain(self.optimizer.spec().keys.iter().copied())
+            .collect();
+        format!(
+            "unknown key `{}`; a config of {} has the keys {} (config.json also records {}; `rprop-lab train --help` lists every optimizer's)",
+            cut(key),
+            self.optimizer,
+            own.join(", "),
+            RECORDED_KEYS.join(", ")
+        )
     }
 
     /// Sets one key from command-line text (`--epochs 5`): numbers are read as JSON numbers,
@@ -410,7 +426,8 @@ impl Config {
             (k.check)(self).map_err(named)?;
         }
         if let Some(s) = setting(key) {
-            if let Some(e) = s.check.error((s.get_f64)(&self.hyper), &self.hyper) {
+            let shown = crate::limits::show_value(&(s.get)(&self.hyper));
+            if let Some(e) = s.check.error((s.get_f64)(&self.hyper), &shown, &self.hyper) {
                 return Err(named(e));
             }
         }
@@ -547,7 +564,7 @@ impl Config {
 
 /// A JSON value as cut text for an error line.
 fn show(v: &Value) -> String {
-    cut(&v.to_string())
+    crate::limits::show_value(v)
 }
 
 /// A string that must be one of `allowed`.

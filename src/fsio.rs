@@ -141,17 +141,36 @@ pub fn append(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("{}: cannot write", path.display()))
 }
 
-/// Removes the temp files ([`TMP_PREFIX`]) a killed writer left in `dir`. Only called by
-/// the holder of the folder's run lock, so no live writer owns them.
+/// Removes the temp files ([`TMP_PREFIX`]) that writers no longer alive left in `dir`. A
+/// temp's name holds its writer's PID: one of another live process (a `plot --out
+/// DIR/x.png` in progress) is left alone; one of this process is not its own (its writes
+/// end before they return), so it is a leftover, or planted. Only called by the holder of
+/// the folder's run lock.
 pub fn clear_tmps(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TMP_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+            .filter(|&p| p > 0);
+        let own = std::process::id() as i32;
+        if pid.is_some_and(|p| p == own || !alive(p)) {
             let _ = fs::remove_file(e.path());
         }
     }
+}
+
+/// Whether process `pid` exists (signal 0 checks without sending; EPERM: it exists, as
+/// another user's).
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The function called at each filesystem step (see [`fault_point`]); none unless a
@@ -279,6 +298,9 @@ pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
 /// Refuses a picture output whose extension is not `.png` (the only format written), so
 /// `--out x.jpg` never holds PNG bytes and `--out run/best.safetensors` is not clobbered.
 pub fn check_png_out(out: &Path) -> Result<()> {
+    if out.file_name().is_some_and(is_reserved) {
+        check_not_reserved(out).with_context(|| "--out".to_string())?;
+    }
     let ext = out.extension().map(|e| e.to_string_lossy().to_lowercase());
     if ext.as_deref() != Some("png") {
         bail!(
@@ -340,27 +362,104 @@ pub fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
             return Ok(());
         }
     }
-    // Not atomic: a kill between the renames leaves `a` under a temp name, which
-    // [`recover_dir`] puts back.
-    let aside = sibling(b, ".swap");
+    // Not atomic: a kill between the renames leaves `b`'s folder aside, which
+    // [`recover_dir`] puts back. The marker names that folder (device and inode), so a
+    // folder of the user's that happens to bear the aside name is never moved.
+    let aside = sibling(b, SWAP);
+    let marker = sibling(b, SWAP_MARKER);
+    let id = fs::symlink_metadata(b)
+        .map(|m| dir_id(&m))
+        .with_context(|| format!("{}: cannot move aside", b.display()))?;
+    write_atomic(&marker, id.as_bytes())?;
     fs::rename(b, &aside).with_context(|| format!("{}: cannot move aside", b.display()))?;
     fs::rename(a, b).with_context(|| format!("{}: cannot move into place", b.display()))?;
     fs::rename(&aside, a).with_context(|| format!("{}: cannot move", a.display()))?;
+    let _ = fs::remove_file(&marker);
     Ok(())
 }
 
-/// Puts a run folder back after a crash in the middle of [`exchange_dirs`]'s fallback,
-/// and clears a `--force` run's leftover folder: only run files are removed from it, so
-/// a file the user put there is never deleted (the folder then stays, with a warning).
+/// Suffix of the folder [`exchange_dirs`]'s fallback moves aside, and of its marker.
+const SWAP: &str = ".swap";
+const SWAP_MARKER: &str = ".swapping";
+
+/// A folder's identity for the swap marker: "DEV INO".
+fn dir_id(m: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!("{} {}", m.dev(), m.ino())
+}
+
+/// Puts a run folder back after a crash in the middle of [`exchange_dirs`]'s fallback
+/// (only the folder its marker names), and clears a `--force` run's leftover folder: its
+/// run files and temp files (only this tool writes there), then the folder if that
+/// emptied it. A file of the user's there is never deleted; [`crate::run_folder::out_dir_for`]
+/// then refuses to write there, naming it.
 pub fn recover_dir(dir: &Path, run_files: &[&str]) {
-    let aside = sibling(dir, ".swap");
-    if !dir.exists() && aside.is_dir() {
-        let _ = fs::rename(&aside, dir);
+    let aside = sibling(dir, SWAP);
+    let marker = sibling(dir, SWAP_MARKER);
+    let marked = fs::read_to_string(&marker).ok();
+    if let Some(id) = marked {
+        let ours = fs::symlink_metadata(&aside).is_ok_and(|m| m.is_dir() && dir_id(&m) == id);
+        if !dir.exists() && ours {
+            let _ = fs::rename(&aside, dir);
+        }
+        if !aside.exists() || dir.exists() {
+            let _ = fs::remove_file(&marker);
+        }
     }
     let stale = sibling(dir, NEW_RUN);
-    if stale.is_dir() {
-        remove_run_dir(&stale, run_files);
+    if fs::symlink_metadata(&stale).is_ok_and(|m| m.is_dir()) {
+        if let Ok(entries) = fs::read_dir(&stale) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        for f in run_files {
+            let _ = fs::remove_file(stale.join(f));
+        }
+        let _ = fs::remove_dir(&stale);
     }
+}
+
+/// The entries of `dir` that are neither run files (`run_files`) nor temp files: what a
+/// user put there.
+pub fn foreign_entries(dir: &Path, run_files: &[&str]) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(TMP_PREFIX) && !run_files.contains(&n.as_str()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether a folder name is one of this tool's own: a run's lock file, `--force` folder,
+/// swap folder or marker (`.NAME.lock`, `.NAME.new-run`, `.NAME.swap`, `.NAME.swapping`),
+/// or a temp file. A run of NAME clears or moves these, so no run may be named so.
+pub fn is_reserved(name: &std::ffi::OsStr) -> bool {
+    let n = name.to_string_lossy();
+    let sibling =
+        |suffix: &str| n.len() > suffix.len() + 1 && n.starts_with('.') && n.ends_with(suffix);
+    n.starts_with(TMP_PREFIX)
+        || [".lock", NEW_RUN, SWAP, SWAP_MARKER]
+            .into_iter()
+            .any(sibling)
+}
+
+/// Refuses a run folder `dir` whose name is reserved ([`is_reserved`]).
+pub fn check_not_reserved(dir: &Path) -> Result<()> {
+    if let Some(name) = dir.file_name().filter(|n| is_reserved(n)) {
+        bail!(
+            "{}: `{}` has the form of this tool's own files (`.NAME.lock`, `.NAME.new-run`, `.NAME.swap`, `.NAME.swapping`, `.rl-tmp-*`), which a run of NAME clears or moves; choose another name",
+            dir.display(),
+            crate::limits::cut(&name.to_string_lossy())
+        );
+    }
+    Ok(())
 }
 
 /// Removes a folder's run files, then the folder if that left it empty.

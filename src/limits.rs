@@ -93,6 +93,26 @@ pub fn cut(text: &str) -> String {
     }
 }
 
+/// A number as short as it reads back (`0.1`, `3e38`, `1e39`), for error lines: Rust's
+/// `{}` writes 3e38 as 39 digits.
+pub fn num(x: f64) -> String {
+    // Rust's `{}` and `{:e}` both write the shortest digits that read back; the exponent
+    // form only where the plain one would be long.
+    if x != 0.0 && x.is_finite() && !(1e-4..1e16).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A JSON value for an error line: a number by [`num`] (`50`, not `50.0`), else as JSON.
+pub fn show_value(v: &serde_json::Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() => num(x),
+        _ => cut(&v.to_string()),
+    }
+}
+
 /// Deserializes any JSON only to fail on an object with a key twice (at any depth).
 pub struct NoDuplicateKeys;
 

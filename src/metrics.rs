@@ -359,6 +359,13 @@ impl Metrics {
                     r.epoch
                 )
             };
+            if r.epoch > MAX_RECORDS {
+                bail!(
+                    "{}: epoch {} is past the {MAX_RECORDS} epochs a run may have; not a value a run records",
+                    path.display(),
+                    r.epoch
+                );
+            }
             if r.epoch <= prev {
                 bail!(
                     "{}: epoch {} follows epoch {prev}; epochs must increase (out of order or repeated)",
@@ -386,11 +393,31 @@ impl Metrics {
     }
 }
 
+/// Why `path` is not a metrics file, in words: malformed JSON by where it breaks; JSON of
+/// another shape (a config given to `plot`) by what a metrics file holds; a read refused
+/// on the way by its reason.
 fn not_metrics(path: &Path, e: serde_json::Error) -> anyhow::Error {
+    if e.classify() == serde_json::error::Category::Data {
+        return anyhow!(
+            "{}: not a run's metrics file: the JSON does not fit one (at line {}, column {}); a run's metrics.json (runs/NAME/metrics.json) holds `optimizer`, `backend`, `best_epoch` and the `epochs` records",
+            path.display(),
+            e.line(),
+            e.column()
+        );
+    }
+    if e.classify() == serde_json::error::Category::Io {
+        // A read refused on the way (a string past the limit, see `ShortStrings`).
+        return anyhow!(
+            "{}: not a metrics file: {}",
+            path.display(),
+            crate::limits::cut(&e.to_string())
+        );
+    }
     anyhow!(
-        "{}: not a metrics file: {}",
+        "{}: not a metrics file: malformed JSON (line {}, column {})",
         path.display(),
-        crate::limits::cut(&e.to_string())
+        e.line(),
+        e.column()
     )
 }
 

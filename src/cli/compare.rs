@@ -16,9 +16,49 @@ use crate::optim::{OptimState, Variant};
 use crate::plot::{self, ChartOptions, Panel};
 use crate::trainer::{self, Interrupted, RunOptions, Start};
 
-/// What decides whether two runs of a comparison can share a backend: train set size,
-/// eval set size, batch size, and the shuffle seed (mini-batches only).
-type BatchPlan = (usize, usize, usize, u64);
+/// What decides whether two runs of a comparison can share a backend: the batches they
+/// train on (train set size, eval set size, batch size, the shuffle seed of mini-batches),
+/// the network they build (its hidden layers), and where and how they compute (the
+/// backend and its options as each config settles them, see [`super::train::settled`]).
+/// A run reuses the previous run's backend only when all of it is equal, so every config
+/// runs where it says, as it would alone.
+#[derive(Clone, Debug, PartialEq)]
+struct BatchPlan {
+    sets: (usize, usize, usize, u64),
+    hidden: Vec<usize>,
+    backend: super::BackendKind,
+    options: (
+        Option<String>,
+        Option<String>,
+        Option<crate::cpu::fused::CpuMatmul>,
+    ),
+}
+
+impl BatchPlan {
+    /// `cfg`'s plan, with the backend and options it settles on (see `settled`).
+    fn of(
+        args: &CompareArgs,
+        cfg: &Config,
+    ) -> Result<(BatchPlan, super::BackendKind, super::GpuArgs)> {
+        let (kind, gpu) = super::train::settled(args.backend, &args.gpu, cfg)?;
+        let plan = BatchPlan {
+            sets: (
+                cfg.train_set_size,
+                cfg.eval_set_size,
+                cfg.train_batch_size,
+                if cfg.minibatch() { cfg.seed } else { 0 },
+            ),
+            hidden: cfg.hidden.clone(),
+            backend: kind,
+            options: (
+                gpu.adapter.clone(),
+                gpu.matmul_kernel.clone(),
+                gpu.cpu_matmul,
+            ),
+        };
+        Ok((plan, kind, gpu))
+    }
+}
 
 /// What the runs of a comparison share: the data they train, eval and test on.
 struct Inputs {
@@ -36,7 +76,8 @@ struct Outcome {
     runs: Vec<(String, crate::metrics::Metrics)>,
     failed: Vec<String>,
     stopped: Option<String>,
-    backend_name: String,
+    /// The backends the runs used, each named once, in order of first use.
+    backend_names: Vec<String>,
 }
 
 pub(super) fn compare(args: CompareArgs) -> Result<()> {
@@ -146,7 +187,9 @@ fn run_all(args: &CompareArgs, jobs: &[compare::Job], inputs: &Inputs) -> Result
         };
         match run_job(args, inputs, &job.config, &opts, &mut shared) {
             Ok((row, metrics, backend)) => {
-                o.backend_name = backend;
+                if !o.backend_names.contains(&backend) {
+                    o.backend_names.push(backend);
+                }
                 let group = job.group.clone();
                 o.rows.push(compare::ResultRow { name, group, ..row });
                 o.runs.push((job.group.clone(), metrics));
@@ -202,9 +245,14 @@ fn finish(args: &CompareArgs, inputs: &Inputs, jobs: usize, o: Outcome) -> Resul
 /// where they are.
 fn write_results(args: &CompareArgs, inputs: &Inputs, o: &Outcome) -> Result<String> {
     let note = format!(
-        "Data: {}. Backend: {}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
+        "Data: {}. {}: {}. Eval accuracy at the best (lowest eval loss) epoch; test accuracy and loss of that epoch's weights on {} test images; seconds for the whole run. {}",
         inputs.data_dir.display(),
-        o.backend_name,
+        if o.backend_names.len() > 1 {
+            "Backends"
+        } else {
+            "Backend"
+        },
+        o.backend_names.join("; "),
         inputs.test.len(),
         if inputs.mnist {
             "Report: the PyTorch study's table 3.1 (MNIST)."
@@ -255,30 +303,23 @@ fn run_job(
     opts: &RunOptions,
     shared: &mut Option<(BatchPlan, Box<dyn Backend>)>,
 ) -> Result<(compare::ResultRow, crate::metrics::Metrics, String)> {
-    // Runs share a backend when they train on the same batches of the same sets.
-    let sizes = (
-        cfg.train_set_size,
-        cfg.eval_set_size,
-        cfg.train_batch_size,
-        if cfg.minibatch() { cfg.seed } else { 0 },
-    );
+    let (plan, kind, gpu) = BatchPlan::of(args, cfg)?;
     let layout = cfg.layout(inputs.learn.features(), CLASSES);
     let params = Params::init(layout, cfg.seed);
     let state = OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper());
     match shared {
-        Some((s, b)) if *s == sizes => {
+        Some((s, b)) if *s == plan => {
             b.restart(RunStart::new(params, state, cfg.optimizer, cfg.hyper()))?
         }
         _ => {
             *shared = None;
             let (train, eval) = data::split(&inputs.learn, cfg.train_set_size, cfg.eval_set_size)
                 .map_err(anyhow::Error::msg)?;
-            let (kind, gpu) = super::train::settled(args.backend, &args.gpu, cfg)?;
             let (b, why) = make_backend(kind, &gpu, &train, &eval, params, Some(state), cfg)?;
             if let (Some(why), false) = (why, args.quiet) {
                 eprintln!("backend: {} [{why}]", b.name());
             }
-            *shared = Some((sizes, b));
+            *shared = Some((plan, b));
         }
     }
     let Some((_, backend)) = shared else {

@@ -62,8 +62,15 @@ fn has_data(dir: &Path) -> bool {
 fn roots() -> Vec<PathBuf> {
     let mut c = vec![PathBuf::new()];
     if let Ok(exe) = std::env::current_exe() {
-        // target/release/rprop-lab -> the repository root two folders up.
-        c.extend(exe.ancestors().skip(1).take(3).map(Path::to_path_buf));
+        // target/release/rprop-lab -> the repository root two folders up; only a folder
+        // holding the bundled files counts (an installed binary's ~/.cargo does not).
+        c.extend(
+            exe.ancestors()
+                .skip(1)
+                .take(3)
+                .filter(|d| d.join("configs").is_dir() || d.join(DEFAULT_DATA_DIR).is_dir())
+                .map(Path::to_path_buf),
+        );
     }
     c.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     // The binary may sit in the checkout it was built from: each folder once.
@@ -98,16 +105,61 @@ pub fn find_config(path: &Path) -> Result<PathBuf> {
     if path.exists() || path.is_absolute() {
         return Ok(path.to_path_buf());
     }
-    let tried: Vec<PathBuf> = roots().iter().map(|r| r.join(path)).collect();
+    let mut tried: Vec<PathBuf> = roots().iter().map(|r| r.join(path)).collect();
+    // A bare name (`irprop-plus`) is a bundled config's: configs/irprop-plus.json.
+    let name = bare_name(path);
+    if let Some(n) = &name {
+        let rel = Path::new("configs").join(format!("{n}.json"));
+        tried.extend(roots().iter().map(|r| r.join(&rel)));
+    }
     if let Some(p) = tried.iter().find(|p| p.is_file()) {
         return Ok(p.clone());
     }
     let looked: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    let stem = name.or_else(|| {
+        let s = path.file_stem()?.to_str()?;
+        Some(s.to_string())
+    });
+    let hint = stem
+        .and_then(|s| {
+            let names = bundled_config_names();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            crate::names::closest(&s, &names).map(|c| format!("; did you mean configs/{c}.json?"))
+        })
+        .unwrap_or_default();
     bail!(
-        "{}: no such config file (looked in {})",
+        "{}: no such config file (looked in {}){hint}",
         path.display(),
         looked.join(", ")
     )
+}
+
+/// The name a path is when it is one plain word without an extension (`irprop-plus`).
+fn bare_name(path: &Path) -> Option<String> {
+    let mut comps = path.components();
+    let only = comps.next().filter(|_| comps.next().is_none())?;
+    let s = only.as_os_str().to_str()?;
+    (path.extension().is_none() && !s.starts_with('.')).then(|| s.to_string())
+}
+
+/// The names of the bundled configs (`irprop-plus`, ...), from the first root holding them.
+fn bundled_config_names() -> Vec<String> {
+    let dir = roots()
+        .iter()
+        .map(|r| r.join("configs"))
+        .find(|d| d.is_dir());
+    let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.to_string();
+            n.strip_suffix(".json").map(String::from)
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// Config paths as given, each found as [`find_config`] does; a pattern the shell left

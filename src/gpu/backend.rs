@@ -445,17 +445,27 @@ impl GpuBackend {
     }
 }
 
+/// The closing note on host/device traffic over a run of `epochs` epochs.
+pub fn traffic_line(submissions: u64, bytes: u64, epochs: usize, setup_seconds: f64) -> String {
+    let e = epochs.max(1) as u64;
+    let n = |k: u64, word: &str| format!("{k} {word}{}", if k == 1 { "" } else { "s" });
+    format!(
+        "gpu traffic: {}, {} read back ({} and {} per epoch on average, checkpoints included; setup {setup_seconds:.1}s)",
+        n(submissions, "queue submission"),
+        n(bytes, "byte"),
+        n(submissions / e, "submission"),
+        n(bytes / e, "byte"),
+    )
+}
+
 impl Backend for GpuBackend {
     fn traffic_note(&self, epochs: usize) -> Option<String> {
         let c = self.ctx.counters;
-        let e = epochs.max(1) as u64;
-        Some(format!(
-            "gpu traffic: {} queue submissions, {} bytes read back ({} submissions and {} bytes per epoch on average, checkpoints included; setup {:.1}s)",
+        Some(traffic_line(
             c.submissions,
             c.bytes_read,
-            c.submissions / e,
-            c.bytes_read / e,
-            self.setup_seconds
+            epochs,
+            self.setup_seconds,
         ))
     }
 

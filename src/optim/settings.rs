@@ -17,7 +17,7 @@ pub trait Typed: Copy {
 }
 
 fn show(v: &Value) -> String {
-    crate::limits::cut(&v.to_string())
+    crate::limits::show_value(v)
 }
 
 impl Typed for f32 {
@@ -29,7 +29,7 @@ impl Typed for f32 {
         // is in range, and every accepted number reads back as the same f32.
         let y = x as f32;
         if !y.is_finite() {
-            bail!("{x} is out of range for f32");
+            bail!("{} is out of range for f32", crate::limits::num(x));
         }
         if y == 0.0 && x != 0.0 {
             bail!("{x:e} is too small for f32 (it would be stored as 0; the smallest is 1e-45)");
@@ -132,9 +132,10 @@ pub enum Check {
 }
 
 impl Check {
-    /// The error for `x` (the setting's value) in `h`, or `None` when it is valid.
-    pub fn error(self, x: f64, h: &Hyper) -> Option<String> {
-        let bad = |range: &str| Some(format!("must be {range}, got {x}"));
+    /// The error for `x` (the setting's value, `shown` as config.json writes it: `-0.1`,
+    /// not the f32's f64 widening) in `h`, or `None` when it is valid.
+    pub fn error(self, x: f64, shown: &str, h: &Hyper) -> Option<String> {
+        let bad = |range: &str| Some(format!("must be {range}, got {shown}"));
         match self {
             Check::Positive if !(x > 0.0 && x.is_finite()) => bad("a positive number"),
             Check::NonNegative if !(x >= 0.0 && x.is_finite()) => bad(">= 0"),
@@ -143,8 +144,10 @@ impl Check {
             Check::AboveOne if !(x > 1.0 && x.is_finite()) => bad("a finite number > 1"),
             Check::AtLeast(other) => {
                 let o = h.get_f64(other);
+                let o_shown = setting(other)
+                    .map_or(String::new(), |s| crate::limits::show_value(&(s.get)(h)));
                 (!(x >= o && x.is_finite()))
-                    .then(|| format!("must be a finite number >= {other} ({o}), got {x}"))
+                    .then(|| format!("must be a finite number >= {other} ({o_shown}), got {shown}"))
             }
             Check::Needs(other) if x != 0.0 && h.get_f64(other) <= 0.0 => {
                 Some(format!("needs {other} > 0"))
@@ -259,7 +262,8 @@ impl Hyper {
     /// Checks every setting's range; the error names the key.
     pub fn validate(&self) -> Result<()> {
         for s in SETTINGS {
-            if let Some(e) = s.check.error((s.get_f64)(self), self) {
+            let shown = crate::limits::show_value(&(s.get)(self));
+            if let Some(e) = s.check.error((s.get_f64)(self), &shown, self) {
                 bail!("key `{}`: {e}", s.key);
             }
         }

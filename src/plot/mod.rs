@@ -11,14 +11,15 @@ use plotters::style::FontStyle;
 
 use crate::checkpoint::write_atomic;
 
+mod axes;
 mod curves;
+mod legend;
 mod series;
 mod telemetry_chart;
 
-pub use curves::{
-    chart, emptiest_corner, grid, label_digits, log_ticks, sig_digits, zoom_start, ChartOptions,
-    Panel, XAxis,
-};
+pub use axes::{label_digits, line_start, log_ticks, sig_digits, tick_label, zoom_start};
+pub use curves::{chart, grid, ChartOptions, Panel, XAxis};
+pub use legend::{emptiest_corner, side_width, INSIDE_MAX};
 pub use series::{group_runs, style_of, Group, LineKind};
 pub use telemetry_chart::telemetry_chart;
 
@@ -26,7 +27,7 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 pub(crate) const FAMILY: &str = "sans-serif";
 
 /// Registers the embedded font once (plotters' ab_glyph backend has no system fonts).
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for style in [FontStyle::Normal, FontStyle::Bold] {
@@ -36,9 +37,11 @@ fn ensure_font() {
     });
 }
 
-/// One colour per optimizer, the same in every chart, chosen to stay apart for the
-/// colour-blind (Okabe-Ito); indexed by the optimizer's place in `Variant::ALL`.
-pub const PALETTE: [RGBColor; 8] = [
+/// One colour per optimizer, the same in every chart, indexed by the optimizer's place in
+/// `Variant::ALL`: Okabe-Ito's eight (chosen to stay apart for the colour-blind) for the
+/// Rprop family, SGD, RMSprop, Adam and Quickprop, then purple, crimson and grey for
+/// GRprop-SLR, GRprop-SAG and L-BFGS, so no two optimizers share one.
+pub const PALETTE: [RGBColor; 11] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -47,6 +50,18 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(86, 180, 233),
     RGBColor(0, 0, 0),
     RGBColor(150, 130, 20),
+    RGBColor(117, 64, 160),
+    RGBColor(165, 30, 45),
+    RGBColor(110, 110, 110),
+];
+
+/// Colours after the optimizers' [`PALETTE`], for charts with more lines than it has
+/// colours: still apart from it and from each other, and dark enough on white.
+pub(crate) const MORE_COLOURS: [RGBColor; 4] = [
+    RGBColor(0, 95, 85),
+    RGBColor(140, 86, 75),
+    RGBColor(30, 40, 120),
+    RGBColor(225, 90, 150),
 ];
 
 pub(crate) fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {

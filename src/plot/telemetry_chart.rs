@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::curves::mesh;
+use super::axes::mesh;
 use super::series::{mean_band, Draw, Group, LineKind};
 use super::{plot_err, render_png, ChartOptions, FAMILY};
 use crate::telemetry::LayerTelemetry;

@@ -4,9 +4,6 @@
 //! See docs/guarantees.md.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -15,9 +12,11 @@ use crate::config::Config;
 use crate::fsio;
 use crate::optim::OptimState;
 
+mod lock;
 pub mod resume;
 mod save;
 mod state_check;
+pub use lock::{hold, lock, lock_creating, lock_early, lock_held, RunLock};
 pub use resume::Start;
 pub use save::{data_fingerprint, Folder};
 
@@ -68,135 +67,6 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     Ok(base)
 }
 
-/// The advisory lock of one run folder, held while the value lives (the kernel drops it
-/// when the process dies). It is the file `.NAME.lock` beside the folder, so it exists
-/// before the folder or its `.NAME.new-run` sibling does and survives their swap; it
-/// holds the holder's PID, which flock cannot report. Readers take no lock.
-#[derive(Debug)]
-pub struct RunLock {
-    file: fs::File,
-    /// The lock file's name, removed on drop (None: not ours to remove).
-    path: Option<PathBuf>,
-}
-
-impl Drop for RunLock {
-    /// Removes the lock file, then (on close) releases the lock. A process that opened
-    /// the file before the removal finds, once it holds the lock, that the name no longer
-    /// leads to its file, and starts over ([`lock`]). A killed holder leaves the file.
-    fn drop(&mut self) {
-        if let Some(p) = &self.path {
-            let _ = fs::remove_file(p);
-        }
-    }
-}
-
-/// Takes `dir`'s lock, or refuses at once naming the process that holds it. `dir`'s
-/// parent folder must exist (see [`lock_creating`]).
-pub fn lock(dir: &Path) -> Result<RunLock> {
-    use std::os::unix::fs::MetadataExt;
-    let path = fsio::sibling(dir, ".lock");
-    for _ in 0..100 {
-        let lock = lock_file(dir, &path)?;
-        // Held; but a holder that just ended may have removed this file's name.
-        let same = fs::symlink_metadata(&path)
-            .ok()
-            .zip(lock.file.metadata().ok())
-            .is_some_and(|(a, b)| a.ino() == b.ino() && a.dev() == b.dev());
-        if same {
-            lock.file
-                .set_len(0)
-                .and_then(|_| (&lock.file).write_all(std::process::id().to_string().as_bytes()))
-                .with_context(|| format!("{}: cannot write", path.display()))?;
-            return Ok(lock);
-        }
-        // Not ours to remove: released (on drop) without removing the name.
-        let mut lock = lock;
-        lock.path = None;
-    }
-    bail!(
-        "{}: cannot take the lock (it keeps changing)",
-        path.display()
-    )
-}
-
-/// Opens (creating) the lock file `path` of `dir` and takes its lock, or refuses naming
-/// the holder.
-fn lock_file(dir: &Path, path: &Path) -> Result<RunLock> {
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .mode(0o644)
-        .open(path)
-        .with_context(|| format!("{}: cannot create the run's lock file", path.display()))?;
-    // SAFETY: flock on a file descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(err).with_context(|| format!("{}: cannot lock", path.display()));
-        }
-        // The holder writes its PID right after taking the lock.
-        let mut pid = String::new();
-        for _ in 0..20 {
-            pid.clear();
-            let _ = (&file).read_to_string(&mut pid);
-            let _ = std::io::Seek::rewind(&mut file);
-            if !pid.trim().is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let pid = pid.trim();
-        bail!(
-            "{}: another rprop-lab process (PID {}) is writing this run; wait for it to end or stop it (lock {})",
-            dir.display(),
-            if pid.is_empty() || pid.len() > 12 { "unknown" } else { pid },
-            path.display()
-        );
-    }
-    Ok(RunLock {
-        file,
-        path: Some(path.to_path_buf()),
-    })
-}
-
-/// Whether a live process holds `dir`'s lock (a killed holder's leftover file is not held).
-/// For readers that report on runs (`sweep status`): the probe holds a shared lock for an
-/// instant, which a writer starting at that instant would find taken.
-pub fn lock_held(dir: &Path) -> bool {
-    let path = fsio::sibling(dir, ".lock");
-    let Ok(file) = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-    else {
-        return false;
-    };
-    // SAFETY: flock on a file descriptor this function owns; closing it releases the lock.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
-}
-
-/// [`lock`], creating `dir`'s parent folders first (call only once every check passed).
-pub fn lock_creating(dir: &Path) -> Result<RunLock> {
-    if let Some(parent) = dir.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("{}: cannot create folder", parent.display()))?;
-    }
-    lock(dir)
-}
-
-/// [`lock`] if `dir`'s parent exists now (no folder is created before the checks); None
-/// when it does not, and then no run can be there yet.
-pub fn lock_early(dir: &Path) -> Result<Option<RunLock>> {
-    match dir.parent() {
-        Some(p) if p.is_dir() => lock(dir).map(Some),
-        _ => Ok(None),
-    }
-}
-
 /// Under the lock: puts back a folder a crash left mid-swap, clears a `--force` run's
 /// leftover sibling and the temp files a killed writer left in the folder.
 pub fn recover(dir: &Path) {
@@ -211,6 +81,10 @@ pub fn recover(dir: &Path) {
 /// and the old run's files are removed.
 pub fn replace_run(new: &Path, old: &Path) -> Result<()> {
     fsio::fault_point();
+    // A writer that runs in `old` (its lock file removed from under it) keeps its folder.
+    if old.is_dir() {
+        hold(old)?;
+    }
     if !old.exists() {
         return fs::rename(new, old)
             .with_context(|| format!("{}: cannot move the new run into place", old.display()));
@@ -228,6 +102,7 @@ pub fn replace_run(new: &Path, old: &Path) -> Result<()> {
 /// behind, and with `force`, an old run in `dir` stays as it was. Refuses a folder holding
 /// a run without `force`. Nothing is written here.
 pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)> {
+    fsio::check_not_reserved(dir)?;
     if dir.exists() && !dir.is_dir() {
         bail!("--out {}: is a file, not a folder", dir.display());
     }
@@ -255,7 +130,34 @@ pub fn out_dir_for(dir: &Path, force: bool) -> Result<(PathBuf, Option<PathBuf>)
         );
     }
     let new = fsio::sibling(&dir, fsio::NEW_RUN);
+    // A leftover of a killed run is cleared under the lock ([`recover`]), but what a user
+    // put there is not: the new run would carry it into its folder.
+    let foreign = fsio::foreign_entries(&new, &RUN_FILES);
+    if !foreign.is_empty() {
+        bail!(
+            "{}: a folder left by an earlier run holds files that are not a run's ({}); move them out or remove it, then run again",
+            new.display(),
+            crate::limits::cut(&foreign.join(", "))
+        );
+    }
+    if dir.is_dir() && !writable(&dir) {
+        bail!(
+            "--out {}: the folder is not writable, so a new run could not take its place and clear the old one; make it writable (chmod u+w {}) or choose another --out",
+            dir.display(),
+            dir.display()
+        );
+    }
     Ok((new, Some(dir)))
+}
+
+/// Whether this process may create and remove entries in the folder `dir`.
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path, only read.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
 /// Refuses to write into a folder holding another run unless `force`.

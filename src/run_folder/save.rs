@@ -24,6 +24,8 @@ pub struct Folder {
     unsaved_best: Option<usize>,
     /// The fingerprint of the data, recorded with the state for `--resume` to compare.
     data: Option<String>,
+    /// The folder's `flock`, when no run lock of this process holds it (see [`super::hold`]).
+    _held: Option<std::fs::File>,
 }
 
 impl Folder {
@@ -38,6 +40,8 @@ impl Folder {
     ) -> Result<Folder> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create output directory", dir.display()))?;
+        // Held from its creation: one writer, even if the lock file is removed.
+        let held = super::hold(dir)?;
         fsio::write_atomic(
             &dir.join("config.json"),
             serde_json::to_string_pretty(&cfg.to_json())?.as_bytes(),
@@ -52,6 +56,7 @@ impl Folder {
             replace,
             unsaved_best: None,
             data,
+            _held: held,
         })
     }
 

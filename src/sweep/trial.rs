@@ -116,7 +116,7 @@ pub fn run(env: &Env, index: usize) -> Result<Outcome> {
     let dir = env.sweep.trial_dir(env.out, index);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("{}: cannot create folder", dir.display()))?;
-    let _lock = lock(&dir)?;
+    let _lock = run_folder::lock(&dir)?;
     run_folder::recover(&dir);
     if let Some(o) = Outcome::load(&dir)? {
         return Ok(o);
@@ -173,22 +173,6 @@ pub fn clip(text: &str, n: usize) -> String {
     match text.char_indices().nth(n) {
         Some((i, _)) => format!("{}...", &text[..i]),
         None => text.to_string(),
-    }
-}
-
-/// The trial folder's lock. A reader that probes it (`sweep status`) holds it for an
-/// instant, so a refusal is retried for a second before it is believed.
-fn lock(dir: &Path) -> Result<run_folder::RunLock> {
-    let mut tries = 0;
-    loop {
-        match run_folder::lock(dir) {
-            Ok(l) => return Ok(l),
-            Err(_) if tries < 20 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::compare::{check_step, Tally};
 use crate::backend::{epoch_order, Backend, Batch};
@@ -12,6 +12,31 @@ use crate::config::Config;
 use crate::cpu;
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::trainer::{initial_params, load_train_eval};
+
+/// The GPU backend `verify` checks; without an adapter, an error that says verify needs
+/// one (the adapter error's hint, `--backend cpu`, is for train: verify has no CPU run).
+fn open_gpu(
+    train: &crate::data::Dataset,
+    eval: &crate::data::Dataset,
+    params: crate::model::Params,
+    cfg: &Config,
+    gpu_opts: &GpuOptions,
+) -> Result<GpuBackend> {
+    GpuBackend::new(train, eval, params, cfg.optimizer, cfg.hyper(), gpu_opts).map_err(|e| {
+        let none = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<crate::gpu::AdapterError>(),
+                Some(crate::gpu::AdapterError::NoAdapter)
+            )
+        });
+        match none {
+            true => anyhow::anyhow!(
+                "verify compares the GPU backend with the CPU reference, so it needs a GPU adapter, and wgpu found none; install a Vulkan driver (without a GPU, Mesa's software one: `apt-get install mesa-vulkan-drivers`)"
+            ),
+            false => e.context("verify needs the GPU backend"),
+        }
+    })
+}
 
 /// Runs the `verify` subcommand: `steps` GPU steps of `cfg` on the data in `data_dir`, each
 /// checked against the CPU reference.
@@ -32,8 +57,7 @@ pub fn run(
     let layout = cfg.layout(train.features(), crate::data::CLASSES);
     let params = initial_params(init_weights, layout, cfg.seed)?;
     let hyper = cfg.hyper();
-    let mut gpu = GpuBackend::new(&train, &eval, params, cfg.optimizer, hyper, gpu_opts)
-        .context("verify needs the GPU backend")?;
+    let mut gpu = open_gpu(&train, &eval, params, cfg, gpu_opts)?;
     let x = cpu::normalize_images(&train);
     // Mini-batch configs check the first epoch's batches, in the trainer's order.
     let n = train.len();

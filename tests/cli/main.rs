@@ -8,6 +8,7 @@ mod compare;
 mod errors;
 mod help;
 mod lab;
+mod newcomer;
 mod predict;
 mod train;
 

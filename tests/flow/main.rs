@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod charts;
 mod data;
 mod defaults;
 mod equal_cost;

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod compare_backends;
 mod errors;
 mod resume;
 mod settings;
@@ -24,6 +25,7 @@ fn main() {
         errors::TESTS,
         settings::TESTS,
         soak::TESTS,
+        compare_backends::TESTS,
     ]
     .concat();
     common::gpu::main(&gpu, verify::CPU_TESTS)

@@ -6,16 +6,21 @@
 mod common;
 
 mod capped;
+mod compare_backends;
 mod fault_hook;
 mod force;
 mod input_files;
 mod input_values;
 mod lbfgs_state;
+mod lock;
 mod memory;
 mod metrics;
 mod metrics_caps;
+mod reserved_names;
 mod resume;
 mod resume_records;
 mod run_folder;
 mod saves;
 mod signals;
+mod small_ones;
+mod stale_runs;
