@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example gpu_lbfgs -- [--train 2000] [--eval 500] [--epochs 2]
-//!     [--rounds 3] [--irprop 5] [--line-search none|strong-wolfe]
+//!     [--rounds 3] [--irprop 5] [--history-size 100] [--line-search none|strong-wolfe]
 //! ```
 //!
 //! Each round starts both runs from the same initial weights. Before each L-BFGS epoch the
@@ -56,6 +56,7 @@ struct Args {
     epochs: usize,
     rounds: usize,
     irprop: usize,
+    history_size: u32,
     line_search: LineSearch,
 }
 
@@ -66,6 +67,7 @@ fn args() -> Result<Args> {
         epochs: 2,
         rounds: 3,
         irprop: 5,
+        history_size: 100,
         line_search: LineSearch::None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -79,6 +81,7 @@ fn args() -> Result<Args> {
             "--epochs" => a.epochs = v.parse()?,
             "--rounds" => a.rounds = v.parse()?,
             "--irprop" => a.irprop = v.parse::<usize>()?.max(1),
+            "--history-size" => a.history_size = v.parse()?,
             "--line-search" => {
                 a.line_search = LineSearch::parse(v).ok_or_else(|| anyhow!("bad {v}"))?
             }
@@ -130,7 +133,7 @@ fn main() -> Result<()> {
     let a = args()?;
     let (train, eval, init) = setup(&a)?;
     let mut h = Variant::Lbfgs.defaults();
-    h.line_search = a.line_search;
+    (h.line_search, h.history_size) = (a.line_search, a.history_size);
     let ir_h: Hyper = Variant::IrpropPlus.defaults();
     let opts = GpuOptions::default();
     let mut lb = GpuBackend::new(&train, &eval, init.clone(), Variant::Lbfgs, h, &opts)?;

@@ -36,7 +36,8 @@
 // [2 blocks], sc [words]. Every vector is one buffer (PyTorch order), so a history of k
 // pairs is 2k separate buffers, none near the binding limit. Element-wise kernels loop over
 // the vector with a grid stride; block kernels run one invocation per block, on a 2-D grid
-// of 64-wide workgroups.
+// of 16-wide workgroups (small, so a software adapter spreads a vector of a few hundred
+// blocks over all its threads: 16 measured best on lavapipe, 8 alike, 64 and 4 worse).
 
 struct LHyp {
     n: u32,
@@ -74,9 +75,9 @@ const OP_ABS_MAX: u32 = 2u;
 @group(0) @binding(7) var<storage, read_write> sc: array<f32>;
 @group(0) @binding(8) var<uniform> h: LHyp;
 
-// The invocation's index on a 2-D grid of 64-wide workgroups.
+// The invocation's index on a 2-D grid of 16-wide workgroups.
 fn flat(lid: u32, wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 64u + lid;
+    return (wid.y * nwg.x + wid.x) * 16u + lid;
 }
 
 // Adds the i-th vec4 (in bit-reversed visiting order) of a block's tree: acc[l] holds the
@@ -122,7 +123,7 @@ fn lbfgs_scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(16)
 fn lbfgs_blocks(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
     let b = flat(lid.x, wid, nwg);
@@ -176,7 +177,7 @@ fn lbfgs_total() {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(16)
 fn lbfgs_pair(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
     // x = g, z = prev, w = d; y, s: the pair.
@@ -214,7 +215,7 @@ fn term(word: u32, v: f32, none: f32) -> f32 {
     return sc[word];
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(16)
 fn lbfgs_link(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
     // x: the update's vector, y: q, z: the next dot's other vector, pin: the last dot's

@@ -18,6 +18,8 @@ pub const LBFGS_ADMIT_WGSL: &str = include_str!("../../../shaders/lbfgs_admit.wg
 pub const NONE: u32 = u32::MAX;
 /// The value the link just finished, as a coefficient's term.
 pub const LOCAL: u32 = u32::MAX - 1;
+/// Invocations per workgroup of the block kernels (`flat` in lbfgs.wgsl).
+const BLOCK_GROUP: usize = 16;
 
 super::bindings! {
     /// Bindings of lbfgs.wgsl.
@@ -168,10 +170,11 @@ impl Vecs<'_> {
     }
 
     /// The grid of the element-wise kernels (each invocation loops over vec4s with the
-    /// grid's stride) and of the block kernels (one invocation per block).
+    /// grid's stride) and of the block kernels (one invocation per block, in workgroups of
+    /// [`BLOCK_GROUP`]).
     fn grids(&self) -> ([u32; 3], [u32; 3]) {
         let elements = [self.n.div_ceil(4096).clamp(1, 65_535) as u32, 1, 1];
-        (elements, grid(self.blocks().div_ceil(64)))
+        (elements, grid(self.blocks().div_ceil(BLOCK_GROUP)))
     }
 }
 
