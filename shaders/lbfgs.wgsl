@@ -4,9 +4,9 @@
 // scalars back only where it branches on them).
 //
 // Scalars are f32 words of one buffer, `sc` (layout: gpu::ops::lbfgs::Words). Reductions
-// sum in one fixed order, cpu::lbfgs::reduce's: blocks of 256 consecutive terms (zero past
-// n), each summed as the binary tree buf[k] += buf[k + w] for w = 128, 64, ..., 1, then the
-// block sums added in block order. One invocation sums a whole block with no workgroup
+// sum in one fixed order, optim::lbfgs_ops::reduce's: blocks of 256 consecutive terms (zero
+// past n), each summed as the binary tree buf[k] += buf[k + w] for w = 128, 64, ..., 1, then
+// the block sums added in block order. One invocation sums a whole block with no workgroup
 // barrier (which software adapters such as lavapipe make slow): it reads the block as 64
 // vec4s, whose four components are the block's four residue classes mod 4, so the tree's
 // first six levels (w = 128 ... 4) are a tree over the vec4s, visited in bit-reversed order

@@ -1,6 +1,7 @@
 //! L-BFGS on the CPU: the one algorithm of `optim::lbfgs::run` over slices ([`CpuOps`]),
 //! with the CPU twins of the L-BFGS kernels: the fixed-order reductions and vector ops of
-//! shaders/lbfgs.wgsl ([`dot`], [`abs_sum`], [`abs_max`], [`axpy`]), the history test of
+//! shaders/lbfgs.wgsl ([`dot`], [`abs_sum`], [`abs_max`], [`axpy`], from `optim::lbfgs_ops`,
+//! where the order is defined), the history test of
 //! shaders/lbfgs_admit.wgsl ([`lbfgs_admit`]) and the two-loop recursion the GPU records
 //! from them ([`two_loop`]). [`cpu_step`] is the CPU backend's step: the objective is the
 //! fused forward+backward pass over the train set.
@@ -9,56 +10,11 @@ use super::fused::{self, Input};
 use super::reference::Workspace;
 use crate::model::Params;
 use crate::optim::lbfgs::VecOps;
+// The fixed-order reductions are the algorithm's (optim::lbfgs_ops), which state checks
+// also use; here they are the twins of lbfgs.wgsl's.
 use crate::optim::lbfgs::{self, Candidate, Dir, Hist, Pair, Settings, State, StepOutcome};
+pub use crate::optim::lbfgs_ops::{abs_max, abs_sum, axpy, dot, BLOCK};
 use crate::pass_stats::PassStats;
-
-/// Partial sums run over blocks of this many elements, each summed as a binary tree (the
-/// shape of a GPU workgroup reduction); the block sums are then added in order.
-pub const BLOCK: usize = 256;
-
-/// Sums `f(i)` for i in 0..n in the fixed block/tree order.
-fn reduce(n: usize, f: impl Fn(usize) -> f32) -> f32 {
-    let mut total = 0f32;
-    let mut buf = [0f32; BLOCK];
-    for start in (0..n).step_by(BLOCK) {
-        let len = BLOCK.min(n - start);
-        for (k, b) in buf.iter_mut().enumerate() {
-            *b = if k < len { f(start + k) } else { 0.0 };
-        }
-        let mut width = BLOCK / 2;
-        while width > 0 {
-            for k in 0..width {
-                buf[k] += buf[k + width];
-            }
-            width /= 2;
-        }
-        total += buf[0];
-    }
-    total
-}
-
-/// a . b in f32, in the fixed order of [`reduce`] (`lbfgs_blocks` + `lbfgs_total`, op 0).
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    reduce(a.len(), |i| a[i] * b[i])
-}
-
-/// sum |a_i| in f32, in the fixed order of [`reduce`] (op 1).
-pub fn abs_sum(a: &[f32]) -> f32 {
-    reduce(a.len(), |i| a[i].abs())
-}
-
-/// max |a_i| (0 for an empty vector; op 2).
-pub fn abs_max(a: &[f32]) -> f32 {
-    a.iter().fold(0f32, |m, &v| m.max(v.abs()))
-}
-
-/// y += alpha * x, fused as torch's `add_(x, alpha=...)` is in its vector kernels
-/// (`lbfgs_axpy`).
-pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = x.mul_add(alpha, *y);
-    }
-}
 
 /// torch's history test for a pair with y . s = `ys` and y . y = `yy` (`lbfgs_admit`):
 /// whether it joins the history (ys > 1e-10), its rho = 1 / ys, and the new H_diag

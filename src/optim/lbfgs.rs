@@ -4,7 +4,7 @@
 //! set) as torch calls its closure. Vectors are f32 like torch's; the scalars torch holds as
 //! 0-d f32 tensors (ys, rho, H_diag, alpha, beta) are f32 here, the line search's step lengths
 //! and losses (Python floats in torch) f64. The dot products sum in a fixed order
-//! (`cpu::lbfgs::dot`, repeated by shaders/lbfgs.wgsl), so a run is reproducible; torch sums
+//! ([`dot`], repeated by shaders/lbfgs.wgsl), so a run is reproducible; torch sums
 //! in BLAS's order, so the two agree to float rounding, not bit for bit.
 //!
 //! The algorithm is written once, over the operations of [`VecOps`]; each backend drives it
@@ -149,6 +149,7 @@ pub struct StepOutcome {
     pub evals: u32,
 }
 
+pub use super::lbfgs_ops::{abs_max, abs_sum, axpy, dot, BLOCK};
 pub use super::lbfgs_ops::{Candidate, Dir, Pair, Trial, VecOps};
 
 /// [`State`] in the vectors and scalars of a [`VecOps`]: the history the algorithm works on

@@ -2,10 +2,62 @@
 //! both backends: the CPU's slices (`cpu::lbfgs`) and the GPU's device buffers
 //! (`gpu::lbfgs`, shaders/lbfgs.wgsl and shaders/lbfgs_admit.wgsl).
 //!
+//! The reductions sum in one fixed order (`reduce`), the one the GPU kernels repeat; they
+//! live here, not with the CPU's operations, because the state checks use them too.
+//!
 //! The scalars the operations compute (dot products, norms, losses) are handles ([`VecOps::S`]):
 //! the CPU's are their values, the GPU's slots of a device buffer that stay there, feeding
 //! the next kernels, until the algorithm asks for a value ([`VecOps::value`]) to decide
 //! what to do next; then every scalar computed so far comes back in one read-back.
+
+/// Partial sums run over blocks of this many elements, each summed as a binary tree (the
+/// shape of a GPU workgroup reduction); the block sums are then added in order.
+pub const BLOCK: usize = 256;
+
+/// Sums `f(i)` for i in 0..n in the fixed block/tree order.
+fn reduce(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut total = 0f32;
+    let mut buf = [0f32; BLOCK];
+    for start in (0..n).step_by(BLOCK) {
+        let len = BLOCK.min(n - start);
+        for (k, b) in buf.iter_mut().enumerate() {
+            *b = if k < len { f(start + k) } else { 0.0 };
+        }
+        let mut width = BLOCK / 2;
+        while width > 0 {
+            for k in 0..width {
+                buf[k] += buf[k + width];
+            }
+            width /= 2;
+        }
+        total += buf[0];
+    }
+    total
+}
+
+/// a . b in f32, in the fixed order of [`reduce`] (shaders/lbfgs.wgsl's `lbfgs_blocks` +
+/// `lbfgs_total`, op 0).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    reduce(a.len(), |i| a[i] * b[i])
+}
+
+/// sum |a_i| in f32, in the fixed order of [`reduce`] (op 1).
+pub fn abs_sum(a: &[f32]) -> f32 {
+    reduce(a.len(), |i| a[i].abs())
+}
+
+/// max |a_i| (0 for an empty vector; op 2).
+pub fn abs_max(a: &[f32]) -> f32 {
+    a.iter().fold(0f32, |m, &v| m.max(v.abs()))
+}
+
+/// y += alpha * x, fused as torch's `add_(x, alpha=...)` is in its vector kernels
+/// (`lbfgs_axpy`).
+pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = x.mul_add(alpha, *y);
+    }
+}
 
 /// A (y, s) pair of the history, with rho = 1 / (y . s).
 pub struct Pair<V, S> {
