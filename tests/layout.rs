@@ -1,6 +1,6 @@
 //! The source tree stays one a newcomer can read: no import circle between the files of src/
 //! (layout/imports.rs) nor between its top-level modules, no function over 80 lines in src/,
-//! examples/, benches/ or tests/ (layout/functions.rs), no source file over 600 lines, and no
+//! examples/ or benches/ (layout/functions.rs), no source file over 600 lines, and no
 //! WGSL struct declared in two shader files. The first two apply the rules of
 //! tools/import_cycles.py and tools/long_functions.py (which also list edges and lengths),
 //! here in plain Rust so CI needs no python.
@@ -75,7 +75,7 @@ fn top_level_modules_have_no_circle() {
 #[test]
 fn no_function_is_over_80_lines() {
     let mut found = Vec::new();
-    for dir in ["src", "examples", "benches", "tests"] {
+    for dir in ["src", "examples", "benches"] {
         let here = long_functions(&repo().join(dir));
         found.extend(
             here.into_iter()
