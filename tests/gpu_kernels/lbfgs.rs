@@ -25,6 +25,10 @@ pub const TESTS: &[GpuTest] = &[
         "lbfgs::strong_wolfe_one_step_matches_torch",
         strong_wolfe_one_step_matches_torch,
     ),
+    (
+        "lbfgs::an_evaluation_along_a_direction_that_does_not_descend_is_withdrawn",
+        an_evaluation_along_a_direction_that_does_not_descend_is_withdrawn,
+    ),
 ];
 
 fn check_against_torch(stem: &str, line_search: LineSearch) {
@@ -100,4 +104,37 @@ fn one_step_matches_torch() {
 
 fn strong_wolfe_one_step_matches_torch() {
     check_against_torch("torch_lbfgs-wolfe", LineSearch::StrongWolfe);
+}
+
+/// With tolerance_change 1000 every direction fails torch's descent check (g.d > -1000), so
+/// a step is its first evaluation only. The GPU evaluates the first point before it reads
+/// g.d and takes that evaluation back: the step counts 1 evaluation (the CPU's count), in
+/// 2 read-backs, and leaves the weights as they were, on both line searches.
+fn an_evaluation_along_a_direction_that_does_not_descend_is_withdrawn() {
+    let learn = data::load(&crate::common::mnist_dir(), Part::Learn).unwrap();
+    let (train, eval) = data::split(&learn, 300, 100).unwrap();
+    let init = rprop_lab::model::Params::init(rprop_lab::model::Layout::new(784, 16, 10), 0);
+    for ls in [LineSearch::None, LineSearch::StrongWolfe] {
+        let v = Variant::Lbfgs;
+        let mut h = v.defaults();
+        (h.line_search, h.tolerance_change) = (ls, 1000.0);
+        let opts = GpuOptions::default();
+        let mut g = GpuBackend::new(&train, &eval, init.clone(), v, h, &opts).unwrap();
+        let mut c = rprop_lab::cpu::CpuBackend::new(&train, &eval, init.clone(), v, h);
+        for _ in 0..2 {
+            let (gs, cs) = (g.epoch().unwrap(), c.epoch().unwrap());
+            let tr = g.lbfgs_traffic().unwrap();
+            assert_eq!(
+                (gs.grad_evals, cs.grad_evals, tr.evals),
+                (1, 1, 1),
+                "{ls:?}"
+            );
+            assert_eq!(tr.read_backs, 2, "{ls:?}: {tr:?}");
+            assert_eq!(
+                g.params().unwrap().data,
+                init.data,
+                "{ls:?}: the weights moved"
+            );
+        }
+    }
 }
