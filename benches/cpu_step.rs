@@ -77,13 +77,11 @@ fn state() -> State {
 /// Rows per parallel task of the sparse kernels (as the fused pass splits them).
 const ROWS: usize = N / fused::LANES;
 
-fn stages(c: &mut Criterion) {
-    let mut s = state();
+/// The first layer's product: the GEMM against the sparse u8 kernel.
+fn first_layer(c: &mut Criterion, s: &State) {
     let (w1, b1) = s.p.layer(0);
-    let (w2, b2) = s.p.layer(1);
     let (wt, cc) = sparse::first_layer_consts(w1, b1, I);
     let mut z1 = vec![0f32; N * H];
-
     let mut g = group(c, "fwd_z1");
     g.throughput(flops(N, I, H));
     g.bench_function("dense_gemm", |bn| {
@@ -97,7 +95,11 @@ fn stages(c: &mut Criterion) {
         })
     });
     g.finish();
+}
 
+/// ReLU, the second layer's products and ReLU's mask, softmax cross-entropy.
+fn later_layers(c: &mut Criterion, s: &State) {
+    let (w2, b2) = s.p.layer(1);
     let z1 = s.ws.z1().to_vec();
     let mut h = vec![0f32; N * H];
     let mut g = group(c, "bias_relu");
@@ -132,7 +134,10 @@ fn stages(c: &mut Criterion) {
         bn.iter(|| cpu::softmax_xent(&z2, &s.y, N, &mut loss, &mut correct, &mut dz2b))
     });
     g.finish();
+}
 
+/// dW1 (the GEMM against the sparse u8 kernel's parts), dW2 and db1.
+fn weight_grads(c: &mut Criterion, s: &State) {
     let dz1 = s.ws.dz1().to_vec();
     let mut dw1 = vec![0f32; H * I];
     let mut g = group(c, "bwd_dw1");
@@ -143,27 +148,10 @@ fn stages(c: &mut Criterion) {
             cpu::matmul(&mut dw1, a, View::row_major(&s.x, N, I), false)
         })
     });
-    g.bench_function("sparse_u8", |bn| {
-        bn.iter(|| {
-            let parts: Vec<Vec<f32>> = dz1
-                .par_chunks(ROWS * H)
-                .enumerate()
-                .map(|(i, dz)| {
-                    let mut part = vec![0f32; I * H];
-                    sparse::grad_rows(&s.u, i * ROWS, dz, H, &mut part);
-                    part
-                })
-                .collect();
-            for part in &parts {
-                for (d, &v) in dw1.iter_mut().zip(part) {
-                    *d += v;
-                }
-            }
-        })
-    });
+    g.bench_function("sparse_u8", |bn| bn.iter(|| sparse_dw1(s, &dz1, &mut dw1)));
     g.finish();
 
-    let h = s.ws.h().to_vec();
+    let (h, dz2) = (s.ws.h().to_vec(), s.ws.dlogits.clone());
     let (mut dw2, mut db1) = (vec![0f32; C * H], vec![0f32; H]);
     let mut g = group(c, "dw2_db");
     g.throughput(flops(C, N, H));
@@ -178,7 +166,29 @@ fn stages(c: &mut Criterion) {
         bn.iter(|| cpu::reduce_cols(&dz1, H, &mut db1))
     });
     g.finish();
+}
 
+/// dW1 from the sparse u8 pixels: a part per row block, then their sum.
+fn sparse_dw1(s: &State, dz1: &[f32], dw1: &mut [f32]) {
+    let parts: Vec<Vec<f32>> = dz1
+        .par_chunks(ROWS * H)
+        .enumerate()
+        .map(|(i, dz)| {
+            let mut part = vec![0f32; I * H];
+            sparse::grad_rows(&s.u, i * ROWS, dz, H, &mut part);
+            part
+        })
+        .collect();
+    for part in &parts {
+        for (d, &v) in dw1.iter_mut().zip(part) {
+            *d += v;
+        }
+    }
+}
+
+/// The iRprop+ update, then the step's two passes: the reference stage by stage vs fused
+/// by row blocks.
+fn update_and_passes(c: &mut Criterion, s: &mut State) {
     let grads = s.ws.grads.clone();
     let mut params = s.p.data.clone();
     let hy = Hyper::default();
@@ -190,7 +200,6 @@ fn stages(c: &mut Criterion) {
     });
     g.finish();
 
-    // The step's two passes: the reference stage by stage vs fused by row blocks.
     let mut g = group(c, "fwd_bwd");
     g.throughput(Throughput::Elements(
         2 * N as u64 * (I * H * 2 + H * C * 3) as u64,
@@ -212,6 +221,14 @@ fn stages(c: &mut Criterion) {
         bn.iter(|| fused::train_pass(&s.p, input, &s.y, &mut s.ws))
     });
     g.finish();
+}
+
+fn stages(c: &mut Criterion) {
+    let mut s = state();
+    first_layer(c, &s);
+    later_layers(c, &s);
+    weight_grads(c, &s);
+    update_and_passes(c, &mut s);
 }
 
 /// The eval pass and the whole epoch through the backend, per strategy.

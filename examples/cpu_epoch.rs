@@ -16,10 +16,10 @@
 
 use std::time::Instant;
 
-use rprop_lab::backend::Backend;
+use rprop_lab::backend::{Backend, EpochStats};
 use rprop_lab::cpu::fused::CpuMatmul;
 use rprop_lab::cpu::CpuBackend;
-use rprop_lab::data::{self, Part};
+use rprop_lab::data::{self, Dataset, Part};
 use rprop_lab::model::{Layout, Params};
 use rprop_lab::optim::{Hyper, Variant};
 
@@ -38,78 +38,113 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() -> anyhow::Result<()> {
-    let (mut epochs, mut choices, mut json) = (20usize, vec![CpuMatmul::Dense], false);
-    let mut with_lbfgs = false;
+/// The command line: epochs, strategies, JSON output, and whether to time L-BFGS too.
+struct Args {
+    epochs: usize,
+    choices: Vec<CpuMatmul>,
+    json: bool,
+    with_lbfgs: bool,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        epochs: 20,
+        choices: vec![CpuMatmul::Dense],
+        json: false,
+        with_lbfgs: false,
+    };
     let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--epochs" => epochs = args.next().unwrap_or_default().parse()?,
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--epochs" => a.epochs = args.next().unwrap_or_default().parse()?,
             "--matmul" => {
-                choices = args
+                a.choices = args
                     .next()
                     .unwrap_or_default()
                     .split(',')
                     .map(|s| s.parse().map_err(anyhow::Error::msg))
                     .collect::<anyhow::Result<_>>()?
             }
-            "--json" => json = true,
-            "--lbfgs" => with_lbfgs = true,
+            "--json" => a.json = true,
+            "--lbfgs" => a.with_lbfgs = true,
             _ => {
                 anyhow::bail!("usage: cpu_epoch [--epochs N] [--matmul dense,sparse,auto] [--json]")
             }
         }
     }
-    anyhow::ensure!(epochs > 0, "--epochs must be positive");
-    let learn = data::load(std::path::Path::new("data/mnist"), Part::Learn)?;
-    let (train, eval) = data::split(&learn, 50_000, 10_000).map_err(anyhow::Error::msg)?;
-    let mut runs: Vec<(CpuMatmul, CpuBackend, Vec<f64>, Vec<f64>)> = choices
+    anyhow::ensure!(a.epochs > 0, "--epochs must be positive");
+    Ok(a)
+}
+
+/// One timed configuration: its strategy, backend, and epoch wall and CPU times.
+struct Run {
+    choice: CpuMatmul,
+    b: CpuBackend,
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+/// A backend per strategy (iRprop+), and an L-BFGS one with the first when asked.
+fn runs(a: &Args, train: &Dataset, eval: &Dataset) -> Vec<Run> {
+    let run = |choice: CpuMatmul, v: Variant, h: Hyper| Run {
+        choice,
+        b: CpuBackend::new(train, eval, Params::init(Layout::MNIST, 0), v, h).with_matmul(choice),
+        wall: Vec::new(),
+        cpu: Vec::new(),
+    };
+    let mut out: Vec<Run> = a
+        .choices
         .iter()
-        .map(|&c| {
-            let p = Params::init(Layout::MNIST, 0);
-            let b = CpuBackend::new(&train, &eval, p, Variant::IrpropPlus, Hyper::default())
-                .with_matmul(c);
-            (c, b, Vec::new(), Vec::new())
-        })
+        .map(|&c| run(c, Variant::IrpropPlus, Hyper::default()))
         .collect();
-    if with_lbfgs {
-        let p = Params::init(Layout::MNIST, 0);
+    if a.with_lbfgs {
         let v = Variant::Lbfgs;
-        let b = CpuBackend::new(&train, &eval, p, v, v.defaults()).with_matmul(choices[0]);
-        runs.push((choices[0], b, Vec::new(), Vec::new()));
+        out.push(run(a.choices[0], v, v.defaults()));
     }
-    // One warm-up epoch each (page faults, thread pool start), then the timed ones in turn.
-    for (_, b, _, _) in runs.iter_mut() {
-        b.epoch()?;
+    out
+}
+
+/// One warm-up epoch each (page faults, thread pool start), then `epochs` timed ones in
+/// turn; the last epoch's stats of each.
+fn time_runs(runs: &mut [Run], epochs: usize) -> anyhow::Result<Vec<EpochStats>> {
+    for r in runs.iter_mut() {
+        r.b.epoch()?;
     }
     let mut last = Vec::new();
     for _ in 0..epochs {
         last.clear();
-        for (_, b, wall, cpu) in runs.iter_mut() {
+        for r in runs.iter_mut() {
             let (t, c) = (Instant::now(), cpu_seconds());
-            let s = b.epoch()?;
-            wall.push(t.elapsed().as_secs_f64());
+            let s = r.b.epoch()?;
+            r.wall.push(t.elapsed().as_secs_f64());
             if let (Some(c0), Some(c1)) = (c, cpu_seconds()) {
-                cpu.push(c1 - c0);
+                r.cpu.push(c1 - c0);
             }
             last.push(s);
         }
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for ((choice, b, wall, cpu), s) in runs.iter_mut().zip(&last) {
-        let (w, c) = (
-            median(wall),
-            if cpu.is_empty() {
-                f64::NAN
-            } else {
-                median(cpu)
-            },
-        );
+    Ok(last)
+}
+
+/// One line (or JSON object) per run.
+fn report(runs: &mut [Run], last: &[EpochStats], a: &Args) {
+    let (epochs, threads) = (
+        a.epochs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    for (r, s) in runs.iter_mut().zip(last) {
+        let w = median(&mut r.wall);
+        let c = if r.cpu.is_empty() {
+            f64::NAN
+        } else {
+            median(&mut r.cpu)
+        };
+        let (choice, b) = (r.choice, &r.b);
         let name = match b.lbfgs {
             Some(_) => format!("lbfgs ({choice:?}, {} evals/epoch)", s.grad_evals).to_lowercase(),
             None => format!("{choice:?}").to_lowercase(),
         };
-        if json {
+        if a.json {
             println!(
                 "{{\"matmul\":\"{name}\",\"backend\":\"{}\",\"epochs\":{epochs},\"threads\":{threads},\"wall_s\":{w:.6},\"cpu_s\":{c:.6},\"eval_acc\":{:.4}}}",
                 b.name(),
@@ -126,5 +161,14 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = parse_args()?;
+    let learn = data::load(std::path::Path::new("data/mnist"), Part::Learn)?;
+    let (train, eval) = data::split(&learn, 50_000, 10_000).map_err(anyhow::Error::msg)?;
+    let mut runs = runs(&a, &train, &eval);
+    let last = time_runs(&mut runs, a.epochs)?;
+    report(&mut runs, &last, &a);
     Ok(())
 }

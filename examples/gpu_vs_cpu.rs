@@ -27,58 +27,26 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let dir = PathBuf::from(args.get(1).map_or("data/mnist", String::as_str));
-    let epochs: usize = args.get(2).map_or(Ok(5), |s| s.parse())?;
-    let kernel = args
-        .get(3)
-        .map(|s| s.parse())
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let learn = data::load(&dir, Part::Learn)?;
-    let (train, eval) = data::split(&learn, 50_000, 10_000).map_err(anyhow::Error::msg)?;
-    let params = Params::init(Layout::MNIST, 0);
-    let hyper = Hyper::default();
-    let v = Variant::IrpropPlus;
+/// Best wall time of `epochs` epochs of `b`, and the best CPU time of this process (all
+/// threads, lavapipe's included): on a shared machine the second moves less with the load.
+fn time(b: &mut dyn Backend, epochs: usize) -> Result<(f64, f64)> {
+    let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..epochs {
+        let t = Instant::now();
+        let c0 = cpu_seconds().unwrap_or(f64::NAN);
+        b.epoch()?;
+        best = best.min(t.elapsed().as_secs_f64());
+        best_cpu = best_cpu.min(cpu_seconds().unwrap_or(f64::NAN) - c0);
+    }
+    Ok((best, best_cpu))
+}
 
-    let t = Instant::now();
-    let mut gpu = GpuBackend::new(
-        &train,
-        &eval,
-        params.clone(),
-        v,
-        hyper,
-        &GpuOptions {
-            matmul_kernel: kernel,
-            verbose: true,
-            ..Default::default()
-        },
-    )?;
-    println!(
-        "gpu: {} (setup {:.2}s)",
-        gpu.name(),
-        t.elapsed().as_secs_f64()
-    );
-    let mut cpu = CpuBackend::new(&train, &eval, params, v, hyper);
-
-    // Best wall time of `epochs` epochs, and the best CPU time of this process (all threads,
-    // lavapipe's included): on a shared machine the second moves less with the load.
-    let time = |b: &mut dyn Backend| -> Result<(f64, f64)> {
-        let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
-        for _ in 0..epochs {
-            let t = Instant::now();
-            let c0 = cpu_seconds().unwrap_or(f64::NAN);
-            b.epoch()?;
-            best = best.min(t.elapsed().as_secs_f64());
-            best_cpu = best_cpu.min(cpu_seconds().unwrap_or(f64::NAN) - c0);
-        }
-        Ok((best, best_cpu))
-    };
+/// The full-batch epoch on both backends; returns the GPU's (wall, CPU) times.
+fn full_batch(gpu: &mut GpuBackend, cpu: &mut CpuBackend, epochs: usize) -> Result<(f64, f64)> {
     let c0 = gpu.counters();
-    let (g, g_cpu) = time(&mut gpu)?;
+    let (g, g_cpu) = time(gpu, epochs)?;
     let c1 = gpu.counters();
-    let (c, c_cpu) = time(&mut cpu)?;
+    let (c, c_cpu) = time(cpu, epochs)?;
     println!(
         "epoch (best of {epochs}): gpu {g:.3}s  cpu {c:.3}s  ratio gpu/cpu {:.2}",
         g / c
@@ -94,9 +62,12 @@ fn main() -> Result<()> {
         if subs == 1 { "" } else { "s" },
         per(c1.bytes_read - c0.bytes_read)
     );
+    Ok((g, g_cpu))
+}
 
-    // A mini-batch epoch as the trainer runs it: the seeded shuffle, 50 steps of 1,000 rows
-    // gathered on the device, then the eval pass.
+/// A mini-batch epoch as the trainer runs it: the seeded shuffle, 50 steps of 1,000 rows
+/// gathered on the device, then the eval pass; against the full-batch one (`full`).
+fn mini_batch(gpu: &mut GpuBackend, epochs: usize, (g, g_cpu): (f64, f64)) -> Result<()> {
     let (mut mini, mut mini_cpu) = (f64::INFINITY, f64::INFINITY);
     for e in 1..=epochs as u64 {
         let t = Instant::now();
@@ -115,8 +86,11 @@ fn main() -> Result<()> {
         mini / g,
         mini_cpu / g_cpu
     );
+    Ok(())
+}
 
-    // Per-stage GPU time (each stage alone, repeated in one submission).
+/// Per-stage GPU time (each stage alone, repeated in one submission), then the eval pass.
+fn stages(gpu: &mut GpuBackend) -> Result<()> {
     let n = 50_000f64;
     let (i, h, k) = (784f64, 128f64, 10f64);
     let stages: [(&str, Stage, f64); 12] = [
@@ -169,4 +143,35 @@ fn main() -> Result<()> {
         t.elapsed().as_secs_f64() / reps as f64 * 1e3
     );
     Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = PathBuf::from(args.get(1).map_or("data/mnist", String::as_str));
+    let epochs: usize = args.get(2).map_or(Ok(5), |s| s.parse())?;
+    let kernel = args
+        .get(3)
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let learn = data::load(&dir, Part::Learn)?;
+    let (train, eval) = data::split(&learn, 50_000, 10_000).map_err(anyhow::Error::msg)?;
+    let params = Params::init(Layout::MNIST, 0);
+    let (v, hyper) = (Variant::IrpropPlus, Hyper::default());
+    let t = Instant::now();
+    let opts = GpuOptions {
+        matmul_kernel: kernel,
+        verbose: true,
+        ..Default::default()
+    };
+    let mut gpu = GpuBackend::new(&train, &eval, params.clone(), v, hyper, &opts)?;
+    println!(
+        "gpu: {} (setup {:.2}s)",
+        gpu.name(),
+        t.elapsed().as_secs_f64()
+    );
+    let mut cpu = CpuBackend::new(&train, &eval, params, v, hyper);
+    let full = full_batch(&mut gpu, &mut cpu, epochs)?;
+    mini_batch(&mut gpu, epochs, full)?;
+    stages(&mut gpu)
 }

@@ -214,8 +214,8 @@ fn grprop_adapt(e: ptr<function, Elem>, gi: f32) {
     adapt(e, gi);
 }
 
-// L-BFGS's step runs on the host with several passes (src/optim/lbfgs.rs); its case leaves
-// the weight as it is.
+// L-BFGS's step is not per weight: its algorithm (src/optim/lbfgs.rs) drives the kernels of
+// lbfgs.wgsl and the backend's passes; its case leaves the weight as it is.
 fn lbfgs(e: ptr<function, Elem>, gi: f32) {
 }
 

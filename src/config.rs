@@ -195,7 +195,7 @@ run_keys! {
     adapter: Option<String> = None, "NAME";
     /// The GPU matmul strategy (`--matmul-kernel`)
     matmul_kernel: Option<String> = None, "NAME", parse |v| {
-        let k = as_str(v)?.parse::<crate::gpu::Strategy>().map_err(anyhow::Error::msg)?;
+        let k = as_str(v)?.parse::<crate::matmul_kernel::Strategy>().map_err(anyhow::Error::msg)?;
         anyhow::Ok(Some(k.name().to_string()))
     };
     /// The CPU backend's first-layer products, "dense" or "sparse" (`--cpu-matmul`)

@@ -13,6 +13,7 @@ pub mod fsio;
 pub mod gpu;
 pub mod limits;
 pub mod matmul;
+pub mod matmul_kernel;
 pub mod metrics;
 pub mod model;
 pub mod names;

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Lists the module-to-module import edges of src/ (`use crate::…`, `use super::…`, and
-inline `crate::a::b` paths in code) and reports every import circle (a strongly connected
-component of more than one module). Exit 1 when there is a circle.
+"""Lists the module-to-module import edges of src/ (`use crate::…`, `use super::…`, inline
+`crate::a::b` paths in code, and child modules named bare, `lbfgs::State` in optim/mod.rs)
+and reports every import circle (a strongly connected component of more than one module),
+as tests/layout.rs does: among files (leaving out a module's use of its own ancestors) and
+among the top-level modules of src/ (all of their files' edges). Exit 1 when there is one.
 
 A module is a file: src/a/b.rs and src/a/b/mod.rs are `a::b`; src/lib.rs is the root.
-A parent's `mod child;` declaration is not an edge; a parent `use`-ing its child is.
+A parent's `mod child;` declaration is not an edge; a parent naming its child is.
 Usage: python3 tools/import_cycles.py [--edges] [SRC_DIR]"""
 import os
 import re
@@ -96,7 +98,28 @@ def edges_of(src):
             t = resolve(path, m, modules)
             if t is not None and t != m and t != ():
                 edges[m].add(t)
+        # Child modules named bare, outside strings.
+        code = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+        for c in modules:
+            if len(c) == len(m) + 1 and c[: len(m)] == m:
+                if re.search(r"(?<![\w:])" + re.escape(c[-1]) + r"::", code):
+                    edges[m].add(c)
     return edges
+
+
+def file_graph(edges):
+    """Every edge but a module's use of its own ancestors."""
+    return {m: {t for t in to if not (len(t) < len(m) and m[: len(t)] == t)} for m, to in edges.items()}
+
+
+def top_level(edges):
+    """The top-level modules' graph: each one's files' edges to the others."""
+    out = {}
+    for m, to in edges.items():
+        if not m:
+            continue
+        out.setdefault(m[:1], set()).update(t[:1] for t in to if t and t[0] != m[0])
+    return out
 
 
 def sccs(edges):
@@ -143,15 +166,19 @@ def main():
             for t in sorted(edges[m]):
                 print(f"{name(m)} -> {name(t)}")
     n_edges = sum(len(t) for t in edges.values())
-    circles = sccs(edges)
-    print(f"{len(edges)} modules, {n_edges} import edges, {len(circles)} circle(s)")
-    for c in circles:
-        members = set(c)
-        print("circle:", ", ".join(sorted(name(m) for m in c)))
-        for m in sorted(c):
-            for t in sorted(edges[m] & members):
-                print(f"    {name(m)} -> {name(t)}")
-    sys.exit(1 if circles else 0)
+    found = 0
+    for what, graph in (("files", file_graph(edges)), ("top-level modules", top_level(edges))):
+        circles = sccs(graph)
+        found += len(circles)
+        print(f"{what}: {len(graph)} modules, {len(circles)} circle(s)")
+        for c in circles:
+            members = set(c)
+            print("circle:", ", ".join(sorted(name(m) for m in c)))
+            for m in sorted(c):
+                for t in sorted(graph[m] & members):
+                    print(f"    {name(m)} -> {name(t)}")
+    print(f"{n_edges} import edges in all")
+    sys.exit(1 if found else 0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 use anyhow::Result;
 
 use super::fused::{self, CpuMatmul, Input, SparseSets};
+use super::lbfgs::cpu_step;
 use super::reference::{normalize_images, optimizer, Workspace};
 use crate::backend::{Backend, Batch, EpochStats, PassStats, RunStart};
 use crate::data::Dataset;
@@ -151,7 +152,7 @@ impl CpuBackend {
             self.state.t += 1;
             let st = self.state.lbfgs.get_or_insert_with(Default::default);
             let data = (x, &self.train_y[..]);
-            let (first, n) = lbfgs::cpu_step(cfg, st, &mut self.params, data, &mut self.train_ws);
+            let (first, n) = cpu_step(cfg, st, &mut self.params, data, &mut self.train_ws);
             self.evals += n - 1; // train_step counted one
             return first;
         }

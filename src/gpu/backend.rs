@@ -9,7 +9,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 
 use super::buffers::{self, f32s, slot_stats, storage, Pass, Shared, METRIC_BYTES};
 use super::kernels::{Kernels, Strategy};
-use super::lbfgs::{GpuLbfgs, TracedEval};
+use super::lbfgs::{GpuLbfgs, TracedEval, Traffic};
 use super::mlp::{self, Net};
 use super::ops::{encode_all, Dispatch, Plan};
 use super::setup::{self, Opened};
@@ -434,8 +434,8 @@ impl GpuBackend {
         Ok(trace.unwrap_or_default())
     }
 
-    /// Read-backs and bytes read back by the last L-BFGS step (None for other optimizers).
-    pub fn lbfgs_traffic(&self) -> Option<(u64, u64)> {
+    /// The last L-BFGS step's traffic (None for other optimizers).
+    pub fn lbfgs_traffic(&self) -> Option<Traffic> {
         self.lbfgs.as_ref().map(|l| l.last_step)
     }
 

@@ -187,6 +187,8 @@ pub struct Needs {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     pub submissions: u64,
+    /// Buffers mapped to read back (each a wait for the device).
+    pub read_backs: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
 }
@@ -380,6 +382,7 @@ impl GpuContext {
             .map_err(|e| anyhow!("GPU read-back could not map: {e}"))?
             .to_vec();
         staging.unmap();
+        self.counters.read_backs += 1;
         self.counters.bytes_read += size;
         Ok(bytes)
     }

@@ -1,11 +1,16 @@
-//! L-BFGS with the semantics of `torch.optim.LBFGS`: one [`step`] runs up to `max_iter`
+//! L-BFGS with the semantics of `torch.optim.LBFGS`: one [`run`] runs up to `max_iter`
 //! iterations, each a two-loop-recursion direction and a fixed step (`line_search` none) or a
 //! strong-Wolfe line search, calling the objective (a full forward+backward pass over the train
 //! set) as torch calls its closure. Vectors are f32 like torch's; the scalars torch holds as
 //! 0-d f32 tensors (ys, rho, H_diag, alpha, beta) are f32 here, the line search's step lengths
 //! and losses (Python floats in torch) f64. The dot products sum in a fixed order
-//! ([`dot`]), so a run is reproducible; torch sums in BLAS's order, so the two agree to float
-//! rounding, not bit for bit.
+//! ([`dot`], repeated by shaders/lbfgs.wgsl), so a run is reproducible; torch sums
+//! in BLAS's order, so the two agree to float rounding, not bit for bit.
+//!
+//! The algorithm is written once, over the operations of [`VecOps`]; each backend drives it
+//! with its own (`cpu::lbfgs`, `gpu::lbfgs`). It reads a scalar only where torch's host loop
+//! branches on one, and orders its work so that the GPU reads back once per evaluation: an
+//! iteration's direction, its checks and its first evaluation come back together.
 
 use super::{Hyper, Rule, Spec, Traits};
 
@@ -135,7 +140,7 @@ pub struct State {
     pub func_evals: u64,
 }
 
-/// What one [`step`] reports.
+/// What one [`run`] reports.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepOutcome {
     /// The loss of the step's first evaluation (what torch's `step()` returns).
@@ -144,54 +149,73 @@ pub struct StepOutcome {
     pub evals: u32,
 }
 
-pub use super::lbfgs_ops::{abs_max, abs_sum, axpy, dot, Objective, VecOps, BLOCK};
+pub use super::lbfgs_ops::{abs_max, abs_sum, axpy, dot, BLOCK};
+pub use super::lbfgs_ops::{Candidate, Dir, Pair, Trial, VecOps};
 
-/// [`State`] in the vectors of a [`VecOps`]: the history the algorithm works on (a CPU
-/// step converts the saved form to it and back, a GPU keeps it on the device).
-pub struct Hist<V> {
+/// [`State`] in the vectors and scalars of a [`VecOps`]: the history the algorithm works on
+/// (a CPU step converts the saved form to it and back, a GPU keeps it on the device).
+pub struct Hist<V, S> {
     /// The last direction and the gradient at the start of the last iteration (None
     /// before the first iteration).
     pub d: Option<V>,
     pub prev_flat_grad: Option<V>,
     pub t: f64,
-    pub old_dirs: Vec<V>,
-    pub old_stps: Vec<V>,
-    pub ro: Vec<f32>,
-    pub h_diag: f32,
+    /// The (y, s) pairs, oldest first.
+    pub pairs: Vec<Pair<V, S>>,
+    pub h_diag: S,
     pub prev_loss: f64,
     pub n_iter: u64,
     pub func_evals: u64,
 }
 
-impl<V> Hist<V> {
-    /// The history of `st`, its vectors converted by `f`.
-    pub fn from_state(st: State, mut f: impl FnMut(Vec<f32>) -> V) -> Hist<V> {
+impl<V, S> Hist<V, S> {
+    /// The history of `st`, its vectors converted by `f` and its scalars by `fs`.
+    pub fn from_state(
+        st: State,
+        mut f: impl FnMut(Vec<f32>) -> V,
+        mut fs: impl FnMut(f32) -> S,
+    ) -> Hist<V, S> {
         let mut opt = |v: Vec<f32>| (!v.is_empty()).then(|| f(v));
+        let (d, prev_flat_grad) = (opt(st.d), opt(st.prev_flat_grad));
+        let pairs = (st.old_dirs.into_iter().zip(st.old_stps).zip(st.ro))
+            .map(|((y, s), ro)| Pair {
+                y: f(y),
+                s: f(s),
+                ro: fs(ro),
+            })
+            .collect();
         Hist {
-            d: opt(st.d),
-            prev_flat_grad: opt(st.prev_flat_grad),
+            d,
+            prev_flat_grad,
             t: st.t,
-            old_dirs: st.old_dirs.into_iter().map(&mut f).collect(),
-            old_stps: st.old_stps.into_iter().map(&mut f).collect(),
-            ro: st.ro,
-            h_diag: st.h_diag,
+            pairs,
+            h_diag: fs(st.h_diag),
             prev_loss: st.prev_loss,
             n_iter: st.n_iter,
             func_evals: st.func_evals,
         }
     }
 
-    /// The saved form, its vectors converted by `f` (empty where None).
-    pub fn to_state<E>(&self, mut f: impl FnMut(&V) -> Result<Vec<f32>, E>) -> Result<State, E> {
+    /// The saved form, its vectors converted by `f` (empty where None), its scalars by
+    /// `fs`.
+    pub fn to_state<E>(
+        &self,
+        mut f: impl FnMut(&V) -> Result<Vec<f32>, E>,
+        mut fs: impl FnMut(&S) -> f32,
+    ) -> Result<State, E> {
         let mut opt = |v: &Option<V>| v.as_ref().map_or(Ok(Vec::new()), &mut f);
+        let (d, prev_flat_grad) = (opt(&self.d)?, opt(&self.prev_flat_grad)?);
+        let mut vecs = |pick: fn(&Pair<V, S>) -> &V| -> Result<Vec<Vec<f32>>, E> {
+            self.pairs.iter().map(|p| f(pick(p))).collect()
+        };
         Ok(State {
-            d: opt(&self.d)?,
-            prev_flat_grad: opt(&self.prev_flat_grad)?,
+            d,
+            prev_flat_grad,
             t: self.t,
-            old_dirs: self.old_dirs.iter().map(&mut f).collect::<Result<_, E>>()?,
-            old_stps: self.old_stps.iter().map(&mut f).collect::<Result<_, E>>()?,
-            ro: self.ro.clone(),
-            h_diag: self.h_diag,
+            old_dirs: vecs(|p| &p.y)?,
+            old_stps: vecs(|p| &p.s)?,
+            ro: self.pairs.iter().map(|p| fs(&p.ro)).collect(),
+            h_diag: fs(&self.h_diag),
             prev_loss: self.prev_loss,
             n_iter: self.n_iter,
             func_evals: self.func_evals,
@@ -199,48 +223,40 @@ impl<V> Hist<V> {
     }
 }
 
-/// The two-loop recursion: the direction -H g from the history (torch's loop, one buffer).
-fn direction<O: VecOps>(o: &mut O, st: &Hist<O::V>, g: &O::V) -> O::V {
-    let k = st.old_dirs.len();
-    let mut q = o.dup(g);
-    o.scale(&mut q, -1.0);
-    let mut al = vec![0f32; k];
-    for i in (0..k).rev() {
-        al[i] = o.dot(&st.old_stps[i], &q) * st.ro[i];
-        o.axpy(&mut q, -al[i], &st.old_dirs[i]);
-    }
-    o.scale(&mut q, st.h_diag);
-    for (i, a) in al.iter().enumerate() {
-        let be = o.dot(&st.old_dirs[i], &q) * st.ro[i];
-        o.axpy(&mut q, a - be, &st.old_stps[i]);
-    }
-    q
+/// The candidate pair (y, s) = (g - prev_g, t d) of this iteration, with y . s and y . y
+/// (None before the first iteration).
+fn candidate<O: VecOps>(
+    o: &mut O,
+    st: &Hist<O::V, O::S>,
+    g: &O::V,
+) -> Option<Candidate<O::V, O::S>> {
+    let (Some(prev), Some(d)) = (&st.prev_flat_grad, &st.d) else {
+        return None;
+    };
+    Some(o.candidate(g, prev, d, st.t as f32))
 }
 
-/// Adds the pair (y, s) = (g - prev_g, t d) to the history when y . s > 1e-10.
-fn update_history<O: VecOps>(o: &mut O, st: &mut Hist<O::V>, g: &O::V, history_size: usize) {
-    let (Some(prev), Some(d)) = (&st.prev_flat_grad, &st.d) else {
-        return;
-    };
-    let mut y = o.dup(g);
-    o.axpy(&mut y, -1.0, prev);
-    let mut s = o.dup(d);
-    o.scale(&mut s, st.t as f32);
-    let ys = o.dot(&y, &s);
-    if ys > 1e-10 {
-        if st.old_dirs.len() == history_size {
-            let (y0, s0) = (st.old_dirs.remove(0), st.old_stps.remove(0));
-            o.recycle(y0);
-            o.recycle(s0);
-            st.ro.remove(0);
+/// Files the candidate as torch does once `ys` is read: in the history (the oldest pair out
+/// when it is full) when ys > 1e-10, else dropped.
+fn file<O: VecOps>(
+    o: &mut O,
+    st: &mut Hist<O::V, O::S>,
+    c: Candidate<O::V, O::S>,
+    ro: O::S,
+    history_size: usize,
+) {
+    if o.value(c.ys) > 1e-10 {
+        if st.pairs.len() == history_size {
+            let old = st.pairs.remove(0);
+            o.recycle(old.y);
+            o.recycle(old.s);
+            o.release(old.ro);
         }
-        st.h_diag = ys / o.dot(&y, &y);
-        st.old_dirs.push(y);
-        st.old_stps.push(s);
-        st.ro.push(1.0 / ys);
+        st.pairs.push(Pair { y: c.y, s: c.s, ro });
     } else {
-        o.recycle(y);
-        o.recycle(s);
+        o.recycle(c.y);
+        o.recycle(c.s);
+        o.release(ro);
     }
 }
 
@@ -251,159 +267,192 @@ fn replace<O: VecOps>(o: &mut O, slot: &mut Option<O::V>, v: O::V) {
     }
 }
 
-/// The direction of iteration `st.n_iter` from gradient `g`; also records `g` as the
-/// previous gradient.
-fn next_direction<O: VecOps>(o: &mut O, cfg: &Settings, st: &mut Hist<O::V>, g: &O::V) {
-    if st.n_iter == 1 {
-        let mut d = o.dup(g);
-        o.scale(&mut d, -1.0);
-        replace(o, &mut st.d, d);
-        for v in std::mem::take(&mut st.old_dirs) {
-            o.recycle(v);
+/// The candidate pair and its rho, filed once its ys is read.
+type Filed<V, S> = Option<(Candidate<V, S>, S)>;
+
+/// The direction of iteration `st.n_iter` from gradient `g` into `st.d`; also records `g`
+/// as the previous gradient. Returns the pair to file, g . d and max |d|.
+#[allow(clippy::type_complexity)]
+fn next_direction<O: VecOps>(
+    o: &mut O,
+    cfg: &Settings,
+    st: &mut Hist<O::V, O::S>,
+    g: &O::V,
+) -> (Filed<O::V, O::S>, O::S, O::S) {
+    let mut filed = None;
+    let dir = if st.n_iter == 1 {
+        for p in std::mem::take(&mut st.pairs) {
+            o.recycle(p.y);
+            o.recycle(p.s);
+            o.release(p.ro);
         }
-        for v in std::mem::take(&mut st.old_stps) {
-            o.recycle(v);
-        }
-        st.ro.clear();
-        st.h_diag = 1.0;
+        o.first_direction(&mut st.h_diag, g)
     } else {
-        update_history(o, st, g, cfg.history_size as usize);
-        let d = direction(o, st, g);
-        replace(o, &mut st.d, d);
-    }
+        let cand = candidate(o, st, g);
+        let full = st.pairs.len() == cfg.history_size as usize;
+        let dir = o.direction(&st.pairs, cand.as_ref(), full, &mut st.h_diag, g);
+        filed = cand.zip(dir.ro);
+        dir
+    };
+    replace(o, &mut st.d, dir.d);
     match &mut st.prev_flat_grad {
         Some(p) => o.copy(p, g),
         None => st.prev_flat_grad = Some(o.dup(g)),
     }
+    (filed, dir.gtd, dir.d_max)
+}
+
+/// The first evaluation of iteration `n_iter` along `d` at step `t` from `w`, recorded
+/// before the algorithm reads `gtd` (torch evaluates only when `gtd <= -tolerance_change`):
+/// none after the last iteration without a line search.
+fn first_trial<O: VecOps>(
+    o: &mut O,
+    cfg: &Settings,
+    n_iter: u32,
+    (w, t, d): (&O::V, f64, &O::V),
+    gtd: O::S,
+) -> Option<Trial<O::V, O::S>> {
+    let wolfe = cfg.line_search == LineSearch::StrongWolfe;
+    if !wolfe && n_iter == cfg.max_iter {
+        return None;
+    }
+    let wt = super::lbfgs_ops::point(o, w, t, d);
+    let mut g = o.alloc();
+    let Some(loss) = o.eval_if_descent(gtd, -cfg.tolerance_change as f32, &wt, &mut g) else {
+        o.recycle(wt);
+        o.recycle(g);
+        return None;
+    };
+    let g_max = o.abs_max(&g);
+    let gtd = wolfe.then(|| o.dot(&g, d));
+    Some(Trial {
+        w: wt,
+        g,
+        loss,
+        g_max,
+        gtd,
+    })
+}
+
+/// A step's running values: loss, gradient and its max |g|, evaluations.
+struct Now<V> {
+    loss: f64,
+    g: V,
+    g_max: f32,
+    evals: u32,
+}
+
+/// Iteration `n_iter`'s move along `d` (with g . d = `gtd` and max |d| = `d_max`) after
+/// its direction: the weights, loss and gradient it lands on. Returns whether to stop (torch's checks after a move), or None when `d` does
+/// not descend (torch breaks before moving).
+fn advance<O: VecOps>(
+    o: &mut O,
+    cfg: &Settings,
+    st: &mut Hist<O::V, O::S>,
+    (w, d, n_iter): (&mut O::V, &O::V, u32),
+    (now, gtd, d_max): (&mut Now<O::V>, O::S, O::S),
+) -> Option<bool> {
+    let trial = first_trial(o, cfg, n_iter, (w, st.t, d), gtd);
+    // One read-back on the GPU: gtd, max |d|, the candidate's ys, the trial's scalars.
+    let gtd = o.value(gtd);
+    if gtd > -cfg.tolerance_change as f32 {
+        if let Some(tr) = trial {
+            o.withdraw();
+            for v in [tr.w, tr.g] {
+                o.recycle(v);
+            }
+        }
+        return None;
+    }
+    let evals = now.evals;
+    match (cfg.line_search, trial) {
+        (LineSearch::StrongWolfe, Some(tr)) => {
+            let max_ls = cfg.max_eval.saturating_sub(now.evals);
+            let d_norm = o.value(d_max);
+            let at0 = (now.loss, &now.g, gtd as f64, now.g_max);
+            let ls = super::lbfgs_wolfe::search(o, (w, d, d_norm), at0, (st.t, tr), max_ls);
+            o.recycle(std::mem::replace(&mut now.g, ls.g));
+            (now.loss, now.g_max, st.t) = (ls.f, ls.g_max, ls.t);
+            now.evals += ls.evals;
+            st.func_evals += ls.evals as u64;
+            o.axpy(w, st.t as f32, d);
+        }
+        (_, Some(tr)) => {
+            o.recycle(std::mem::replace(w, tr.w));
+            o.recycle(std::mem::replace(&mut now.g, tr.g));
+            now.loss = o.value(tr.loss) as f64;
+            now.g_max = o.value(tr.g_max);
+            now.evals += 1;
+            st.func_evals += 1;
+        }
+        // The last iteration without a line search moves without evaluating.
+        (_, None) => o.axpy(w, st.t as f32, d),
+    }
+    let opt_cond = now.evals > evals && now.g_max <= cfg.tolerance_grad as f32;
+    let tol_change = cfg.tolerance_change;
+    // max |d t| = max |d| * |t|: rounding is monotone.
+    let moved = o.value(d_max) * (st.t as f32).abs();
+    Some(
+        n_iter == cfg.max_iter
+            || now.evals >= cfg.max_eval
+            || opt_cond
+            || moved <= tol_change as f32
+            || (now.loss - st.prev_loss).abs() < tol_change,
+    )
 }
 
 /// One `torch.optim.LBFGS.step(closure)` on the weights `w`, in the vectors of `o`.
-pub fn run<O: VecOps>(o: &mut O, cfg: &Settings, st: &mut Hist<O::V>, w: &mut O::V) -> StepOutcome {
+pub fn run<O: VecOps>(
+    o: &mut O,
+    cfg: &Settings,
+    st: &mut Hist<O::V, O::S>,
+    w: &mut O::V,
+) -> StepOutcome {
     let mut g = o.alloc();
-    let first = o.eval(w, &mut g);
-    let mut loss = first as f64;
-    let mut evals = 1u32;
+    let loss = o.eval(w, &mut g);
+    let g_max = o.abs_max(&g);
+    // torch's first step length, min(1, 1/|g|_1) * lr, needs |g|_1 on the run's first step.
+    let g_sum = (st.n_iter == 0).then(|| o.abs_sum(&g));
+    let first = o.value(loss);
     st.func_evals += 1;
-    let tol_grad = cfg.tolerance_grad as f32;
-    if o.abs_max(&g) <= tol_grad {
-        o.recycle(g);
-        return StepOutcome {
-            first_loss: first,
-            evals,
-        };
-    }
-    let tol_change = cfg.tolerance_change;
+    let mut now = Now {
+        loss: first as f64,
+        g,
+        g_max: o.value(g_max),
+        evals: 1,
+    };
+    let done = now.g_max <= cfg.tolerance_grad as f32;
     let mut n_iter = 0;
-    while n_iter < cfg.max_iter {
+    while !done && n_iter < cfg.max_iter {
         n_iter += 1;
         st.n_iter += 1;
-        next_direction(o, cfg, st, &g);
-        st.prev_loss = loss;
-        st.t = if st.n_iter == 1 {
-            // torch: min(1, 1/|g|_1) * lr, in f32.
-            (1f32 / o.abs_sum(&g)).min(1.0) as f64 * cfg.lr as f64
-        } else {
-            cfg.lr as f64
+        let (filed, gtd, d_max) = next_direction(o, cfg, st, &now.g);
+        st.prev_loss = now.loss;
+        st.t = match g_sum {
+            Some(s) if st.n_iter == 1 => (1f32 / o.value(s)).min(1.0) as f64 * cfg.lr as f64,
+            _ => cfg.lr as f64,
         };
-        let Some(d) = st.d.take() else { break };
-        let gtd = o.dot(&g, &d);
-        if gtd > -tol_change as f32 {
-            st.d = Some(d);
+        let Some(d) = st.d.take() else {
+            // (next_direction always sets d.)
+            if let Some((c, ro)) = filed {
+                file(o, st, c, ro, cfg.history_size as usize);
+            }
             break;
-        }
-        let mut ls_evals = 0;
-        let mut opt_cond = false;
-        match cfg.line_search {
-            LineSearch::StrongWolfe => {
-                let max_ls = cfg.max_eval.saturating_sub(evals);
-                let ls = crate::optim::lbfgs_wolfe::search(o, w, st.t, &d, (loss, &g, gtd), max_ls);
-                let old_g;
-                (loss, old_g, st.t, ls_evals) = (ls.0, std::mem::replace(&mut g, ls.1), ls.2, ls.3);
-                o.recycle(old_g);
-                o.axpy(w, st.t as f32, &d);
-                opt_cond = o.abs_max(&g) <= tol_grad;
-            }
-            LineSearch::None => {
-                o.axpy(w, st.t as f32, &d);
-                // torch skips the evaluation after the last iteration.
-                if n_iter != cfg.max_iter {
-                    loss = o.eval(w, &mut g) as f64;
-                    opt_cond = o.abs_max(&g) <= tol_grad;
-                    ls_evals = 1;
-                }
-            }
-        }
-        evals += ls_evals;
-        st.func_evals += ls_evals as u64;
-        // max |d t| = max |d| * |t|: rounding is monotone.
-        let t32 = st.t as f32;
-        let stop = n_iter == cfg.max_iter
-            || evals >= cfg.max_eval
-            || opt_cond
-            || o.abs_max(&d) * t32.abs() <= tol_change as f32
-            || (loss - st.prev_loss).abs() < tol_change;
+        };
+        let stop = advance(o, cfg, st, (w, &d, n_iter), (&mut now, gtd, d_max));
         st.d = Some(d);
-        if stop {
+        if let Some((c, ro)) = filed {
+            file(o, st, c, ro, cfg.history_size as usize);
+        }
+        if stop != Some(false) {
             break;
         }
     }
-    o.recycle(g);
+    o.recycle(now.g);
     StepOutcome {
         first_loss: first,
-        evals,
+        evals: now.evals,
     }
-}
-
-/// One `torch.optim.LBFGS.step(closure)` on the weights `w` on the CPU.
-pub fn step(cfg: &Settings, st: &mut State, w: &mut [f32], f: &mut impl Objective) -> StepOutcome {
-    let mut o = super::lbfgs_ops::CpuOps { f, n: w.len() };
-    let mut h = Hist::from_state(std::mem::take(st), |v| v);
-    let mut wv = w.to_vec();
-    let out = run(&mut o, cfg, &mut h, &mut wv);
-    w.copy_from_slice(&wv);
-    *st = h.into_state();
-    out
-}
-
-impl Hist<Vec<f32>> {
-    /// The saved form of a CPU history (its vectors moved, not copied).
-    pub fn into_state(self) -> State {
-        State {
-            d: self.d.unwrap_or_default(),
-            prev_flat_grad: self.prev_flat_grad.unwrap_or_default(),
-            t: self.t,
-            old_dirs: self.old_dirs,
-            old_stps: self.old_stps,
-            ro: self.ro,
-            h_diag: self.h_diag,
-            prev_loss: self.prev_loss,
-            n_iter: self.n_iter,
-            func_evals: self.func_evals,
-        }
-    }
-}
-
-/// One step on the whole train set with the CPU passes as the objective (a fused
-/// forward+backward, `cpu::fused::train_pass`). Returns the first evaluation's stats (the
-/// epoch's train stats, as torch's `step()` returns the first loss) and the evaluations made.
-pub fn cpu_step(
-    cfg: &Settings,
-    st: &mut State,
-    params: &mut crate::model::Params,
-    (x, y): (crate::cpu::fused::Input, &[u8]),
-    ws: &mut crate::cpu::reference::Workspace,
-) -> (crate::pass_stats::PassStats, u32) {
-    let mut at = params.clone();
-    let mut first = None;
-    let mut objective = |w: &[f32], g: &mut [f32]| {
-        at.data.copy_from_slice(w);
-        let s = crate::cpu::fused::train_pass(&at, x, y, ws);
-        g.copy_from_slice(&ws.grads);
-        first.get_or_insert(s);
-        s.loss
-    };
-    let out = step(cfg, st, &mut params.data, &mut objective);
-    (first.unwrap_or_default(), out.evals)
 }
 
 impl State {

@@ -1,8 +1,12 @@
 //! torch's `_strong_wolfe` line search and `_cubic_interpolate`, ported line for line (torch
 //! ported them from the Lua torch/optim `lswolfe.lua` and `polyinterp.lua`). Losses and step
 //! lengths are f64 (torch's Python floats), directional derivatives f32 dot products.
+//!
+//! Each evaluation reads back (on the GPU) its loss, directional derivative and max |g| at
+//! once: the search needs the first two to go on, and the step's stop test the third of the
+//! point it picks.
 
-use crate::optim::lbfgs_ops::{directional, VecOps};
+use crate::optim::lbfgs_ops::{point, Trial, VecOps};
 
 /// Sufficient decrease, curvature, and the bracket-width tolerance torch uses (its default,
 /// not the optimizer's `tolerance_change`).
@@ -33,12 +37,26 @@ fn cubic_interpolate(
     }
 }
 
-/// One point of the search: step length, loss, gradient, directional derivative.
+/// One point of the search: step length, loss, gradient, directional derivative, max |g|.
 struct Point<V> {
     t: f64,
     f: f64,
     g: V,
     gtd: f64,
+    g_max: f32,
+}
+
+/// The start of a search: loss, gradient, directional derivative and max |g| at step 0.
+pub(crate) type Start<'a, V> = (f64, &'a V, f64, f32);
+
+/// What a search found: the loss, gradient and max |g| of its point, its step length, and
+/// the evaluations it made.
+pub(crate) struct Found<V> {
+    pub f: f64,
+    pub g: V,
+    pub g_max: f32,
+    pub t: f64,
+    pub evals: u32,
 }
 
 /// A copy of `p` (its gradient copied in `o`).
@@ -49,36 +67,61 @@ fn dup<O: VecOps>(o: &mut O, p: &Point<O::V>) -> Point<O::V> {
     }
 }
 
-/// Loss, gradient and directional derivative at `x + t d`.
+/// Loss, gradient, directional derivative and max |g| at `x + t d` (one read-back).
 fn eval<O: VecOps>(o: &mut O, x: &O::V, d: &O::V, t: f64) -> Point<O::V> {
-    let (f, g) = directional(o, x, t, d);
-    let gtd = o.dot(&g, d) as f64;
-    Point { t, f, g, gtd }
+    let w = point(o, x, t, d);
+    let mut g = o.alloc();
+    let f = o.eval(&w, &mut g);
+    o.recycle(w);
+    let gtd = o.dot(&g, d);
+    let g_max = o.abs_max(&g);
+    let f = o.value(f) as f64;
+    Point {
+        t,
+        f,
+        gtd: o.value(gtd) as f64,
+        g_max: o.value(g_max),
+        g,
+    }
+}
+
+/// The point of the iteration's first evaluation `tr`, at step `t`.
+fn first_point<O: VecOps>(o: &mut O, t: f64, tr: Trial<O::V, O::S>) -> Point<O::V> {
+    o.recycle(tr.w);
+    let gtd = tr.gtd.map_or(f32::NAN, |s| o.value(s));
+    Point {
+        t,
+        f: o.value(tr.loss) as f64,
+        gtd: gtd as f64,
+        g_max: o.value(tr.g_max),
+        g: tr.g,
+    }
 }
 
 /// The start point (step 0) of a search.
-fn start<O: VecOps>(o: &mut O, (f0, g0, gtd0): (f64, &O::V, f64)) -> Point<O::V> {
+fn start<O: VecOps>(o: &mut O, (f0, g0, gtd0, g_max): Start<O::V>) -> Point<O::V> {
     Point {
         t: 0.0,
         f: f0,
         g: o.dup(g0),
         gtd: gtd0,
+        g_max,
     }
 }
 
-/// The bracketing phase: an interval (two points) containing a point that satisfies the
-/// Wolfe conditions, or one point that does (`done`). Returns the bracket, `done`, the step
-/// and the evaluations so far, and the search iterations used.
+/// The bracketing phase from the first point `new`: an interval (two points) containing a
+/// point that satisfies the Wolfe conditions, or one point that does (`done`). Returns the
+/// bracket, `done`, the evaluations so far, and the search iterations used.
 #[allow(clippy::type_complexity)]
 fn bracket<O: VecOps>(
     o: &mut O,
     (x, d): (&O::V, &O::V),
-    mut t: f64,
-    at0: (f64, &O::V, f64),
+    mut new: Point<O::V>,
+    at0: Start<O::V>,
     max_ls: u32,
 ) -> (Vec<Point<O::V>>, bool, u32, u32) {
     let (f0, gtd0) = (at0.0, at0.2);
-    let mut new = eval(o, x, d, t);
+    let mut t = new.t;
     let mut evals = 1u32;
     let mut prev = start(o, at0);
     let mut ls_iter = 0;
@@ -144,22 +187,20 @@ fn zoom_step<V>(b0: &Point<V>, b1: &Point<V>, insuf_progress: &mut bool) -> f64 
     t
 }
 
-/// The strong-Wolfe search from `x` along `d` starting at step `t`, with the start's loss,
-/// gradient and directional derivative in `at0`. Returns the chosen point's loss, gradient and
-/// step length, and the evaluations made (at least 1, possibly past `max_ls` by none: torch's
-/// caller checks `max_eval` only afterwards).
-pub fn search<O: VecOps>(
+/// The strong-Wolfe search from `x` along `d` (max |d| = `d_norm`), with the start's loss,
+/// gradient, directional derivative and max |g| in `at0`, and its first evaluation `first`
+/// (step `t`) already made. Returns the chosen point and the evaluations made (at least 1,
+/// possibly past `max_ls` by none: torch's caller checks `max_eval` only afterwards).
+pub(crate) fn search<O: VecOps>(
     o: &mut O,
-    x: &O::V,
-    t: f64,
-    d: &O::V,
-    at0: (f64, &O::V, f32),
+    (x, d, d_norm): (&O::V, &O::V, f32),
+    at0: Start<O::V>,
+    (t, first): (f64, Trial<O::V, O::S>),
     max_ls: u32,
-) -> (f64, O::V, f64, u32) {
-    let (f0, gtd0) = (at0.0, at0.2 as f64);
-    let d_norm = o.abs_max(d) as f64;
-    let (mut bracket, mut done, mut evals, mut ls_iter) =
-        bracket(o, (x, d), t, (f0, at0.1, gtd0), max_ls);
+) -> Found<O::V> {
+    let (f0, gtd0, d_norm) = (at0.0, at0.2, d_norm as f64);
+    let new = first_point(o, t, first);
+    let (mut bracket, mut done, mut evals, mut ls_iter) = bracket(o, (x, d), new, at0, max_ls);
     // Zoom: shrink the bracket until a point satisfies the conditions.
     let (mut low, mut high) = order(&bracket);
     let mut insuf_progress = false;
@@ -188,9 +229,15 @@ pub fn search<O: VecOps>(
         };
         o.recycle(old.g);
     }
-    let Point { t, f, g, .. } = bracket.swap_remove(low);
+    let Point { t, f, g, g_max, .. } = bracket.swap_remove(low);
     for p in bracket {
         o.recycle(p.g);
     }
-    (f, g, t, evals)
+    Found {
+        f,
+        g,
+        g_max,
+        t,
+        evals,
+    }
 }

@@ -1,6 +1,6 @@
 //! Every optimizer, once. Names, config keys, `--help`, the GPU dispatch, checkpoints and
-//! the test loops all read this list; adding an optimizer is one line here (see
-//! docs/optimizers.md, "Adding an optimizer").
+//! the test loops all read this list; adding an optimizer is two lines here, its module in
+//! the `use` and its entry in [`ALL`] (see docs/optimizers.md, "Adding an optimizer").
 
 use super::{adam, grprop, lbfgs, quickprop, rmsprop, rprop, sgd, Variant};
 

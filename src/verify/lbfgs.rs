@@ -3,7 +3,7 @@
 //!
 //! * each evaluation is checked as `verify` checks a step ([`check_step`]): the GPU's
 //!   forward and backward pass at that evaluation's weights, op by op, against the CPU;
-//! * the update: `lbfgs::step` on the CPU, from the GPU's weights and history before the
+//! * the update: `cpu::lbfgs::step` on the CPU, from the GPU's weights and history before the
 //!   step, fed the GPU's own losses and gradients in order, must land on the GPU's weights,
 //!   direction and history (and ask for the same evaluation points) within
 //!   [`UPDATE_TOL`]. Both sides run the same algorithm and reductions in the same order;
@@ -15,7 +15,7 @@ use super::compare::{check_step, diff, Diff, Tally, UPDATE_TOL};
 use crate::gpu::lbfgs::TracedEval;
 use crate::gpu::GpuBackend;
 use crate::model::Params;
-use crate::optim::lbfgs::{self, Settings, State};
+use crate::optim::lbfgs::{Settings, State};
 use crate::optim::{Hyper, OptimState};
 
 /// Runs `steps` L-BFGS steps on `gpu`, each checked; `(x, labels)` is the train set
@@ -90,7 +90,7 @@ fn check_update(
         g.copy_from_slice(&ev.g);
         ev.loss
     };
-    let out = lbfgs::step(&cfg, &mut st, &mut w, &mut replay);
+    let out = crate::cpu::lbfgs::step(&cfg, &mut st, &mut w, &mut replay);
     let gpu_points: Vec<f32> = trace.iter().flat_map(|e| e.w.iter().copied()).collect();
     let g = after.1.lbfgs.clone().unwrap_or_default();
     let tol = UPDATE_TOL;

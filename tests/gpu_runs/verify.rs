@@ -33,6 +33,10 @@ pub const TESTS: &[GpuTest] = &[
         "verify::passes_for_lbfgs_with_strong_wolfe",
         passes_for_lbfgs_with_strong_wolfe,
     ),
+    (
+        "verify::passes_for_lbfgs_with_a_full_history",
+        passes_for_lbfgs_with_a_full_history,
+    ),
 ];
 
 pub const CPU_TESTS: &[GpuTest] = &[("verify::diff_flags_a_mismatch", diff_flags_a_mismatch)];
@@ -170,13 +174,15 @@ fn texture_mini_batches_match_the_cpu() {
 
 /// `verify` for a multi-evaluation step: each evaluation op by op, then the update from the
 /// GPU's gradients and history; two steps, so the second starts from a history.
-fn lbfgs_verify_passes(line_search: &str) {
+fn lbfgs_verify_passes(line_search: &str, history_size: &str) {
     let o = common::run(&[
         "verify",
         "--optimizer",
         "lbfgs",
         "--line-search",
         line_search,
+        "--history-size",
+        history_size,
         "--max-iter",
         "6",
         "--hidden",
@@ -213,11 +219,17 @@ fn lbfgs_verify_passes(line_search: &str) {
 }
 
 fn passes_for_lbfgs_without_a_line_search() {
-    lbfgs_verify_passes("none");
+    lbfgs_verify_passes("none", "100");
 }
 
 fn passes_for_lbfgs_with_strong_wolfe() {
-    lbfgs_verify_passes("strong-wolfe");
+    lbfgs_verify_passes("strong-wolfe", "100");
+}
+
+/// Two pairs kept: from the third iteration on, each new pair pushes the oldest out (the
+/// GPU gates it out of the two-loop on the device, then drops it).
+fn passes_for_lbfgs_with_a_full_history() {
+    lbfgs_verify_passes("none", "2");
 }
 
 fn diff_flags_a_mismatch() {

@@ -11,10 +11,11 @@ use crate::common;
 
 use rprop_lab::checkpoint;
 use rprop_lab::cpu::fused::Input;
+use rprop_lab::cpu::lbfgs::cpu_step;
 use rprop_lab::cpu::{normalize_images, Workspace};
 use rprop_lab::data::{self, Part};
 use rprop_lab::model::Params;
-use rprop_lab::optim::lbfgs::{self, LineSearch, Settings, State};
+use rprop_lab::optim::lbfgs::{LineSearch, Settings, State};
 
 fn check(stem: &str, line_search: LineSearch) {
     let torch: serde_json::Value =
@@ -35,7 +36,7 @@ fn check(stem: &str, line_search: LineSearch) {
     let mut st = State::default();
     let mut step = |params: &mut Params| {
         let data = (Input::dense(&x), &train.labels[..]);
-        lbfgs::cpu_step(&cfg, &mut st, params, data, &mut ws)
+        cpu_step(&cfg, &mut st, params, data, &mut ws)
     };
     let row = &torch["epochs"][0];
     let (first, evals) = step(&mut params);
@@ -77,7 +78,7 @@ fn lbfgs_strong_wolfe_one_step_matches_torch() {
     check("torch_lbfgs-wolfe", LineSearch::StrongWolfe);
 }
 
-/// The CPU backend's L-BFGS epoch: the step of `lbfgs::cpu_step`, bit for bit, its first
+/// The CPU backend's L-BFGS epoch: the step of `cpu::lbfgs::cpu_step`, bit for bit, its first
 /// evaluation as the epoch's train stats, and its closure calls as the epoch's grad_evals.
 #[test]
 fn cpu_backend_epoch_is_one_lbfgs_step() {
@@ -95,7 +96,7 @@ fn cpu_backend_epoch_is_one_lbfgs_step() {
     let mut ws = Workspace::new(params.layout, train.len());
     let mut st = State::default();
     let data = (Input::dense(&x), &train.labels[..]);
-    let (first, evals) = lbfgs::cpu_step(&cfg, &mut st, &mut params, data, &mut ws);
+    let (first, evals) = cpu_step(&cfg, &mut st, &mut params, data, &mut ws);
     assert_eq!((s.grad_evals, evals), (20, 20));
     assert_eq!(s.train, first);
     assert_eq!(b.params().unwrap().data, params.data);

@@ -8,6 +8,8 @@
 //! * [`reduce`]: bias gradients, split-k sums and the pass metrics;
 //! * [`optimizer`]: the fused optimizer step;
 //! * [`grprop`]: GRprop's pick, sum and move after it;
+//! * [`lbfgs`]: L-BFGS's vector operations, history test and two-loop recursion, with
+//!   their scalars on the device;
 //! * [`telemetry_counts`]: Rprop telemetry counts and the per-epoch history;
 //! * `sparse_probes` (`--features probes` only): the measured sparse kernels that lost;
 //! * [`sparse_z1`]: the sparse strategy's Z1 of full passes (`block_z1`);
@@ -35,6 +37,7 @@ pub(crate) use bindings;
 pub mod batch;
 pub mod grprop;
 pub mod input;
+pub mod lbfgs;
 pub mod linear;
 pub mod optimizer;
 pub mod pointwise;
