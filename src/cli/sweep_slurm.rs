@@ -39,7 +39,11 @@ pub struct SlurmArgs {
           value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub slurm_signal_lead: Option<u32>,
     /// Write OUT/sweep.sbatch (and the plan) without submitting it.
-    #[arg(long, help_heading = "Slurm (--executor slurm)")]
+    #[arg(
+        long,
+        help_heading = "Slurm (--executor slurm)",
+        conflicts_with = "wait"
+    )]
     pub dry_run: bool,
     /// After submitting, wait until the arrays have ended, then write the report (exit 0
     /// when every trial ended).
@@ -146,9 +150,9 @@ pub(super) fn launch(
     let Some(sbatch) = &launch.sbatch else {
         for arr in &launch.arrays {
             println!(
-                "wrote {} (trials {}); submit it with: sbatch {}",
+                "wrote {} ({}); submit it with: sbatch {}",
                 arr.script.display(),
-                executor::ranges(&arr.trials),
+                executor::trials_text(&arr.trials),
                 arr.script.display()
             );
         }
@@ -163,8 +167,8 @@ pub(super) fn launch(
     })?;
     for (id, arr) in ids.iter().zip(&launch.arrays) {
         println!(
-            "submitted: Slurm job {id}, trials {} ({})",
-            executor::ranges(&arr.trials),
+            "submitted: Slurm job {id}, {} ({})",
+            executor::trials_text(&arr.trials),
             arr.script.display()
         );
     }

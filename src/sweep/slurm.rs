@@ -267,6 +267,14 @@ pub fn submit(
     Ok(ids)
 }
 
+/// `trial 7` or `trials 1-6`, `trials 2,5,7-9`.
+pub fn trials_text(trials: &[usize]) -> String {
+    match trials {
+        [one] => format!("trial {one}"),
+        _ => format!("trials {}", ranges(trials)),
+    }
+}
+
 /// Trial numbers as ranges: `1-6`, `2,5,7-9`.
 pub fn ranges(trials: &[usize]) -> String {
     let mut parts: Vec<String> = Vec::new();
