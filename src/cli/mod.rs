@@ -1,12 +1,13 @@
 //! The command line: its arguments (here) and one module per group of subcommands:
 //! `train` (train, test), `compare` (compare, plot), `digits` (predict, samples), `sweep`
-//! (with `sweep_tools`: run-trial, status, report).
+//! (with `sweep_tools`: run-trial, status, report; `sweep_slurm`: the Slurm executor).
 
 mod compare;
 mod data_dir;
 mod digits;
 mod entry;
 mod sweep;
+mod sweep_slurm;
 mod sweep_tools;
 mod train;
 
@@ -58,7 +59,7 @@ pub enum Command {
     /// Hyper-parameter search: train one run per trial of a space file (sweeps/), rank the
     /// trials by eval accuracy, score only the best on the test set, draw the charts.
     #[command(
-        long_about = "Hyper-parameter search over a space file (see sweeps/ and docs/sweep.md): draws each trial's settings from --seed, writes OUT/sweep.json and one run folder per trial (OUT/trial-NNN/, each an ordinary run: `train --config OUT/trial-NNN/config.json` reruns it), trains them --jobs at a time, ranks them by eval accuracy (--metric eval-loss), scores only the best (--test-top K) on the test set, and writes results.md/.csv, sensitivity.png and best_so_far.png.\n\nAny train option (--epochs 10, --train-set-size 2000, --backend cpu, --data-dir DIR, ...) applies to every trial, except for a key the space varies. Ctrl-C stops every trial at the end of its epoch, saved; `sweep --resume OUT` finishes them exactly and runs the rest."
+        long_about = "Hyper-parameter search over a space file (see sweeps/ and docs/sweep.md): draws each trial's settings from --seed, writes OUT/sweep.json and one run folder per trial (OUT/trial-NNN/, each an ordinary run: `train --config OUT/trial-NNN/config.json` reruns it), trains them --jobs at a time (or, with --executor slurm, submits them to a Slurm cluster as a job array), ranks them by eval accuracy (--metric eval-loss), scores only the best (--test-top K) on the test set, and writes results.md/.csv, sensitivity.png and best_so_far.png.\n\nAny train option (--epochs 10, --train-set-size 2000, --backend cpu, --data-dir DIR, ...) applies to every trial, except for a key the space varies. Ctrl-C stops every trial at the end of its epoch, saved; `sweep --resume OUT` finishes them exactly and runs the rest."
     )]
     Sweep(Box<sweep::SweepArgs>),
     /// List the GPU adapters wgpu finds (name, backend, device type, key limits).

@@ -1,12 +1,13 @@
 //! `sweep`: a hyper-parameter search (see [`crate::sweep`]) over a space file, run here by
-//! the local executor; `sweep --resume OUT` finishes it. `run-trial`, `status` and `report`
-//! are in [`super::sweep_tools`].
+//! the local executor or submitted to Slurm ([`super::sweep_slurm`]); `sweep --resume OUT`
+//! finishes it. `run-trial`, `status` and `report` are in [`super::sweep_tools`].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::sweep_slurm::{self, SlurmArgs};
 use super::sweep_tools::{self, Inputs, MetricArg, ReportArgs, RunTrialArgs, StatusArgs};
 use super::{BackendKind, GpuArgs, SweepOverrides, TrainDataArgs};
 use crate::config::Config;
@@ -45,6 +46,8 @@ pub enum SweepAction {
 pub enum Executor {
     /// On this machine, `--jobs` trials at once.
     Local,
+    /// On a Slurm cluster: a job array with one task per trial, submitted with sbatch.
+    Slurm,
 }
 
 #[derive(Args, Debug)]
@@ -72,14 +75,16 @@ pub struct SweepRunArgs {
     /// Replace a sweep already in --out.
     #[arg(long)]
     pub force: bool,
-    /// Where trials run.
-    #[arg(long, value_enum, default_value_t = Executor::Local)]
-    pub executor: Executor,
-    /// Trials at once [default: the cores divided by each trial's threads; 1 on a GPU].
+    /// Where trials run [default: local; with --resume, the sweep's own].
+    #[arg(long, value_enum)]
+    pub executor: Option<Executor>,
+    /// Trials at once (Slurm: the array's %K throttle) [default: the cores divided by each
+    /// trial's threads; 1 on a GPU; on Slurm no limit].
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub jobs: Option<u64>,
-    /// Threads of each trial [default: 1 when there are at least as many trials as cores,
-    /// else the cores shared among the trials].
+    /// Threads of each trial (Slurm: --cpus-per-task) [default: 1 when there are at least as
+    /// many trials as cores, else the cores shared among the trials; on Slurm the CPUs the
+    /// cluster gives a task].
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
     /// Rank trials by this (never by the test set) [default: eval-acc].
@@ -103,6 +108,8 @@ pub struct SweepRunArgs {
     pub save_every: Option<u64>,
     #[command(flatten)]
     pub overrides: SweepOverrides,
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
 }
 
 pub(super) fn sweep(args: SweepArgs) -> Result<()> {
@@ -163,10 +170,49 @@ fn find_space(path: &Path) -> PathBuf {
     super::data_dir::bundled_file(path)
 }
 
-/// A new sweep: every check (space, options, every trial's config, data, the folder)
-/// before anything is written; then the plan, the trials and the report.
+/// What the Slurm executor reads of the command line.
+fn slurm_given(a: &SweepRunArgs) -> sweep_slurm::Given<'_> {
+    sweep_slurm::Given {
+        slurm: &a.slurm,
+        jobs: a.jobs,
+        threads: a.threads,
+        quiet: a.quiet,
+    }
+}
+
+/// Refuses the Slurm executor's options with the local executor.
+fn check_executor(a: &SweepRunArgs, executor: Executor) -> Result<()> {
+    match (executor, a.slurm.first_given()) {
+        (Executor::Local, Some(flag)) => bail!("{flag} is an option of --executor slurm"),
+        _ => Ok(()),
+    }
+}
+
+/// A new sweep: every check (space, options, every trial's config, data, the folder; on
+/// Slurm, the scripts and sbatch's own check) before anything is written; then the plan,
+/// and the trials run here or submitted.
 fn start(a: &SweepRunArgs) -> Result<()> {
-    let (out, record, inputs, _lock) = plan_new(a)?;
+    let executor = a.executor.unwrap_or(Executor::Local);
+    check_executor(a, executor)?;
+    let settings = match executor {
+        Executor::Slurm => Some(sweep_slurm::given(&slurm_given(a))?),
+        Executor::Local => None,
+    };
+    let (out, record, inputs) = check_new(a)?;
+    let launch = match settings {
+        Some(s) => {
+            let all: Vec<usize> = (1..=record.trials.len()).collect();
+            Some(sweep_slurm::prepare(
+                &slurm_given(a),
+                &out,
+                &record,
+                &all,
+                s,
+            )?)
+        }
+        None => None,
+    };
+    let _lock = write_new(a, &out, &record)?;
     if !a.quiet {
         eprintln!(
             "sweep: {} trials of {} ({} search, seed {}) -> {}",
@@ -177,15 +223,15 @@ fn start(a: &SweepRunArgs) -> Result<()> {
             out.display()
         );
     }
-    match a.executor {
-        Executor::Local => execute(a, &out, &record, &inputs),
+    match launch {
+        Some(l) => sweep_slurm::launch(&slurm_given(a), &out, &record, l, &inputs),
+        None => execute(a, &out, &record, &inputs),
     }
 }
 
-/// Checks a new sweep and writes its plan (sweep.json and every trial's config.json)
-/// into its folder, whose lock it returns held, with the data loaded: what any executor
-/// starts from.
-fn plan_new(a: &SweepRunArgs) -> Result<(PathBuf, SweepRecord, Inputs, run_folder::RunLock)> {
+/// Checks a new sweep: its folder (resolved), its record (every trial's config) and the
+/// data, loaded; nothing is written.
+fn check_new(a: &SweepRunArgs) -> Result<(PathBuf, SweepRecord, Inputs)> {
     let given = a.space.as_ref().ok_or_else(|| {
         anyhow!("--space FILE is required (see sweeps/), or --resume OUT to continue a sweep")
     })?;
@@ -207,10 +253,6 @@ fn plan_new(a: &SweepRunArgs) -> Result<(PathBuf, SweepRecord, Inputs, run_folde
     check_out(&real, a.force)?;
     let data_dir = std::path::absolute(a.data.dir()?)?;
     let inputs = Inputs::load(&data_dir, &configs)?;
-    // Every check has passed: only now is a folder created.
-    let lock = run_folder::lock_creating(&real)?;
-    clear_stale(&real);
-    check_out(&real, a.force)?;
     let metric = crate::sweep::report::Metric::from(a.metric.unwrap_or(MetricArg::EvalAcc));
     let options = TrainOptions {
         data_dir,
@@ -219,11 +261,22 @@ fn plan_new(a: &SweepRunArgs) -> Result<(PathBuf, SweepRecord, Inputs, run_folde
     };
     let test_top = a.test_top.unwrap_or(1) as usize;
     let record = SweepRecord::new(&space, seed, (metric.name(), test_top), options, &configs);
-    write_plan(&real, &record)?;
-    Ok((real, record, inputs, lock))
+    Ok((real, record, inputs))
 }
 
-/// `--resume OUT`: the sweep's own settings, its space unchanged; runs what has not ended.
+/// Writes a checked sweep's plan (sweep.json and every trial's config.json) into its
+/// folder, whose lock it returns held: what any executor starts from.
+fn write_new(a: &SweepRunArgs, out: &Path, record: &SweepRecord) -> Result<run_folder::RunLock> {
+    // Every check has passed: only now is a folder created.
+    let lock = run_folder::lock_creating(out)?;
+    clear_stale(out);
+    check_out(out, a.force)?;
+    write_plan(out, record)?;
+    Ok(lock)
+}
+
+/// `--resume OUT`: the sweep's own settings, its space unchanged; runs what has not ended,
+/// here or (the default for a sweep that used Slurm) on Slurm.
 fn resume(a: &SweepRunArgs, dir: &Path) -> Result<()> {
     let settings = a.space.is_some()
         || a.trials.is_some()
@@ -238,7 +291,7 @@ fn resume(a: &SweepRunArgs, dir: &Path) -> Result<()> {
         || a.save_every.is_some()
         || a.overrides.0.pairs().next().is_some();
     if settings {
-        bail!("--resume continues the sweep with its own settings; only --jobs, --threads and --quiet may be given");
+        bail!("--resume continues the sweep with its own settings; only --jobs, --threads, --quiet, --executor and the Slurm options may be given");
     }
     let real = run_folder::resolve(dir)?;
     if !real.join(SWEEP_JSON).is_file() {
@@ -247,6 +300,12 @@ fn resume(a: &SweepRunArgs, dir: &Path) -> Result<()> {
             dir.display()
         );
     }
+    let executor = match a.executor {
+        Some(e) => e,
+        None if real.join(crate::sweep::slurm::RECORD).exists() => Executor::Slurm,
+        None => Executor::Local,
+    };
+    check_executor(a, executor)?;
     let _lock = run_folder::lock(&real)?;
     let record = SweepRecord::load(&real)?;
     record.check_unchanged()?;
@@ -260,8 +319,9 @@ fn resume(a: &SweepRunArgs, dir: &Path) -> Result<()> {
         let states = status::all(&real, &record)?;
         eprintln!("sweep {}: {}", dir.display(), status::line(&states));
     }
-    match a.executor {
+    match executor {
         Executor::Local => execute(a, &real, &record, &inputs),
+        Executor::Slurm => sweep_slurm::resume(&slurm_given(a), &real, &record, &inputs),
     }
 }
 
@@ -288,7 +348,7 @@ fn check_out(out: &Path, force: bool) -> Result<()> {
                 out.display()
             );
         }
-        return Ok(());
+        return check_no_arrays(out);
     }
     if let Some(f) = run_folder::RUN_FILES.iter().find(|f| out.join(f).exists()) {
         bail!(
@@ -305,6 +365,37 @@ fn check_out(out: &Path, force: bool) -> Result<()> {
     if let Some(t) = trials {
         bail!(
             "--out {}: holds trial folders ({t}) but no {SWEEP_JSON}; choose another folder",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses to replace a sweep one of whose Slurm arrays is still queued or running: its
+/// tasks would run the new sweep's trials.
+fn check_no_arrays(out: &Path) -> Result<()> {
+    let Some(rec) = crate::sweep::slurm::Record::load(out)? else {
+        return Ok(());
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if crate::slurm::find_program("squeue", &path).is_none() {
+        // Not a Slurm login node: nothing to ask.
+        eprintln!(
+            "note: {} used Slurm (jobs {:?}) and squeue is not found here: make sure none of its tasks still runs",
+            out.display(),
+            rec.job_ids()
+        );
+        return Ok(());
+    }
+    let live = crate::slurm::live_arrays(&rec.job_ids()).with_context(|| {
+        format!(
+            "{}: cannot tell whether the Slurm arrays of the sweep there still run",
+            out.display()
+        )
+    })?;
+    if let Some(id) = live.first() {
+        bail!(
+            "{}: Slurm job {id} of the sweep there still has tasks queued or running; `scancel {id}` (or wait for it) before --force replaces the sweep",
             out.display()
         );
     }

@@ -46,7 +46,8 @@ pub struct RunTrialArgs {
     /// The trial's number (1-based: trial-001 is 1).
     #[arg(long, value_name = "N")]
     pub index: usize,
-    /// Threads of the trial [default: every core].
+    /// Threads of the trial [default: the CPUs of its Slurm task (SLURM_CPUS_PER_TASK, else
+    /// SLURM_JOB_CPUS_PER_NODE) when run by one, else every core].
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
     /// No line at the end.
@@ -248,6 +249,19 @@ pub(super) fn run_trial(a: RunTrialArgs) -> Result<()> {
         say(&o);
         return Ok(());
     }
+    if !a.quiet {
+        // Where it starts from (the trial's lock, taken next, makes it so).
+        match status::of(&a.out, &record, a.index)? {
+            State::Pending {
+                saved: true,
+                epochs,
+                ..
+            } => println!("{name}: resumes from its save ({epochs} epoch(s) recorded)"),
+            State::Pending { .. } => println!("{name}: starts"),
+            // Another process holds it: the lock, taken next, says so.
+            _ => {}
+        }
+    }
     let learn = data::load(&record.options.data_dir, Part::Learn)?;
     let factory = factory();
     let env = Env {
@@ -257,8 +271,12 @@ pub(super) fn run_trial(a: RunTrialArgs) -> Result<()> {
         backend: &factory,
     };
     let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = a.threads {
-        pool = pool.num_threads(t as usize);
+    if let Some(t) = a
+        .threads
+        .map(|t| t as usize)
+        .or_else(crate::slurm::allocated_cpus)
+    {
+        pool = pool.num_threads(t);
     }
     let pool = pool.build()?;
     crate::trainer::install_interrupt_handler();
@@ -288,6 +306,16 @@ pub(super) fn status(a: StatusArgs) -> Result<()> {
         record.seed,
         record.space.path.display()
     );
+    if let Some(rec) = crate::sweep::slurm::Record::load(&a.out)? {
+        for s in &rec.submissions {
+            println!(
+                "slurm: job {} (trials {}) submitted {} ago",
+                s.job_id,
+                s.trials,
+                status::ago(crate::sweep::now_unix() - s.submitted_unix)
+            );
+        }
+    }
     println!("{}", status::line(&states));
     let rows = report::rows(&record, states);
     let ranked = report::ranked(&rows, Metric::parse(&record.metric)?);
@@ -295,25 +323,52 @@ pub(super) fn status(a: StatusArgs) -> Result<()> {
         println!("{}", best_line(&record, &rows[b]));
     }
     for r in &rows {
-        let line = match &r.state {
-            State::Done(o) if a.verbose => {
-                let (acc, loss) = o.scores().unwrap_or((0.0, f32::NAN));
-                format!("done, eval acc {acc:.4}, eval loss {loss:.4}")
-            }
-            State::Failed(o) => format!("failed: {}", o.reason.as_deref().unwrap_or("")),
-            State::Running { epochs } => format!("running, {epochs} epoch(s) recorded"),
-            State::Pending {
-                saved: true,
-                epochs,
-            } => {
-                format!("pending, stopped part-way ({epochs} epoch(s) recorded), resumes")
-            }
-            State::Pending { .. } if a.verbose => "pending, not started".to_string(),
-            _ => continue,
-        };
-        println!("{}: {line}", r.name);
+        if let Some(line) = state_line(&r.state, a.verbose) {
+            println!("{}: {line}", r.name);
+        }
     }
     Ok(())
+}
+
+/// A trial's line in `sweep status` (None: not shown without `-v`).
+fn state_line(state: &State, verbose: bool) -> Option<String> {
+    let since = |t: f64| status::ago(crate::sweep::now_unix() - t);
+    Some(match state {
+        State::Done(o) if verbose => {
+            let (acc, loss) = o.scores().unwrap_or((0.0, f32::NAN));
+            format!("done, eval acc {acc:.4}, eval loss {loss:.4}")
+        }
+        State::Failed(o) => format!("failed: {}", o.reason.as_deref().unwrap_or("")),
+        State::Running {
+            epochs,
+            elsewhere: None,
+        } => format!("running, {epochs} epoch(s) recorded"),
+        State::Running {
+            epochs,
+            elsewhere: Some(e),
+        } => format!(
+            "running on {} (by its Slurm log: its lock is held there, where this machine cannot see it), {epochs} epoch(s) recorded, last wrote {} ago",
+            e.node,
+            since(e.last_write_unix)
+        ),
+        State::Pending {
+            epochs,
+            lost: Some(e),
+            saved,
+        } => format!(
+            "pending: started on {} but silent for {} (killed, or its node failed), {epochs} epoch(s) recorded, resumes{}",
+            e.node,
+            since(e.last_write_unix),
+            if *saved { " from its save" } else { "" }
+        ),
+        State::Pending {
+            saved: true,
+            epochs,
+            ..
+        } => format!("pending, stopped part-way ({epochs} epoch(s) recorded), resumes"),
+        State::Pending { .. } if verbose => "pending, not started".to_string(),
+        _ => return None,
+    })
 }
 
 /// `sweep report OUT`.

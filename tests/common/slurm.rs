@@ -38,6 +38,9 @@ pub fn missing_cluster() -> Option<String> {
     }
 }
 
+/// Held by the test on the daemons that runs.
+static ON_THE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `cluster_tests` as a test binary's main: each is a trial, ignored where no cluster
 /// answers (failed instead when Slurm is required); `tests` in the same binary always run.
 pub fn main(cluster_tests: &[SlurmTest], tests: &[SlurmTest]) -> ! {
@@ -61,6 +64,9 @@ pub fn main(cluster_tests: &[SlurmTest], tests: &[SlurmTest]) -> ! {
                         "{why}, and RPROP_LAB_REQUIRE_SLURM requires a cluster (start one with `tools/slurm-local up`)"
                     )));
                 }
+                // One at a time: they share the cluster's few CPUs, and each waits for its
+                // own tasks with a time limit.
+                let _one = ON_THE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
                 body();
                 Ok(())
             })

@@ -81,7 +81,8 @@ fn every_option_reaches_its_sbatch_line() {
         "RPROP_LAB='/opt/rprop-lab/bin/rprop-lab'",
         "OUT='/shared/runs/s 1'",
         "STOPPED=130",
-        "\"$RPROP_LAB\" sweep run-trial \"$OUT\" --index \"$SLURM_ARRAY_TASK_ID\" &",
+        "trial=$((SLURM_ARRAY_TASK_ID + 0))",
+        "\"$RPROP_LAB\" sweep run-trial \"$OUT\" --index \"$trial\" &",
         "  scontrol requeue \"$task\" && exit \"$status\"",
     ] {
         assert!(
@@ -155,7 +156,38 @@ fn indices_become_ranges_and_lists() {
     // Order and repeats do not matter.
     assert_eq!(array_line(&[6, 1, 2, 2], None, 3).0, "1,2,6");
     // The logs are named as the trial folders: 4 digits past 999 trials.
-    assert_eq!(array_line(&[1000, 1001], None, 4).1, "\"/l/trial-%4a.log\"");
+    assert_eq!(array_line(&[999, 1000], None, 4).1, "\"/l/trial-%4a.log\"");
+    // Past Slurm's default largest index (1000), arrays of a thousand, offset.
+    let bad = rprop_lab::slurm::TrialArray {
+        digits: 4,
+        ..array(Path::new("/b"), Path::new("/o"), &[1001])
+    };
+    let err = render(&SbatchOptions::new("/l".into()), &bad).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "array: trial 1001 is not within 0..=1000 of offset 0"
+    );
+    let offset = rprop_lab::slurm::TrialArray {
+        digits: 5,
+        offset: 12_000,
+        ..array(Path::new("/b"), Path::new("/o"), &[12_000, 12_001, 12_999])
+    };
+    let script = render(&SbatchOptions::new("/l".into()), &offset).unwrap();
+    assert!(script.contains("#SBATCH --array=0,1,999\n"), "{script}");
+    assert!(
+        script.contains("#SBATCH --output=\"/l/trial-12%3a.log\"\n"),
+        "{script}"
+    );
+    assert!(
+        script.contains("\ntrial=$((SLURM_ARRAY_TASK_ID + 12000))\n"),
+        "{script}"
+    );
+    use rprop_lab::slurm::split_arrays;
+    assert_eq!(split_arrays(&[3, 1, 1000], 1000), [(0, vec![1, 3, 1000])]);
+    assert_eq!(
+        split_arrays(&[1, 999, 1000, 2500], 3000),
+        [(0, vec![1, 999]), (1000, vec![1000]), (2000, vec![2500])]
+    );
 }
 
 /// Runs `lines` in bash and returns what `printf '%s\n'` of each of `vars` prints.

@@ -84,6 +84,7 @@ pub fn array<'a>(standin: &'a Path, out: &'a Path, indices: &'a [usize]) -> Tria
         out,
         indices,
         digits: 3,
+        offset: 0,
     }
 }
 
@@ -97,4 +98,78 @@ pub fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Six trials that all train (no divergence): two optimizers at three learning rates.
+pub const SIX: &str = r#"{
+  "base": {"optimizer": "irprop-plus", "hidden": [16]},
+  "search": "grid",
+  "keys": {
+    "optimizer": {"choice": ["irprop-plus", "adam"]},
+    "learning_rate": {"choice": [0.001, 0.003, 0.01]}
+  }
+}"#;
+
+/// The options of every test sweep: `epochs` epochs of 300 train and 100 eval images of the
+/// bundled MNIST on the CPU.
+pub fn tiny(epochs: u32) -> Vec<String> {
+    let data = crate::common::mnist_dir();
+    [
+        "--train-set-size",
+        "300",
+        "--eval-set-size",
+        "100",
+        "--epochs",
+        &epochs.to_string(),
+        "--backend",
+        "cpu",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The rprop-lab binary with `args`, in `cwd`, its PATH `path` when given.
+pub fn rprop_lab<S: AsRef<std::ffi::OsStr>>(
+    cwd: &Path,
+    args: &[S],
+    path: Option<&std::ffi::OsStr>,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_rprop-lab"));
+    c.current_dir(cwd)
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    if let Some(p) = path {
+        c.env("PATH", p);
+    }
+    c
+}
+
+/// Runs `c`; its stdout and stderr, and its exit code.
+pub fn output(c: &mut std::process::Command) -> (String, String, Option<i32>) {
+    let o = c.output().unwrap();
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.code(),
+    )
+}
+
+/// Runs `c`, asserting it succeeds; its stdout.
+pub fn ok(c: &mut std::process::Command) -> String {
+    let (out, err, code) = output(c);
+    assert_eq!(code, Some(0), "{c:?}:\n{out}\n{err}");
+    out
+}
+
+/// Runs `c`, asserting it fails with exit 2 and one error line holding `want`.
+pub fn refused(c: &mut std::process::Command, want: &str) -> String {
+    let (out, err, code) = output(c);
+    assert_eq!(code, Some(2), "{c:?}:\n{out}\n{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(want), "want {want:?} in {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    lines[0].to_string()
 }

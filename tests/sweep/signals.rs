@@ -77,7 +77,7 @@ fn sigint_mid_way_then_resume_equals_an_uninterrupted_sweep() {
     // The resume refuses new settings, then finishes the sweep.
     refused(
         &sweep(d.path(), &["--resume", "cut", "--epochs", "9"], &[]),
-        "only --jobs, --threads and --quiet",
+        "only --jobs, --threads, --quiet, --executor and the Slurm options",
     );
     let out = ok(&sweep(
         d.path(),

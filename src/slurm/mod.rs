@@ -1,9 +1,9 @@
 //! A sweep on a Slurm cluster: the batch script of a job array with one task per trial, and
 //! its submission with `sbatch`.
 //!
-//! Task N runs `"$RPROP_LAB" sweep run-trial "$OUT" --index N`, which starts trial N, resumes
-//! it exactly from its saved state, or returns at once when it is finished. The tasks are
-//! requeueable. How the script meets Slurm's signals (each was seen on the real daemons):
+//! Task N runs `"$RPROP_LAB" sweep run-trial "$OUT" --index N` (N plus the array's offset,
+//! see [`split_arrays`]), which starts trial N, resumes it exactly from its saved state, or
+//! returns at once when it is finished. The tasks are requeueable. How the script meets Slurm's signals (each was seen on the real daemons):
 //! - Near the time limit Slurm sends USR1 to the batch shell alone (`--signal=B:USR1@LEAD`,
 //!   [`SbatchOptions::signal_lead_s`] ahead, give or take the controller's 30 s check). The
 //!   script passes it on to the trial as TERM, the trial saves at its epoch end and exits
@@ -15,14 +15,16 @@
 //!   saving its epoch) and requeues nothing (Slurm requeues, or the user cancelled).
 //! - A trial that fails (any other non-zero exit) is not requeued.
 //!
-//! Each task's output is appended to `LOG_DIR/trial-NNN.log` across restarts.
+//! Each task's output is appended to `LOG_DIR/trial-NNN.log` across restarts
+//! ([`last_run`] reads it back). Running `sbatch`, `squeue`: [`cmd`].
 
-use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
+
+mod cmd;
+pub use cmd::*;
 
 /// Exit status of `run-trial` (as of `train`) when a signal stopped the trial at an epoch end
 /// with everything saved: the script requeues the task only then.
@@ -33,6 +35,10 @@ const MAX_SIGNAL_LEAD_S: u32 = 65_535;
 
 /// Longest text value of an option (a job name, partition...).
 const MAX_VALUE_CHARS: usize = 200;
+
+/// The largest array index Slurm takes by default (`MaxArraySize` 1001): a sweep with more
+/// trials is split into arrays of at most 1000 ([`split_arrays`]).
+pub const MAX_ARRAY_INDEX: usize = 1000;
 
 /// What reaches sbatch besides the array itself.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,6 +94,31 @@ pub struct TrialArray<'a> {
     /// Digits of a trial's number in its folder name (3, more past 999 trials): the logs are
     /// named the same way.
     pub digits: usize,
+    /// What the array's task ids add up to the trial numbers: task N runs trial
+    /// `offset + N`. 0, or a multiple of 1000 (see [`split_arrays`]).
+    pub offset: usize,
+}
+
+/// The trials `trials` (1-based) of a sweep of `total` as job arrays: (offset, trials).
+/// Up to [`MAX_ARRAY_INDEX`] trials, one array whose task ids are the trial numbers; past
+/// it, one array per thousand (trials 1000..=1999 are tasks 0..=999 of offset 1000, and so
+/// on), so that no task id passes Slurm's default limit. Arrays without a trial are left out.
+pub fn split_arrays(trials: &[usize], total: usize) -> Vec<(usize, Vec<usize>)> {
+    let mut sorted = trials.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if total <= MAX_ARRAY_INDEX {
+        return vec![(0, sorted)];
+    }
+    let mut arrays: Vec<(usize, Vec<usize>)> = Vec::new();
+    for t in sorted {
+        let offset = t / 1000 * 1000;
+        match arrays.last_mut() {
+            Some((o, v)) if *o == offset => v.push(t),
+            _ => arrays.push((offset, vec![t])),
+        }
+    }
+    arrays
 }
 
 /// The batch script of `array` under `opts`, or one error line naming the bad option.
@@ -104,12 +135,14 @@ pub fn render(opts: &SbatchOptions, array: &TrialArray) -> Result<String> {
     check_program_name(array.rprop_lab)?;
     let out = body_path("sweep folder", array.out)?;
     let stopped = STOPPED_EXIT.to_string();
+    let offset = array.offset.to_string();
     s.push_str(&fill(
         TASK_BODY,
         &[
             ("@RPROP_LAB@", &rprop_lab),
             ("@OUT@", &out),
             ("@STOPPED@", &stopped),
+            ("@OFFSET@", &offset),
         ],
     ));
     Ok(s)
@@ -145,8 +178,8 @@ fn sbatch_lines(
 ) -> Result<Vec<(&'static str, Option<String>)>> {
     let mut lines = vec![
         ("job-name", Some(quoted("job name", &opts.job_name, true)?)),
-        ("array", Some(array_spec(array.indices, opts.throttle)?)),
-        ("output", Some(log_pattern(&opts.log_dir, array.digits)?)),
+        ("array", Some(array_spec(&task_ids(array)?, opts.throttle)?)),
+        ("output", Some(log_pattern(&opts.log_dir, array)?)),
         ("open-mode", Some("append".into())),
         ("requeue", None),
         ("signal", Some(format!("B:USR1@{}", signal_lead(opts)?))),
@@ -192,16 +225,38 @@ fn signal_lead(opts: &SbatchOptions) -> Result<u32> {
     Ok(lead)
 }
 
-/// `--array`'s value: the indices as runs (`1-6`, `2,5,6`, `1-3,7`) and `%P`.
+/// The task ids of `array`'s trials: each trial number less the offset.
+fn task_ids(array: &TrialArray) -> Result<Vec<usize>> {
+    if !array.offset.is_multiple_of(1000) {
+        bail!(
+            "array: offset {} (must be a multiple of 1000)",
+            array.offset
+        );
+    }
+    (array.indices.iter())
+        .map(|&t| {
+            if t == 0 {
+                bail!("array: trial index 0 (trials are numbered from 1)");
+            }
+            t.checked_sub(array.offset)
+                .filter(|&id| id <= MAX_ARRAY_INDEX)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "array: trial {t} is not within 0..={MAX_ARRAY_INDEX} of offset {}",
+                        array.offset
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `--array`'s value: the task ids as runs (`1-6`, `2,5,6`, `1-3,7`) and `%P`.
 fn array_spec(indices: &[usize], throttle: Option<u32>) -> Result<String> {
     let mut sorted = indices.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     if sorted.is_empty() {
         bail!("array: no trial to run");
-    }
-    if sorted[0] == 0 {
-        bail!("array: trial index 0 (trials are numbered from 1)");
     }
     let mut runs: Vec<String> = Vec::new();
     let mut i = 0;
@@ -227,9 +282,10 @@ fn array_spec(indices: &[usize], throttle: Option<u32>) -> Result<String> {
     Ok(spec)
 }
 
-/// `--output`'s value: `LOG_DIR/trial-%Na.log`, quoted, `%` of the folder doubled (Slurm
-/// expands `%` patterns in it).
-fn log_pattern(log_dir: &Path, digits: usize) -> Result<String> {
+/// `--output`'s value: `LOG_DIR/trial-%Na.log` (past an offset, its thousands then `%3a`:
+/// `trial-01%3a.log` for trials 1000..=1999 of a sweep of 5 digits), quoted, `%` of the
+/// folder doubled (Slurm expands `%` patterns in it).
+fn log_pattern(log_dir: &Path, array: &TrialArray) -> Result<String> {
     let dir = utf8_absolute("log folder", log_dir)?;
     // A backslash anywhere turns Slurm's pattern expansion off (and is dropped).
     if dir.contains('\\') {
@@ -239,8 +295,12 @@ fn log_pattern(log_dir: &Path, digits: usize) -> Result<String> {
         );
     }
     let dir = dir.trim_end_matches('/').replace('%', "%%");
-    let digits = digits.clamp(1, 9);
-    quoted("log folder", &format!("{dir}/trial-%{digits}a.log"), true)
+    let digits = array.digits.clamp(1, 9);
+    let name = match array.offset / 1000 {
+        0 => format!("trial-%{digits}a.log"),
+        k => format!("trial-{k:0w$}%3a.log", w = digits.saturating_sub(3)),
+    };
+    quoted("log folder", &format!("{dir}/{name}"), true)
 }
 
 /// A value for an `#SBATCH` line, in double quotes: sbatch reads these lines with its own
@@ -320,8 +380,10 @@ OUT=@OUT@
 STOPPED=@STOPPED@
 : "${SLURM_ARRAY_TASK_ID:?run this script with sbatch: it is a job array}"
 task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+# Task N runs trial N plus the array's offset (past 1000 trials, one array per thousand).
+trial=$((SLURM_ARRAY_TASK_ID + @OFFSET@))
 say() { echo "[$(date '+%F %T')] task $task: $*"; }
-say "trial $SLURM_ARRAY_TASK_ID on $(hostname), restart ${SLURM_RESTART_COUNT:-0}"
+say "trial $trial on $(hostname), restart ${SLURM_RESTART_COUNT:-0}"
 child='' near_limit=0 slurm_term=0 passed=0
 # Passes TERM on to the trial once, and not when Slurm's own TERM reached it already: a
 # second signal makes it quit without saving its epoch.
@@ -336,7 +398,7 @@ trap 'near_limit=1; say "time limit near: stopping the trial"; pass_term' USR1
 # A requeue, preemption or scancel sends TERM to every process of the job, the trial
 # included: nothing to pass on.
 trap 'slurm_term=1; say "TERM from Slurm (requeue, preemption, cancel or time limit)"' TERM
-"$RPROP_LAB" sweep run-trial "$OUT" --index "$SLURM_ARRAY_TASK_ID" &
+"$RPROP_LAB" sweep run-trial "$OUT" --index "$trial" &
 child=$!
 # A USR1 that came before the trial started.
 [ "$near_limit" = 0 ] || pass_term
@@ -361,6 +423,51 @@ say "trial exit status $status"
 exit "$status"
 "#;
 
+/// A task's latest run, as its log tells it (see [`last_run`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskRun {
+    /// The node it ran on (`hostname` there).
+    pub host: String,
+    /// Slurm's restart count of that run (0 on the first).
+    pub restart: u32,
+    /// Whether the script saw its trial end (an exit status, or a requeue after a save); a
+    /// task killed by Slurm, or whose node failed, never says so.
+    pub ended: bool,
+}
+
+/// The latest run a task's log (`trial-NNN.log`, appended across restarts) records: the
+/// script's line `[DATE] task J_T: trial N on HOST, restart R`, and whether one of its end
+/// lines follows it.
+pub fn last_run(log: &str) -> Option<TaskRun> {
+    let mut run: Option<TaskRun> = None;
+    for line in log.lines() {
+        let Some((_, said)) = line
+            .split_once("] task ")
+            .and_then(|(_, rest)| rest.split_once(": "))
+        else {
+            continue;
+        };
+        if said.starts_with("trial exit status ") || said.starts_with("trial saved; requeueing") {
+            if let Some(r) = &mut run {
+                r.ended = true;
+            }
+            continue;
+        }
+        let start = said
+            .strip_prefix("trial ")
+            .and_then(|s| s.split_once(" on "))
+            .and_then(|(_, s)| s.rsplit_once(", restart "));
+        if let Some((host, restart)) = start {
+            run = Some(TaskRun {
+                host: host.to_string(),
+                restart: restart.trim().parse().unwrap_or(0),
+                ended: false,
+            });
+        }
+    }
+    run
+}
+
 /// Writes the batch script of `array` to `path` (atomically) and creates the log folder.
 pub fn write_script(opts: &SbatchOptions, array: &TrialArray, path: &Path) -> Result<()> {
     let script = render(opts, array)?;
@@ -371,90 +478,6 @@ pub fn write_script(opts: &SbatchOptions, array: &TrialArray, path: &Path) -> Re
         )
     })?;
     crate::fsio::write_atomic(path, script.as_bytes())
-}
-
-/// Submits the batch script at `script` with the `sbatch` found on PATH; returns the job id.
-pub fn submit(script: &Path) -> Result<u64> {
-    submit_on_path(script, &std::env::var_os("PATH").unwrap_or_default())
-}
-
-/// [`submit`] with the `sbatch` found in `path` (a PATH value).
-pub fn submit_on_path(script: &Path, path: &OsStr) -> Result<u64> {
-    let sbatch = find_program("sbatch", path).ok_or_else(|| {
-        anyhow!(
-            "sbatch not found on PATH: {} (submit from a Slurm login node, or write the script with --dry-run and submit it there)",
-            crate::limits::cut(&path.to_string_lossy())
-        )
-    })?;
-    submit_with(&sbatch, script)
-}
-
-/// Submits `script` with `sbatch --parsable` run from `sbatch`; a failure is one line with
-/// sbatch's own message.
-pub fn submit_with(sbatch: &Path, script: &Path) -> Result<u64> {
-    let out = Command::new(sbatch)
-        .arg("--parsable")
-        .arg(script)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", sbatch.display()))?;
-    if !out.status.success() {
-        let said = one_line(&String::from_utf8_lossy(&out.stderr));
-        let said = if said.is_empty() {
-            one_line(&String::from_utf8_lossy(&out.stdout))
-        } else {
-            said
-        };
-        bail!(
-            "sbatch failed ({}) on {}: {}",
-            out.status,
-            crate::limits::shorten(script),
-            if said.is_empty() {
-                "it printed nothing".into()
-            } else {
-                said
-            }
-        );
-    }
-    parse_job_id(&String::from_utf8_lossy(&out.stdout))
-}
-
-/// The job id `sbatch --parsable` printed: `ID` or `ID;CLUSTER`.
-pub fn parse_job_id(stdout: &str) -> Result<u64> {
-    let first = stdout.lines().next().unwrap_or("").trim();
-    let id = first.split(';').next().unwrap_or("");
-    id.parse().map_err(|_| {
-        anyhow!(
-            "sbatch printed no job id: {:?}",
-            crate::limits::cut(stdout.trim())
-        )
-    })
-}
-
-/// Lines of `text`, trimmed and joined with "; " (sbatch's messages run over several lines).
-fn one_line(text: &str) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let joined = lines.join("; ");
-    match joined.char_indices().nth(1000) {
-        Some((i, _)) => format!("{}...", &joined[..i]),
-        None => joined,
-    }
-}
-
-/// The first executable file `name` in the folders of `path` (a PATH value).
-pub fn find_program(name: &str, path: &OsStr) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(path)
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
 }
 
 /// A time limit as `--time` reads it: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM` or
