@@ -315,7 +315,8 @@ fn run_job(
             *shared = None;
             let (train, eval) = data::split(&inputs.learn, cfg.train_set_size, cfg.eval_set_size)
                 .map_err(anyhow::Error::msg)?;
-            let (b, why) = make_backend(kind, &gpu, &train, &eval, params, Some(state), cfg)?;
+            let sets = crate::cpu::SharedSets::new(train, eval);
+            let (b, why) = make_backend(kind, &gpu, &sets, params, Some(state), cfg)?;
             if let (Some(why), false) = (why, args.quiet) {
                 eprintln!("backend: {} [{why}]", b.name());
             }

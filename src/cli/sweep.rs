@@ -472,6 +472,7 @@ fn execute(a: &SweepRunArgs, out: &Path, record: &SweepRecord, inputs: &Inputs) 
         out,
         sweep: record,
         learn: &inputs.learn,
+        splits: Default::default(),
         backend: &factory,
     };
     let sizes = (pending.len(), inputs.need);

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use super::{BackendKind, GpuArgs};
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::cpu::SharedSets;
 use crate::data::{self, Dataset, Part, CLASSES};
 use crate::model::Params;
 use crate::optim::OptimState;
@@ -120,11 +121,10 @@ impl Inputs {
 /// The backend factory of every trial: the backend and strategies its config records
 /// (else `auto`), built as `train` builds them.
 pub(super) fn factory(
-) -> impl Fn(&Config, &Dataset, &Dataset, Params, Option<OptimState>) -> Result<Box<dyn Backend>> + Sync
-{
-    |cfg, train, eval, params, state| {
+) -> impl Fn(&Config, &SharedSets, Params, Option<OptimState>) -> Result<Box<dyn Backend>> + Sync {
+    |cfg, sets, params, state| {
         let (kind, gpu) = super::train::settled(None, &GpuArgs::default(), cfg)?;
-        let (b, _) = super::train::make_backend(kind, &gpu, train, eval, params, state, cfg)?;
+        let (b, _) = super::train::make_backend(kind, &gpu, sets, params, state, cfg)?;
         Ok(b)
     }
 }
@@ -268,6 +268,7 @@ pub(super) fn run_trial(a: RunTrialArgs) -> Result<()> {
         out: &a.out,
         sweep: &record,
         learn: &learn,
+        splits: Default::default(),
         backend: &factory,
     };
     let mut pool = rayon::ThreadPoolBuilder::new();

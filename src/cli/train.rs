@@ -8,7 +8,7 @@ use super::{BackendKind, GpuArgs, TestArgs, TrainArgs};
 use crate::backend::{Backend, RunStart};
 use crate::checkpoint;
 use crate::config::Config;
-use crate::cpu::{self, CpuBackend};
+use crate::cpu::{self, SharedSets};
 use crate::data::{self, Dataset, Part, CLASSES};
 use crate::limits;
 use crate::metrics::{Metrics, TestRecord};
@@ -87,8 +87,7 @@ pub fn auto_choice(filter: Option<&str>) -> (BackendKind, String) {
 pub(super) fn make_backend(
     kind: BackendKind,
     gpu: &GpuArgs,
-    train: &Dataset,
-    eval: &Dataset,
+    sets: &SharedSets,
     params: Params,
     state: Option<OptimState>,
     cfg: &Config,
@@ -96,14 +95,8 @@ pub(super) fn make_backend(
     let state = state
         .unwrap_or_else(|| OptimState::for_variant(params.data.len(), cfg.optimizer, &cfg.hyper()));
     let cpu = |params, state| -> Box<dyn Backend> {
-        Box::new(
-            CpuBackend::with_state(
-                train,
-                eval,
-                RunStart::new(params, state, cfg.optimizer, cfg.hyper()),
-            )
-            .with_matmul(gpu.cpu_matmul.unwrap_or_default()),
-        )
+        let start = RunStart::new(params, state, cfg.optimizer, cfg.hyper());
+        Box::new(sets.backend(start, gpu.cpu_matmul.unwrap_or_default()))
     };
     if cfg.minibatch() && cfg.optimizer.traits().minibatch_warning {
         eprintln!(
@@ -124,7 +117,7 @@ pub(super) fn make_backend(
         return Ok((cpu(params, state), why));
     }
     let start = RunStart::new(params, state, cfg.optimizer, cfg.hyper());
-    let b = crate::gpu::GpuBackend::with_state(train, eval, start, &opts);
+    let b = crate::gpu::GpuBackend::with_state(&sets.train, &sets.eval, start, &opts);
     match b {
         Ok(b) => Ok((Box::new(b), why)),
         Err(e) if cfg.run.adapter.is_some() && gpu.adapter == cfg.run.adapter => Err(e.context(
@@ -320,7 +313,8 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     let (params, state, start) = plan.start(&args, layout, &data_hash)?;
     let cfg = &plan.cfg;
     let (kind, gpu) = settled(plan.backend, &args.gpu, cfg)?;
-    let (mut backend, why) = make_backend(kind, &gpu, &train, &eval, params, state, cfg)?;
+    let sets = cpu::SharedSets::new(train, eval);
+    let (mut backend, why) = make_backend(kind, &gpu, &sets, params, state, cfg)?;
     // config.json records where and how the run computes, so a rerun does the same.
     let now = backend.settings();
     if let Some(note) = (plan.resume.as_ref())
@@ -337,8 +331,8 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             cfg.optimizer,
             backend.name(),
             why.map(|w| format!(" [{w}]")).unwrap_or_default(),
-            train.len(),
-            eval.len(),
+            sets.train.len(),
+            sets.eval.len(),
             start.epoch + 1,
             cfg.epochs,
             limits::shorten(shown)

@@ -1,6 +1,8 @@
 //! The CPU backend: holds the sets, the parameters and the optimizer state, and runs each
 //! step through the fused pass ([`super::fused`]) and the reference optimizer.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
 use super::fused::{self, CpuMatmul, Input, SparseSets};
@@ -52,10 +54,8 @@ pub struct CpuBackend {
     pub hyper: Hyper,
     pub params: Params,
     pub state: OptimState,
-    train_x: Vec<f32>,
-    train_y: Vec<u8>,
-    eval_x: Vec<f32>,
-    eval_y: Vec<u8>,
+    /// The sets as the passes read them (shared by backends over the same sets).
+    sets: Arc<CpuSets>,
     /// Intermediates of the last training step (read by `verify`).
     pub train_ws: Workspace,
     eval_ws: Workspace,
@@ -64,7 +64,7 @@ pub struct CpuBackend {
     /// The parameters kept by [`Backend::keep_best`].
     best: Option<Params>,
     /// The first layer's matmul strategy (sparse copies of the sets when it is on).
-    sparse: SparseSets,
+    sparse: Arc<SparseSets>,
     /// The epoch's telemetry counts so far (Rprop only), one per layer.
     tele: Vec<Counts>,
     /// Telemetry rows of the epochs ended since the last [`Backend::take_telemetry`].
@@ -74,6 +74,33 @@ pub struct CpuBackend {
     pub lbfgs: Option<lbfgs::Settings>,
     /// Forward+backward passes over the train set since the epoch began.
     evals: u32,
+}
+
+/// The train and eval sets as the CPU passes read them: the images normalized once to f32
+/// (what a GEMM needs), and the labels.
+#[derive(Debug, Default)]
+pub struct CpuSets {
+    pub train_x: Vec<f32>,
+    pub train_y: Vec<u8>,
+    pub eval_x: Vec<f32>,
+    pub eval_y: Vec<u8>,
+}
+
+impl CpuSets {
+    pub fn new(train: &Dataset, eval: &Dataset) -> CpuSets {
+        CpuSets {
+            train_x: normalize_images(train),
+            train_y: train.labels.clone(),
+            eval_x: normalize_images(eval),
+            eval_y: eval.labels.clone(),
+        }
+    }
+
+    /// The first layer's strategy `choice` applied to these sets (its sparse copies when on).
+    pub fn sparse(&self, choice: CpuMatmul, p: &Params) -> SparseSets {
+        let train = (&self.train_x[..], &self.train_y[..]);
+        SparseSets::choose(choice, p, train, &self.eval_x)
+    }
 }
 
 impl CpuBackend {
@@ -91,20 +118,24 @@ impl CpuBackend {
 
     /// Like [`CpuBackend::new`] but from `start` (a saved optimizer state, say).
     pub fn with_state(train: &Dataset, eval: &Dataset, start: RunStart) -> CpuBackend {
+        let sets = Arc::new(CpuSets::new(train, eval));
+        CpuBackend::on_sets(sets, Arc::default(), start)
+    }
+
+    /// A backend over sets already normalized (and their sparse copies, when the sparse
+    /// strategy is on), from `start`: what [`super::SharedSets`] builds its backends with.
+    pub fn on_sets(sets: Arc<CpuSets>, sparse: Arc<SparseSets>, start: RunStart) -> CpuBackend {
         let (layout, variant, hyper) = (start.params.layout, start.variant, start.hyper);
         CpuBackend {
             variant,
             hyper,
             state: start.state,
-            train_x: normalize_images(train),
-            train_y: train.labels.clone(),
-            eval_x: normalize_images(eval),
-            eval_y: eval.labels.clone(),
-            train_ws: Workspace::new(layout, train.len()),
-            eval_ws: Workspace::new(layout, eval.len()),
+            train_ws: Workspace::new(layout, sets.train_y.len()),
+            eval_ws: Workspace::new(layout, sets.eval_y.len()),
+            sets,
             acc: (0.0, 0, 0),
             best: None,
-            sparse: SparseSets::default(),
+            sparse,
             tele: fresh_counts(variant, layout),
             tele_rows: Vec::new(),
             lbfgs: lbfgs_settings(variant, &hyper),
@@ -116,8 +147,7 @@ impl CpuBackend {
     /// Computes the first layer's products as `choice` says (dense by default; mini-batch
     /// steps always run dense).
     pub fn with_matmul(mut self, choice: CpuMatmul) -> CpuBackend {
-        let train = (&self.train_x[..], &self.train_y[..]);
-        self.sparse = SparseSets::choose(choice, &self.params, train, &self.eval_x);
+        self.sparse = Arc::new(self.sets.sparse(choice, &self.params));
         self
     }
 
@@ -127,9 +157,9 @@ impl CpuBackend {
         let mut x = Vec::with_capacity(idx.len() * f);
         for &i in idx {
             let i = i as usize;
-            x.extend_from_slice(&self.train_x[i * f..(i + 1) * f]);
+            x.extend_from_slice(&self.sets.train_x[i * f..(i + 1) * f]);
         }
-        let y: Vec<u8> = idx.iter().map(|&i| self.train_y[i as usize]).collect();
+        let y: Vec<u8> = idx.iter().map(|&i| self.sets.train_y[i as usize]).collect();
         train_on(
             &mut self.params,
             &mut self.state,
@@ -145,13 +175,13 @@ impl CpuBackend {
     /// pass's stats (at the weights before the update).
     pub fn step(&mut self) -> PassStats {
         let x = Input {
-            x: &self.train_x,
+            x: &self.sets.train_x,
             sparse: self.sparse.train.as_ref(),
         };
         if let Some(cfg) = &self.lbfgs {
             self.state.t += 1;
             let st = self.state.lbfgs.get_or_insert_with(Default::default);
-            let data = (x, &self.train_y[..]);
+            let data = (x, &self.sets.train_y[..]);
             let (first, n) = cpu_step(cfg, st, &mut self.params, data, &mut self.train_ws);
             self.evals += n - 1; // train_step counted one
             return first;
@@ -162,7 +192,7 @@ impl CpuBackend {
             &mut self.train_ws,
             (self.variant, &self.hyper),
             x,
-            &self.train_y,
+            &self.sets.train_y,
             self.variant.is_sign_based().then_some(&mut self.tele[..]),
         )
     }
@@ -170,10 +200,10 @@ impl CpuBackend {
     /// Loss and accuracy on the eval set with the current weights.
     pub fn eval(&mut self) -> PassStats {
         let x = Input {
-            x: &self.eval_x,
+            x: &self.sets.eval_x,
             sparse: self.sparse.eval.as_ref(),
         };
-        fused::eval_pass(&self.params, x, &self.eval_y, &mut self.eval_ws)
+        fused::eval_pass(&self.params, x, &self.sets.eval_y, &mut self.eval_ws)
     }
 }
 
@@ -197,7 +227,7 @@ impl Backend for CpuBackend {
         }
     }
     fn train_len(&self) -> usize {
-        self.train_y.len()
+        self.sets.train_y.len()
     }
     fn train_step(&mut self, batch: Batch) -> Result<()> {
         self.evals += 1;
@@ -205,7 +235,7 @@ impl Backend for CpuBackend {
             Batch::Full => self.step(),
             Batch::Rows(_) if self.lbfgs.is_some() => anyhow::bail!("lbfgs is full-batch only"),
             Batch::Rows(idx) => {
-                let n = self.train_y.len();
+                let n = self.sets.train_y.len();
                 anyhow::ensure!(
                     idx.iter().all(|&i| (i as usize) < n),
                     "batch row out of the train set ({n} rows)"

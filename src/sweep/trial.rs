@@ -4,6 +4,7 @@
 //! (done with its best epoch's numbers, or failed with the reason) is `trial.json`.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use super::plan::SweepRecord;
 use super::TRIAL_JSON;
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::cpu::SharedSets;
 use crate::data::{self, Dataset, CLASSES};
 use crate::metrics::EpochRecord;
 use crate::model::Params;
@@ -21,17 +23,56 @@ use crate::trainer::{self, Interrupted, RunOptions};
 
 /// Builds the backend a trial's config asks for (the command line's factory, which `train`
 /// uses too), from its sets, initial weights and, when resuming, its optimizer state.
-pub type BackendFactory<'a> = dyn Fn(&Config, &Dataset, &Dataset, Params, Option<OptimState>) -> Result<Box<dyn Backend>>
+pub type BackendFactory<'a> = dyn Fn(&Config, &SharedSets, Params, Option<OptimState>) -> Result<Box<dyn Backend>>
     + Sync
     + 'a;
 
 /// What a trial runs with: the sweep's folder and record, the learning images (loaded
-/// once, shared by every trial) and the backend factory.
+/// once, shared by every trial), their splits and the backend factory.
 pub struct Env<'a> {
     pub out: &'a Path,
     pub sweep: &'a SweepRecord,
     pub learn: &'a Dataset,
+    pub splits: Splits,
     pub backend: &'a BackendFactory<'a>,
+}
+
+/// The train/eval splits of the learning images that trials train on, each made once, with
+/// its fingerprint and the CPU backend's copies of its sets (see [`SharedSets`]), and shared
+/// by the trials that use it: a trial's start then costs milliseconds, not the half second
+/// that normalizing 50,000 images takes. A few are kept (a sweep may vary the set sizes).
+#[derive(Default)]
+pub struct Splits(Mutex<Vec<Arc<Split>>>);
+
+/// One split: its sizes, the sets, and their fingerprint.
+pub struct Split {
+    sizes: (usize, usize),
+    pub sets: SharedSets,
+    pub fingerprint: String,
+}
+
+impl Splits {
+    const KEEP: usize = 4;
+
+    /// The split of `learn` into `train` and `eval` images, made now if no trial made it.
+    pub fn get(&self, learn: &Dataset, train: usize, eval: usize) -> Result<Arc<Split>> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = kept.iter().find(|s| s.sizes == (train, eval)) {
+            return Ok(s.clone());
+        }
+        let (t, e) = data::split(learn, train, eval).map_err(anyhow::Error::msg)?;
+        let fingerprint = run_folder::data_fingerprint(&[&t, &e]);
+        let split = Arc::new(Split {
+            sizes: (train, eval),
+            sets: SharedSets::new(t, e),
+            fingerprint,
+        });
+        if kept.len() == Self::KEEP {
+            kept.remove(0);
+        }
+        kept.push(split.clone());
+        Ok(split)
+    }
 }
 
 /// How a trial ended.
@@ -180,11 +221,11 @@ pub fn clip(text: &str, n: usize) -> String {
 /// config. Returns its epoch records and the backend's name.
 fn train(env: &Env, index: usize, dir: &Path) -> Result<(Vec<EpochRecord>, String)> {
     let planned = env.sweep.config(index)?;
-    let (train, eval) = data::split(env.learn, planned.train_set_size, planned.eval_set_size)
-        .map_err(anyhow::Error::msg)?;
+    let split = (env.splits).get(env.learn, planned.train_set_size, planned.eval_set_size)?;
+    let train = &split.sets.train;
     planned.check_memory(train.features(), CLASSES)?;
     let layout = planned.layout(train.features(), CLASSES);
-    let data_hash = run_folder::data_fingerprint(&[&train, &eval]);
+    let data_hash = split.fingerprint.clone();
     let (mut cfg, params, state, start) = if dir.join(STATE).exists() {
         // config.json holds what the trial's first start chose (backend, strategies).
         let cfg = Config::load(&dir.join("config.json"))?;
@@ -200,7 +241,7 @@ fn train(env: &Env, index: usize, dir: &Path) -> Result<(Vec<EpochRecord>, Strin
         let params = Params::init(layout, planned.seed);
         (planned, params, None, Start::default())
     };
-    let mut backend = (env.backend)(&cfg, &train, &eval, params, state)?;
+    let mut backend = (env.backend)(&cfg, &split.sets, params, state)?;
     // config.json records where and how the trial computes, so a rerun does the same.
     cfg.run = backend.settings();
     let opts = RunOptions {
