@@ -182,7 +182,57 @@ pub fn markdown(sweep: &SweepRecord, rows: &[Row], ranked: &[usize], n: &Notes) 
         );
     }
     s += &others(rows, &keys);
+    s += &timing(rows);
     s
+}
+
+/// The sweep's time, from its ended trials' records: from the first start to the last end,
+/// the epochs' training in their last starts, what each start cost beside its epochs
+/// (setting up, the data, saves), and how many trials ran at once on average.
+fn timing(rows: &[Row]) -> String {
+    let ended: Vec<&super::trial::Outcome> = (rows.iter())
+        .filter_map(|r| match &r.state {
+            State::Done(o) | State::Failed(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    let (Some(first), Some(last)) = (
+        ended.iter().map(|o| o.started_unix).min_by(f64::total_cmp),
+        ended.iter().map(|o| o.finished_unix).max_by(f64::total_cmp),
+    ) else {
+        return String::new();
+    };
+    let span = (last - first).max(f64::MIN_POSITIVE);
+    let runs: f64 = ended.iter().map(|o| o.finished_unix - o.started_unix).sum();
+    // (overhead seconds, its share of the start's run) of each trial that trained.
+    let over: Vec<(f64, f64)> = (ended.iter())
+        .filter_map(|o| {
+            let run = o.finished_unix - o.started_unix;
+            let t = o.start_train_seconds?;
+            (run > 0.0).then(|| ((run - t).max(0.0), (run - t).max(0.0) / run))
+        })
+        .collect();
+    let train: f64 = ended.iter().filter_map(|o| o.start_train_seconds).sum();
+    let mut s = format!(
+        "\nTime: {} trial(s) ended over {span:.1} s (first start to last end; a resumed trial counts its last start). Their runs took {runs:.1} s in all, {train:.1} s of it training epochs; on average {:.2} ran at once.",
+        ended.len(),
+        runs / span
+    );
+    if !over.is_empty() {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let sec = median(over.iter().map(|o| o.0).collect());
+        let share = median(over.iter().map(|o| o.1).collect());
+        let worst = over.iter().map(|o| o.1).fold(0.0, f64::max);
+        s += &format!(
+            " A trial's overhead beside its epochs (setting up, the data, saves): median {sec:.3} s, {:.1}% of its run (at most {:.1}%).",
+            100.0 * share,
+            100.0 * worst
+        );
+    }
+    s + "\n"
 }
 
 /// The failed trials with their reasons, and the trials not ended.

@@ -103,6 +103,10 @@ pub struct Outcome {
     /// When its last start began and when it ended (seconds since the Unix epoch).
     pub started_unix: f64,
     pub finished_unix: f64,
+    /// Seconds of training in its last start (the rest of that start's time is its
+    /// overhead: setting up, the data, saves); absent for a failed trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_train_seconds: Option<f64>,
     /// What it computed on (`cpu (2 threads)`, a GPU's name).
     #[serde(default)]
     pub backend: String,
@@ -164,9 +168,11 @@ pub fn run(env: &Env, index: usize) -> Result<Outcome> {
     }
     let started = super::now_unix();
     let outcome = match train(env, index, &dir) {
-        Ok((records, backend)) => {
+        Ok((records, backend, first)) => {
             let (best, epochs, train_seconds) = summary(&records);
+            let this_start = records.iter().filter(|r| r.epoch > first);
             Outcome {
+                start_train_seconds: Some(this_start.map(|r| r.seconds).sum()),
                 status: Ended::Done,
                 reason: None,
                 diverged: false,
@@ -205,6 +211,7 @@ fn failed(dir: &Path, e: &anyhow::Error, started: f64) -> Outcome {
         train_seconds,
         started_unix: started,
         finished_unix: super::now_unix(),
+        start_train_seconds: None,
         backend: String::new(),
     }
 }
@@ -218,8 +225,9 @@ pub fn clip(text: &str, n: usize) -> String {
 }
 
 /// Trains the trial in `dir`: resumed from its saved state, or fresh from its recorded
-/// config. Returns its epoch records and the backend's name.
-fn train(env: &Env, index: usize, dir: &Path) -> Result<(Vec<EpochRecord>, String)> {
+/// config. Returns its epoch records, the backend's name and the last epoch trained
+/// before this start.
+fn train(env: &Env, index: usize, dir: &Path) -> Result<(Vec<EpochRecord>, String, usize)> {
     let planned = env.sweep.config(index)?;
     let split = (env.splits).get(env.learn, planned.train_set_size, planned.eval_set_size)?;
     let train = &split.sets.train;
@@ -234,7 +242,7 @@ fn train(env: &Env, index: usize, dir: &Path) -> Result<(Vec<EpochRecord>, Strin
         if start.epoch >= cfg.epochs {
             // Trained to the end; only its trial.json was missing (a kill just before).
             let m = crate::metrics::Metrics::load(&dir.join(crate::metrics::JSON))?;
-            return Ok((start.epochs, m.backend));
+            return Ok((start.epochs, m.backend, start.epoch));
         }
         (cfg, p, Some(s), start)
     } else {
@@ -254,8 +262,9 @@ fn train(env: &Env, index: usize, dir: &Path) -> Result<(Vec<EpochRecord>, Strin
         budget_evals: None,
         data_hash: Some(data_hash),
     };
+    let first = start.epoch;
     let run = trainer::train(backend.as_mut(), &cfg, &opts, start)?;
-    Ok((run.metrics.epochs, backend.name()))
+    Ok((run.metrics.epochs, backend.name(), first))
 }
 
 /// A trial's config.json must be the config sweep.json records for it (where and how it

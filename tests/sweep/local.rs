@@ -37,6 +37,20 @@ fn six_tiny_trials_end_to_end() {
         "{md}"
     );
     assert!(md.contains("took no part in the choice"), "{md}");
+    // The time line counts every ended trial, and the four that trained have an overhead.
+    assert!(
+        md.contains("Time: 6 trial(s) ended over") && md.contains("overhead beside its epochs"),
+        "{md}"
+    );
+    for t in 1..=6 {
+        let rec = std::fs::read_to_string(dir.join(format!("trial-00{t}/trial.json"))).unwrap();
+        let rec: serde_json::Value = serde_json::from_str(&rec).unwrap();
+        let run = rec["finished_unix"].as_f64().unwrap() - rec["started_unix"].as_f64().unwrap();
+        match rec["start_train_seconds"].as_f64() {
+            Some(t) => assert!(t > 0.0 && t <= run, "{rec}"),
+            None => assert_eq!(rec["status"], "failed", "{rec}"),
+        }
+    }
     // Four ranked rows; only rank 1 was scored on the test set.
     let ranked: Vec<&str> = md
         .lines()
