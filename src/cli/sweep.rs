@@ -480,11 +480,12 @@ fn execute(a: &SweepRunArgs, out: &Path, record: &SweepRecord, inputs: &Inputs) 
     crate::trainer::install_interrupt_handler();
     let tally = local::run(&env, &pending, how)?;
     let summary = sweep_tools::write_report(out, record, &inputs.test, None)?;
-    finish(out, &tally, &summary)
+    finish(out, record, &tally, &summary)
 }
 
-/// How the run ended: Ok, or the error that says what was stopped or could not run.
-fn finish(out: &Path, t: &local::Tally, summary: &str) -> Result<()> {
+/// How the run ended: Ok, or the error that says what was stopped, could not run, or that
+/// every trial failed.
+fn finish(out: &Path, record: &SweepRecord, t: &local::Tally, summary: &str) -> Result<()> {
     let resume = format!("rprop-lab sweep --resume {}", out.display());
     if !t.stopped.is_empty() || t.not_started > 0 {
         let msg = format!(
@@ -499,6 +500,16 @@ fn finish(out: &Path, t: &local::Tally, summary: &str) -> Result<()> {
         bail!(
             "{} trial(s) could not run (trial {i}: {why}); `{resume}` runs them{summary}",
             t.errors.len()
+        );
+    }
+    // A sweep with nothing to rank has no result: say so with the exit status too.
+    let states = status::all(out, record)?;
+    if states.iter().all(|s| matches!(s, State::Failed(_))) {
+        bail!(
+            "every trial failed ({} of {}), so there is nothing to rank; their reasons are in {}",
+            states.len(),
+            states.len(),
+            out.join("results.md").display()
         );
     }
     Ok(())

@@ -187,3 +187,25 @@ fn a_trial_reruns_alone_with_train() {
         crate::common::assert_same_checkpoints(&d.path().join("sw").join(t), &d.path().join(t));
     }
 }
+
+// A sweep whose every trial diverges has nothing to rank: it still writes the report (the
+// reasons), and says so with one line and exit 2, not a success.
+#[test]
+fn a_sweep_whose_every_trial_fails_exits_2() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tiny_data(d.path());
+    let text = r#"{"base": {"optimizer": "sgd", "hidden": [8]}, "search": "grid",
+        "keys": {"learning_rate": {"choice": [1e37, 1e38]}}}"#;
+    let s = space(d.path(), "bad.json", text);
+    let o = sweep(
+        d.path(),
+        &["--space", s.to_str().unwrap(), "--out", "sw", "-q"],
+        &tiny(&data, 2),
+    );
+    refused(
+        &o,
+        "every trial failed (2 of 2), so there is nothing to rank",
+    );
+    let md = std::fs::read_to_string(d.path().join("sw/results.md")).unwrap();
+    assert!(md.contains("Failed (2; not ranked)"), "{md}");
+}
