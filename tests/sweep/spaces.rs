@@ -57,6 +57,40 @@ fn sgd_l2_is_the_reports_space() {
         .all(|c| c.train_batch_size == 2000 && c.run.backend.as_deref() == Some("cpu")));
 }
 
+// The study's version of the report's space (docs/sweep.md): the same keys and ranges but
+// 10..50 epochs of mini-batches of 100 images.
+#[test]
+fn sgd_l2_short_is_the_reports_space_on_mini_batches() {
+    let s = bundled("sgd-l2-short.json");
+    let all = configs(&s, &[]);
+    assert_eq!(all.len(), 100);
+    for c in &all {
+        assert_eq!((c.optimizer, c.hyper.momentum), (Variant::Sgd, 0.0));
+        for x in [c.hyper.lr as f64, c.hyper.weight_decay as f64] {
+            assert!((0.99e-7..=1.01e-2).contains(&x), "{x}");
+        }
+        assert!(c.hidden.len() == 1 && (32..=400).contains(&c.hidden[0]));
+        assert!((10..=50).contains(&c.epochs));
+        assert_eq!((c.train_set_size, c.train_batch_size), (50_000, 100));
+    }
+}
+
+// The timed sweep of docs/performance.md: 20 report-sized trials of 10..30 full-batch epochs.
+#[test]
+fn throughput_is_twenty_report_sized_trials() {
+    let all = configs(&bundled("throughput.json"), &[]);
+    assert_eq!(all.len(), 20);
+    for c in &all {
+        assert!((10..=30).contains(&c.epochs), "{}", c.epochs);
+        assert_eq!((c.train_set_size, c.eval_set_size), (50_000, 10_000));
+        assert_eq!(
+            (c.hidden.as_slice(), c.train_batch_size),
+            (&[128][..], 50_000)
+        );
+        assert!((1e-4..=1e-2).contains(&c.hyper.lr));
+    }
+}
+
 // The robustness space: one key, learning_rate, is the Rprop variants' initial step and
 // Adam's and SGD's learning rate; each trial has its optimizer's own other settings.
 #[test]
