@@ -50,8 +50,31 @@ enum Event {
     Ended(usize, Result<Outcome>),
 }
 
-/// Runs the trials `pending` (in order) and says how they went.
+/// A trial's work, roughly: its epochs' multiply-adds over the sets (an L-BFGS epoch
+/// evaluates up to `max_iter` times). Only the order trials start in follows from it.
+fn work(env: &Env, i: usize) -> u128 {
+    let Ok(c) = env.sweep.config(i) else {
+        return 0;
+    };
+    let mut widths = vec![env.learn.features() as u128];
+    widths.extend(c.hidden.iter().map(|&h| h as u128));
+    widths.push(crate::data::CLASSES as u128);
+    let params: u128 = widths.windows(2).map(|w| w[0] * w[1]).sum();
+    let evals = match c.optimizer.spec().rule {
+        crate::optim::Rule::MultiEval => c.hyper.max_iter.max(1) as u128,
+        _ => 1,
+    };
+    let rows = (c.train_set_size * 3 + c.eval_set_size) as u128;
+    c.epochs as u128 * params * rows * evals
+}
+
+/// Runs the trials `pending` and says how they went. The longest start first, so the
+/// workers end together instead of one finishing a long trial alone (the results do not
+/// depend on the order: each trial's numbers follow from its config).
 pub fn run(env: &Env, pending: &[usize], how: Local) -> Result<Tally> {
+    let mut order: Vec<(u128, usize)> = pending.iter().map(|&i| (work(env, i), i)).collect();
+    order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let pending: &[usize] = &order.iter().map(|&(_, i)| i).collect::<Vec<_>>();
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<Event>();
     let mut progress = Progress::new(env, pending.len(), how.quiet);
