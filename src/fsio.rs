@@ -396,7 +396,8 @@ fn dir_id(m: &fs::Metadata) -> String {
 pub fn recover_dir(dir: &Path, run_files: &[&str]) {
     let aside = sibling(dir, SWAP);
     let marker = sibling(dir, SWAP_MARKER);
-    let marked = fs::read_to_string(&marker).ok();
+    // The marker is a device and inode number: a few bytes, read without blocking.
+    let marked = read_text(&marker, "swap marker", 4096).ok();
     if let Some(id) = marked {
         let ours = fs::symlink_metadata(&aside).is_ok_and(|m| m.is_dir() && dir_id(&m) == id);
         if !dir.exists() && ours {

@@ -90,8 +90,10 @@ pub fn cache_path() -> PathBuf {
     base.join("rprop-lab").join("matmul-kernel.json")
 }
 
+/// The cache, or nothing when it is missing or unreadable: read without blocking (a FIFO
+/// there is refused) and within 64 KiB (a few entries), as every file this tool reads.
 fn load() -> Map<String, Value> {
-    std::fs::read_to_string(cache_path())
+    crate::fsio::read_text(&cache_path(), "matmul-kernel cache", 64 << 10)
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| v.as_object().cloned())
