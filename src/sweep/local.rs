@@ -3,9 +3,10 @@
 //! Ctrl-C (or SIGTERM) stops every running trial at the end of its epoch, saved, and
 //! starts no other.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -46,8 +47,8 @@ pub fn default_split(cores: usize, trials: usize, threads: Option<usize>) -> (us
 }
 
 enum Event {
-    Started,
-    Ended(usize, Result<Outcome>),
+    Started(usize),
+    Ended(usize, Result<Outcome>, Duration),
 }
 
 /// A trial's work, roughly: its epochs' multiply-adds over the sets (an L-BFGS epoch
@@ -77,10 +78,11 @@ pub fn run(env: &Env, pending: &[usize], how: Local) -> Result<Tally> {
     let pending: &[usize] = &order.iter().map(|&(_, i)| i).collect::<Vec<_>>();
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<Event>();
-    let mut progress = Progress::new(env, pending.len(), how.quiet);
+    let jobs = how.jobs.clamp(1, pending.len().max(1));
+    let mut progress = Progress::new(env, order.into_iter().collect(), jobs, how.quiet);
     let mut tally = Tally::default();
     std::thread::scope(|s| -> Result<()> {
-        for _ in 0..how.jobs.clamp(1, pending.len().max(1)) {
+        for _ in 0..jobs {
             let tx = tx.clone();
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(how.threads)
@@ -93,19 +95,17 @@ pub fn run(env: &Env, pending: &[usize], how: Local) -> Result<Tally> {
                 let Some(&i) = pending.get(next.fetch_add(1, Ordering::SeqCst)) else {
                     break;
                 };
-                let _ = tx.send(Event::Started);
+                let _ = tx.send(Event::Started(i));
+                let t0 = Instant::now();
                 let r = pool.install(|| trial::run(env, i));
-                let _ = tx.send(Event::Ended(i, r));
+                let _ = tx.send(Event::Ended(i, r, t0.elapsed()));
             });
         }
         drop(tx);
         for e in rx {
             match e {
-                Event::Started => progress.running += 1,
-                Event::Ended(i, r) => {
-                    progress.running -= 1;
-                    progress.ended(i, r, &mut tally);
-                }
+                Event::Started(i) => progress.started(i),
+                Event::Ended(i, r, took) => progress.ended(i, r, took, &mut tally),
             }
         }
         Ok(())
@@ -121,33 +121,50 @@ struct Progress<'a> {
     env: &'a Env<'a>,
     total: usize,
     ended: usize,
-    running: usize,
     failed: usize,
     best: Option<(usize, f64)>,
     t0: Instant,
     quiet: bool,
+    /// Each trial's [`work`], until it ends.
+    work_left: HashMap<usize, u128>,
+    /// When each running trial started.
+    running: HashMap<usize, Instant>,
+    /// The work and seconds of the trials done so far: the pace of one worker.
+    paced: (u128, f64),
+    jobs: usize,
 }
 
 impl<'a> Progress<'a> {
-    fn new(env: &'a Env<'a>, total: usize, quiet: bool) -> Progress<'a> {
+    fn new(env: &'a Env<'a>, work: Vec<(u128, usize)>, jobs: usize, quiet: bool) -> Progress<'a> {
         Progress {
             env,
-            total,
+            total: work.len(),
             ended: 0,
-            running: 0,
             failed: 0,
             best: None,
             t0: Instant::now(),
             quiet,
+            work_left: work.into_iter().map(|(w, i)| (i, w)).collect(),
+            running: HashMap::new(),
+            paced: (0, 0.0),
+            jobs,
         }
     }
 
+    fn started(&mut self, i: usize) {
+        self.running.insert(i, Instant::now());
+    }
+
     /// Counts trial `i`'s end and prints its line.
-    fn ended(&mut self, i: usize, r: Result<Outcome>, tally: &mut Tally) {
+    fn ended(&mut self, i: usize, r: Result<Outcome>, took: Duration, tally: &mut Tally) {
+        self.running.remove(&i);
+        let work = self.work_left.remove(&i).unwrap_or(0);
         let name = super::trial_name(i, self.env.sweep.trials.len());
         let what = match r {
             Ok(o) if o.status == Ended::Done => {
                 tally.done += 1;
+                self.paced.0 += work;
+                self.paced.1 += took.as_secs_f64();
                 let (acc, loss) = o.scores().unwrap_or((0.0, f32::NAN));
                 if self.best.is_none_or(|(_, b)| acc > b) {
                     self.best = Some((i, acc));
@@ -179,21 +196,38 @@ impl<'a> Progress<'a> {
             "[{}/{}] {name} {what} | running {}, failed {}{best}; {}",
             self.ended,
             self.total,
-            self.running,
+            self.running.len(),
             self.failed,
             self.left()
         );
         self.show(&line);
     }
 
-    /// The time left, from this run's pace so far.
+    /// The time left: the work of the trials not ended (less what the running ones have
+    /// done) at the pace of the trials done so far, shared by the workers. Trials differ
+    /// by orders of magnitude in a sweep, and the longest start first, so a count of
+    /// trials would overestimate the rest many times over.
     fn left(&self) -> String {
         let rest = self.total - self.ended;
         if rest == 0 {
             return format!("{:.0}s in all", self.t0.elapsed().as_secs_f64());
         }
-        let per = self.t0.elapsed().as_secs_f64() / self.ended.max(1) as f64;
-        let s = (per * rest as f64).round() as u64;
+        let s = if self.paced.0 > 0 {
+            let per_work = self.paced.1 / self.paced.0 as f64;
+            let each = self.work_left.iter().map(|(i, &w)| {
+                let ran = self
+                    .running
+                    .get(i)
+                    .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                (w as f64 * per_work - ran).max(0.0)
+            });
+            let (sum, longest) = each.fold((0.0, 0.0_f64), |(s, m), x| (s + x, m.max(x)));
+            (sum / self.jobs as f64).max(longest)
+        } else {
+            // Nothing done to take a pace from: the count of trials, as a guess.
+            self.t0.elapsed().as_secs_f64() / self.ended.max(1) as f64 * rest as f64
+        };
+        let s = s.round() as u64;
         match s {
             0..=99 => format!("~{s}s left"),
             100..=5999 => format!("~{}m{:02}s left", s / 60, s % 60),
