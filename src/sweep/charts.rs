@@ -172,16 +172,8 @@ where
     points(&mut chart, &at, rows, best, &y)?;
     // The legend goes to the corner where it hides the fewest points, and never over the
     // chosen best (it counts as every other point together).
-    let chosen = best.map(|b| &rows[b]);
-    let unit: Vec<(f64, f64)> = (rows.iter())
-        .flat_map(|r| {
-            let weight = if chosen.is_some_and(|c| std::ptr::eq(c, r)) {
-                rows.len()
-            } else {
-                1
-            };
-            std::iter::repeat_n(r, weight)
-        })
+    let unit: Vec<(f64, f64)> = (rows.iter().enumerate())
+        .flat_map(|(i, r)| std::iter::repeat_n(r, if best == Some(i) { rows.len() } else { 1 }))
         .filter_map(|r| Some((at(r)?, r.scores()?.0)))
         .map(|(a, b)| {
             let u = (a - x.start) / (x.end - x.start);
